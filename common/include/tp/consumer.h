@@ -1,0 +1,84 @@
+/* consumer.h: how a service receives events, exactly once in effect.
+ *
+ * Owns the service's PULL socket (events routed by intake), the bound on
+ * events in flight, and the reconcile walk over the journal. The walk runs
+ * in one instance at a time (a lease in Redis), reads journal entries older
+ * than the lag window from the service's cursor, and hands the ones of the
+ * service's types to the same apply callback; the cursor only moves past an
+ * entry once it is applied. An event whose ZeroMQ message was lost is
+ * therefore still applied, a little later.
+ *
+ * The apply callback must make the effect and the done mark one atomic
+ * Redis step: its Lua script starts with TP_LUA_DONE_CHECK and ends with
+ * TP_LUA_DONE_MARK, with KEYS[1] the done key (tp_consumer_done_key) and
+ * ARGV[1] its time to live (tp_consumer_done_ttl). Seeing an event again is
+ * then a no-op. Never acknowledges anything itself: nothing is lost when
+ * the process dies. */
+#ifndef TP_CONSUMER_H
+#define TP_CONSUMER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "tp/bus.h"
+#include "tp/event.h"
+#include "tp/store.h"
+
+typedef struct tp_consumer tp_consumer_t;
+typedef struct tp_consumer_job tp_consumer_job_t;
+
+/* Applies `ev`, borrowed until tp_consumer_job_done(job). Runs on the loop. */
+typedef void (*tp_consumer_apply_cb)(tp_consumer_t *consumer,
+                                     tp_consumer_job_t *job,
+                                     const tp_event_t *ev, void *arg);
+
+typedef struct tp_consumer_options {
+    tp_service_t service;
+    const char *endpoint;          /* intake's PUSH for this service */
+    int hwm;                       /* ZeroMQ high-water mark, default 10000 */
+    int max_inflight;              /* events being applied, default 1024 */
+    int64_t reconcile_lag_ms;      /* default 2000 */
+    int64_t reconcile_interval_ms; /* default 1000 */
+    int reconcile_batch;           /* entries per walk step, default 1000 */
+    int64_t lease_ms;              /* reconcile lease, default 10000 */
+    int64_t done_ttl_s;            /* done marks live this long, default 30 d */
+    const char *instance;          /* this instance's name (lease holder) */
+} tp_consumer_options_t;
+
+/* Starts receiving and reconciling. Strings are copied. Caller owns the
+ * result. NULL on failure (logged). */
+tp_consumer_t *tp_consumer_new(uv_loop_t *loop, tp_bus_t *bus,
+                               tp_store_t *store,
+                               const tp_consumer_options_t *opts,
+                               tp_consumer_apply_cb apply, void *arg);
+void tp_consumer_destroy(tp_consumer_t **self_p);
+
+/* Ends a job. status 0: applied, or found already applied; -1: failed, the
+ * event stays unapplied and reconcile retries it. Exactly once per job. */
+void tp_consumer_job_done(tp_consumer_job_t *job, int status);
+
+/* Writes "<ns>{<tag>}:done:<svc>:<event id>" into `out`: the done mark of
+ * `ev`, in the hash tag of the keys the effect touches (e.g. "c:ACME-1").
+ * Returns its length or -1. */
+int tp_consumer_done_key(const tp_consumer_t *self, const char *tag,
+                         const tp_event_t *ev, char *out, size_t outlen);
+/* ARGV[1] for the apply script: the done mark's time to live, in seconds,
+ * as text. Borrowed. */
+const char *tp_consumer_done_ttl(const tp_consumer_t *self);
+
+/* Counters for logs and tests. */
+typedef struct tp_consumer_stats {
+    uint64_t received;   /* from the bus */
+    uint64_t reconciled; /* handed over by the journal walk */
+    uint64_t applied;    /* jobs done with status 0 */
+    uint64_t failed;     /* jobs done with status -1 */
+    int inflight;
+} tp_consumer_stats_t;
+void tp_consumer_stats(const tp_consumer_t *self, tp_consumer_stats_t *out);
+
+/* The Lua guard every apply script uses (see above). */
+#define TP_LUA_DONE_CHECK                                                     \
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end\n"
+#define TP_LUA_DONE_MARK "redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])\n"
+
+#endif

@@ -1,0 +1,63 @@
+/* http.h: a small HTTP/1.1 server on libuv, parsing with llhttp.
+ *
+ * Owns the listening socket, its connections and their requests. Caps header
+ * and body sizes (413 / 431 answered here, before any handler runs), cuts
+ * off clients that stall mid-request (408), keeps connections alive, and
+ * handles one request per connection at a time (pipelined requests wait).
+ * A handler may answer later, from another callback: the request stays
+ * valid until tp_http_respond, even if the client has gone (the answer is
+ * then dropped). Never blocks the loop. */
+#ifndef TP_HTTP_H
+#define TP_HTTP_H
+
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct tp_http_server tp_http_server_t;
+typedef struct tp_http_request tp_http_request_t;
+
+/* Runs once per complete request. Must lead to exactly one tp_http_respond,
+ * now or later. `req` is borrowed until then. */
+typedef void (*tp_http_handler_cb)(tp_http_request_t *req, void *arg);
+
+typedef struct tp_http_options {
+    const char *host;          /* default "127.0.0.1" */
+    int port;                  /* 0: any free port (see tp_http_server_port) */
+    size_t max_body;           /* default 1 MiB; larger: 413 */
+    size_t max_header;         /* all header bytes, default 16 KiB; 431 */
+    int read_timeout_ms;       /* a started request must complete; 408 */
+    int idle_timeout_ms;       /* keep-alive connection idle; closed */
+    int max_connections;       /* default 10000; beyond, accepted and closed */
+} tp_http_options_t;
+
+/* Listens now. Returns NULL on failure (logged, e.g. address in use).
+ * Caller owns the result. */
+tp_http_server_t *tp_http_server_new(uv_loop_t *loop,
+                                     const tp_http_options_t *opts,
+                                     tp_http_handler_cb handler, void *arg);
+/* Stops listening and closes every connection; requests not yet answered
+ * stay valid until answered. Run the loop afterwards. */
+void tp_http_server_destroy(tp_http_server_t **self_p);
+/* The bound port (useful with port 0). */
+int tp_http_server_port(const tp_http_server_t *self);
+
+/* Request accessors; all borrowed until tp_http_respond. */
+const char *tp_http_method(const tp_http_request_t *req);    /* "GET" */
+const char *tp_http_path(const tp_http_request_t *req);      /* no query */
+/* The %-decoded value of query parameter `name`, NULL when absent. */
+const char *tp_http_query(const tp_http_request_t *req, const char *name);
+/* Header `name` (case-insensitive), NULL when absent. */
+const char *tp_http_header(const tp_http_request_t *req, const char *name);
+const char *tp_http_body(const tp_http_request_t *req, size_t *len);
+/* The peer's address as text. */
+const char *tp_http_peer(const tp_http_request_t *req);
+
+/* Answers `req` and releases it. `body` is copied. `extra_headers` is NULL
+ * or lines ending in "\r\n" ("Retry-After: 1\r\n"). */
+void tp_http_respond(tp_http_request_t *req, int status,
+                     const char *content_type, const char *body, size_t len,
+                     const char *extra_headers);
+/* Shorthand: a JSON body (copied). */
+void tp_http_respond_json(tp_http_request_t *req, int status, const char *json);
+
+#endif

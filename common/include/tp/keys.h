@@ -1,0 +1,47 @@
+/* keys.h: the Redis key layout, in one place.
+ *
+ * Every key starts with the namespace (config [redis] namespace, default
+ * "tp:"). Keys of one customer share the hash tag {c:<customer>} so one
+ * customer's update is one script on one node; reminder keys are split into
+ * TP_REMINDER_BUCKETS buckets, each its own tag {r<n>}, by customer.
+ *
+ *   {j}:journal                stream: every accepted event (fields t, e)
+ *   {j}:id:<event>             string: journal id of an accepted event id
+ *   {j}:phone, {j}:email       hash: normalised number / address -> customer
+ *   {j}:ticket                 hash: ticket id -> customer
+ *   cursor:<svc>               string: last journal id reconciled by svc
+ *   lease:<svc>:reconcile      string: instance holding the reconcile lease
+ *   outbox:<svc>               zset: derived events not yet acked by intake
+ *   {c:<cust>}:profile         hash: the shared customer record
+ *   {c:<cust>}:timeline        stream (capped): every contact and effect
+ *   {c:<cust>}:done:<svc>:<ev> string: svc applied event ev (expires)
+ *   {c:<cust>}:tickets         set: open ticket ids
+ *   {c:<cust>}:ticket:<id>     hash: one ticket
+ *   {c:<cust>}:ticket:<id>:history  list: the ticket's history (JSON)
+ *   {r<n>}:due                 zset: reminder id -> due ms
+ *   {r<n>}:rem                 hash: reminder id -> reminder (JSON)
+ *   {r<n>}:cust:<cust>         set: the customer's open reminder ids
+ *   {r<n>}:done:scheduler:<ev> string: scheduler applied event ev
+ *   sla:due                    zset: "<cust>|<ticket>|<target>" -> deadline
+ *   inbox:<user>               list: in-app notifications (JSON), newest first
+ *   delivery:<id>              hash: one outbound delivery and its state
+ *   deliveries:due             zset: delivery id -> next attempt ms
+ *
+ * Known gap for Redis Cluster (issue 8): the outbox, sla:due and delivery
+ * keys are written in the same script as customer keys. */
+#ifndef TP_KEYS_H
+#define TP_KEYS_H
+
+#include <stddef.h>
+
+#define TP_REMINDER_BUCKETS 16
+
+/* Formats `ns` followed by the printf-style rest into `out`. Returns the
+ * length, or -1 when it does not fit (keys are bounded by the id limits). */
+int tp_key(char *out, size_t outlen, const char *ns, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The reminder bucket of `customer`, 0 .. TP_REMINDER_BUCKETS-1. */
+int tp_key_reminder_bucket(const char *customer);
+
+#endif

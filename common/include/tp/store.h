@@ -1,0 +1,69 @@
+/* store.h: Redis through hiredis' async API, attached to a libuv loop.
+ *
+ * Owns the connection, its reconnection with backoff, and the Lua scripts
+ * registered with it (loaded on every connect, called by SHA, re-sent as
+ * EVAL on NOSCRIPT). hiredis 0.14's own libuv adapter frees its poll handle
+ * while libuv may still use it; this module attaches through hiredis' event
+ * hooks itself and frees only in the close callback. The reader's
+ * maxelements is bounded. Never blocks the loop.
+ *
+ * Every callback runs exactly once: with the reply (which may be an error
+ * reply: check reply->type), or with NULL when the command could not be
+ * sent or the connection dropped before the reply. Replies are borrowed
+ * until the callback returns. */
+#ifndef TP_STORE_H
+#define TP_STORE_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct tp_store tp_store_t;
+
+typedef void (*tp_store_reply_cb)(tp_store_t *store, redisReply *reply,
+                                  void *arg);
+typedef void (*tp_store_state_cb)(tp_store_t *store, int connected, void *arg);
+
+typedef struct tp_store_options {
+    const char *host;         /* default 127.0.0.1 */
+    int port;                 /* default 6379 */
+    const char *user;         /* ACL user, NULL for none */
+    const char *password;     /* NULL for none; never logged */
+    const char *ns;           /* key namespace, default "tp:" */
+    int reconnect_min_ms;     /* default 100 */
+    int reconnect_max_ms;     /* default 5000 */
+} tp_store_options_t;
+
+/* Connects in the background and keeps reconnecting. Strings are copied.
+ * Caller owns the result. NULL on failure. */
+tp_store_t *tp_store_new(uv_loop_t *loop, const tp_store_options_t *opts);
+/* Fails every pending callback with NULL, closes, frees once libuv is done
+ * with the handles (run the loop afterwards). */
+void tp_store_destroy(tp_store_t **self_p);
+
+/* Called on every connect (after the scripts are loaded) and disconnect. */
+void tp_store_on_state(tp_store_t *self, tp_store_state_cb cb, void *arg);
+int tp_store_connected(const tp_store_t *self);
+/* The key namespace, e.g. "tp:". Borrowed. */
+const char *tp_store_ns(const tp_store_t *self);
+
+/* Registers a Lua script before or after connecting; returns its handle
+ * (>= 0) or -1. `lua` is copied. */
+int tp_store_script(tp_store_t *self, const char *name, const char *lua);
+
+/* Sends a command. Returns 0 (cb will run once) or -1 (cb never runs; not
+ * connected). Arguments are copied. */
+int tp_store_command(tp_store_t *self, tp_store_reply_cb cb, void *arg,
+                     const char *fmt, ...);
+int tp_store_command_argv(tp_store_t *self, tp_store_reply_cb cb, void *arg,
+                          int argc, const char **argv, const size_t *argvlen);
+/* EVALSHA of script `script` with `nkeys` keys then args in argv. On
+ * NOSCRIPT the call is re-sent once as EVAL. Same contract as above. */
+int tp_store_eval(tp_store_t *self, int script, tp_store_reply_cb cb,
+                  void *arg, int nkeys, int argc, const char **argv,
+                  const size_t *argvlen);
+
+/* Replies still owed (commands sent, callbacks not run). */
+size_t tp_store_pending(const tp_store_t *self);
+
+#endif

@@ -1,0 +1,23 @@
+/* keys.c: formatting of the Redis keys laid out in tp/keys.h. */
+#include "tp/keys.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tp/id.h"
+
+int tp_key(char *out, size_t outlen, const char *ns, const char *fmt, ...) {
+    int n = snprintf(out, outlen, "%s", ns);
+    if (n < 0 || (size_t)n >= outlen) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(out + n, outlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (m < 0 || (size_t)(n + m) >= outlen) return -1;
+    return n + m;
+}
+
+int tp_key_reminder_bucket(const char *customer) {
+    return (int)(tp_id_hash(customer, strlen(customer)) % TP_REMINDER_BUCKETS);
+}

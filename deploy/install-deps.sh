@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Touchpoint builds, runs and tests with.
+# Idempotent: does nothing when everything is already present.
+set -euo pipefail
+
+BUILD_PKGS="build-essential cmake pkg-config libzmq3-dev libuv1-dev libmsgpack-dev
+  libhiredis-dev node-llhttp libcurl4-openssl-dev libcmocka-dev libical-dev
+  libinih-dev libjansson-dev libsodium-dev"
+RUN_PKGS="redis-server redis-tools curl python3 procps"
+
+missing=""
+for p in $BUILD_PKGS $RUN_PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages:$missing (run as root, or install them)" >&2
+  exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# The Debian package starts a system redis on 6379; Touchpoint runs its own.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
