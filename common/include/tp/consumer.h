@@ -10,7 +10,7 @@
  *
  * The apply callback must make the effect and the done mark one atomic
  * Redis step: its Lua script starts with TP_LUA_DONE_CHECK and ends with
- * TP_LUA_DONE_MARK, with KEYS[1] the done key (tp_consumer_done_key) and
+ * TP_LUA_DONE_MARK, with KEYS[1] the done key (tp_consumer_job_done_key) and
  * ARGV[1] its time to live (tp_consumer_done_ttl). Seeing an event again is
  * then a no-op. Never acknowledges anything itself: nothing is lost when
  * the process dies. */
@@ -27,6 +27,11 @@
 typedef struct tp_consumer tp_consumer_t;
 typedef struct tp_consumer_job tp_consumer_job_t;
 
+/* Writes into `tag` the hash tag of the keys the effect of `ev` touches
+ * (e.g. "c:ACME-1"), under which its done mark is kept. Returns 0, or -1
+ * when the event is not this service's business (it is then skipped). */
+typedef int (*tp_consumer_tag_cb)(const tp_event_t *ev, char *tag,
+                                  size_t len, void *arg);
 /* Applies `ev`, borrowed until tp_consumer_job_done(job). Runs on the loop. */
 typedef void (*tp_consumer_apply_cb)(tp_consumer_t *consumer,
                                      tp_consumer_job_t *job,
@@ -35,7 +40,7 @@ typedef void (*tp_consumer_apply_cb)(tp_consumer_t *consumer,
 typedef struct tp_consumer_options {
     tp_service_t service;
     const char *endpoint;          /* intake's PUSH for this service */
-    int hwm;                       /* ZeroMQ high-water mark, default 10000 */
+    int hwm;                       /* ZeroMQ high-water mark */
     int max_inflight;              /* events being applied, default 1024 */
     int64_t reconcile_lag_ms;      /* default 2000 */
     int64_t reconcile_interval_ms; /* default 1000 */
@@ -45,26 +50,31 @@ typedef struct tp_consumer_options {
     const char *instance;          /* this instance's name (lease holder) */
 } tp_consumer_options_t;
 
-/* Starts receiving and reconciling. Strings are copied. Caller owns the
- * result. NULL on failure (logged). */
+/* Starts receiving and reconciling. Strings are copied; loop, bus and store
+ * are borrowed and must outlive the consumer. Caller owns the result. NULL
+ * on failure (logged). */
 tp_consumer_t *tp_consumer_new(uv_loop_t *loop, tp_bus_t *bus,
                                tp_store_t *store,
                                const tp_consumer_options_t *opts,
-                               tp_consumer_apply_cb apply, void *arg);
+                               tp_consumer_tag_cb tag, tp_consumer_apply_cb apply,
+                               void *arg);
+/* Destroy the store first: jobs waiting on Redis then end (status -1)
+ * while the consumer still exists. */
 void tp_consumer_destroy(tp_consumer_t **self_p);
 
 /* Ends a job. status 0: applied, or found already applied; -1: failed, the
  * event stays unapplied and reconcile retries it. Exactly once per job. */
 void tp_consumer_job_done(tp_consumer_job_t *job, int status);
 
-/* Writes "<ns>{<tag>}:done:<svc>:<event id>" into `out`: the done mark of
- * `ev`, in the hash tag of the keys the effect touches (e.g. "c:ACME-1").
- * Returns its length or -1. */
-int tp_consumer_done_key(const tp_consumer_t *self, const char *tag,
-                         const tp_event_t *ev, char *out, size_t outlen);
-/* ARGV[1] for the apply script: the done mark's time to live, in seconds,
- * as text. Borrowed. */
+/* KEYS[1] of the apply script: "<ns>{<tag>}:done:<svc>:<event id>".
+ * Borrowed until tp_consumer_job_done. */
+const char *tp_consumer_job_done_key(const tp_consumer_job_t *job);
+/* ARGV[1] of the apply script: the done mark's time to live in seconds, as
+ * text. Borrowed. */
 const char *tp_consumer_done_ttl(const tp_consumer_t *self);
+/* 1 when the job came from the reconcile walk (its ZeroMQ message was lost
+ * or not yet applied), else 0. */
+int tp_consumer_job_reconciled(const tp_consumer_job_t *job);
 
 /* Counters for logs and tests. */
 typedef struct tp_consumer_stats {

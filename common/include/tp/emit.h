@@ -19,6 +19,9 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include <jansson.h>
+#include <msgpack.h>
+
 #include "tp/bus.h"
 #include "tp/proto.h"
 #include "tp/store.h"
@@ -43,6 +46,16 @@ const char *tp_emitter_outbox(const tp_emitter_t *self);
 
 /* Sends one outbox entry now (payload as stored in the outbox; copied). */
 void tp_emitter_send(tp_emitter_t *self, const char *payload, size_t len);
+
+/* Packs the envelope of a derived event into `out` (an initialised
+ * sbuffer, caller owns): v 1, `id` (deterministic, so a repeated apply
+ * derives the same id and intake drops the repeat), `type`, `ts` (the
+ * time of the cause, not of processing), src = the emitting service,
+ * `customer`, `data`. Takes ownership of `data`. Returns 0, or -1 when
+ * `data` does not fit the schema (a programming error; logged). */
+int tp_emit_pack(msgpack_sbuffer *out, tp_event_type_t type, const char *id,
+                 int64_t ts, tp_service_t src, const char *customer,
+                 json_t *data);
 
 typedef struct tp_emitter_stats {
     uint64_t sent, acked, resent, rejected;

@@ -15,15 +15,17 @@
  *   {c:<cust>}:profile         hash: the shared customer record
  *   {c:<cust>}:timeline        stream (capped): every contact and effect
  *   {c:<cust>}:done:<svc>:<ev> string: svc applied event ev (expires)
- *   {c:<cust>}:tickets         set: open ticket ids
+ *   {c:<cust>}:tickets         hash: open ticket id -> summary (JSON)
  *   {c:<cust>}:ticket:<id>     hash: one ticket
  *   {c:<cust>}:ticket:<id>:history  list: the ticket's history (JSON)
  *   {r<n>}:due                 zset: reminder id -> due ms
  *   {r<n>}:rem                 hash: reminder id -> reminder (JSON)
  *   {r<n>}:cust:<cust>         set: the customer's open reminder ids
+ *   {r<n>}:touch               hash: customer -> last logged contact (ms)
  *   {r<n>}:done:scheduler:<ev> string: scheduler applied event ev
  *   sla:due                    zset: "<cust>|<ticket>|<target>" -> deadline
- *   inbox:<user>               list: in-app notifications (JSON), newest first
+ *   {u:<user>}:inbox           list: in-app notifications (JSON), newest first
+ *   {u:<user>}:done:notifier:<ev> string: notifier applied event ev
  *   delivery:<id>              hash: one outbound delivery and its state
  *   deliveries:due             zset: delivery id -> next attempt ms
  *

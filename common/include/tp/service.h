@@ -1,0 +1,47 @@
+/* service.h: the wiring every service shares: reading its configuration
+ * sections into the options of the common modules, the bus endpoints, and
+ * signal-driven shutdown. Owns nothing long-lived but the signal handles
+ * of tp_service_run. Keeps main.c a table of contents. */
+#ifndef TP_SERVICE_H
+#define TP_SERVICE_H
+
+#include <uv.h>
+
+#include "tp/config.h"
+#include "tp/consumer.h"
+#include "tp/emit.h"
+#include "tp/proto.h"
+#include "tp/store.h"
+
+/* The endpoint of `svc`'s event feed ([bus] <svc>_endpoint), or of intake's
+ * ingress for TP_SERVICE_INTAKE ([bus] ingress_endpoint). Defaults:
+ * tcp://127.0.0.1:5700 (ingress), 5701.. in catalogue order. A connecting
+ * side uses the same string. Borrowed from cfg. */
+const char *tp_service_endpoint(tp_config_t *cfg, tp_service_t svc);
+
+/* [redis] host, port, user, password (or password_file), namespace,
+ * reconnect_min/max. Strings borrowed from cfg. */
+void tp_service_store_options(tp_config_t *cfg, tp_store_options_t *out);
+
+/* [<svc>] reconcile_lag, reconcile_interval, reconcile_batch, lease,
+ * max_inflight, done_ttl and [bus] hwm for the service's consumer. */
+void tp_service_consumer_options(tp_config_t *cfg, tp_service_t svc,
+                                 const char *instance,
+                                 tp_consumer_options_t *out);
+/* [<svc>] resend_after, outbox_sweep for the service's emitter. */
+void tp_service_emitter_options(tp_config_t *cfg, tp_service_t svc,
+                                tp_emitter_options_t *out);
+
+/* Loads the configuration named by argv ("-c FILE", or TP_CONFIG, or none),
+ * sets up logging ([log] level, [<svc>] instance or host-pid) and writes
+ * the instance name into `instance`. Returns the config (caller owns) or
+ * NULL after printing why. */
+tp_config_t *tp_service_config(int argc, char **argv, tp_service_t svc,
+                               char *instance, size_t instance_len);
+
+/* Runs `loop` until SIGINT or SIGTERM, then calls `stop(arg)` (which
+ * destroys the service's modules) and runs the loop until every handle is
+ * closed. Returns 0 when the loop closed cleanly. */
+int tp_service_run(uv_loop_t *loop, void (*stop)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,403 @@
+/* consumer.c: events in from the bus and from the journal walk, handed to
+ * the service's apply callback, bounded in number.
+ *
+ * The walk (reconcile) holds a lease so one instance walks at a time. Each
+ * step reads up to `reconcile_batch` journal entries after the cursor and
+ * older than the lag window, asks Redis in one call which of them already
+ * carry this service's done mark, applies the others, and moves the cursor
+ * past the step only when every one of them was applied. */
+#include "tp/consumer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tp/id.h"
+#include "tp/keys.h"
+#include "tp/log.h"
+
+#define DONE_KEY_MAX (TP_ID_MAX + TP_CUSTOMER_MAX + 96)
+
+/* KEYS[1] lease, KEYS[2] cursor; ARGV[1] instance, ARGV[2] lease ms.
+ * Takes or renews the lease; returns the cursor, or false when another
+ * instance holds the lease. */
+static const char LEASE_LUA[] =
+    "local holder = redis.call('GET', KEYS[1])\n"
+    "if holder and holder ~= ARGV[1] then return false end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "return redis.call('GET', KEYS[2]) or '0-0'\n";
+
+/* KEYS[1] lease, KEYS[2] cursor; ARGV[1] instance, ARGV[2] new cursor. */
+static const char ADVANCE_LUA[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "redis.call('SET', KEYS[2], ARGV[2])\n"
+    "return 1\n";
+
+/* KEYS: done marks. Returns 1/0 per key. */
+static const char DONE_LUA[] =
+    "local out = {}\n"
+    "for i = 1, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end\n"
+    "return out\n";
+
+typedef struct walk_step walk_step_t;
+
+struct tp_consumer_job {
+    tp_consumer_t *consumer;
+    walk_step_t *step; /* NULL when the event came from the bus */
+    tp_event_t ev;
+    char done_key[DONE_KEY_MAX];
+};
+
+/* One step of the journal walk and the jobs it started. */
+struct walk_step {
+    tp_consumer_t *consumer;
+    char last_id[48]; /* journal id the cursor moves to */
+    int full;         /* the read returned a whole batch: walk on */
+    int remaining;    /* jobs not yet done, +1 while starting them */
+    int failed;
+    tp_consumer_job_t **jobs; /* candidates, before the done check */
+    size_t njobs;
+};
+
+struct tp_consumer {
+    uv_loop_t *loop;
+    tp_store_t *store;
+    tp_consumer_options_t opts;
+    char endpoint[256], instance[128];
+    tp_consumer_tag_cb tag;
+    tp_consumer_apply_cb apply;
+    void *arg;
+    tp_bus_socket_t *pull;
+    int paused;
+    uv_timer_t walk_timer;
+    int walking;
+    char journal_key[128], cursor_key[128], lease_key[128];
+    char done_ttl[24];
+    int lease_script, advance_script, done_script;
+    tp_consumer_stats_t stats;
+};
+
+static void walk(tp_consumer_t *self);
+
+/* ---- jobs ---- */
+
+static tp_consumer_job_t *job_new(tp_consumer_t *self, tp_event_t *ev) {
+    char tag[TP_CUSTOMER_MAX + 16];
+    if (self->tag(ev, tag, sizeof tag, self->arg) < 0) return NULL;
+    tp_consumer_job_t *job = calloc(1, sizeof *job);
+    if (!job) abort();
+    job->consumer = self;
+    job->ev = *ev; /* move */
+    tp_event_init(ev);
+    if (tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
+               "{%s}:done:%s:%s", tag, tp_proto_service_name(self->opts.service),
+               job->ev.id) < 0) {
+        tp_log_error("event %s: done key too long", job->ev.id);
+        tp_event_clear(&job->ev);
+        free(job);
+        return NULL;
+    }
+    return job;
+}
+
+static void job_free(tp_consumer_job_t *job) {
+    tp_event_clear(&job->ev);
+    free(job);
+}
+
+static void job_start(tp_consumer_job_t *job) {
+    tp_consumer_t *self = job->consumer;
+    self->stats.inflight++;
+    if (!self->paused && self->stats.inflight >= self->opts.max_inflight) {
+        self->paused = 1;
+        tp_bus_pause(self->pull);
+    }
+    self->apply(self, job, &job->ev, self->arg);
+}
+
+static void step_end(tp_consumer_t *self, walk_step_t *step);
+
+void tp_consumer_job_done(tp_consumer_job_t *job, int status) {
+    tp_consumer_t *self = job->consumer;
+    walk_step_t *step = job->step;
+    self->stats.inflight--;
+    if (status == 0)
+        self->stats.applied++;
+    else
+        self->stats.failed++;
+    if (self->paused && self->stats.inflight <= self->opts.max_inflight / 2) {
+        self->paused = 0;
+        tp_bus_resume(self->pull);
+    }
+    job_free(job);
+    if (step) {
+        if (status != 0) step->failed = 1;
+        if (--step->remaining == 0) step_end(self, step);
+    }
+}
+
+const char *tp_consumer_job_done_key(const tp_consumer_job_t *job) {
+    return job->done_key;
+}
+
+int tp_consumer_job_reconciled(const tp_consumer_job_t *job) {
+    return job->step != NULL;
+}
+
+const char *tp_consumer_done_ttl(const tp_consumer_t *self) {
+    return self->done_ttl;
+}
+
+/* ---- from the bus ---- */
+
+static int consumes(const tp_consumer_t *self, tp_event_type_t type) {
+    const tp_event_schema_t *s = tp_proto_schema(type);
+    return s && (s->consumers & (1u << self->opts.service));
+}
+
+static void bus_cb(tp_bus_socket_t *sock, const void *const *frames,
+                   const size_t *lens, size_t nframes, void *arg) {
+    tp_consumer_t *self = arg;
+    tp_event_t ev;
+    tp_event_error_t err;
+    tp_event_init(&ev);
+    if (nframes != 1 || tp_event_from_msgpack(&ev, frames[0], lens[0], &err) < 0) {
+        tp_log_warn("bus: dropped a malformed message (%s %s)",
+                    nframes == 1 ? err.field : "frames",
+                    nframes == 1 ? err.message : "");
+        return;
+    }
+    self->stats.received++;
+    if (!consumes(self, ev.type)) {
+        tp_event_clear(&ev);
+        return;
+    }
+    tp_consumer_job_t *job = job_new(self, &ev);
+    tp_event_clear(&ev);
+    if (job) job_start(job);
+}
+
+/* ---- the journal walk ---- */
+
+static void step_free(walk_step_t *step) {
+    for (size_t i = 0; i < step->njobs; i++)
+        if (step->jobs[i]) job_free(step->jobs[i]);
+    free(step->jobs);
+    free(step);
+}
+
+static void advance_cb(tp_store_t *store, redisReply *r, void *arg) {
+    tp_consumer_t *self = arg;
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+        self->walking = 0; /* lease lost or Redis gone: next tick */
+        return;
+    }
+    int walk_on = self->walking == 2; /* step_end: the batch was full */
+    self->walking = 0;
+    if (walk_on) walk(self);
+}
+
+static void step_end(tp_consumer_t *self, walk_step_t *step) {
+    if (step->failed || !step->last_id[0]) {
+        self->walking = 0;
+        step_free(step);
+        return;
+    }
+    const char *argv[4] = {self->lease_key, self->cursor_key, self->instance,
+                           step->last_id};
+    size_t lens[4] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]),
+                      strlen(argv[3])};
+    self->walking = step->full ? 2 : 1;
+    step_free(step);
+    if (tp_store_eval(self->store, self->advance_script, advance_cb, self, 2, 4,
+                      argv, lens) < 0)
+        self->walking = 0;
+}
+
+static void done_marks_cb(tp_store_t *store, redisReply *r, void *arg) {
+    walk_step_t *step = arg;
+    tp_consumer_t *self = step->consumer;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != step->njobs) {
+        self->walking = 0;
+        step_free(step);
+        return;
+    }
+    step->remaining = 1; /* held while starting */
+    for (size_t i = 0; i < step->njobs; i++) {
+        tp_consumer_job_t *job = step->jobs[i];
+        step->jobs[i] = NULL;
+        if (r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer) {
+            job_free(job);
+            continue;
+        }
+        job->step = step;
+        step->remaining++;
+        self->stats.reconciled++;
+        job_start(job);
+    }
+    if (--step->remaining == 0) step_end(self, step);
+}
+
+/* Journal entries arrived: keep ours, ask which are done already. */
+static void range_cb(tp_store_t *store, redisReply *r, void *arg) {
+    tp_consumer_t *self = arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            tp_log_error("reconcile: XRANGE: %s", r->str);
+        self->walking = 0;
+        return;
+    }
+    walk_step_t *step = calloc(1, sizeof *step);
+    if (!step) abort();
+    step->consumer = self;
+    step->full = (int)r->elements >= self->opts.reconcile_batch;
+    step->jobs = calloc(r->elements ? r->elements : 1, sizeof *step->jobs);
+    if (!step->jobs) abort();
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *entry = r->element[i];
+        if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) continue;
+        snprintf(step->last_id, sizeof step->last_id, "%s", entry->element[0]->str);
+        redisReply *fields = entry->element[1];
+        const char *type = NULL, *blob = NULL;
+        size_t type_len = 0, blob_len = 0;
+        for (size_t f = 0; f + 1 < fields->elements; f += 2) {
+            redisReply *k = fields->element[f], *v = fields->element[f + 1];
+            if (k->len == 1 && k->str[0] == 't') type = v->str, type_len = v->len;
+            if (k->len == 1 && k->str[0] == 'e') blob = v->str, blob_len = v->len;
+        }
+        char tname[64];
+        if (!type || !blob || type_len >= sizeof tname) continue;
+        memcpy(tname, type, type_len);
+        tname[type_len] = '\0';
+        if (!consumes(self, tp_proto_type(tname))) continue;
+        tp_event_t ev;
+        tp_event_error_t err;
+        tp_event_init(&ev);
+        if (tp_event_from_msgpack(&ev, blob, blob_len, &err) < 0) {
+            tp_log_error("reconcile: journal entry %s unreadable (%s: %s); "
+                         "skipped", step->last_id, err.field, err.message);
+            continue;
+        }
+        tp_consumer_job_t *job = job_new(self, &ev);
+        tp_event_clear(&ev);
+        if (job) step->jobs[step->njobs++] = job;
+    }
+    if (step->njobs == 0) {
+        step->remaining = 0;
+        step_end(self, step);
+        return;
+    }
+    const char **argv = malloc(step->njobs * sizeof *argv);
+    size_t *lens = malloc(step->njobs * sizeof *lens);
+    if (!argv || !lens) abort();
+    for (size_t i = 0; i < step->njobs; i++) {
+        argv[i] = step->jobs[i]->done_key;
+        lens[i] = strlen(argv[i]);
+    }
+    int rc = tp_store_eval(self->store, self->done_script, done_marks_cb, step,
+                           (int)step->njobs, (int)step->njobs, argv, lens);
+    free(argv);
+    free(lens);
+    if (rc < 0) {
+        self->walking = 0;
+        step_free(step);
+    }
+}
+
+static void lease_cb(tp_store_t *store, redisReply *r, void *arg) {
+    tp_consumer_t *self = arg;
+    if (!r || r->type != REDIS_REPLY_STRING) { /* not ours, or Redis gone */
+        self->walking = 0;
+        return;
+    }
+    char start[64], end[32], count[16];
+    snprintf(start, sizeof start, "(%.*s", (int)(r->len < 60 ? r->len : 60), r->str);
+    snprintf(end, sizeof end, "%lld",
+             (long long)(tp_now_ms() - self->opts.reconcile_lag_ms));
+    snprintf(count, sizeof count, "%d", self->opts.reconcile_batch);
+    if (tp_store_command(self->store, range_cb, self, "XRANGE %s %s %s COUNT %s",
+                         self->journal_key, start, end, count) < 0)
+        self->walking = 0;
+}
+
+static void walk(tp_consumer_t *self) {
+    if (self->walking || !tp_store_connected(self->store)) return;
+    char lease_ms[24];
+    snprintf(lease_ms, sizeof lease_ms, "%lld", (long long)self->opts.lease_ms);
+    const char *argv[4] = {self->lease_key, self->cursor_key, self->instance,
+                           lease_ms};
+    size_t lens[4] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]),
+                      strlen(argv[3])};
+    self->walking = 1;
+    if (tp_store_eval(self->store, self->lease_script, lease_cb, self, 2, 4,
+                      argv, lens) < 0)
+        self->walking = 0;
+}
+
+static void walk_timer_cb(uv_timer_t *t) { walk(t->data); }
+
+/* ---- life ---- */
+
+tp_consumer_t *tp_consumer_new(uv_loop_t *loop, tp_bus_t *bus,
+                               tp_store_t *store,
+                               const tp_consumer_options_t *opts,
+                               tp_consumer_tag_cb tag, tp_consumer_apply_cb apply,
+                               void *arg) {
+    tp_consumer_t *self = calloc(1, sizeof *self);
+    if (!self) abort();
+    self->loop = loop;
+    self->store = store;
+    self->opts = *opts;
+    self->tag = tag;
+    self->apply = apply;
+    self->arg = arg;
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", opts->endpoint);
+    snprintf(self->instance, sizeof self->instance, "%s",
+             opts->instance ? opts->instance : "anonymous");
+    self->opts.endpoint = self->endpoint;
+    self->opts.instance = self->instance;
+    if (self->opts.max_inflight <= 0) self->opts.max_inflight = 1024;
+    if (self->opts.reconcile_lag_ms <= 0) self->opts.reconcile_lag_ms = 2000;
+    if (self->opts.reconcile_interval_ms <= 0) self->opts.reconcile_interval_ms = 1000;
+    if (self->opts.reconcile_batch <= 0) self->opts.reconcile_batch = 1000;
+    if (self->opts.lease_ms <= 0) self->opts.lease_ms = 10000;
+    if (self->opts.done_ttl_s <= 0) self->opts.done_ttl_s = 30 * 86400;
+    snprintf(self->done_ttl, sizeof self->done_ttl, "%lld",
+             (long long)self->opts.done_ttl_s);
+    const char *ns = tp_store_ns(store), *svc = tp_proto_service_name(opts->service);
+    tp_key(self->journal_key, sizeof self->journal_key, ns, "{j}:journal");
+    tp_key(self->cursor_key, sizeof self->cursor_key, ns, "cursor:%s", svc);
+    tp_key(self->lease_key, sizeof self->lease_key, ns, "lease:%s:reconcile", svc);
+    self->lease_script = tp_store_script(store, "consumer_lease", LEASE_LUA);
+    self->advance_script = tp_store_script(store, "consumer_advance", ADVANCE_LUA);
+    self->done_script = tp_store_script(store, "consumer_done", DONE_LUA);
+
+    self->pull = tp_bus_socket_new(bus, ZMQ_PULL, self->endpoint, 0,
+                                   self->opts.hwm, bus_cb, self);
+    if (!self->pull || self->lease_script < 0 || self->advance_script < 0 ||
+        self->done_script < 0) {
+        tp_bus_socket_destroy(&self->pull);
+        free(self);
+        return NULL;
+    }
+    uv_timer_init(loop, &self->walk_timer);
+    self->walk_timer.data = self;
+    uv_timer_start(&self->walk_timer, walk_timer_cb,
+                   (uint64_t)self->opts.reconcile_interval_ms,
+                   (uint64_t)self->opts.reconcile_interval_ms);
+    return self;
+}
+
+static void walk_timer_close_cb(uv_handle_t *h) { free(h->data); }
+
+void tp_consumer_destroy(tp_consumer_t **self_p) {
+    tp_consumer_t *self = self_p ? *self_p : NULL;
+    if (!self) return;
+    *self_p = NULL;
+    tp_bus_socket_destroy(&self->pull);
+    uv_close((uv_handle_t *)&self->walk_timer, walk_timer_close_cb);
+}
+
+void tp_consumer_stats(const tp_consumer_t *self, tp_consumer_stats_t *out) {
+    *out = self->stats;
+}

@@ -1,0 +1,157 @@
+/* service.c: configuration to module options, endpoints, and the signal-
+ * driven run of a service's loop. */
+#include "tp/service.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tp/log.h"
+
+#define ENDPOINT_BASE_PORT 5700
+
+const char *tp_service_endpoint(tp_config_t *cfg, tp_service_t svc) {
+    static char defaults[TP_SERVICE_COUNT][64];
+    char key[64];
+    if (svc == TP_SERVICE_INTAKE)
+        snprintf(key, sizeof key, "ingress_endpoint");
+    else
+        snprintf(key, sizeof key, "%s_endpoint", tp_proto_service_name(svc));
+    snprintf(defaults[svc], sizeof defaults[svc], "tcp://127.0.0.1:%d",
+             ENDPOINT_BASE_PORT + (int)svc);
+    return tp_config_str(cfg, "bus", key, defaults[svc]);
+}
+
+/* A secret from a file (first line), for passwords kept out of configs. */
+static const char *read_secret_file(const char *path) {
+    static char secret[512];
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        tp_log_error("redis.password_file: cannot open %s", path);
+        return NULL;
+    }
+    if (!fgets(secret, sizeof secret, f)) secret[0] = '\0';
+    fclose(f);
+    secret[strcspn(secret, "\r\n")] = '\0';
+    return secret;
+}
+
+void tp_service_store_options(tp_config_t *cfg, tp_store_options_t *out) {
+    memset(out, 0, sizeof *out);
+    out->host = tp_config_str(cfg, "redis", "host", "127.0.0.1");
+    out->port = (int)tp_config_int(cfg, "redis", "port", 6379, 1, 65535);
+    out->user = tp_config_str(cfg, "redis", "user", NULL);
+    out->password = tp_config_str(cfg, "redis", "password", NULL);
+    const char *file = tp_config_str(cfg, "redis", "password_file", NULL);
+    if (file && *file) out->password = read_secret_file(file);
+    if (out->user && !*out->user) out->user = NULL;
+    if (out->password && !*out->password) out->password = NULL;
+    out->ns = tp_config_str(cfg, "redis", "namespace", "tp:");
+    out->reconnect_min_ms =
+        (int)tp_config_ms(cfg, "redis", "reconnect_min", "100ms");
+    out->reconnect_max_ms =
+        (int)tp_config_ms(cfg, "redis", "reconnect_max", "5s");
+}
+
+void tp_service_consumer_options(tp_config_t *cfg, tp_service_t svc,
+                                 const char *instance,
+                                 tp_consumer_options_t *out) {
+    const char *s = tp_proto_service_name(svc);
+    memset(out, 0, sizeof *out);
+    out->service = svc;
+    out->endpoint = tp_service_endpoint(cfg, svc);
+    out->instance = instance;
+    out->hwm = (int)tp_config_int(cfg, "bus", "hwm", 100000, 0, 10000000);
+    out->max_inflight =
+        (int)tp_config_int(cfg, s, "max_inflight", 1024, 1, 1000000);
+    out->reconcile_lag_ms = tp_config_ms(cfg, s, "reconcile_lag", "2s");
+    out->reconcile_interval_ms = tp_config_ms(cfg, s, "reconcile_interval", "1s");
+    out->reconcile_batch =
+        (int)tp_config_int(cfg, s, "reconcile_batch", 1000, 1, 100000);
+    out->lease_ms = tp_config_ms(cfg, s, "lease", "10s");
+    out->done_ttl_s = tp_config_ms(cfg, s, "done_ttl", "30d") / 1000;
+}
+
+void tp_service_emitter_options(tp_config_t *cfg, tp_service_t svc,
+                                tp_emitter_options_t *out) {
+    const char *s = tp_proto_service_name(svc);
+    memset(out, 0, sizeof *out);
+    out->service = svc;
+    out->endpoint = tp_service_endpoint(cfg, TP_SERVICE_INTAKE);
+    out->resend_after_ms = tp_config_ms(cfg, s, "resend_after", "2s");
+    out->sweep_interval_ms = tp_config_ms(cfg, s, "outbox_sweep", "1s");
+}
+
+tp_config_t *tp_service_config(int argc, char **argv, tp_service_t svc,
+                               char *instance, size_t instance_len) {
+    const char *path = getenv("TP_CONFIG");
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+            i + 1 < argc) {
+            path = argv[++i];
+        } else {
+            fprintf(stderr, "usage: tp-%s [-c CONFIG_FILE]\n"
+                            "  every key can be overridden by TP_<SECTION>_<KEY>\n",
+                    tp_proto_service_name(svc));
+            return NULL;
+        }
+    }
+    char err[256];
+    tp_config_t *cfg = tp_config_new(path && *path ? path : NULL, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "tp-%s: %s\n", tp_proto_service_name(svc), err);
+        return NULL;
+    }
+    const char *name = tp_proto_service_name(svc);
+    char host[64] = "localhost", fallback[96];
+    gethostname(host, sizeof host - 1);
+    snprintf(fallback, sizeof fallback, "%s-%ld", host, (long)getpid());
+    snprintf(instance, instance_len, "%s",
+             tp_config_str(cfg, name, "instance", fallback));
+    tp_log_level_t level = TP_LOG_INFO;
+    const char *lv = tp_config_str(cfg, "log", "level", "info");
+    if (tp_log_level_parse(lv, &level) < 0) {
+        fprintf(stderr, "tp-%s: log.level: must be debug, info, warn or error\n",
+                name);
+        tp_config_destroy(&cfg);
+        return NULL;
+    }
+    tp_log_init(name, instance, level);
+    return cfg;
+}
+
+typedef struct run_state {
+    uv_signal_t sigint, sigterm;
+    void (*stop)(void *arg);
+    void *arg;
+    int stopping;
+} run_state_t;
+
+static void signal_cb(uv_signal_t *h, int signum) {
+    run_state_t *rs = h->data;
+    if (rs->stopping) return;
+    rs->stopping = 1;
+    tp_log_info("stopping on signal %d", signum);
+    uv_close((uv_handle_t *)&rs->sigint, NULL);
+    uv_close((uv_handle_t *)&rs->sigterm, NULL);
+    if (rs->stop) rs->stop(rs->arg);
+}
+
+int tp_service_run(uv_loop_t *loop, void (*stop)(void *arg), void *arg) {
+    signal(SIGPIPE, SIG_IGN);
+    if (stop) {
+        run_state_t rs = {.stop = stop, .arg = arg};
+        uv_signal_init(loop, &rs.sigint);
+        uv_signal_init(loop, &rs.sigterm);
+        rs.sigint.data = rs.sigterm.data = &rs;
+        uv_signal_start(&rs.sigint, signal_cb, SIGINT);
+        uv_signal_start(&rs.sigterm, signal_cb, SIGTERM);
+        uv_run(loop, UV_RUN_DEFAULT);
+    }
+    uv_run(loop, UV_RUN_DEFAULT); /* close callbacks of the teardown */
+    int rc = uv_loop_close(loop);
+    if (rc != 0) tp_log_warn("loop closed with handles open: %s", uv_strerror(rc));
+    return rc == 0 ? 0 : -1;
+}

@@ -1,0 +1,95 @@
+/* intake: the one door in. Validates and authenticates events from HTTP
+ * and ZeroMQ, appends them to the journal, answers only once they are
+ * durable, routes them to the services that consume them, and serves the
+ * shared customer record to every contact point. */
+#include <stdio.h>
+
+#include "intake_api.h"
+#include "intake_ingress.h"
+#include "intake_journal.h"
+#include "intake_query.h"
+#include "intake_route.h"
+#include "tp/bus.h"
+#include "tp/config.h"
+#include "tp/http.h"
+#include "tp/log.h"
+#include "tp/service.h"
+#include "tp/store.h"
+
+typedef struct intake {
+    tp_config_t *cfg;
+    tp_store_t *store;
+    tp_bus_t *bus;
+    tp_router_t *router;
+    tp_journal_t *journal;
+    tp_query_t *query;
+    tp_api_t *api;
+    tp_ingress_t *ingress;
+    tp_http_server_t *http;
+} intake_t;
+
+/* Teardown in reverse; the store goes first so that every batch waiting on
+ * Redis completes (answered 503) while its answerers still exist. */
+static void intake_stop(void *arg) {
+    intake_t *app = arg;
+    tp_http_server_destroy(&app->http);
+    tp_store_destroy(&app->store);
+    tp_journal_destroy(&app->journal);
+    tp_ingress_destroy(&app->ingress);
+    tp_api_destroy(&app->api);
+    tp_query_destroy(&app->query);
+    tp_router_destroy(&app->router);
+    tp_bus_destroy(&app->bus);
+}
+
+int main(int argc, char **argv) {
+    char instance[64];
+    intake_t app = {0};
+    app.cfg = tp_service_config(argc, argv, TP_SERVICE_INTAKE, instance,
+                                sizeof instance);
+    if (!app.cfg) return 1;
+    uv_loop_t *loop = uv_default_loop();
+
+    tp_store_options_t store_opts;
+    tp_service_store_options(app.cfg, &store_opts);
+    const char *cc = tp_config_str(app.cfg, "intake", "default_country_code", "86");
+    tp_journal_options_t journal_opts = {
+        .dedupe_ttl_s = tp_config_ms(app.cfg, "intake", "dedupe_ttl", "7d") / 1000,
+        .default_cc = cc,
+        .max_pending = (int)tp_config_int(app.cfg, "intake", "max_pending",
+                                          20000, 1, 10000000),
+    };
+    tp_http_options_t http_opts = {
+        .host = tp_config_str(app.cfg, "intake", "listen", "127.0.0.1"),
+        .port = (int)tp_config_int(app.cfg, "intake", "port", 8080, 0, 65535),
+        .max_body = (size_t)tp_config_int(app.cfg, "intake", "max_body",
+                                          1 << 20, 1024, 64 << 20),
+        .read_timeout_ms = (int)tp_config_ms(app.cfg, "intake", "read_timeout", "10s"),
+        .idle_timeout_ms = (int)tp_config_ms(app.cfg, "intake", "idle_timeout", "60s"),
+    };
+    char err[256];
+    if (tp_config_check(app.cfg, err, sizeof err) < 0) {
+        tp_log_error("configuration: %s", err);
+        return 1;
+    }
+
+    if (!(app.store = tp_store_new(loop, &store_opts)) ||
+        !(app.bus = tp_bus_new(loop)) ||
+        !(app.router = tp_router_new(app.bus, app.cfg)) ||
+        !(app.journal = tp_journal_new(loop, app.store, app.router, &journal_opts)) ||
+        !(app.query = tp_query_new(app.store, cc)) ||
+        !(app.api = tp_api_new(app.cfg, app.journal, app.query)) ||
+        !(app.ingress = tp_ingress_new(app.bus, app.cfg, app.journal)) ||
+        !(app.http = tp_http_server_new(loop, &http_opts, tp_api_handle, app.api))) {
+        intake_stop(&app);
+        tp_service_run(loop, NULL, NULL);
+        tp_config_destroy(&app.cfg);
+        return 1;
+    }
+    tp_log_info("intake %s listening on http://%s:%d", instance, http_opts.host,
+                tp_http_server_port(app.http));
+
+    int rc = tp_service_run(loop, intake_stop, &app);
+    tp_config_destroy(&app.cfg);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,47 @@
+/* scheduler_fire.h: fires due reminders on local libuv timers, exactly once
+ * across every scheduler instance.
+ *
+ * Owns the in-memory set of reminders due soon (a min-heap by due time,
+ * with one uv_timer armed for the earliest) and the poll that fills it from
+ * Redis every `poll_interval` for the next `lookahead`. Reminders this
+ * instance plans are armed at once. Firing claims the reminder in Redis
+ * (it must still be due at that time: a replanned or closed one is not) and
+ * derives reminder.due in the same script, so two instances racing for one
+ * reminder fire it once. After downtime, overdue reminders fire on the
+ * first poll, marked with how late they are. */
+#ifndef SCHEDULER_FIRE_H
+#define SCHEDULER_FIRE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "tp/emit.h"
+#include "tp/store.h"
+
+typedef struct tp_fire tp_fire_t;
+
+typedef struct tp_fire_options {
+    int64_t poll_interval_ms; /* default 1000 */
+    int64_t lookahead_ms;     /* default 2 x poll interval */
+    int poll_batch;           /* per bucket and poll, default 1000 */
+} tp_fire_options_t;
+
+/* Everything borrowed. Caller owns the result. */
+tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store,
+                       tp_emitter_t *emitter, const tp_fire_options_t *opts);
+/* Destroy the store first (fires waiting on Redis end), then this. */
+void tp_fire_destroy(tp_fire_t **self_p);
+
+/* Arms a timer for `reminder` of `bucket` due at `due_ms` (a tp_plan_armed_cb
+ * shape). `json` is the stored reminder; everything is copied. */
+void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
+                 const char *json, void *arg);
+
+typedef struct tp_fire_stats {
+    uint64_t fired, lost_race, late;
+    int64_t max_late_ms;
+    size_t armed;
+} tp_fire_stats_t;
+void tp_fire_stats(const tp_fire_t *self, tp_fire_stats_t *out);
+
+#endif
