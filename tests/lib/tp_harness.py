@@ -1,0 +1,331 @@
+"""tp_harness: a throwaway world for integration tests.
+
+Starts a real redis-server (AOF on) on a free port in a temporary folder,
+the real service binaries with a test configuration of short durations and
+ports of their own (so tests run in parallel), and a real HTTP receiver for
+webhooks. Talks to Redis over RESP and to intake over HTTP. Standard library
+only, so a fresh machine needs nothing but python3.
+"""
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+BUILD = os.environ.get("TP_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+SERVICES = ["intake", "scoring", "scheduler", "notifier", "ticketing"]
+API_KEY = "test-key"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(cond, timeout=20.0, interval=0.05, what="condition"):
+    """Polls cond() until it is truthy; fails the test after `timeout`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+
+
+class Redis:
+    """A minimal RESP client: enough for tests to read what services wrote."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n).decode("utf-8", "replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RuntimeError("unexpected RESP reply %r" % line)
+
+    def __call__(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return self._reply()
+
+    def hgetall(self, key):
+        flat = self("HGETALL", key) or []
+        return dict(zip(flat[0::2], flat[1::2]))
+
+
+class Receiver:
+    """A real HTTP server recording every webhook POST (path, headers, body).
+    Paths under /fail answer 500 while `failing` is set."""
+
+    def __init__(self):
+        self.requests = []
+        self.failing = False
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                status = 500 if outer.failing else 200
+                with outer.lock:
+                    outer.requests.append({"path": self.path,
+                                           "headers": dict(self.headers.items()),
+                                           "body": body, "status": status})
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = "http://127.0.0.1:%d/hook" % self.port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def received(self):
+        with self.lock:
+            return [r for r in self.requests if r["status"] == 200]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class World:
+    """Redis + the five services, configured for a test.
+
+    `config` overrides keys: {"scheduler": {"first_touch_a": "2s"}}."""
+
+    def __init__(self, config=None, services=SERVICES, receiver=True):
+        self.dir = tempfile.mkdtemp(prefix="tp-test-")
+        self.procs = {}
+        self.receiver = Receiver() if receiver else None
+        self.redis_port = free_port()
+        self.http_port = free_port()
+        self.bus_ports = {s: free_port() for s in ["ingress"] + SERVICES[1:]}
+        self._start_redis()
+        self.redis = Redis(self.redis_port)
+        self.config_path = os.path.join(self.dir, "touchpoint.ini")
+        self._write_config(config or {})
+        for s in services:
+            self.start(s)
+        if "intake" in services:
+            wait_until(self._healthy, what="intake /healthz with redis up")
+
+    # ---- processes ----
+
+    def _start_redis(self):
+        self.redis_proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+             "--dir", self.dir, "--appendonly", "yes", "--appendfsync", "everysec",
+             "--save", "", "--logfile", os.path.join(self.dir, "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up():
+            try:
+                Redis(self.redis_port).close()
+                return True
+            except OSError:
+                return False
+        wait_until(up, 10, what="redis-server")
+
+    def _write_config(self, overrides):
+        cfg = {
+            "log": {"level": "info"},
+            "redis": {"host": "127.0.0.1", "port": self.redis_port,
+                      "namespace": "tp:"},
+            "bus": dict({"ingress_endpoint": "tcp://127.0.0.1:%d" % self.bus_ports["ingress"]},
+                        **{"%s_endpoint" % s: "tcp://127.0.0.1:%d" % self.bus_ports[s]
+                           for s in SERVICES[1:]}),
+            "intake": {"port": self.http_port, "api_keys": API_KEY},
+            "scoring": {"reconcile_lag": "1s", "reconcile_interval": "300ms"},
+            "scheduler": {"reconcile_lag": "1s", "reconcile_interval": "300ms",
+                          "poll_interval": "200ms", "lookahead": "1s"},
+            "notifier": {"reconcile_lag": "1s", "reconcile_interval": "300ms",
+                         "webhook_url": self.receiver.url if self.receiver else "",
+                         "backoff": "200ms", "backoff_max": "1s",
+                         "retry_poll": "100ms", "claim": "5s"},
+            "ticketing": {"reconcile_lag": "1s", "reconcile_interval": "300ms",
+                          "sla_check": "100ms"},
+        }
+        for section, keys in overrides.items():
+            cfg.setdefault(section, {}).update(keys)
+        with open(self.config_path, "w") as f:
+            for section, keys in cfg.items():
+                f.write("[%s]\n" % section)
+                for k, v in keys.items():
+                    f.write("%s = %s\n" % (k, v))
+
+    def start(self, service, instance=None):
+        name = instance or service
+        binary = os.path.join(BUILD, "services", service, "tp-" + service)
+        env = dict(os.environ, TP_CONFIG=self.config_path)
+        env["TP_%s_INSTANCE" % service.upper()] = name
+        log = open(os.path.join(self.dir, name + ".log"), "ab")
+        self.procs[name] = subprocess.Popen([binary], env=env, stdout=log, stderr=log)
+        return self.procs[name]
+
+    def kill(self, name, sig=signal.SIGKILL):
+        p = self.procs.pop(name)
+        p.send_signal(sig)
+        p.wait(10)
+
+    def log(self, name):
+        with open(os.path.join(self.dir, name + ".log"), errors="replace") as f:
+            return f.read()
+
+    def close(self):
+        failed = False
+        for name, p in list(self.procs.items()):
+            p.send_signal(signal.SIGTERM)
+        for name, p in list(self.procs.items()):
+            try:
+                rc = p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = "hung on SIGTERM"
+            if rc != 0:
+                failed = True
+                sys.stderr.write("%s exited %s; its log:\n%s\n" % (name, rc, self.log(name)[-4000:]))
+        self.redis.close()
+        self.redis_proc.terminate()
+        self.redis_proc.wait(10)
+        if self.receiver:
+            self.receiver.close()
+        if failed:
+            sys.stderr.write("(logs kept in %s)\n" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return not failed
+
+    # ---- HTTP ----
+
+    def request(self, method, path, body=None, key=API_KEY, raw=None, headers=None):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.http_port, path),
+                                     data=data, method=method)
+        if key is not None:
+            req.add_header("Authorization", "Bearer " + key)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                payload = r.read()
+                return r.status, json.loads(payload) if payload else None
+        except urllib.error.HTTPError as e:
+            payload = e.read()
+            try:
+                return e.code, json.loads(payload) if payload else None
+            except ValueError:
+                return e.code, payload
+
+    def post(self, events, **kw):
+        body = {"events": events} if isinstance(events, list) else events
+        return self.request("POST", "/v1/events", body, **kw)
+
+    def customer(self, cid):
+        return self.request("GET", "/v1/customers/" + cid)
+
+    def _healthy(self):
+        try:
+            status, body = self.request("GET", "/healthz", key=None)
+            return status == 200 and body.get("redis") == "up"
+        except OSError:
+            return False
+
+    # ---- journal ----
+
+    def journal(self, type_name=None):
+        """Entries of the journal as (id, type) pairs, optionally one type."""
+        entries = self.redis("XRANGE", "tp:{j}:journal", "-", "+") or []
+        out = []
+        for eid, fields in entries:
+            f = dict(zip(fields[0::2], fields[1::2]))
+            if type_name is None or f.get("t") == type_name:
+                out.append((eid, f.get("t")))
+        return out
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def lead(company="ACME", urgency=3, budget=3, decision=3, owner="rep-1", **extra):
+    ev = {"type": "lead.captured", "ts": now_ms(), "src": "web",
+          "data": {"company": company, "urgency": urgency, "budget": budget,
+                   "decision": decision, "owner": owner, "industry": "manufacturing",
+                   "size": 500, "contact": {"name": "Li Lei", "phone": "138 0013 8000"}}}
+    ev.update(extra)
+    return ev
+
+
+def run(tests):
+    """Runs test functions; prints the 'N passed, N failed' line ctest reads."""
+    passed = failed = 0
+    for t in tests:
+        start = time.time()
+        try:
+            t()
+            passed += 1
+            print("PASS %s (%.1fs)" % (t.__name__, time.time() - start), flush=True)
+        except Exception as e:  # noqa: BLE001 - report every failure
+            failed += 1
+            import traceback
+            traceback.print_exc()
+            print("FAIL %s: %s" % (t.__name__, e), flush=True)
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
