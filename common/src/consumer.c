@@ -208,10 +208,10 @@ static void step_end(tp_consumer_t *self, walk_step_t *step) {
     size_t lens[4] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]),
                       strlen(argv[3])};
     self->walking = step->full ? 2 : 1;
-    step_free(step);
     if (tp_store_eval(self->store, self->advance_script, advance_cb, self, 2, 4,
                       argv, lens) < 0)
         self->walking = 0;
+    step_free(step); /* after the send: argv points into it */
 }
 
 static void done_marks_cb(tp_store_t *store, redisReply *r, void *arg) {
