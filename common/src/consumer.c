@@ -235,6 +235,9 @@ static void done_marks_cb(tp_store_t *store, redisReply *r, void *arg) {
         self->stats.reconciled++;
         job_start(job);
     }
+    if (step->remaining > 1)
+        tp_log_info("reconcile: applying %d journal entries missed on the bus "
+                    "(up to %s)", step->remaining - 1, step->last_id);
     if (--step->remaining == 0) step_end(self, step);
 }
 

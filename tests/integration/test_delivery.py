@@ -60,6 +60,8 @@ def test_scoring_killed_under_load_grades_every_lead_once():
             assert p.get("grade") in ("A", "B", "C") and p.get("ver") == "1", (n, p)
         tl = w.redis("XLEN", "tp:{c:CRASH-42}:timeline")
         assert tl == 2, tl  # lead.captured + lead.graded, each once
+        # the kills lost bus messages, and the journal walk applied them
+        assert "reconcile: applying" in w.log("scoring"), "reconcile never ran"
     finally:
         assert w.close()
 
