@@ -138,7 +138,10 @@ static void fire_one(tp_fire_t *f, armed_t item, int64_t now) {
     msgpack_sbuffer_init(&ctx->payload);
 
     json_t *rem = json_loads(item.json, 0, NULL);
-    const char *customer = json_string_value(json_object_get(rem, "customer"));
+    char customer_buf[TP_CUSTOMER_MAX + 1] = "";
+    const char *cv = json_string_value(json_object_get(rem, "customer"));
+    if (cv) snprintf(customer_buf, sizeof customer_buf, "%s", cv);
+    const char *customer = cv ? customer_buf : NULL; /* outlives rem */
     const char *rule = json_string_value(json_object_get(rem, "rule"));
     const char *owner = json_string_value(json_object_get(rem, "owner"));
     const char *text = json_string_value(json_object_get(rem, "text"));

@@ -245,7 +245,7 @@ static void record_read_cb(tp_store_t *store, redisReply *r, void *arg) {
     tp_argv_t p;
     tp_argv_init(&p);
     int grading = 0, urgency = 0, budget = 0, decision = 0, fit = 0;
-    char reason[300] = "", why[128] = "";
+    char reason[300] = "", why[128] = "", grade[2] = ""; /* borrowed by p */
     const char *owner = got[F_OWNER];
 
     if (ev->type == TP_EVENT_LEAD_CAPTURED) {
@@ -299,7 +299,7 @@ static void record_read_cb(tp_store_t *store, redisReply *r, void *arg) {
     }
     if (grading) {
         int score = tp_grade_score(&self->rules, urgency, budget, decision, fit);
-        char grade[2] = {tp_grade_of(&self->rules, score, urgency), '\0'};
+        grade[0] = tp_grade_of(&self->rules, score, urgency);
         tp_argv_add(&p, "urgency", 7);
         tp_argv_add_int(&p, urgency);
         tp_argv_add(&p, "budget", 6);
