@@ -9,6 +9,7 @@
 #include "intake_journal.h"
 #include "intake_query.h"
 #include "intake_route.h"
+#include "intake_trim.h"
 #include "tp/bus.h"
 #include "tp/config.h"
 #include "tp/http.h"
@@ -26,6 +27,7 @@ typedef struct intake {
     tp_api_t *api;
     tp_ingress_t *ingress;
     tp_http_server_t *http;
+    tp_trim_t *trim;
 } intake_t;
 
 /* Teardown in reverse; the store goes first so that every batch waiting on
@@ -35,6 +37,7 @@ static void intake_stop(void *arg) {
     tp_http_server_destroy(&app->http);
     tp_store_destroy(&app->store);
     tp_journal_destroy(&app->journal);
+    tp_trim_destroy(&app->trim);
     tp_ingress_destroy(&app->ingress);
     tp_api_destroy(&app->api);
     tp_query_destroy(&app->query);
@@ -67,6 +70,8 @@ int main(int argc, char **argv) {
         .read_timeout_ms = (int)tp_config_ms(app.cfg, "intake", "read_timeout", "10s"),
         .idle_timeout_ms = (int)tp_config_ms(app.cfg, "intake", "idle_timeout", "60s"),
     };
+    int64_t retention = tp_config_ms(app.cfg, "intake", "journal_retention", "7d");
+    int64_t trim_every = tp_config_ms(app.cfg, "intake", "journal_trim_interval", "1m");
     char err[256];
     if (tp_config_check(app.cfg, err, sizeof err) < 0) {
         tp_log_error("configuration: %s", err);
@@ -80,6 +85,7 @@ int main(int argc, char **argv) {
         !(app.query = tp_query_new(app.store, cc)) ||
         !(app.api = tp_api_new(app.cfg, app.journal, app.query)) ||
         !(app.ingress = tp_ingress_new(app.bus, app.cfg, app.journal)) ||
+        !(app.trim = tp_trim_new(loop, app.store, retention, trim_every)) ||
         !(app.http = tp_http_server_new(loop, &http_opts, tp_api_handle, app.api))) {
         intake_stop(&app);
         tp_service_run(loop, NULL, NULL);
