@@ -53,6 +53,8 @@ void tp_service_store_options(tp_config_t *cfg, tp_store_options_t *out) {
         (int)tp_config_ms(cfg, "redis", "reconnect_min", "100ms");
     out->reconnect_max_ms =
         (int)tp_config_ms(cfg, "redis", "reconnect_max", "5s");
+    out->command_timeout_ms =
+        (int)tp_config_ms(cfg, "redis", "command_timeout", "3s");
 }
 
 void tp_service_consumer_options(tp_config_t *cfg, tp_service_t svc,

@@ -78,6 +78,10 @@ typedef struct store_request {
 struct tp_store {
     uv_loop_t *loop;
     uv_timer_t timer;            /* reconnect backoff, then handshake deadline */
+    uv_timer_t watchdog;         /* replies owed but none coming: drop link */
+    uint64_t command_timeout_ms;
+    uint64_t last_progress;      /* loop time of the last reply, or of the
+                                    first command sent when none was owed */
     uv_getaddrinfo_t resolver;   /* only when host is not an address */
     int resolving;
     int open_handles;            /* timer + live polls; free at zero */
@@ -333,6 +337,26 @@ static void link_closed(const redisAsyncContext *cac, int status) {
                     : cac->err      ? cac->errstr
                                     : "closed");
     }
+}
+
+/* Replies are owed and none came for command_timeout: the server hangs
+ * (stopped, overloaded, a network black hole). Free the link, which fails
+ * every pending callback with NULL so callers can answer "unavailable",
+ * and reconnect. */
+static void watchdog_fire(uv_timer_t *timer) {
+    tp_store_t *self = timer->data;
+    redisAsyncContext *ac = self->ac;
+    if (!ac || !self->ready || self->pending == 0) return;
+    if (uv_now(self->loop) - self->last_progress < self->command_timeout_ms)
+        return;
+    tp_log_warn("store: no reply from %s:%d for %llu ms with %zu owed; "
+                "reconnecting", self->host, self->port,
+                (unsigned long long)self->command_timeout_ms, self->pending);
+    self->ac = NULL;
+    self->ready = 0;
+    redisAsyncFree(ac); /* not inside a hiredis callback: fails them now */
+    schedule_reconnect(self);
+    store_announce(self, 0);
 }
 
 /* The handshake took too long: free the link (its handshake callbacks get
@@ -606,6 +630,13 @@ tp_store_t *tp_store_new(uv_loop_t *loop, const tp_store_options_t *opts) {
     }
     self->timer.data = self;
     self->open_handles = 1;
+    self->command_timeout_ms =
+        (uint64_t)(opts->command_timeout_ms > 0 ? opts->command_timeout_ms : 3000);
+    uv_timer_init(loop, &self->watchdog);
+    self->watchdog.data = self;
+    self->open_handles++;
+    uint64_t tick = self->command_timeout_ms / 4 ? self->command_timeout_ms / 4 : 1;
+    uv_timer_start(&self->watchdog, watchdog_fire, tick, tick);
 
     link_start(self);
     return self;
@@ -626,6 +657,7 @@ void tp_store_destroy(tp_store_t **self_p) {
     if (self->resolving) uv_cancel((uv_req_t *)&self->resolver);
     uv_timer_stop(&self->timer);
     uv_close((uv_handle_t *)&self->timer, timer_closed);
+    uv_close((uv_handle_t *)&self->watchdog, timer_closed);
 
     redisAsyncContext *ac = self->ac;
     self->ac = NULL;
@@ -722,6 +754,7 @@ static void request_answered(redisAsyncContext *ac, void *r, void *privdata) {
     tp_store_reply_cb cb = req->cb;
     void *arg = req->arg;
     free(req);
+    self->last_progress = uv_now(self->loop);
     assert(self->pending > 0);
     self->pending--;
     if (cb) cb(self, reply, arg);
@@ -751,7 +784,7 @@ int tp_store_command(tp_store_t *self, tp_store_reply_cb cb, void *arg,
         free(req);
         return -1;
     }
-    self->pending++;
+    if (self->pending++ == 0) self->last_progress = uv_now(self->loop);
     return 0;
 }
 
@@ -769,7 +802,7 @@ int tp_store_command_argv(tp_store_t *self, tp_store_reply_cb cb, void *arg,
         free(req);
         return -1;
     }
-    self->pending++;
+    if (self->pending++ == 0) self->last_progress = uv_now(self->loop);
     return 0;
 }
 
@@ -822,7 +855,7 @@ int tp_store_eval(tp_store_t *self, int script, tp_store_reply_cb cb,
         free(req);
         return -1;
     }
-    self->pending++;
+    if (self->pending++ == 0) self->last_progress = uv_now(self->loop);
     return 0;
 }
 

@@ -17,42 +17,41 @@
 #include "tp/keys.h"
 #include "tp/log.h"
 
-/* KEYS[1] journal, KEYS[2..] id keys; ARGV[1] ttl, then (type, envelope)
- * per event. Returns per event the journal id, or "" for a duplicate. */
+/* KEYS journal, phone index, email index, ticket index, then one id key per
+ * event. ARGV ttl, then per event: type, envelope, customer, phone, email,
+ * ticket. An event not seen before is appended and its addresses indexed
+ * (first owner wins); one seen before changes nothing. Returns per event the
+ * journal id, or "" for a duplicate. */
 static const char JOURNAL_LUA[] =
     "local out = {}\n"
-    "for i = 2, #KEYS do\n"
+    "for i = 5, #KEYS do\n"
+    "  local a = 2 + (i - 5) * 6\n"
     "  if redis.call('EXISTS', KEYS[i]) == 1 then out[#out + 1] = ''\n"
     "  else\n"
-    "    local sid = redis.call('XADD', KEYS[1], '*', 't', ARGV[2 * i - 2],\n"
-    "                           'e', ARGV[2 * i - 1])\n"
+    "    local sid = redis.call('XADD', KEYS[1], '*', 't', ARGV[a], 'e', ARGV[a + 1])\n"
     "    redis.call('SET', KEYS[i], sid, 'EX', ARGV[1])\n"
+    "    local c = ARGV[a + 2]\n"
+    "    if ARGV[a + 3] ~= '' then redis.call('HSETNX', KEYS[2], ARGV[a + 3], c) end\n"
+    "    if ARGV[a + 4] ~= '' then redis.call('HSETNX', KEYS[3], ARGV[a + 4], c) end\n"
+    "    if ARGV[a + 5] ~= '' then redis.call('HSETNX', KEYS[4], ARGV[a + 5], c) end\n"
     "    out[#out + 1] = sid\n"
     "  end\n"
     "end\n"
     "return out\n";
 
 /* KEYS phone, email, ticket indexes; ARGV groups of (op, customer, x, y).
- * Returns per group the customer, or "" when a ticket is unknown. */
+ * Read only: nothing is indexed before the event is journaled. Returns per
+ * group: the customer found (lead by phone, then email; call by number),
+ * else the given one; for tickets the owning customer, or "". */
 static const char RESOLVE_LUA[] =
     "local out = {}\n"
     "for i = 1, #ARGV, 4 do\n"
     "  local op, c, x, y = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
     "  if op == 'lead' then\n"
-    "    local found = (x ~= '' and redis.call('HGET', KEYS[1], x)) or\n"
-    "                  (y ~= '' and redis.call('HGET', KEYS[2], y))\n"
-    "    if found then c = found end\n"
-    "    if x ~= '' then redis.call('HSETNX', KEYS[1], x, c) end\n"
-    "    if y ~= '' then redis.call('HSETNX', KEYS[2], y, c) end\n"
-    "  elseif op == 'known' then\n"
-    "    if x ~= '' then redis.call('HSETNX', KEYS[1], x, c) end\n"
-    "    if y ~= '' then redis.call('HSETNX', KEYS[2], y, c) end\n"
+    "    c = (x ~= '' and redis.call('HGET', KEYS[1], x)) or\n"
+    "        (y ~= '' and redis.call('HGET', KEYS[2], y)) or c\n"
     "  elseif op == 'call' then\n"
-    "    local found = redis.call('HGET', KEYS[1], x)\n"
-    "    if found then c = found else redis.call('HSET', KEYS[1], x, c) end\n"
-    "  elseif op == 'ticket_set' then\n"
-    "    redis.call('HSETNX', KEYS[3], x, c)\n"
-    "    c = redis.call('HGET', KEYS[3], x)\n"
+    "    c = redis.call('HGET', KEYS[1], x) or c\n"
     "  else\n"
     "    c = redis.call('HGET', KEYS[3], x) or ''\n"
     "  end\n"
@@ -63,9 +62,9 @@ static const char RESOLVE_LUA[] =
 /* Events per journal script call at most; a larger batch goes alone. */
 #define FLUSH_MAX 1000
 
-enum { RESOLVE_NONE, RESOLVE_LEAD, RESOLVE_KNOWN, RESOLVE_CALL,
+enum { RESOLVE_NONE, RESOLVE_LEAD, RESOLVE_CALL,
        RESOLVE_TICKET_GET, RESOLVE_TICKET_SET };
-static const char *const resolve_ops[] = {"", "lead", "known", "call",
+static const char *const resolve_ops[] = {"", "lead", "call",
                                           "ticket_get", "ticket_set"};
 
 typedef struct entry {
@@ -167,11 +166,9 @@ int tp_journal_batch_add(tp_journal_batch_t *b, tp_event_t *ev,
             fail_field(err, "data.contact.email", "not an email address");
             return -1;
         }
-        if (cust)
-            e->resolve = (e->phone[0] || e->email[0]) ? RESOLVE_KNOWN
-                                                      : RESOLVE_NONE;
-        else
-            e->resolve = RESOLVE_LEAD;
+        /* a known customer needs no look-up; its addresses are indexed
+         * when the event is journaled */
+        e->resolve = cust ? RESOLVE_NONE : RESOLVE_LEAD;
         break;
     }
     case TP_EVENT_CALL_STARTED:
@@ -345,33 +342,39 @@ static void flush_queued(tp_journal_t *j) {
         }
         if (!j->queued) j->queued_tail = &j->queued;
 
-        size_t argc = 2 + events * 3, a = 0;
+        size_t argc = 5 + events * 7, a = 0;
         const char **argv = malloc(argc * sizeof *argv);
         size_t *lens = malloc(argc * sizeof *lens);
         if (!argv || !lens) abort();
-        /* keys: journal, then the id keys; args: ttl, then type/envelope */
         char ttl[24];
         snprintf(ttl, sizeof ttl, "%lld", j->opts.dedupe_ttl_s);
-        argv[a] = j->journal_key;
-        lens[a++] = strlen(j->journal_key);
+#define PUSH(s, n) (argv[a] = (s), lens[a] = (n), a++)
+#define PUSHS(s) PUSH((s), strlen(s))
+        PUSHS(j->journal_key);
+        PUSHS(j->phone_key);
+        PUSHS(j->email_key);
+        PUSHS(j->ticket_key);
+        for (tp_journal_batch_t *b = f->batches; b; b = b->next)
+            for (size_t i = 0; i < b->n; i++) PUSHS(b->entries[i].idkey);
+        PUSHS(ttl);
         for (tp_journal_batch_t *b = f->batches; b; b = b->next)
             for (size_t i = 0; i < b->n; i++) {
-                argv[a] = b->entries[i].idkey;
-                lens[a++] = strlen(b->entries[i].idkey);
+                entry_t *e = &b->entries[i];
+                const char *ticket = e->ev.type == TP_EVENT_TICKET_OPENED
+                                         ? tp_event_str(&e->ev, "ticket")
+                                         : NULL;
+                PUSHS(tp_proto_type_name(e->ev.type));
+                PUSH(e->blob.data, e->blob.size);
+                PUSHS(e->ev.customer);
+                PUSHS(e->phone);
+                PUSHS(e->email);
+                PUSHS(ticket ? ticket : "");
             }
-        argv[a] = ttl;
-        lens[a++] = strlen(ttl);
-        for (tp_journal_batch_t *b = f->batches; b; b = b->next)
-            for (size_t i = 0; i < b->n; i++) {
-                const char *t = tp_proto_type_name(b->entries[i].ev.type);
-                argv[a] = t;
-                lens[a++] = strlen(t);
-                argv[a] = b->entries[i].blob.data;
-                lens[a++] = b->entries[i].blob.size;
-            }
+#undef PUSHS
+#undef PUSH
         j->stats.script_calls++;
         int rc = tp_store_eval(j->store, j->journal_script, journal_reply_cb, f,
-                               (int)(1 + events), (int)a, argv, lens);
+                               (int)(4 + events), (int)a, argv, lens);
         free(argv);
         free(lens);
         if (rc < 0) {
@@ -395,6 +398,26 @@ static void flusher_cb(uv_check_t *h) {
 
 /* ---- resolve step ---- */
 
+/* A ticket.opened earlier in the batch for `ticket`, or NULL. */
+static const entry_t *opened_earlier(const tp_journal_batch_t *b, size_t upto,
+                                     const char *ticket) {
+    for (size_t i = 0; i < upto; i++) {
+        const entry_t *e = &b->entries[i];
+        const char *t = tp_event_str(&e->ev, "ticket");
+        if (e->ev.type == TP_EVENT_TICKET_OPENED && t && strcmp(t, ticket) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static void reject(tp_journal_batch_t *b, size_t i, const char *field,
+                   const char *msg) {
+    b->err_index = i;
+    fail_field(&b->err, field, msg);
+    finish(b, TP_JOURNAL_REJECTED);
+    start_flusher(b->journal);
+}
+
 static void resolve_reply_cb(tp_store_t *store, redisReply *reply, void *arg) {
     tp_journal_batch_t *b = arg;
     tp_journal_t *j = b->journal;
@@ -411,16 +434,31 @@ static void resolve_reply_cb(tp_store_t *store, redisReply *reply, void *arg) {
         if (e->resolve == RESOLVE_NONE) continue;
         redisReply *r = k < reply->elements ? reply->element[k] : NULL;
         k++;
-        if (!r || r->type != REDIS_REPLY_STRING || r->len == 0 ||
-            r->len > TP_CUSTOMER_MAX) {
-            b->err_index = i;
-            fail_field(&b->err, "data.ticket", "unknown ticket");
-            finish(b, TP_JOURNAL_REJECTED);
-            start_flusher(j);
+        const char *found = r && r->type == REDIS_REPLY_STRING &&
+                                    r->len <= TP_CUSTOMER_MAX ? r->str : "";
+        const char *ticket = tp_event_str(&e->ev, "ticket");
+        if (e->resolve == RESOLVE_TICKET_SET) {
+            const entry_t *prior = opened_earlier(b, i, ticket);
+            if ((*found && strcmp(found, e->ev.customer) != 0) ||
+                (prior && strcmp(prior->ev.customer, e->ev.customer) != 0)) {
+                reject(b, i, "data.ticket", "ticket id belongs to another customer");
+                return;
+            }
+            continue;
+        }
+        if (e->resolve == RESOLVE_TICKET_GET && !*found) {
+            const entry_t *prior = opened_earlier(b, i, ticket);
+            if (!prior) {
+                reject(b, i, "data.ticket", "unknown ticket");
+                return;
+            }
+            found = prior->ev.customer;
+        }
+        if (!*found) {
+            reject(b, i, "customer", "cannot find the customer");
             return;
         }
-        memcpy(e->ev.customer, r->str, r->len);
-        e->ev.customer[r->len] = '\0';
+        snprintf(e->ev.customer, sizeof e->ev.customer, "%s", found);
     }
     enqueue(b);
 }

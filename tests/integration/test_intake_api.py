@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import time
 import urllib.parse
 
@@ -96,7 +97,6 @@ def unpack(b, i=0):
         n, i = num(2 if c == 0xde else 4)
         return seq(n, i, True)
     if c in (0xca, 0xcb):
-        import struct
         n = 4 if c == 0xca else 8
         return struct.unpack(">f" if n == 4 else ">d", b[i:i + n])[0], i + n
     raise ValueError("msgpack byte 0x%02x not handled" % c)
@@ -468,6 +468,30 @@ def test_rejected_batch_leaves_no_ticket_behind():
         assert w.close()
 
 
+def test_ticket_id_of_another_customer_refused():
+    """A ticket belongs to one customer (R-TICKET-1). A ticket.opened that
+    names another customer's ticket id must be refused, not journaled under
+    the other customer: that would put one customer's complaint on another
+    customer's record (R-SHARED-2, R-ROLE-1)."""
+    w = World(services=["intake"])
+    try:
+        def opened(customer, title, eid):
+            return {"type": "ticket.opened", "ts": now_ms(), "src": "hotline",
+                    "customer": customer, "id": eid,
+                    "data": {"ticket": "T-SHARED", "title": title,
+                             "category": "complaint", "priority": "high"}}
+        assert w.post(opened("ALPHA-1", "alpha's printer", "open-alpha"))[0] == 202
+        before = xlen(w)
+        status, body = w.post(opened("BETA-1", "beta's complaint", "open-beta"))
+        moved = [ev.get("customer") for ev in journal_events(w)
+                 if ev.get("id") == "open-beta"]
+        assert status == 400, \
+            "answered %s %s; journaled for customer %s" % (status, body, moved)
+        assert_bad_request(status, body, "data.ticket", before, w)
+    finally:
+        assert w.close()
+
+
 # ---- 401, 413 ------------------------------------------------------------
 
 
@@ -561,6 +585,8 @@ def test_unknown_customer_404():
         assert status == 400, (status, body)
         status, body = w.request("GET", "/v1/nothing-here")
         assert status == 404, (status, body)
+        status, body = w.request("GET", "/v1/events")
+        assert status == 405, (status, body)
     finally:
         assert w.close()
 
@@ -682,6 +708,7 @@ if __name__ == "__main__":
          test_ticket_update_for_unknown_ticket_400,
          test_rejected_batch_registers_no_address,
          test_rejected_batch_leaves_no_ticket_behind,
+         test_ticket_id_of_another_customer_refused,
          test_missing_or_wrong_key_401,
          test_healthz_without_key,
          test_body_over_1mib_413,

@@ -85,6 +85,8 @@ static void test_phone_garbage_refused(void **state) {
     phone_refused("++8613800138000");
     phone_refused("+86+13800138000");   /* '+' only in front */
     phone_refused("138+0013+8000");
+    phone_refused("86 138+00138000");   /* one '+', but not in front */
+    phone_refused("8613800138000+");
     phone_refused("+");
     phone_refused("\xef\xbc\x91\xef\xbc\x93\xef\xbc\x98"); /* fullwidth 138 */
     phone_refused("1380013800\n0");

@@ -32,6 +32,8 @@ typedef struct tp_store_options {
     const char *ns;           /* key namespace, default "tp:" */
     int reconnect_min_ms;     /* default 100 */
     int reconnect_max_ms;     /* default 5000 */
+    int command_timeout_ms;   /* replies owed, none for this long: the link
+                                 is dropped (callbacks get NULL), default 3000 */
 } tp_store_options_t;
 
 /* Connects in the background and keeps reconnecting. Strings are copied.
