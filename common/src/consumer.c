@@ -55,8 +55,9 @@ struct walk_step {
     int full;         /* the read returned a whole batch: walk on */
     int remaining;    /* jobs not yet done, +1 while starting them */
     int failed;
-    tp_consumer_job_t **jobs; /* candidates, before the done check */
+    tp_consumer_job_t **jobs; /* candidates; NULL once started or done */
     size_t njobs;
+    size_t next;              /* next candidate to start */
 };
 
 struct tp_consumer {
@@ -71,6 +72,9 @@ struct tp_consumer {
     int paused;
     uv_timer_t walk_timer;
     int walking;
+    walk_step_t *step; /* the step whose jobs are being started */
+    int pumping;       /* inside step_pump: a job done at once must not
+                          re-enter it and end the step under its feet */
     char journal_key[128], cursor_key[128], lease_key[128];
     char done_ttl[24];
     int lease_script, advance_script, done_script;
@@ -116,6 +120,7 @@ static void job_start(tp_consumer_job_t *job) {
 }
 
 static void step_end(tp_consumer_t *self, walk_step_t *step);
+static void step_pump(tp_consumer_t *self, walk_step_t *step);
 
 void tp_consumer_job_done(tp_consumer_job_t *job, int status) {
     tp_consumer_t *self = job->consumer;
@@ -130,10 +135,9 @@ void tp_consumer_job_done(tp_consumer_job_t *job, int status) {
         tp_bus_resume(self->pull);
     }
     job_free(job);
-    if (step) {
-        if (status != 0) step->failed = 1;
-        if (--step->remaining == 0) step_end(self, step);
-    }
+    if (step && status != 0) step->failed = 1;
+    if (self->step) step_pump(self, self->step); /* room for the walk */
+    if (step && --step->remaining == 0) step_end(self, step);
 }
 
 const char *tp_consumer_job_done_key(const tp_consumer_job_t *job) {
@@ -214,6 +218,28 @@ static void step_end(tp_consumer_t *self, walk_step_t *step) {
     step_free(step); /* after the send: argv points into it */
 }
 
+/* Starts the step's candidates while there is room under max_inflight;
+ * job_done calls it again as room frees up. The step holds one extra count
+ * in `remaining` until every candidate has started. */
+static void step_pump(tp_consumer_t *self, walk_step_t *step) {
+    if (self->pumping) return;
+    self->pumping = 1;
+    while (step->next < step->njobs &&
+           self->stats.inflight < self->opts.max_inflight) {
+        tp_consumer_job_t *job = step->jobs[step->next];
+        step->jobs[step->next++] = NULL;
+        job->step = step;
+        step->remaining++;
+        self->stats.reconciled++;
+        job_start(job);
+    }
+    self->pumping = 0;
+    if (step->next == step->njobs && self->step == step) {
+        self->step = NULL;
+        if (--step->remaining == 0) step_end(self, step);
+    }
+}
+
 static void done_marks_cb(tp_store_t *store, redisReply *r, void *arg) {
     walk_step_t *step = arg;
     tp_consumer_t *self = step->consumer;
@@ -222,23 +248,21 @@ static void done_marks_cb(tp_store_t *store, redisReply *r, void *arg) {
         step_free(step);
         return;
     }
-    step->remaining = 1; /* held while starting */
+    size_t kept = 0; /* compact: drop what is done already */
     for (size_t i = 0; i < step->njobs; i++) {
         tp_consumer_job_t *job = step->jobs[i];
-        step->jobs[i] = NULL;
-        if (r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer) {
+        if (r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer)
             job_free(job);
-            continue;
-        }
-        job->step = step;
-        step->remaining++;
-        self->stats.reconciled++;
-        job_start(job);
+        else
+            step->jobs[kept++] = job;
     }
-    if (step->remaining > 1)
-        tp_log_info("reconcile: applying %d journal entries missed on the bus "
-                    "(up to %s)", step->remaining - 1, step->last_id);
-    if (--step->remaining == 0) step_end(self, step);
+    step->njobs = kept;
+    if (kept)
+        tp_log_info("reconcile: applying %zu journal entries missed on the bus "
+                    "(up to %s)", kept, step->last_id);
+    step->remaining = 1; /* held until every candidate has started */
+    self->step = step;
+    step_pump(self, step);
 }
 
 /* Journal entries arrived: keep ours, ask which are done already. */

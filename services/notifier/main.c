@@ -56,10 +56,18 @@ int main(int argc, char **argv) {
             (long)tp_config_ms(app.cfg, "notifier", "webhook_connect_timeout", "3s"),
         .max_inflight = (int)tp_config_int(app.cfg, "notifier", "max_inflight",
                                            10000, 1, 1000000),
+        .max_connections = (int)tp_config_int(app.cfg, "notifier",
+                                              "webhook_max_connections", 64, 1,
+                                              100000),
     };
     char err[256];
     if (tp_config_check(app.cfg, err, sizeof err) < 0) {
         tp_log_error("configuration: %s", err);
+        return 1;
+    }
+    if (deliver_opts.claim_ms <= webhook_opts.timeout_ms) {
+        tp_log_error("configuration: notifier.claim must be longer than "
+                     "notifier.webhook_timeout, or a slow attempt gets a twin");
         return 1;
     }
 

@@ -189,6 +189,7 @@ static void posted_cb(long status, const char *error, void *arg) {
         else
             snprintf(why, sizeof why, "HTTP %ld", status);
         int permanent = status >= 400 && status < 500 && status != 408 && status != 429;
+        tp_log_warn("delivery %s attempt %d failed: %s", a->id, a->attempts + 1, why);
         settle(a, permanent || a->attempts + 1 >= self->opts.max_attempts ? "failed"
                                                                           : "retry",
                why);

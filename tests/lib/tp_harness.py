@@ -128,7 +128,11 @@ class Receiver:
             def log_message(self, *a):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 1024  # the default 5 drops bursts of connects
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d/hook" % self.port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -196,7 +200,8 @@ class World:
             "notifier": {"reconcile_lag": "1s", "reconcile_interval": "300ms",
                          "webhook_url": self.receiver.url if self.receiver else "",
                          "backoff": "200ms", "backoff_max": "1s",
-                         "retry_poll": "100ms", "claim": "5s"},
+                         "retry_poll": "100ms", "claim": "5s",
+                         "webhook_timeout": "3s"},
             "ticketing": {"reconcile_lag": "1s", "reconcile_interval": "300ms",
                           "sla_check": "100ms"},
         }

@@ -1,6 +1,7 @@
 /* bus.h: ZeroMQ sockets driven by a libuv loop.
  *
- * Owns one ZeroMQ context per process and the sockets made from it. Each
+ * Owns one ZeroMQ context per tp_bus_t (one per service process) and the
+ * sockets made from it. Each
  * socket is watched through a uv_poll_t on its ZMQ_FD; since that fd is
  * edge-triggered, every wake-up (and every send) drains the socket until
  * ZMQ_EVENTS says no more input. Never blocks the loop: sends are

@@ -38,6 +38,8 @@ typedef struct tp_emitter_options {
 /* Caller owns the result. NULL on failure (logged). */
 tp_emitter_t *tp_emitter_new(uv_loop_t *loop, tp_bus_t *bus, tp_store_t *store,
                              const tp_emitter_options_t *opts);
+/* Destroy the store first: a sweep waiting on Redis then ends while the
+ * emitter still exists. */
 void tp_emitter_destroy(tp_emitter_t **self_p);
 
 /* The outbox key ("<ns>outbox:<svc>") to pass to the apply script.
