@@ -157,3 +157,71 @@ int tp_service_run(uv_loop_t *loop, void (*stop)(void *arg), void *arg) {
     if (rc != 0) tp_log_warn("loop closed with handles open: %s", uv_strerror(rc));
     return rc == 0 ? 0 : -1;
 }
+
+/* ---- the consuming service's core ---- */
+
+int tp_service_core_open(tp_service_core_t *core, tp_service_t svc, int argc,
+                         char **argv) {
+    memset(core, 0, sizeof *core);
+    core->service = svc;
+    core->cfg = tp_service_config(argc, argv, svc, core->instance,
+                                  sizeof core->instance);
+    if (!core->cfg) return -1;
+    core->loop = uv_default_loop();
+    tp_store_options_t store_opts;
+    tp_emitter_options_t emitter_opts;
+    tp_service_store_options(core->cfg, &store_opts);
+    tp_service_emitter_options(core->cfg, svc, &emitter_opts);
+    tp_service_consumer_options(core->cfg, svc, core->instance,
+                                &core->consumer_opts);
+    if ((core->store = tp_store_new(core->loop, &store_opts)) &&
+        (core->bus = tp_bus_new(core->loop)) &&
+        (core->emitter = tp_emitter_new(core->loop, core->bus, core->store,
+                                        &emitter_opts)))
+        return 0;
+    tp_service_core_stop_store(core);
+    tp_service_core_close(core);
+    tp_service_run(core->loop, NULL, NULL);
+    tp_config_destroy(&core->cfg);
+    return -1;
+}
+
+int tp_service_core_consume(tp_service_core_t *core, tp_consumer_tag_cb tag,
+                            tp_consumer_apply_cb apply, void *arg) {
+    char err[256];
+    if (tp_config_check(core->cfg, err, sizeof err) < 0) {
+        tp_log_error("configuration: %s", err);
+        return -1;
+    }
+    core->consumer = tp_consumer_new(core->loop, core->bus, core->store,
+                                     &core->consumer_opts, tag, apply, arg);
+    if (!core->consumer) return -1;
+    tp_log_info("%s %s consuming %s", tp_proto_service_name(core->service),
+                core->instance, core->consumer_opts.endpoint);
+    return 0;
+}
+
+void tp_service_core_stop_store(tp_service_core_t *core) {
+    tp_store_destroy(&core->store);
+}
+
+void tp_service_core_close(tp_service_core_t *core) {
+    tp_consumer_destroy(&core->consumer);
+    tp_emitter_destroy(&core->emitter);
+    tp_bus_destroy(&core->bus);
+}
+
+int tp_service_core_run(tp_service_core_t *core, void (*stop)(void *arg),
+                        void *arg) {
+    int rc = tp_service_run(core->loop, stop, arg);
+    tp_config_destroy(&core->cfg);
+    return rc == 0 ? 0 : 1;
+}
+
+int tp_service_core_abort(tp_service_core_t *core, void (*stop)(void *arg),
+                          void *arg) {
+    stop(arg);
+    tp_service_run(core->loop, NULL, NULL);
+    tp_config_destroy(&core->cfg);
+    return 1;
+}

@@ -44,4 +44,45 @@ tp_config_t *tp_service_config(int argc, char **argv, tp_service_t svc,
  * closed. Returns 0 when the loop closed cleanly. */
 int tp_service_run(uv_loop_t *loop, void (*stop)(void *arg), void *arg);
 
+/* What every consuming service is made of: its configuration, loop, Redis,
+ * bus, outbox emitter and event consumer. main.c adds its own modules
+ * between tp_service_core_open and tp_service_core_consume. */
+typedef struct tp_service_core {
+    tp_service_t service;
+    char instance[64];
+    tp_config_t *cfg;
+    uv_loop_t *loop;
+    tp_store_t *store;
+    tp_bus_t *bus;
+    tp_emitter_t *emitter;
+    tp_consumer_t *consumer;
+    tp_consumer_options_t consumer_opts;
+} tp_service_core_t;
+
+/* Reads the configuration (argv or TP_CONFIG), sets up logging, and makes
+ * the store, the bus and the emitter. Returns 0, or -1 after logging why
+ * (what was made is torn down; the caller just exits 1). */
+int tp_service_core_open(tp_service_core_t *core, tp_service_t svc, int argc,
+                         char **argv);
+/* Checks every configuration value read so far (stopping with a message
+ * naming section.key), then starts consuming the service's events. Returns
+ * 0 or -1 (logged). */
+int tp_service_core_consume(tp_service_core_t *core, tp_consumer_tag_cb tag,
+                            tp_consumer_apply_cb apply, void *arg);
+/* Closes Redis first: every reply still owed arrives as NULL, so work in
+ * flight ends while the service's own modules still exist. */
+void tp_service_core_stop_store(tp_service_core_t *core);
+/* Destroys the consumer, emitter and bus; call after the service's own
+ * modules are gone. */
+void tp_service_core_close(tp_service_core_t *core);
+/* Runs until SIGINT or SIGTERM, then `stop(arg)` (which calls the two
+ * functions above around the service's own teardown). Frees the config.
+ * Returns the process exit code. */
+int tp_service_core_run(tp_service_core_t *core, void (*stop)(void *arg),
+                        void *arg);
+/* For a failed start: tears down what `stop` knows, runs the loop until
+ * every handle is closed, frees the config. Returns 1. */
+int tp_service_core_abort(tp_service_core_t *core, void (*stop)(void *arg),
+                          void *arg);
+
 #endif
