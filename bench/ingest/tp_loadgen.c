@@ -177,14 +177,16 @@ static int parse_response(conn_t *c, const char **body, size_t *body_len) {
 typedef void (*done_fn)(conn_t *c, int status, const char *body, size_t len,
                         void *arg);
 
-static void http_pump(conn_t *cs, int n, int timeout_ms, done_fn done, void *arg) {
+static void http_pump(conn_t *cs, int n, double timeout_s, done_fn done, void *arg) {
     struct pollfd pfd[256];
     for (int i = 0; i < n; i++) {
         pfd[i].fd = cs[i].busy ? cs[i].fd : -1;
         pfd[i].events = cs[i].out_off < cs[i].out_len ? POLLOUT : POLLIN;
         pfd[i].revents = 0;
     }
-    int r = poll(pfd, (nfds_t)n, timeout_ms);
+    struct timespec ts = {.tv_sec = (time_t)timeout_s,
+                          .tv_nsec = (long)((timeout_s - (double)(time_t)timeout_s) * 1e9)};
+    int r = ppoll(pfd, (nfds_t)n, &ts, NULL);
     if (r < 0 && errno != EINTR) die("poll");
     for (int i = 0; i < n && r > 0; i++) {
         conn_t *c = &cs[i];
@@ -263,7 +265,7 @@ static int run_http_batch(const opts_t *o) {
             busy += cs[i].busy;
         }
         if (!busy) break;
-        http_pump(cs, n, 1000, batch_done, &s);
+        http_pump(cs, n, 1.0, batch_done, &s);
     }
     double el = now_s() - t0;
     printf("mode=http-batch\nissued=%ld\naccepted=%ld\nduplicates=%ld\n"
@@ -325,12 +327,10 @@ static int run_http_lat(const opts_t *o) {
         }
         for (int i = 0; i < n; i++) busy += cs[i].busy;
         if (!busy && issued >= total) break;
-        int wait_ms = 1;
-        if (busy == 0 && issued < total) {
-            double dt = t0 + (double)issued / o->rate - now_s();
-            wait_ms = dt > 0 ? (int)(dt * 1000) : 0;
-        }
-        http_pump(cs, n, wait_ms, lat_done, &s);
+        /* sleep until the next request is due or an answer comes */
+        double dt = issued < total ? t0 + (double)issued / o->rate - now_s() : 1.0;
+        if (dt <= 0 && busy == n) dt = 1.0; /* due, but every connection busy */
+        http_pump(cs, n, dt > 0 ? dt : 0, lat_done, &s);
     }
     double el = now_s() - t0;
     qsort(s.lat, (size_t)s.n, sizeof *s.lat, cmp_double);
