@@ -86,8 +86,20 @@ void tp_service_emitter_options(tp_config_t *cfg, tp_service_t svc,
     out->sweep_interval_ms = tp_config_ms(cfg, s, "outbox_sweep", "1s");
 }
 
+/* SIGINT and SIGTERM stay blocked from the start of main until
+ * tp_service_run has its handlers in place; one that arrives meanwhile is
+ * delivered then, and stops the service cleanly instead of killing it. */
+static void stop_signals(int how) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(how, &set, NULL);
+}
+
 tp_config_t *tp_service_config(int argc, char **argv, tp_service_t svc,
                                char *instance, size_t instance_len) {
+    stop_signals(SIG_BLOCK);
     const char *path = getenv("TP_CONFIG");
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
@@ -150,6 +162,7 @@ int tp_service_run(uv_loop_t *loop, void (*stop)(void *arg), void *arg) {
         rs.sigint.data = rs.sigterm.data = &rs;
         uv_signal_start(&rs.sigint, signal_cb, SIGINT);
         uv_signal_start(&rs.sigterm, signal_cb, SIGTERM);
+        stop_signals(SIG_UNBLOCK);
         uv_run(loop, UV_RUN_DEFAULT);
     }
     uv_run(loop, UV_RUN_DEFAULT); /* close callbacks of the teardown */

@@ -73,6 +73,93 @@ def test_contact_before_deadline_closes_first_touch():
         assert w.close()
 
 
+def graded_events(w, customer):
+    """lead.graded data of `customer`, in journal order."""
+    out = []
+    for eid, fields in w.redis("XRANGE", "tp:{c:%s}:timeline" % customer, "-", "+"):
+        f = dict(zip(fields[0::2], fields[1::2]))
+        if f["type"] == "lead.graded":
+            out.append(f["summary"])
+    return out
+
+
+def test_interested_contacts_regrade_c_to_a():
+    """R-GRADE-3: every signal regrades; a C lead whose need turns urgent
+    becomes A at once, and lead.graded says what it was before."""
+    w = World()
+    try:
+        ev = lead("Slowco", urgency=0, budget=1, decision=0, owner="rep-c")
+        ev["customer"] = "SLOWCO-1"
+        assert w.post(ev)[0] == 202
+        wait_until(lambda: w.customer("SLOWCO-1")[1].get("grade") == "C", 5,
+                   what="grade C")
+        for n in range(3):  # each "interested" raises urgency by one step
+            assert w.post({"type": "contact.logged", "ts": now_ms(), "src": "phone",
+                           "customer": "SLOWCO-1",
+                           "data": {"channel": "phone", "direction": "out",
+                                    "outcome": "interested"}})[0] == 202
+        wait_until(lambda: w.customer("SLOWCO-1")[1].get("grade") == "A", 10,
+                   what="grade A after the urgent need")
+        rec = w.customer("SLOWCO-1")[1]
+        assert rec["profile"]["urgency"] == "3"
+        assert "urgency 2 -> 3" in rec["profile"]["grade_reason"]
+        wait_until(lambda: len(graded_events(w, "SLOWCO-1")) >= 2, 5,
+                   what="lead.graded on the timeline")
+        grades = w.journal("lead.graded")
+        assert 2 <= len(grades) <= 4  # C, then each change (C->B?, ->A), never a repeat
+        last = graded_events(w, "SLOWCO-1")[-1]
+        assert last.startswith("graded A"), last
+    finally:
+        assert w.close()
+
+
+def test_regrade_replans_first_touch():
+    """R-TOUCH-1: a lead re-captured with an urgent need is replanned from
+    its new grade (C: a month; A: 2 s here) before anyone touched it."""
+    w = World({"scheduler": {"first_touch_a": "2s", "first_touch_c": "1h"}})
+    try:
+        ev = lead("Latecomer", urgency=0, budget=0, decision=0, owner="rep-r")
+        ev["customer"] = "LATE-1"
+        assert w.post(ev)[0] == 202
+        wait_until(lambda: w.customer("LATE-1")[1].get("open_reminders"), 5,
+                   what="first touch planned for grade C")
+        due_c = w.customer("LATE-1")[1]["open_reminders"][0]["due_at"]
+        ev = lead("Latecomer", urgency=3, budget=3, decision=3, owner="rep-r")
+        ev["customer"] = "LATE-1"
+        assert w.post(ev)[0] == 202
+        wait_until(lambda: w.receiver.received(), 10, what="the replanned reminder")
+        body = json.loads(w.receiver.received()[0]["body"])
+        assert body["notification"]["due_at"] < due_c
+        assert "grade A" in body["notification"]["text"]
+    finally:
+        assert w.close()
+
+
+def test_call_resolves_customer_by_number():
+    """R-SHARED-2: a call from the lead's number, in another notation, lands
+    on the same customer's timeline."""
+    w = World()
+    try:
+        ev = lead("Callco")
+        ev["customer"] = "CALLCO-1"
+        assert w.post(ev)[0] == 202
+        status, body = w.post({"type": "call.ended", "ts": now_ms(), "src": "phone",
+                               "data": {"from": "0086 138-0013-8000", "to": "4008001234",
+                                        "direction": "in", "agent": "agent-1",
+                                        "queue": "sales", "duration_s": 42}})
+        assert status == 202, body
+        wait_until(lambda: any(e["type"] == "call.ended"
+                               for e in (w.customer("CALLCO-1")[1] or {}).get("timeline", [])), 5,
+                   what="the call on CALLCO-1's timeline")
+        s, found = w.request("GET", "/v1/lookup?phone=13800138000")
+        assert found["customers"] == ["CALLCO-1"]
+    finally:
+        assert w.close()
+
+
 if __name__ == "__main__":
     run([test_grade_a_lead_gets_one_first_touch_reminder,
-         test_contact_before_deadline_closes_first_touch])
+         test_contact_before_deadline_closes_first_touch,
+         test_interested_contacts_regrade_c_to_a,
+         test_regrade_replans_first_touch,
+         test_call_resolves_customer_by_number])

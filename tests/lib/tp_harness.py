@@ -218,9 +218,22 @@ class World:
         binary = os.path.join(BUILD, "services", service, "tp-" + service)
         env = dict(os.environ, TP_CONFIG=self.config_path)
         env["TP_%s_INSTANCE" % service.upper()] = name
-        log = open(os.path.join(self.dir, name + ".log"), "ab")
-        self.procs[name] = subprocess.Popen([binary], env=env, stdout=log, stderr=log)
-        return self.procs[name]
+        path = os.path.join(self.dir, name + ".log")
+        before = os.path.getsize(path) if os.path.exists(path) else 0
+        log = open(path, "ab")
+        proc = subprocess.Popen([binary], env=env, stdout=log, stderr=log)
+        self.procs[name] = proc
+        ready = " listening on " if service == "intake" else " consuming "
+
+        def started():
+            if proc.poll() is not None:
+                raise AssertionError("%s exited %s at start:\n%s"
+                                     % (name, proc.returncode, self.log(name)[-2000:]))
+            with open(path, errors="replace") as f:
+                f.seek(before)
+                return ready in f.read()
+        wait_until(started, 20, what="%s ready" % name)
+        return proc
 
     def kill(self, name, sig=signal.SIGKILL):
         p = self.procs.pop(name)
