@@ -4,6 +4,7 @@
 # `make stop` (deploy/stop-local.sh) ends what this started.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" # relative paths in the configuration start here
 build=${1:-$top/build}
 var=$top/var
 config=${TP_CONFIG:-$top/deploy/local/touchpoint.ini}

@@ -10,6 +10,7 @@
 #define ENUM(n, req, ch, doc) {n, TP_FIELD_ENUM, req, 0, 0, ch, NULL, doc}
 #define TIME(n, req, doc) {n, TP_FIELD_TIME, req, 0, 253402300799999LL, NULL, NULL, doc}
 #define OBJ(n, req, sub, doc) {n, TP_FIELD_OBJECT, req, 0, 0, NULL, sub, doc}
+#define LIST(n, req, max, item, doc) {n, TP_FIELD_ARRAY, req, 0, max, NULL, item, doc}
 #define END {NULL, 0, 0, 0, 0, NULL, NULL, NULL}
 
 #define NAME_MAX_B 200
@@ -135,10 +136,114 @@ static const tp_field_t sla_breached[] = {
     STR("title", 0, 500, "ticket title"),
     END};
 
+static const tp_field_t lead_updated[] = {
+    INT("urgency", 0, 0, 3, "need urgency 0-3"),
+    INT("budget", 0, 0, 3, "budget clarity 0-3"),
+    INT("decision", 0, 0, 3, "decision-chain clarity 0-3"),
+    STR("need", 0, TP_TEXT_MAX, "the need as now stated"),
+    STR("reason", 0, 500, "what changed, for the timeline"),
+    END};
+
+static const tp_field_t opportunity_updated[] = {
+    STR("opportunity", 1, 64, "deal id, unique per customer"),
+    STR("name", 0, NAME_MAX_B, "deal name"),
+    INT("amount", 0, 0, 1000000000000000LL, "in whole currency units"),
+    STR("currency", 0, 3, "ISO 4217 code, e.g. CNY"),
+    INT("stage", 1, 1, 6, "R-STAGE-1: 1 screening .. 6 review"),
+    INT("probability", 0, 0, 100, "percent; overrides the stage default"),
+    TIME("expected_close", 0, "expected close date"),
+    STR("owner", 0, TP_ACTOR_MAX, "deal owner; default the account owner"),
+    STR("team", 0, 64, "owner's team, for the team pipeline"),
+    END};
+
+static const tp_field_t deal_closed[] = {
+    STR("opportunity", 1, 64, "deal id"),
+    ENUM("outcome", 1, "won|lost", "how it ended"),
+    ENUM("reason", 0, TP_CHURN_REASONS, "why it was lost (R-CHURN-1)"),
+    STR("note", 0, TP_TEXT_MAX, "details"),
+    END};
+static const tp_field_rule_t deal_closed_rules[] = {
+    {"reason", "outcome", "lost"}, {NULL, NULL, NULL}};
+
+static const tp_field_t key_person[] = {
+    STR("name", 1, NAME_MAX_B, "name"),
+    STR("role", 0, 64, "role in the decision chain, e.g. decision_maker, "
+                       "department_head, user"),
+    STR("title", 0, NAME_MAX_B, "job title"),
+    STR("department", 0, 64, "department"),
+    STR("phone", 0, 40, "phone"),
+    STR("email", 0, 254, "email"),
+    STR("birthday", 0, 10, "MM-DD or YYYY-MM-DD (R-DAYS-1)"),
+    END};
+static const tp_field_t key_person_item[] = {
+    OBJ("person", 1, key_person, "a key person"), END};
+
+static const tp_field_t special_day[] = {
+    STR("what", 1, 200, "e.g. company anniversary"),
+    STR("date", 1, 10, "MM-DD or YYYY-MM-DD"),
+    END};
+static const tp_field_t special_day_item[] = {
+    OBJ("day", 1, special_day, "a special day"), END};
+static const tp_field_t module_item[] = {
+    STR("module", 1, 100, "an installed software module"), END};
+
+static const tp_field_t customer_updated[] = {
+    STR("name", 0, NAME_MAX_B, "organisation name"),
+    STR("level", 0, 64, "organisation level"),
+    STR("address", 0, 500, "address"),
+    STR("legal_rep", 0, NAME_MAX_B, "legal representative"),
+    STR("business_state", 0, 64, "business state"),
+    STR("aftersales_state", 0, 64, "after-sales state"),
+    LIST("modules", 0, 100, module_item, "installed software modules"),
+    STR("hardware", 0, 2000, "hardware"),
+    STR("notes", 0, TP_TEXT_MAX, "relationship notes"),
+    STR("owner", 0, TP_ACTOR_MAX, "account owner"),
+    STR("team", 0, 64, "owner's team"),
+    STR("manager", 0, TP_ACTOR_MAX, "owner's manager (escalations)"),
+    ENUM("relationship", 0, "vip|normal", "R-CUST-2"),
+    INT("revenue_tier", 0, 1, 3, "R-CUST-2: 3 high, 2, 1"),
+    ENUM("growth", 0, "quality|target|normal", "R-CUST-2"),
+    ENUM("need_level", 0, "high|normal|low", "R-CUST-2"),
+    LIST("key_people", 0, 50, key_person_item, "the decision chain"),
+    LIST("special_days", 0, 50, special_day_item, "anniversaries and the like"),
+    ENUM("churned", 0, TP_CHURN_REASONS, "the customer left, and why"),
+    END};
+
+static const tp_field_t customer_merged[] = {
+    STR("from", 1, TP_CUSTOMER_MAX, "the record that joins this one"),
+    STR("reason", 0, 500, "why they are one"),
+    END};
+
+static const tp_field_t survey_answered[] = {
+    INT("score", 1, 1, 5, "1 (bad) .. 5 (excellent)"),
+    STR("comment", 0, TP_TEXT_MAX, "what the customer said"),
+    ENUM("about", 0, "ticket|project|visit|other", "what was rated"),
+    STR("ticket", 0, 64, "the ticket, when about one"),
+    END};
+
+static const tp_field_t stage_changed[] = {
+    STR("opportunity", 1, 64, "deal id"),
+    STR("name", 0, NAME_MAX_B, "deal name"),
+    INT("from", 1, 0, 6, "previous stage, 0 for a new deal"),
+    INT("to", 1, 1, 6, "new stage"),
+    INT("dwell_ms", 1, 0, INT64_MAX, "time spent in the previous stage"),
+    STR("owner", 1, TP_ACTOR_MAX, "deal owner"),
+    ENUM("state", 1, TP_CUSTOMER_STATES, "the customer's state now"),
+    STR("cause", 1, TP_ID_MAX, "id of the event that caused it"),
+    END};
+
+static const tp_field_t customer_at_risk[] = {
+    INT("health", 1, 0, 100, "health now"),
+    INT("threshold", 1, 0, 100, "the at-risk threshold"),
+    STR("owner", 1, TP_ACTOR_MAX, "account owner, notified"),
+    STR("text", 0, 1000, "what pulls the health down"),
+    STR("cause", 1, TP_ID_MAX, "id of the event that caused it"),
+    END};
+
 static const tp_event_schema_t schemas[] = {
-    {TP_EVENT_NONE, NULL, 0, TP_SERVICE_INTAKE, NULL, NULL},
-#define XX(e, f, n, to, from, doc)                                            \
-    {TP_EVENT_##e, n, to, TP_SERVICE_##from, doc, f},
+    {TP_EVENT_NONE, NULL, 0, TP_SERVICE_INTAKE, NULL, NULL, NULL},
+#define XX(e, f, r, n, to, from, doc)                                         \
+    {TP_EVENT_##e, n, to, TP_SERVICE_##from, doc, f, r},
     TP_EVENT_MAP(XX)
 #undef XX
 };

@@ -33,38 +33,54 @@ static void choices(const char *c) {
     }
 }
 
-/* The fields of `fields`, sub-fields of objects as `parent.name`, each
- * "`name`* kind", separated by <br> (a cell holds one line). */
+/* What a field holds: "string, max 200 bytes", "int 0..3", ... */
+static void kind_doc(const tp_field_t *f) {
+    switch (f->kind) {
+    case TP_FIELD_STRING:
+        printf("string, max %" PRId64 " bytes", f->max);
+        break;
+    case TP_FIELD_INT:
+        if (f->max == INT64_MAX) printf("int >= %" PRId64, f->min);
+        else printf("int %" PRId64 "..%" PRId64, f->min, f->max);
+        break;
+    case TP_FIELD_BOOL:
+        fputs("bool", stdout);
+        break;
+    case TP_FIELD_ENUM:
+        choices(f->choices);
+        break;
+    case TP_FIELD_TIME:
+        fputs("time (ms since the epoch, UTC)", stdout);
+        break;
+    case TP_FIELD_OBJECT:
+        fputs("object", stdout);
+        break;
+    case TP_FIELD_ARRAY:
+        printf("list of at most %" PRId64 ": ", f->max);
+        kind_doc(&f->sub[0]);
+        break;
+    }
+}
+
+/* The fields of `fields`, sub-fields of objects as `parent.name` (of list
+ * items as `parent[].name`), each "`name`* kind", separated by <br> (a cell
+ * holds one line). */
 static void fields_doc(const tp_field_t *fields, const char *prefix, int *first) {
     for (const tp_field_t *f = fields; f->name != NULL; f++) {
         if (!*first) fputs("<br>", stdout);
         *first = 0;
         printf("`%s%s%s`%s ", prefix, *prefix ? "." : "", f->name, f->required ? "*" : "");
-        switch (f->kind) {
-        case TP_FIELD_STRING:
-            printf("string, max %" PRId64 " bytes", f->max);
-            break;
-        case TP_FIELD_INT:
-            if (f->max == INT64_MAX) printf("int >= %" PRId64, f->min);
-            else printf("int %" PRId64 "..%" PRId64, f->min, f->max);
-            break;
-        case TP_FIELD_BOOL:
-            fputs("bool", stdout);
-            break;
-        case TP_FIELD_ENUM:
-            choices(f->choices);
-            break;
-        case TP_FIELD_TIME:
-            fputs("time (ms since the epoch, UTC)", stdout);
-            break;
-        case TP_FIELD_OBJECT:
-            fputs("object", stdout);
-            break;
-        }
-        if (f->kind == TP_FIELD_OBJECT && f->sub != NULL) {
+        kind_doc(f);
+        const tp_field_t *inner = f->kind == TP_FIELD_OBJECT ? f->sub
+                                  : f->kind == TP_FIELD_ARRAY &&
+                                          f->sub[0].kind == TP_FIELD_OBJECT
+                                      ? f->sub[0].sub
+                                      : NULL;
+        if (inner) {
             char sub[128];
-            snprintf(sub, sizeof sub, "%s%s%s", prefix, *prefix ? "." : "", f->name);
-            fields_doc(f->sub, sub, first);
+            snprintf(sub, sizeof sub, "%s%s%s%s", prefix, *prefix ? "." : "",
+                     f->name, f->kind == TP_FIELD_ARRAY ? "[]" : "");
+            fields_doc(inner, sub, first);
         }
     }
 }
@@ -87,6 +103,8 @@ int main(void) {
         printf(" | %s | ", tp_proto_service_name(s->producer));
         int first = 1;
         fields_doc(s->fields, "", &first);
+        for (const tp_field_rule_t *r = s->rules; r && r->field; r++)
+            printf("<br>`%s` required when `%s` is %s", r->field, r->when, r->equals);
         fputs(" | ", stdout);
         cell(s->doc ? s->doc : "");
         puts(" |");

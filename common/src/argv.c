@@ -29,14 +29,38 @@ void tp_argv_add(tp_argv_t *a, const char *s, size_t len) {
     a->n++;
 }
 
-static void add_owned(tp_argv_t *a, char *s) {
+static void own(tp_argv_t *a, char *s) {
     if (a->nowned == a->capowned) {
         a->capowned = a->capowned ? a->capowned * 2 : 8;
         a->owned = realloc(a->owned, a->capowned * sizeof *a->owned);
         if (!a->owned) abort();
     }
     a->owned[a->nowned++] = s;
+}
+
+static void add_owned(tp_argv_t *a, char *s) {
+    own(a, s);
     tp_argv_add(a, s, (size_t)-1);
+}
+
+void tp_argv_add_copy(tp_argv_t *a, const char *s, size_t len) {
+    char *copy = malloc(len + 1);
+    if (!copy) abort();
+    if (len) memcpy(copy, s, len);
+    copy[len] = '\0';
+    own(a, copy);
+    tp_argv_add(a, copy, len);
+}
+
+void tp_argv_setf(tp_argv_t *a, size_t i, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) abort();
+    va_end(ap);
+    own(a, s);
+    a->v[i] = s;
+    a->len[i] = strlen(s);
 }
 
 void tp_argv_addf(tp_argv_t *a, const char *fmt, ...) {

@@ -24,13 +24,15 @@ typedef struct {
     char *key;
     char *value;
     int from_env; /* a copy of an environment value, handed out */
+    int line;     /* where the file set it, for errors; 0 otherwise */
 } entry_t;
 
 struct tp_config {
     entry_t *entries;
     size_t count, cap;
     int failed;      /* a getter recorded an error */
-    char error[256]; /* the first one */
+    char error[512]; /* the first one */
+    char *path;      /* the file, for errors naming file:line */
     /* Loading only: */
     FILE *file;
     int lines_read;
@@ -52,7 +54,7 @@ static void entry_add(tp_config_t *self, const char *section, const char *key,
         if (!self->entries) abort();
     }
     self->entries[self->count++] =
-        (entry_t){copy(section), copy(key), copy(value), from_env};
+        (entry_t){copy(section), copy(key), copy(value), from_env, 0};
 }
 
 /* Sections and keys compare without case, like their environment names. */
@@ -96,7 +98,9 @@ static int line_parsed(void *user, const char *section, const char *key,
         e->value = copy(value);
     } else {
         entry_add(self, section, key, value, 0);
+        e = &self->entries[self->count - 1];
     }
+    e->line = self->lines_read; /* inih hands over each line as it reads it */
     return 1;
 }
 
@@ -104,6 +108,7 @@ tp_config_t *tp_config_new(const char *path, char *err, size_t errlen) {
     tp_config_t *self = calloc(1, sizeof *self);
     if (!self) abort();
     if (!path) return self;
+    self->path = copy(path);
 
     self->file = fopen(path, "r");
     if (!self->file) {
@@ -149,24 +154,8 @@ void tp_config_destroy(tp_config_t **self_p) {
         free(self->entries[i].value);
     }
     free(self->entries);
+    free(self->path);
     free(self);
-}
-
-/* Records the first error only: it names section.key, never the value. */
-static void error_record(tp_config_t *self, const char *section,
-                         const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void error_record(tp_config_t *self, const char *section,
-                         const char *key, const char *fmt, ...) {
-    if (self->failed) return;
-    self->failed = 1;
-    int n = snprintf(self->error, sizeof self->error, "%s.%s: ", section, key);
-    if (n < 0 || (size_t)n >= sizeof self->error) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(self->error + n, sizeof self->error - (size_t)n, fmt, ap);
-    va_end(ap);
 }
 
 /* The environment's value for section/key, or NULL. */
@@ -184,6 +173,29 @@ static const char *env_lookup(const char *section, const char *key) {
     const char *value = getenv(name);
     free(name);
     return value;
+}
+
+/* Records the first error only: it names section.key, never the value. */
+static void error_record(tp_config_t *self, const char *section,
+                         const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void error_record(tp_config_t *self, const char *section,
+                         const char *key, const char *fmt, ...) {
+    if (self->failed) return;
+    self->failed = 1;
+    /* A value from the file is named by file and line too; the
+     * environment's wins, so only when it is not set there. */
+    entry_t *e = env_lookup(section, key) ? NULL : entry_find(self, section, key, 0);
+    int n = e && e->line && self->path
+                ? snprintf(self->error, sizeof self->error, "%s:%d: %s.%s: ",
+                           self->path, e->line, section, key)
+                : snprintf(self->error, sizeof self->error, "%s.%s: ", section, key);
+    if (n < 0 || (size_t)n >= sizeof self->error) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(self->error + n, sizeof self->error - (size_t)n, fmt, ap);
+    va_end(ap);
 }
 
 const char *tp_config_str(tp_config_t *self, const char *section,

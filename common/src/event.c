@@ -337,6 +337,17 @@ static int field_check(const tp_field_t *f, const json_t *v, const char *field,
     case TP_FIELD_OBJECT:
         if (!json_is_object(v)) return fail(err, field, "must be an object");
         return fields_check(f->sub, v, field, err);
+    case TP_FIELD_ARRAY:
+        if (!json_is_array(v) || json_array_size(v) > (size_t)f->max)
+            return fail(err, field, "must be a list of at most %lld items",
+                        (long long)f->max);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            char item[sizeof err->field];
+            snprintf(item, sizeof item, "%s[%zu]", field, i);
+            if (field_check(&f->sub[0], json_array_get(v, i), item, err) != 0)
+                return -1;
+        }
+        return 0;
     }
     return fail(err, field, "has an unknown kind in the schema"); /* not reached */
 }
@@ -349,6 +360,16 @@ static int data_check(tp_event_type_t type, const json_t *data, int trusted,
     if (schema == NULL) return fail(err, "type", "unknown event type");
     if (!json_is_object(data)) return fail(err, "data", "must be an object");
     if (fields_check(schema->fields, data, "data", err) != 0) return -1;
+    for (const tp_field_rule_t *r = schema->rules; r && r->field; r++) {
+        const json_t *when = json_object_get(data, r->when);
+        const json_t *v = json_object_get(data, r->field);
+        if (json_is_string(when) && strcmp(json_string_value(when), r->equals) == 0 &&
+            (!v || json_is_null(v))) {
+            char field[sizeof err->field];
+            snprintf(field, sizeof field, "data.%s", r->field);
+            return fail(err, field, "required when %s is %s", r->when, r->equals);
+        }
+    }
     if (trusted) return 0;
     path_t path = {"data", 4};
     return tree_check(data, 2, &path, err); /* data sits at level 2 */

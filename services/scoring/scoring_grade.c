@@ -7,26 +7,23 @@
 
 void tp_grade_rules_load(tp_grade_rules_t *r, tp_config_t *cfg) {
     memset(r, 0, sizeof *r);
-    r->w_urgency = (int)tp_config_int(cfg, "scoring", "weight_urgency", 4, 0, 100);
-    r->w_budget = (int)tp_config_int(cfg, "scoring", "weight_budget", 3, 0, 100);
-    r->w_decision = (int)tp_config_int(cfg, "scoring", "weight_decision", 3, 0, 100);
-    r->w_fit = (int)tp_config_int(cfg, "scoring", "weight_fit", 2, 0, 100);
-    r->threshold_a = (int)tp_config_int(cfg, "scoring", "threshold_a", 70, 0, 100);
-    r->threshold_b = (int)tp_config_int(cfg, "scoring", "threshold_b", 40, 0, 100);
-    r->urgent_lifts_to_a = tp_config_bool(cfg, "scoring", "urgent_lifts_to_a", 1);
-    r->fit_w_size = (int)tp_config_int(cfg, "scoring", "fit_weight_size", 30, 0, 100);
-    r->fit_w_industry =
-        (int)tp_config_int(cfg, "scoring", "fit_weight_industry", 30, 0, 100);
-    r->fit_w_contact =
-        (int)tp_config_int(cfg, "scoring", "fit_weight_contact", 25, 0, 100);
-    r->fit_w_brand = (int)tp_config_int(cfg, "scoring", "fit_weight_brand", 15, 0, 100);
-    r->fit_min_size = tp_config_int(cfg, "scoring", "fit_min_size", 100, 0, 10000000);
-    snprintf(r->fit_industries, sizeof r->fit_industries, "%s",
-             tp_config_str(cfg, "scoring", "fit_industries",
-                           "manufacturing,fmcg,hightech"));
+    r->w_urgency = (int)tp_config_int(cfg, "grade", "weight_urgency", 4, 0, 100);
+    r->w_budget = (int)tp_config_int(cfg, "grade", "weight_budget", 3, 0, 100);
+    r->w_decision = (int)tp_config_int(cfg, "grade", "weight_decision", 3, 0, 100);
+    r->w_fit = (int)tp_config_int(cfg, "grade", "weight_fit", 2, 0, 100);
+    r->threshold_a = (int)tp_config_int(cfg, "grade", "threshold_a", 70, 0, 100);
+    r->threshold_b = (int)tp_config_int(cfg, "grade", "threshold_b", 40, 0, 100);
+    r->urgent_lifts_to_a = tp_config_bool(cfg, "grade", "urgent_lifts_to_a", 1);
     r->interested_urgency_step =
-        (int)tp_config_int(cfg, "scoring", "interested_urgency_step", 1, 0, 3);
-    r->refused_urgency = (int)tp_config_int(cfg, "scoring", "refused_urgency", 0, 0, 3);
+        (int)tp_config_int(cfg, "grade", "interested_urgency_step", 1, 0, 3);
+    r->refused_urgency = (int)tp_config_int(cfg, "grade", "refused_urgency", 0, 0, 3);
+    r->fit_w_size = (int)tp_config_int(cfg, "fit", "weight_size", 30, 0, 100);
+    r->fit_w_industry = (int)tp_config_int(cfg, "fit", "weight_industry", 30, 0, 100);
+    r->fit_w_contact = (int)tp_config_int(cfg, "fit", "weight_contact", 25, 0, 100);
+    r->fit_w_brand = (int)tp_config_int(cfg, "fit", "weight_brand", 15, 0, 100);
+    r->fit_min_size = tp_config_int(cfg, "fit", "min_size", 100, 0, 10000000);
+    snprintf(r->fit_industries, sizeof r->fit_industries, "%s",
+             tp_config_str(cfg, "fit", "industries", "manufacturing,fmcg,hightech"));
 }
 
 static int industry_fits(const char *list, const char *industry) {

@@ -29,8 +29,8 @@ typedef struct tp_lead_facts {
     int known_brand;      /* data.brand given */
 } tp_lead_facts_t;
 
-/* Reads [scoring] keys over the domain.md defaults. Bad values are left to
- * tp_config_check. */
+/* Reads [grade] and [fit] of the rules file over the domain.md defaults.
+ * Bad values are left to tp_config_check. */
 void tp_grade_rules_load(tp_grade_rules_t *rules, tp_config_t *cfg);
 
 /* Fit 0-100 and, in `why` (may be NULL), the criteria that made it, e.g.

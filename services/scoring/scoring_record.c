@@ -1,49 +1,57 @@
 /* scoring_record.c: events to the customer record.
  *
- * Every event: a timeline entry. lead.captured: the profile and a grade.
- * contact.logged: last contact, and a regrade when the outcome moves the
- * urgency (R-GRADE-3). A new or changed grade derives lead.graded. */
+ * read_customer -> on_<type> (compute, queue writes) -> finish_apply (the
+ * timeline entry, health, version) -> one guarded apply -> derived events
+ * to intake. Handlers only touch ctx: the customer as read (updated in
+ * memory as they go, so later rules see earlier changes) and the apply
+ * being built. */
 #include "scoring_record.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tp/apply.h"
 #include "tp/argv.h"
 #include "tp/id.h"
+#include "tp/ident.h"
 #include "tp/keys.h"
 #include "tp/log.h"
 
-/* KEYS done, profile, timeline, outbox.
- * ARGV ttl, timeline max, expected version ("" = any), now, derived event
- * ("" = none), n, then n profile field/value pairs, then the timeline
- * entry's field/value pairs. Returns {0} already done, {2} the record
- * changed meanwhile (read again), {1} applied. */
-static const char APPLY_LUA[] =
-    TP_LUA_DONE_CHECK
-    "if ARGV[3] ~= '' and (redis.call('HGET', KEYS[2], 'ver') or '0') ~= ARGV[3]\n"
-    "then return {2} end\n"
-    "local n = tonumber(ARGV[6])\n"
-    "if n > 0 then redis.call('HSET', KEYS[2], unpack(ARGV, 7, 6 + 2 * n)) end\n"
-    "if #ARGV > 6 + 2 * n then\n"
-    "  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*',\n"
-    "             unpack(ARGV, 7 + 2 * n))\n"
+/* KEYS profile, deals, complaints, overdue, scores. ARGV deal key prefix,
+ * scores kept, and the profile key of a record merging in (or "").
+ * Returns {profile, {deal id, deal, ...}, complaints, overdue, scores,
+ * merging profile}. */
+static const char READ_LUA[] =
+    "local deals = {}\n"
+    "for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
+    "  deals[#deals + 1] = id\n"
+    "  deals[#deals + 1] = redis.call('HGETALL', ARGV[1] .. id)\n"
     "end\n"
-    "if ARGV[5] ~= '' then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5]) end\n"
-    TP_LUA_DONE_MARK
-    "return {1}\n";
+    "local from = {}\n"
+    "if ARGV[3] ~= '' then from = redis.call('HGETALL', ARGV[3]) end\n"
+    "return {redis.call('HGETALL', KEYS[1]), deals,\n"
+    "        redis.call('SMEMBERS', KEYS[3]), redis.call('SMEMBERS', KEYS[4]),\n"
+    "        redis.call('LRANGE', KEYS[5], 0, tonumber(ARGV[2]) - 1), from}\n";
 
-#define READ_FIELDS "ver", "grade", "urgency", "budget", "decision", "fit", "owner"
-enum { F_VER, F_GRADE, F_URGENCY, F_BUDGET, F_DECISION, F_FIT, F_OWNER, F_COUNT };
+#define MAX_DEALS 64
+#define MAX_SCORES 32
+#define MAX_DERIVED 4
 #define MAX_ATTEMPTS 8
 
 struct tp_record {
     tp_store_t *store;
     tp_emitter_t *emitter;
-    tp_grade_rules_t rules;
-    int apply_script;
-    int64_t timeline_max;
+    tp_record_rules_t rules;
+    int read_script;
 };
+
+typedef struct deal_rec {
+    tp_deal_t deal;
+    char name[201], currency[4], owner[TP_ACTOR_MAX + 1], team[65];
+    int64_t expected_close, stage_since, created_at;
+} deal_rec_t;
 
 typedef struct apply_ctx {
     tp_record_t *record;
@@ -51,22 +59,36 @@ typedef struct apply_ctx {
     tp_consumer_job_t *job;
     const tp_event_t *ev;
     int attempts;
-    char profile_key[TP_CUSTOMER_MAX + 64];
-    char timeline_key[TP_CUSTOMER_MAX + 64];
-    msgpack_sbuffer derived;
+    char prefix[TP_CUSTOMER_MAX + 64]; /* "<ns>{c:<customer>}:" */
+    /* the customer as read, changed in memory by the handlers */
+    json_t *profile;     /* field -> string */
+    json_t *changes;     /* profile fields to write */
+    json_t *complaints;  /* array of ticket ids */
+    json_t *overdue;     /* array of ticket ids */
+    json_t *from;        /* profile of a record merging in, or NULL */
+    deal_rec_t deals[MAX_DEALS];
+    size_t ndeals;
+    int scores[MAX_SCORES];
+    size_t nscores;
+    int health_touched;
+    /* the write being built */
+    tp_apply_t apply;
+    int k_profile, k_timeline;
+    msgpack_sbuffer derived[MAX_DERIVED];
+    int nderived;
 } apply_ctx_t;
 
+/* ---- life ---- */
+
 tp_record_t *tp_record_new(tp_store_t *store, tp_emitter_t *emitter,
-                           const tp_grade_rules_t *rules, tp_config_t *cfg) {
+                           const tp_record_rules_t *rules) {
     tp_record_t *self = calloc(1, sizeof *self);
     if (!self) abort();
     self->store = store;
     self->emitter = emitter;
     self->rules = *rules;
-    self->timeline_max = tp_config_int(cfg, "scoring", "timeline_max", 1000, 10,
-                                       1000000);
-    self->apply_script = tp_store_script(store, "scoring_apply", APPLY_LUA);
-    if (self->apply_script < 0) {
+    self->read_script = tp_store_script(store, "scoring_read", READ_LUA);
+    if (self->read_script < 0 || tp_apply_script(store) < 0) {
         free(self);
         return NULL;
     }
@@ -86,62 +108,653 @@ int tp_record_tag(const tp_event_t *ev, char *tag, size_t len, void *arg) {
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-/* One line for the timeline: what happened, in the event's own words. */
+/* ---- the customer as read ---- */
+
+static const char *pget(const apply_ctx_t *ctx, const char *field) {
+    return json_string_value(json_object_get(ctx->profile, field));
+}
+
+static int64_t pint(const apply_ctx_t *ctx, const char *field, int64_t def) {
+    const char *v = pget(ctx, field);
+    return v && *v ? atoll(v) : def;
+}
+
+/* Queues a profile field and makes later rules see it. */
+static void set(apply_ctx_t *ctx, const char *field, const char *value) {
+    if (!value) return;
+    json_object_set_new(ctx->profile, field, json_string(value));
+    json_object_set_new(ctx->changes, field, json_string(value));
+}
+
+static void set_int(apply_ctx_t *ctx, const char *field, int64_t value) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)value);
+    set(ctx, field, buf);
+}
+
+static json_t *flat_to_object(const redisReply *r) {
+    json_t *o = json_object();
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            r->element[i + 1]->type == REDIS_REPLY_STRING)
+            json_object_set_new(o, r->element[i]->str,
+                                json_stringn(r->element[i + 1]->str,
+                                             r->element[i + 1]->len));
+    return o;
+}
+
+static json_t *members(const redisReply *r) {
+    json_t *a = json_array();
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            json_array_append_new(a, json_string(r->element[i]->str));
+    return a;
+}
+
+static int has_member(const json_t *set_, const char *id) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(set_, i, v) if (strcmp(json_string_value(v), id) == 0) return 1;
+    return 0;
+}
+
+static void deal_from_hash(deal_rec_t *d, const char *id, const json_t *h) {
+#define S(f) json_string_value(json_object_get(h, f))
+#define I(f, def) (S(f) && *S(f) ? atoll(S(f)) : (def))
+    memset(d, 0, sizeof *d);
+    snprintf(d->deal.id, sizeof d->deal.id, "%s", id);
+    d->deal.stage = (int)I("stage", 1);
+    d->deal.probability = (int)I("probability", -1);
+    d->deal.amount = I("amount", 0);
+    snprintf(d->deal.status, sizeof d->deal.status, "%s", S("status") ? S("status") : "open");
+    snprintf(d->deal.reason, sizeof d->deal.reason, "%s", S("reason") ? S("reason") : "");
+    d->deal.closed_at = I("closed_at", 0);
+    snprintf(d->name, sizeof d->name, "%s", S("name") ? S("name") : "");
+    snprintf(d->currency, sizeof d->currency, "%s", S("currency") ? S("currency") : "");
+    snprintf(d->owner, sizeof d->owner, "%s", S("owner") ? S("owner") : "");
+    snprintf(d->team, sizeof d->team, "%s", S("team") ? S("team") : "");
+    d->expected_close = I("expected_close", 0);
+    d->stage_since = I("stage_since", 0);
+    d->created_at = I("created_at", 0);
+#undef S
+#undef I
+}
+
+static void ctx_reset(apply_ctx_t *ctx) {
+    json_decref(ctx->profile);
+    json_decref(ctx->changes);
+    json_decref(ctx->complaints);
+    json_decref(ctx->overdue);
+    json_decref(ctx->from);
+    ctx->profile = ctx->changes = ctx->complaints = ctx->overdue = ctx->from = NULL;
+    tp_apply_clear(&ctx->apply);
+    for (int i = 0; i < ctx->nderived; i++) msgpack_sbuffer_destroy(&ctx->derived[i]);
+    ctx->nderived = 0;
+    ctx->ndeals = ctx->nscores = 0;
+    ctx->health_touched = 0;
+}
+
+static void finish(apply_ctx_t *ctx, int status) {
+    tp_consumer_job_done(ctx->job, status);
+    ctx_reset(ctx);
+    free(ctx);
+}
+
+/* ---- writes ---- */
+
+/* One timeline entry (R-SHARED-1): what happened, in a line. */
+static void timeline(apply_ctx_t *ctx, const char *type, int64_t ts,
+                     const char *src, const char *event, const char *summary) {
+    tp_apply_t *a = &ctx->apply;
+    tp_apply_cmd(a, "XADD", ctx->k_timeline);
+    tp_apply_str(a, "MAXLEN");
+    tp_apply_str(a, "~");
+    tp_apply_int(a, ctx->record->rules.timeline_max);
+    tp_apply_str(a, "*");
+    tp_apply_pair(a, "type", type);
+    tp_apply_pair_int(a, "ts", ts);
+    tp_apply_pair(a, "src", src);
+    tp_apply_pair(a, "event", event);
+    if (ctx->ev->actor[0] && strcmp(event, ctx->ev->id) == 0)
+        tp_apply_pair(a, "actor", ctx->ev->actor);
+    tp_apply_pair(a, "summary", summary);
+}
+
+/* Derives an event (`data` taken), puts it in the outbox and on the
+ * timeline. Its id is the cause's id plus `suffix`, so a repeated apply
+ * derives the same id. */
+static void derive(apply_ctx_t *ctx, tp_event_type_t type, const char *suffix,
+                   json_t *data, const char *summary) {
+    const tp_event_t *ev = ctx->ev;
+    if (ctx->nderived == MAX_DERIVED) {
+        tp_log_error("event %s derives more than %d events", ev->id, MAX_DERIVED);
+        json_decref(data);
+        return;
+    }
+    char id[TP_ID_MAX + 1];
+    int room = TP_ID_MAX - (int)strlen(suffix);
+    snprintf(id, sizeof id, "%.*s%s", room, ev->id, suffix);
+    msgpack_sbuffer *out = &ctx->derived[ctx->nderived];
+    msgpack_sbuffer_init(out);
+    if (tp_emit_pack(out, type, id, ev->ts, TP_SERVICE_SCORING, ev->customer, data) < 0) {
+        msgpack_sbuffer_destroy(out);
+        return;
+    }
+    ctx->nderived++;
+    tp_apply_t *a = &ctx->apply;
+    tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%s", tp_emitter_outbox(ctx->record->emitter)));
+    tp_apply_int(a, tp_now_ms());
+    tp_apply_arg(a, out->data, out->size);
+    timeline(ctx, tp_proto_type_name(type), ev->ts, "scoring", id, summary);
+}
+
+/* ---- rules applied ---- */
+
+/* R-GRADE-2/3: grade from the dimensions; lead.graded when it changed. */
+static void regrade(apply_ctx_t *ctx, int urgency, int budget, int decision,
+                    int fit, const char *reason) {
+    const tp_grade_rules_t *rules = &ctx->record->rules.grade;
+    const tp_event_t *ev = ctx->ev;
+    int score = tp_grade_score(rules, urgency, budget, decision, fit);
+    char grade[2] = {tp_grade_of(rules, score, urgency), '\0'};
+    char previous[2] = "";
+    if (pget(ctx, "grade")) snprintf(previous, sizeof previous, "%s", pget(ctx, "grade"));
+    set_int(ctx, "urgency", urgency);
+    set_int(ctx, "budget", budget);
+    set_int(ctx, "decision", decision);
+    set_int(ctx, "fit", fit);
+    set_int(ctx, "score", score);
+    set(ctx, "grade", grade);
+    set(ctx, "grade_reason", reason);
+    set_int(ctx, "graded_at", ev->ts);
+    if (strcmp(previous, grade) == 0) return;
+    const char *owner = pget(ctx, "owner");
+    json_t *data = json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "grade", grade, "score",
+                             score, "fit", fit, "owner", owner ? owner : "unassigned",
+                             "reason", reason, "cause", ev->id);
+    if (previous[0]) json_object_set_new(data, "previous", json_string(previous));
+    char summary[400];
+    snprintf(summary, sizeof summary, "graded %s%s%s (score %d, fit %d): %s", grade,
+             previous[0] ? " from " : "", previous, score, fit, reason);
+    derive(ctx, TP_EVENT_LEAD_GRADED, ":graded", data, summary);
+}
+
+/* R-STAGE-2: the state follows the deals. */
+static void restate(apply_ctx_t *ctx) {
+    tp_deal_t deals[MAX_DEALS];
+    for (size_t i = 0; i < ctx->ndeals; i++) deals[i] = ctx->deals[i].deal;
+    char state[16], reason[16];
+    tp_deal_customer_state(&ctx->record->rules.stages, deals, ctx->ndeals,
+                           pget(ctx, "churn_reason"), state, reason);
+    const char *was = pget(ctx, "state");
+    if (was && strcmp(was, state) == 0) return;
+    char summary[160];
+    snprintf(summary, sizeof summary, "state %s -> %s%s%s", was ? was : "new", state,
+             reason[0] ? ", reason " : "", reason);
+    set(ctx, "state", state);
+    set(ctx, "state_reason", reason);
+    set_int(ctx, "state_since", ctx->ev->ts);
+    timeline(ctx, "state.changed", ctx->ev->ts, "scoring", ctx->ev->id, summary);
+}
+
+/* R-HEALTH-1 and its at-risk episodes. */
+static void recheck_health(apply_ctx_t *ctx) {
+    const tp_health_rules_t *rules = &ctx->record->rules.health;
+    const tp_event_t *ev = ctx->ev;
+    tp_health_inputs_t in = {
+        .scores = ctx->scores,
+        .nscores = ctx->nscores,
+        .open_complaints = (int)json_array_size(ctx->complaints),
+        .overdue_tickets = (int)json_array_size(ctx->overdue),
+        .last_contact_at = pint(ctx, "last_contact_at", 0),
+        .now = ev->ts,
+    };
+    char why[300] = "";
+    int health = tp_health_score(rules, &in, why, sizeof why);
+    int at_risk = pint(ctx, "at_risk", 0) == 1;
+    set_int(ctx, "health", health);
+    set(ctx, "health_why", why);
+    tp_apply_t *a = &ctx->apply;
+    int k_risk = tp_apply_key(a, "%sat_risk", tp_store_ns(ctx->record->store));
+    switch (tp_health_transition(rules, at_risk, health)) {
+    case 1: {
+        set(ctx, "at_risk", "1");
+        set_int(ctx, "at_risk_since", ev->ts);
+        tp_apply_cmd(a, "ZADD", k_risk);
+        tp_apply_int(a, health);
+        tp_apply_str(a, ev->customer);
+        const char *owner = pget(ctx, "owner");
+        char text[400];
+        snprintf(text, sizeof text, "health %d below %d: %s", health, rules->threshold, why);
+        json_t *data = json_pack("{s:i, s:i, s:s, s:s, s:s}", "health", health,
+                                 "threshold", rules->threshold, "owner",
+                                 owner ? owner : "unassigned", "text", text, "cause",
+                                 ev->id);
+        derive(ctx, TP_EVENT_CUSTOMER_AT_RISK, ":at_risk", data, text);
+        return;
+    }
+    case -1:
+        set(ctx, "at_risk", "0");
+        tp_apply_cmd(a, "ZREM", k_risk);
+        tp_apply_str(a, ev->customer);
+        timeline(ctx, "health.recovered", ev->ts, "scoring", ev->id, why[0] ? why : "healthy");
+        return;
+    default:
+        if (at_risk) { /* keep the at-risk list's health current */
+            tp_apply_cmd(a, "ZADD", k_risk);
+            tp_apply_int(a, health);
+            tp_apply_str(a, ev->customer);
+        }
+    }
+}
+
+static void contact_happened(apply_ctx_t *ctx) {
+    if (ctx->ev->ts > pint(ctx, "last_contact_at", 0))
+        set_int(ctx, "last_contact_at", ctx->ev->ts);
+    ctx->health_touched = 1;
+}
+
+/* ---- by event type ---- */
+
+static int contact_fields(const tp_event_t *ev) {
+    static const char *const f[] = {"contact.name", "contact.title", "contact.phone",
+                                    "contact.email"};
+    int n = 0;
+    for (int i = 0; i < 4; i++) {
+        const char *v = tp_event_str(ev, f[i]);
+        n += v && *v;
+    }
+    return n;
+}
+
+static void on_lead_captured(apply_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    tp_lead_facts_t facts = {
+        .industry = tp_event_str(ev, "industry"),
+        .size = tp_event_int(ev, "size", -1),
+        .contact_fields = contact_fields(ev),
+        .known_brand = tp_event_str(ev, "brand") != NULL,
+    };
+    char why[128];
+    int fit = tp_grade_fit(&ctx->record->rules.grade, &facts, why, sizeof why);
+    static const char *const copied[][2] = {
+        {"company", "company"},         {"contact.name", "contact_name"},
+        {"contact.title", "contact_title"}, {"contact.phone", "contact_phone"},
+        {"contact.email", "contact_email"}, {"industry", "industry"},
+        {"channel", "channel"},         {"need", "need"},
+        {"owner", "owner"}};
+    for (size_t i = 0; i < sizeof copied / sizeof *copied; i++)
+        set(ctx, copied[i][1], tp_event_str(ev, copied[i][0]));
+    if (tp_event_int(ev, "size", -1) >= 0) set_int(ctx, "size", tp_event_int(ev, "size", 0));
+    set(ctx, "fit_reasons", why);
+    int u = (int)tp_event_int(ev, "urgency", 0), b = (int)tp_event_int(ev, "budget", 0),
+        d = (int)tp_event_int(ev, "decision", 0);
+    char reason[200];
+    snprintf(reason, sizeof reason,
+             "lead captured: urgency %d, budget %d, decision %d, fit %d", u, b, d, fit);
+    regrade(ctx, u, b, d, fit, reason);
+}
+
+static void on_lead_updated(apply_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    int u0 = (int)pint(ctx, "urgency", 0), b0 = (int)pint(ctx, "budget", 0),
+        d0 = (int)pint(ctx, "decision", 0);
+    int u = (int)tp_event_int(ev, "urgency", u0), b = (int)tp_event_int(ev, "budget", b0),
+        d = (int)tp_event_int(ev, "decision", d0);
+    set(ctx, "need", tp_event_str(ev, "need"));
+    char reason[400];
+    snprintf(reason, sizeof reason, "lead updated: urgency %d->%d, budget %d->%d, "
+             "decision %d->%d%s%.200s", u0, u, b0, b, d0, d,
+             tp_event_str(ev, "reason") ? ": " : "",
+             tp_event_str(ev, "reason") ? tp_event_str(ev, "reason") : "");
+    regrade(ctx, u, b, d, (int)pint(ctx, "fit", 0), reason);
+}
+
+static void on_contact_logged(apply_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    const char *outcome = tp_event_str(ev, "outcome");
+    contact_happened(ctx);
+    set(ctx, "last_outcome", outcome);
+    if (tp_event_int(ev, "next_contact_at", 0) > 0)
+        set_int(ctx, "next_contact_at", tp_event_int(ev, "next_contact_at", 0));
+    if (!pget(ctx, "grade")) return; /* not a graded lead: nothing to move */
+    int before = (int)pint(ctx, "urgency", 0);
+    int urgency = tp_grade_urgency_after(&ctx->record->rules.grade, before, outcome);
+    if (urgency == before) return;
+    char reason[160];
+    snprintf(reason, sizeof reason, "contact %s: urgency %d -> %d", outcome, before, urgency);
+    regrade(ctx, urgency, (int)pint(ctx, "budget", 0), (int)pint(ctx, "decision", 0),
+            (int)pint(ctx, "fit", 0), reason);
+}
+
+static deal_rec_t *deal_find(apply_ctx_t *ctx, const char *id, int create) {
+    for (size_t i = 0; i < ctx->ndeals; i++)
+        if (strcmp(ctx->deals[i].deal.id, id) == 0) return &ctx->deals[i];
+    if (!create || ctx->ndeals == MAX_DEALS) return NULL;
+    deal_rec_t *d = &ctx->deals[ctx->ndeals++];
+    memset(d, 0, sizeof *d);
+    snprintf(d->deal.id, sizeof d->deal.id, "%s", id);
+    d->deal.probability = -1;
+    snprintf(d->deal.status, sizeof d->deal.status, "open");
+    return d;
+}
+
+/* Writes the deal and its place in the owner's and team's pipelines. */
+static void deal_write(apply_ctx_t *ctx, const deal_rec_t *d, const char *old_owner,
+                       const char *old_team) {
+    tp_apply_t *a = &ctx->apply;
+    const char *ns = tp_store_ns(ctx->record->store);
+    const tp_stage_rules_t *rules = &ctx->record->rules.stages;
+    int64_t ev_value = tp_deal_expected_value(rules, &d->deal);
+    tp_apply_cmd(a, "SADD", tp_apply_key(a, "%sdeals", ctx->prefix));
+    tp_apply_str(a, d->deal.id);
+    tp_apply_cmd(a, "HSET", tp_apply_key(a, "%sdeal:%s", ctx->prefix, d->deal.id));
+    tp_apply_pair(a, "name", d->name);
+    tp_apply_pair_int(a, "amount", d->deal.amount);
+    tp_apply_pair(a, "currency", d->currency);
+    tp_apply_pair_int(a, "stage", d->deal.stage);
+    if (d->deal.probability >= 0)
+        tp_apply_pair_int(a, "probability", d->deal.probability);
+    else
+        tp_apply_pair(a, "probability", "");
+    tp_apply_pair_int(a, "expected_value", ev_value);
+    tp_apply_pair(a, "owner", d->owner);
+    tp_apply_pair(a, "team", d->team);
+    tp_apply_pair(a, "status", d->deal.status);
+    tp_apply_pair(a, "reason", d->deal.reason);
+    tp_apply_pair_int(a, "expected_close", d->expected_close);
+    tp_apply_pair_int(a, "stage_since", d->stage_since);
+    tp_apply_pair_int(a, "created_at", d->created_at);
+    tp_apply_pair_int(a, "closed_at", d->deal.closed_at);
+    char member[TP_CUSTOMER_MAX + 80];
+    snprintf(member, sizeof member, "%s|%s", ctx->ev->customer, d->deal.id);
+    int open = strcmp(d->deal.status, "open") == 0;
+    struct { const char *kind, *now, *was; } ranks[] = {
+        {"owner", d->owner, old_owner}, {"team", d->team, old_team}};
+    for (int i = 0; i < 2; i++) {
+        if (ranks[i].was && *ranks[i].was && strcmp(ranks[i].was, ranks[i].now) != 0) {
+            tp_apply_cmd(a, "ZREM",
+                         tp_apply_key(a, "%spipeline:%s:%s", ns, ranks[i].kind, ranks[i].was));
+            tp_apply_str(a, member);
+        }
+        if (!*ranks[i].now) continue;
+        tp_apply_cmd(a, open ? "ZADD" : "ZREM",
+                     tp_apply_key(a, "%spipeline:%s:%s", ns, ranks[i].kind, ranks[i].now));
+        if (open) tp_apply_int(a, ev_value);
+        tp_apply_str(a, member);
+    }
+}
+
+static void on_opportunity_updated(apply_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    deal_rec_t *d = deal_find(ctx, tp_event_str(ev, "opportunity"), 1);
+    if (!d) {
+        tp_log_warn("customer %s has %d deals already; %s not recorded", ev->customer,
+                    MAX_DEALS, tp_event_str(ev, "opportunity"));
+        return;
+    }
+    int is_new = d->created_at == 0;
+    int from = is_new ? 0 : d->deal.stage;
+    int64_t dwell = is_new || ev->ts < d->stage_since ? 0 : ev->ts - d->stage_since;
+    char old_owner[sizeof d->owner], old_team[sizeof d->team];
+    snprintf(old_owner, sizeof old_owner, "%s", d->owner);
+    snprintf(old_team, sizeof old_team, "%s", d->team);
+
+    if (is_new) d->created_at = ev->ts;
+    if (tp_event_str(ev, "name")) snprintf(d->name, sizeof d->name, "%s", tp_event_str(ev, "name"));
+    if (tp_event_str(ev, "currency"))
+        snprintf(d->currency, sizeof d->currency, "%s", tp_event_str(ev, "currency"));
+    d->deal.amount = tp_event_int(ev, "amount", d->deal.amount);
+    d->deal.probability = (int)tp_event_int(ev, "probability", d->deal.probability);
+    d->expected_close = tp_event_int(ev, "expected_close", d->expected_close);
+    /* owner and team: the event's, else the deal's, else the account's */
+    const char *owner = tp_event_str(ev, "owner");
+    if (!owner) owner = old_owner[0] ? old_owner : pget(ctx, "owner");
+    snprintf(d->owner, sizeof d->owner, "%s", owner ? owner : "unassigned");
+    const char *team = tp_event_str(ev, "team");
+    if (!team) team = old_team[0] ? old_team : pget(ctx, "team");
+    snprintf(d->team, sizeof d->team, "%s", team ? team : "");
+    int to = (int)tp_event_int(ev, "stage", d->deal.stage);
+    d->deal.stage = to;
+    if (is_new || to != from) d->stage_since = ev->ts;
+    deal_write(ctx, d, old_owner, old_team);
+    restate(ctx);
+
+    if (is_new || to != from) { /* R-STAGE-1: every stage change, with its dwell */
+        json_t *data = json_pack("{s:s, s:s, s:i, s:i, s:I, s:s, s:s, s:s}", "opportunity",
+                                 d->deal.id, "name", d->name, "from", from, "to", to,
+                                 "dwell_ms", (json_int_t)dwell, "owner", d->owner, "state",
+                                 pget(ctx, "state"), "cause", ev->id);
+        char suffix[80], summary[300];
+        snprintf(suffix, sizeof suffix, ":stage:%.64s", d->deal.id);
+        snprintf(summary, sizeof summary, "deal %s stage %d -> %d after %lld h", d->deal.id,
+                 from, to, (long long)(dwell / 3600000));
+        derive(ctx, TP_EVENT_STAGE_CHANGED, suffix, data, summary);
+    }
+}
+
+static void on_deal_closed(apply_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    deal_rec_t *d = deal_find(ctx, tp_event_str(ev, "opportunity"), 1);
+    if (!d) return;
+    if (d->created_at == 0) { /* closed without ever being reported */
+        d->created_at = d->stage_since = ev->ts;
+        d->deal.stage = 1;
+        const char *owner = pget(ctx, "owner");
+        snprintf(d->owner, sizeof d->owner, "%s", owner ? owner : "unassigned");
+    }
+    snprintf(d->deal.status, sizeof d->deal.status, "%s", tp_event_str(ev, "outcome"));
+    const char *reason = tp_event_str(ev, "reason");
+    snprintf(d->deal.reason, sizeof d->deal.reason, "%s", reason ? reason : "");
+    d->deal.closed_at = ev->ts;
+    deal_write(ctx, d, NULL, NULL);
+    restate(ctx);
+}
+
+static void on_customer_updated(apply_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    static const char *const strings[] = {
+        "name", "level", "address", "legal_rep", "business_state", "aftersales_state",
+        "hardware", "notes", "owner", "team", "manager", "relationship", "growth",
+        "need_level"};
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
+        set(ctx, strings[i], tp_event_str(ev, strings[i]));
+    if (tp_event_int(ev, "revenue_tier", 0))
+        set_int(ctx, "revenue_tier", tp_event_int(ev, "revenue_tier", 0));
+    static const char *const lists[] = {"modules", "key_people", "special_days"};
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++) {
+        json_t *v = json_object_get(ev->data, lists[i]);
+        if (!json_is_array(v)) continue;
+        char *text = json_dumps(v, JSON_COMPACT);
+        set(ctx, lists[i], text);
+        free(text);
+    }
+    if (tp_event_str(ev, "churned")) {
+        set(ctx, "churn_reason", tp_event_str(ev, "churned"));
+        restate(ctx);
+    }
+}
+
+/* Two records are one customer: `from` joins this one. Both timelines stay
+ * (the record lists merged_from; reads merge them); what this record lacks
+ * it takes from `from`; numbers and addresses of `from` now find this one. */
+static void on_customer_merged(apply_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    const char *from = tp_event_str(ev, "from");
+    tp_apply_t *a = &ctx->apply;
+    const char *ns = tp_store_ns(ctx->record->store);
+    if (strcmp(from, ev->customer) == 0 || !ctx->from || json_object_size(ctx->from) == 0) {
+        timeline(ctx, "customer.merged", ev->ts, ev->src, ev->id,
+                 "merge ignored: nothing to merge");
+        return;
+    }
+    json_t *list = json_loads(pget(ctx, "merged_from") ? pget(ctx, "merged_from") : "[]",
+                              0, NULL);
+    if (!json_is_array(list)) {
+        json_decref(list);
+        list = json_array();
+    }
+    if (!has_member(list, from)) json_array_append_new(list, json_string(from));
+    char *text = json_dumps(list, JSON_COMPACT);
+    set(ctx, "merged_from", text);
+    free(text);
+    json_decref(list);
+    const char *key;
+    json_t *v;
+    json_object_foreach(ctx->from, key, v) {
+        if (!strcmp(key, "ver") || !strcmp(key, "merged_into") || !strcmp(key, "merged_from"))
+            continue;
+        if (!pget(ctx, key) || !*pget(ctx, key)) set(ctx, key, json_string_value(v));
+    }
+    tp_apply_cmd(a, "HSET", tp_apply_key(a, "%s{c:%s}:profile", ns, from));
+    tp_apply_pair(a, "merged_into", ev->customer);
+    char norm[300];
+    const char *phone = json_string_value(json_object_get(ctx->from, "contact_phone"));
+    if (phone && tp_ident_phone(phone, ctx->record->rules.default_cc, norm, sizeof norm) == 0) {
+        tp_apply_cmd(a, "HSET", tp_apply_key(a, "%s{j}:phone", ns));
+        tp_apply_pair(a, norm, ev->customer);
+    }
+    const char *email = json_string_value(json_object_get(ctx->from, "contact_email"));
+    if (email && tp_ident_email(email, norm, sizeof norm) == 0) {
+        tp_apply_cmd(a, "HSET", tp_apply_key(a, "%s{j}:email", ns));
+        tp_apply_pair(a, norm, ev->customer);
+    }
+    char summary[TP_CUSTOMER_MAX + 64];
+    snprintf(summary, sizeof summary, "merged %s into this record", from);
+    timeline(ctx, "customer.merged", ev->ts, ev->src, ev->id, summary);
+}
+
+static void on_survey_answered(apply_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    const tp_health_rules_t *rules = &ctx->record->rules.health;
+    int score = (int)tp_event_int(ev, "score", 3);
+    tp_apply_t *a = &ctx->apply;
+    int k_scores = tp_apply_key(a, "%sscores", ctx->prefix);
+    tp_apply_cmd(a, "LPUSH", k_scores);
+    tp_apply_int(a, score);
+    tp_apply_cmd(a, "LTRIM", k_scores);
+    tp_apply_int(a, 0);
+    tp_apply_int(a, MAX_SCORES - 1);
+    memmove(ctx->scores + 1, ctx->scores,
+            (MAX_SCORES - 1) * sizeof *ctx->scores); /* newest first */
+    ctx->scores[0] = score;
+    if (ctx->nscores < MAX_SCORES) ctx->nscores++;
+    size_t kept = ctx->nscores < (size_t)rules->scores_kept ? ctx->nscores
+                                                             : (size_t)rules->scores_kept;
+    int sum = 0;
+    for (size_t i = 0; i < kept; i++) sum += ctx->scores[i];
+    char avg[16];
+    snprintf(avg, sizeof avg, "%.1f", kept ? (double)sum / (double)kept : 0.0);
+    set_int(ctx, "satisfaction_last", score);
+    set(ctx, "satisfaction_avg", avg);
+    set(ctx, "follow_up", score < rules->follow_up_below ? "1" : "0"); /* R-SAT-1 */
+    ctx->health_touched = 1;
+}
+
+/* Adds or removes a ticket from one of the health sets. */
+static void ticket_mark(apply_ctx_t *ctx, json_t *set_, const char *which,
+                        const char *ticket, int add) {
+    if (!ticket || has_member(set_, ticket) == add) return;
+    tp_apply_t *a = &ctx->apply;
+    tp_apply_cmd(a, add ? "SADD" : "SREM", tp_apply_key(a, "%s%s", ctx->prefix, which));
+    tp_apply_str(a, ticket);
+    if (add) {
+        json_array_append_new(set_, json_string(ticket));
+    } else {
+        size_t i;
+        json_t *v;
+        json_array_foreach(set_, i, v) if (strcmp(json_string_value(v), ticket) == 0) {
+            json_array_remove(set_, i);
+            break;
+        }
+    }
+    ctx->health_touched = 1;
+}
+
+static void on_ticket_event(apply_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    const char *ticket = tp_event_str(ev, "ticket");
+    if (ev->type == TP_EVENT_TICKET_OPENED) {
+        const char *category = tp_event_str(ev, "category");
+        if (category && strcmp(category, "complaint") == 0)
+            ticket_mark(ctx, ctx->complaints, "complaints", ticket, 1);
+    } else if (ev->type == TP_EVENT_SLA_BREACHED) {
+        ticket_mark(ctx, ctx->overdue, "overdue", ticket, 1);
+    } else { /* ticket.updated: settled tickets leave both sets */
+        const char *status = tp_event_str(ev, "status");
+        if (status && (!strcmp(status, "resolved") || !strcmp(status, "closed"))) {
+            ticket_mark(ctx, ctx->complaints, "complaints", ticket, 0);
+            ticket_mark(ctx, ctx->overdue, "overdue", ticket, 0);
+        }
+    }
+}
+
+/* ---- the timeline line of the event itself ---- */
+
 static void summarize(const tp_event_t *ev, char *out, size_t len) {
-    const char *text = NULL;
+#define F(p) (tp_event_str(ev, p) ? tp_event_str(ev, p) : "")
     switch (ev->type) {
     case TP_EVENT_LEAD_CAPTURED:
-        snprintf(out, len, "lead %s via %s, owner %s",
-                 tp_event_str(ev, "company") ? tp_event_str(ev, "company") : "",
-                 tp_event_str(ev, "channel") ? tp_event_str(ev, "channel") : "unknown",
-                 tp_event_str(ev, "owner"));
+        snprintf(out, len, "lead %s via %s, owner %s", F("company"),
+                 tp_event_str(ev, "channel") ? F("channel") : "unknown", F("owner"));
         return;
     case TP_EVENT_CONTACT_LOGGED:
-        snprintf(out, len, "%s %s: %s%s%.160s", tp_event_str(ev, "direction"),
-                 tp_event_str(ev, "channel"), tp_event_str(ev, "outcome"),
-                 tp_event_str(ev, "summary") ? " - " : "",
-                 tp_event_str(ev, "summary") ? tp_event_str(ev, "summary") : "");
+        snprintf(out, len, "%s %s: %s%s%.160s", F("direction"), F("channel"), F("outcome"),
+                 tp_event_str(ev, "summary") ? " - " : "", F("summary"));
         return;
-    case TP_EVENT_LEAD_GRADED:
-        snprintf(out, len, "graded %s (score %lld, fit %lld): %.160s",
-                 tp_event_str(ev, "grade"), (long long)tp_event_int(ev, "score", 0),
-                 (long long)tp_event_int(ev, "fit", 0),
-                 tp_event_str(ev, "reason") ? tp_event_str(ev, "reason") : "");
+    case TP_EVENT_CALL_STARTED:
+    case TP_EVENT_CALL_ENDED:
+        snprintf(out, len, "%s call %s -> %s%s%s", F("direction"), F("from"), F("to"),
+                 tp_event_str(ev, "agent") ? ", agent " : "", F("agent"));
         return;
     case TP_EVENT_REMINDER_DUE:
+        snprintf(out, len, "%s for %s: %.160s", F("rule"), F("owner"), F("text"));
+        return;
     case TP_EVENT_SLA_BREACHED:
-        text = tp_event_str(ev, "text") ? tp_event_str(ev, "text")
-                                        : tp_event_str(ev, "title");
-        snprintf(out, len, "%s for %s%s%.160s",
-                 tp_event_str(ev, "rule") ? tp_event_str(ev, "rule")
-                                          : tp_event_str(ev, "target"),
-                 tp_event_str(ev, "owner"), text ? ": " : "", text ? text : "");
+        snprintf(out, len, "ticket %s missed %s (%s)", F("ticket"), F("target"),
+                 F("priority"));
         return;
     case TP_EVENT_NOTIFICATION_SENT:
     case TP_EVENT_NOTIFICATION_FAILED:
         snprintf(out, len, "%s to %s via %s",
                  ev->type == TP_EVENT_NOTIFICATION_SENT ? "delivered" : "failed",
-                 tp_event_str(ev, "recipient"), tp_event_str(ev, "channel"));
+                 F("recipient"), F("channel"));
         return;
-    default:
-        text = tp_event_str(ev, "title");
+    case TP_EVENT_OPPORTUNITY_UPDATED:
+        snprintf(out, len, "deal %s: stage %lld, amount %lld %s", F("opportunity"),
+                 (long long)tp_event_int(ev, "stage", 0),
+                 (long long)tp_event_int(ev, "amount", 0), F("currency"));
+        return;
+    case TP_EVENT_DEAL_CLOSED:
+        snprintf(out, len, "deal %s %s%s%s", F("opportunity"), F("outcome"),
+                 tp_event_str(ev, "reason") ? ": " : "", F("reason"));
+        return;
+    case TP_EVENT_SURVEY_ANSWERED:
+        snprintf(out, len, "satisfaction %lld/5%s%.160s",
+                 (long long)tp_event_int(ev, "score", 0),
+                 tp_event_str(ev, "comment") ? ": " : "", F("comment"));
+        return;
+    case TP_EVENT_TICKET_OPENED:
+        snprintf(out, len, "ticket %s opened (%s, %s): %.160s", F("ticket"), F("category"),
+                 F("priority"), F("title"));
+        return;
+    case TP_EVENT_TICKET_UPDATED:
+        snprintf(out, len, "ticket %s %s by %s%s%s", F("ticket"), F("action"), F("agent"),
+                 tp_event_str(ev, "status") ? ": " : "", F("status"));
+        return;
+    default: {
+        const char *text = tp_event_str(ev, "reason");
         if (!text) text = tp_event_str(ev, "text");
-        if (!text) text = tp_event_str(ev, "note");
+        if (!text) text = tp_event_str(ev, "title");
         snprintf(out, len, "%.200s", text ? text : "");
     }
+    }
+#undef F
 }
 
-static void ctx_free(apply_ctx_t *ctx) {
-    msgpack_sbuffer_destroy(&ctx->derived);
-    free(ctx);
-}
+/* ---- the apply ---- */
 
-static void finish(apply_ctx_t *ctx, int status) {
-    tp_consumer_job_done(ctx->job, status);
-    ctx_free(ctx);
-}
-
-static void read_record(apply_ctx_t *ctx);
+static void read_customer(apply_ctx_t *ctx);
 
 static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     apply_ctx_t *ctx = arg;
@@ -151,202 +764,115 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
         finish(ctx, -1);
         return;
     }
-    long long status = r->element[0]->integer;
-    if (status == 2) { /* the record moved under us: read it again */
+    long long outcome = r->element[0]->integer;
+    if (outcome == TP_APPLY_STALE) { /* the record moved under us */
         if (++ctx->attempts >= MAX_ATTEMPTS) {
-            tp_log_warn("event %s: record of %s kept changing; left to "
-                        "reconcile", ctx->ev->id, ctx->ev->customer);
+            tp_log_warn("event %s: record of %s kept changing; left to reconcile",
+                        ctx->ev->id, ctx->ev->customer);
             finish(ctx, -1);
             return;
         }
-        msgpack_sbuffer_destroy(&ctx->derived);
-        msgpack_sbuffer_init(&ctx->derived);
-        read_record(ctx);
+        ctx_reset(ctx);
+        read_customer(ctx);
         return;
     }
-    if (status == 1 && ctx->derived.size)
-        tp_emitter_send(ctx->record->emitter, ctx->derived.data, ctx->derived.size);
+    if (outcome == TP_APPLY_DONE)
+        for (int i = 0; i < ctx->nderived; i++)
+            tp_emitter_send(ctx->record->emitter, ctx->derived[i].data,
+                            ctx->derived[i].size);
     finish(ctx, 0);
 }
 
-/* Sends the apply script; `profile` holds the profile pairs already. */
-static void send_apply(apply_ctx_t *ctx, tp_argv_t *profile, const char *ver) {
-    tp_record_t *self = ctx->record;
+static void apply_event(apply_ctx_t *ctx) {
     const tp_event_t *ev = ctx->ev;
-    tp_argv_t a;
-    tp_argv_init(&a);
-    tp_argv_add(&a, tp_consumer_job_done_key(ctx->job), (size_t)-1);
-    tp_argv_add(&a, ctx->profile_key, (size_t)-1);
-    tp_argv_add(&a, ctx->timeline_key, (size_t)-1);
-    tp_argv_add(&a, tp_emitter_outbox(self->emitter), (size_t)-1);
-    tp_argv_add(&a, tp_consumer_done_ttl(ctx->consumer), (size_t)-1);
-    tp_argv_add_int(&a, self->timeline_max);
-    tp_argv_add(&a, ver, (size_t)-1);
-    tp_argv_add_int(&a, tp_now_ms());
-    tp_argv_add(&a, ctx->derived.size ? ctx->derived.data : "", ctx->derived.size);
-    tp_argv_add_int(&a, (int64_t)(profile->n / 2));
-    for (size_t i = 0; i < profile->n; i++)
-        tp_argv_add(&a, profile->v[i], profile->len[i]);
-    char summary[320];
+    tp_record_t *self = ctx->record;
+    char profile_key[TP_CUSTOMER_MAX + 80];
+    snprintf(profile_key, sizeof profile_key, "%sprofile", ctx->prefix);
+    const char *ver = pget(ctx, "ver");
+    tp_apply_init(&ctx->apply, tp_consumer_job_done_key(ctx->job),
+                  tp_consumer_done_ttl(ctx->consumer), profile_key, ver ? ver : "0");
+    ctx->k_profile = tp_apply_key(&ctx->apply, "%s", profile_key);
+    ctx->k_timeline = tp_apply_key(&ctx->apply, "%stimeline", ctx->prefix);
+    ctx->changes = json_object();
+
+    char summary[400];
     summarize(ev, summary, sizeof summary);
-    tp_argv_add(&a, "type", 4);
-    tp_argv_add(&a, tp_proto_type_name(ev->type), (size_t)-1);
-    tp_argv_add(&a, "ts", 2);
-    tp_argv_add_int(&a, ev->ts);
-    tp_argv_add(&a, "src", 3);
-    tp_argv_add(&a, ev->src, (size_t)-1);
-    tp_argv_add(&a, "event", 5);
-    tp_argv_add(&a, ev->id, (size_t)-1);
-    if (ev->actor[0]) {
-        tp_argv_add(&a, "actor", 5);
-        tp_argv_add(&a, ev->actor, (size_t)-1);
+    timeline(ctx, tp_proto_type_name(ev->type), ev->ts, ev->src, ev->id, summary);
+    if (!pget(ctx, "created_at")) {
+        set_int(ctx, "created_at", ev->ts);
+        set(ctx, "state", "potential"); /* R-STAGE-2: every new customer */
     }
-    tp_argv_add(&a, "summary", 7);
-    tp_argv_add(&a, summary, (size_t)-1);
-    int rc = tp_store_eval(self->store, self->apply_script, applied_cb, ctx, 4,
-                           (int)a.n, a.v, a.len);
-    tp_argv_clear(&a);
-    if (rc < 0) finish(ctx, -1);
-}
-
-static void pair(tp_argv_t *p, const char *field, const char *value) {
-    tp_argv_add(p, field, (size_t)-1);
-    tp_argv_add(p, value ? value : "", (size_t)-1);
-}
-
-static int contact_fields(const tp_event_t *ev) {
-    static const char *const f[] = {"contact.name", "contact.title",
-                                    "contact.phone", "contact.email"};
-    int n = 0;
-    for (int i = 0; i < 4; i++) {
-        const char *v = tp_event_str(ev, f[i]);
-        n += v && *v;
+    switch (ev->type) {
+    case TP_EVENT_LEAD_CAPTURED: on_lead_captured(ctx); break;
+    case TP_EVENT_LEAD_UPDATED: on_lead_updated(ctx); break;
+    case TP_EVENT_CONTACT_LOGGED: on_contact_logged(ctx); break;
+    case TP_EVENT_CALL_ENDED: contact_happened(ctx); break;
+    case TP_EVENT_OPPORTUNITY_UPDATED: on_opportunity_updated(ctx); break;
+    case TP_EVENT_DEAL_CLOSED: on_deal_closed(ctx); break;
+    case TP_EVENT_CUSTOMER_UPDATED: on_customer_updated(ctx); break;
+    case TP_EVENT_CUSTOMER_MERGED: on_customer_merged(ctx); break;
+    case TP_EVENT_SURVEY_ANSWERED: on_survey_answered(ctx); break;
+    case TP_EVENT_TICKET_OPENED:
+    case TP_EVENT_TICKET_UPDATED:
+    case TP_EVENT_SLA_BREACHED: on_ticket_event(ctx); break;
+    default: break; /* the timeline entry is the whole effect */
     }
-    return n;
+    if (ctx->health_touched) recheck_health(ctx);
+    if (ev->ts > pint(ctx, "updated_at", 0)) set_int(ctx, "updated_at", ev->ts);
+    set_int(ctx, "ver", (ver ? atoll(ver) : 0) + 1);
+
+    tp_apply_cmd(&ctx->apply, "HSET", ctx->k_profile);
+    const char *field;
+    json_t *value;
+    json_object_foreach(ctx->changes, field, value)
+        tp_apply_pair(&ctx->apply, field, json_string_value(value));
+    if (tp_apply_send(&ctx->apply, self->store, applied_cb, ctx) < 0) finish(ctx, -1);
 }
 
-/* The record as read: grade it, write it back under its version. */
-static void record_read_cb(tp_store_t *store, redisReply *r, void *arg) {
+static void customer_read_cb(tp_store_t *store, redisReply *r, void *arg) {
     apply_ctx_t *ctx = arg;
-    tp_record_t *self = ctx->record;
-    const tp_event_t *ev = ctx->ev;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != F_COUNT) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("scoring read: %s", r->str);
         finish(ctx, -1);
         return;
     }
-    const char *got[F_COUNT];
-    for (int i = 0; i < F_COUNT; i++)
-        got[i] = r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : NULL;
-    long long ver = got[F_VER] ? atoll(got[F_VER]) : 0;
-    char ver_text[24], new_ver[24];
-    snprintf(ver_text, sizeof ver_text, "%lld", ver);
-    snprintf(new_ver, sizeof new_ver, "%lld", ver + 1);
-
-    tp_argv_t p;
-    tp_argv_init(&p);
-    int grading = 0, urgency = 0, budget = 0, decision = 0, fit = 0;
-    char reason[300] = "", why[128] = "", grade[2] = ""; /* borrowed by p */
-    const char *owner = got[F_OWNER];
-
-    if (ev->type == TP_EVENT_LEAD_CAPTURED) {
-        grading = 1;
-        urgency = (int)tp_event_int(ev, "urgency", 0);
-        budget = (int)tp_event_int(ev, "budget", 0);
-        decision = (int)tp_event_int(ev, "decision", 0);
-        tp_lead_facts_t facts = {
-            .industry = tp_event_str(ev, "industry"),
-            .size = tp_event_int(ev, "size", -1),
-            .contact_fields = contact_fields(ev),
-            .known_brand = tp_event_str(ev, "brand") != NULL,
-        };
-        fit = tp_grade_fit(&self->rules, &facts, why, sizeof why);
-        owner = tp_event_str(ev, "owner");
-        snprintf(reason, sizeof reason,
-                 "lead captured: urgency %d, budget %d, decision %d, fit %d",
-                 urgency, budget, decision, fit);
-        pair(&p, "company", tp_event_str(ev, "company"));
-        pair(&p, "contact_name", tp_event_str(ev, "contact.name"));
-        pair(&p, "contact_title", tp_event_str(ev, "contact.title"));
-        pair(&p, "contact_phone", tp_event_str(ev, "contact.phone"));
-        pair(&p, "contact_email", tp_event_str(ev, "contact.email"));
-        pair(&p, "industry", tp_event_str(ev, "industry"));
-        tp_argv_add(&p, "size", 4);
-        tp_argv_add_int(&p, tp_event_int(ev, "size", 0));
-        pair(&p, "channel", tp_event_str(ev, "channel"));
-        pair(&p, "need", tp_event_str(ev, "need"));
-        pair(&p, "owner", owner);
-        pair(&p, "fit_reasons", why);
-        if (ver == 0) {
-            pair(&p, "state", "potential");
-            tp_argv_add(&p, "created_at", 10);
-            tp_argv_add_int(&p, ev->ts);
-        }
-    } else if (ev->type == TP_EVENT_CONTACT_LOGGED) {
-        const char *outcome = tp_event_str(ev, "outcome");
-        tp_argv_add(&p, "last_contact_at", 15);
-        tp_argv_add_int(&p, ev->ts);
-        pair(&p, "last_outcome", outcome);
-        if (got[F_URGENCY] && got[F_GRADE]) { /* a graded lead: regrade */
-            int before = atoi(got[F_URGENCY]);
-            urgency = tp_grade_urgency_after(&self->rules, before, outcome);
-            budget = got[F_BUDGET] ? atoi(got[F_BUDGET]) : 0;
-            decision = got[F_DECISION] ? atoi(got[F_DECISION]) : 0;
-            fit = got[F_FIT] ? atoi(got[F_FIT]) : 0;
-            grading = urgency != before;
-            snprintf(reason, sizeof reason, "contact %s: urgency %d -> %d",
-                     outcome, before, urgency);
-        }
+    ctx->profile = flat_to_object(r->element[0]);
+    redisReply *deals = r->element[1];
+    for (size_t i = 0; i + 1 < deals->elements && ctx->ndeals < MAX_DEALS; i += 2) {
+        json_t *h = flat_to_object(deals->element[i + 1]);
+        if (json_object_size(h))
+            deal_from_hash(&ctx->deals[ctx->ndeals++], deals->element[i]->str, h);
+        json_decref(h);
     }
-    if (grading) {
-        int score = tp_grade_score(&self->rules, urgency, budget, decision, fit);
-        grade[0] = tp_grade_of(&self->rules, score, urgency);
-        tp_argv_add(&p, "urgency", 7);
-        tp_argv_add_int(&p, urgency);
-        tp_argv_add(&p, "budget", 6);
-        tp_argv_add_int(&p, budget);
-        tp_argv_add(&p, "decision", 8);
-        tp_argv_add_int(&p, decision);
-        tp_argv_add(&p, "fit", 3);
-        tp_argv_add_int(&p, fit);
-        tp_argv_add(&p, "score", 5);
-        tp_argv_add_int(&p, score);
-        pair(&p, "grade", grade);
-        pair(&p, "grade_reason", reason);
-        tp_argv_add(&p, "graded_at", 9);
-        tp_argv_add_int(&p, ev->ts);
-        if (!got[F_GRADE] || strcmp(got[F_GRADE], grade) != 0) {
-            json_t *data = json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "grade",
-                                     grade, "score", score, "fit", fit, "owner",
-                                     owner ? owner : "unassigned", "reason",
-                                     reason, "cause", ev->id);
-            if (got[F_GRADE] && strchr("ABC", got[F_GRADE][0]) && got[F_GRADE][0])
-                json_object_set_new(data, "previous", json_string(got[F_GRADE]));
-            char id[TP_ID_MAX + 1];
-            snprintf(id, sizeof id, "%.*s:graded", TP_ID_MAX - 7, ev->id);
-            if (tp_emit_pack(&ctx->derived, TP_EVENT_LEAD_GRADED, id, ev->ts,
-                             TP_SERVICE_SCORING, ev->customer, data) < 0) {
-                tp_argv_clear(&p);
-                finish(ctx, -1);
-                return;
-            }
-        }
-    }
-    tp_argv_add(&p, "updated_at", 10);
-    tp_argv_add_int(&p, ev->ts);
-    pair(&p, "ver", new_ver);
-    send_apply(ctx, &p, ver_text);
-    tp_argv_clear(&p);
+    ctx->complaints = members(r->element[2]);
+    ctx->overdue = members(r->element[3]);
+    redisReply *scores = r->element[4];
+    for (size_t i = 0; i < scores->elements && ctx->nscores < MAX_SCORES; i++)
+        if (scores->element[i]->type == REDIS_REPLY_STRING)
+            ctx->scores[ctx->nscores++] = atoi(scores->element[i]->str);
+    ctx->from = flat_to_object(r->element[5]);
+    apply_event(ctx);
 }
 
-static void read_record(apply_ctx_t *ctx) {
-    static const char *const fields[] = {READ_FIELDS};
+static void read_customer(apply_ctx_t *ctx) {
+    tp_record_t *self = ctx->record;
+    const tp_event_t *ev = ctx->ev;
     tp_argv_t a;
     tp_argv_init(&a);
-    tp_argv_add(&a, "HMGET", 5);
-    tp_argv_add(&a, ctx->profile_key, (size_t)-1);
-    for (int i = 0; i < F_COUNT; i++) tp_argv_add(&a, fields[i], (size_t)-1);
-    int rc = tp_store_command_argv(ctx->record->store, record_read_cb, ctx,
-                                   (int)a.n, a.v, a.len);
+    tp_argv_addf(&a, "%sprofile", ctx->prefix);
+    tp_argv_addf(&a, "%sdeals", ctx->prefix);
+    tp_argv_addf(&a, "%scomplaints", ctx->prefix);
+    tp_argv_addf(&a, "%soverdue", ctx->prefix);
+    tp_argv_addf(&a, "%sscores", ctx->prefix);
+    tp_argv_addf(&a, "%sdeal:", ctx->prefix);
+    tp_argv_add_int(&a, MAX_SCORES);
+    if (ev->type == TP_EVENT_CUSTOMER_MERGED && tp_event_str(ev, "from"))
+        tp_argv_addf(&a, "%s{c:%s}:profile", tp_store_ns(self->store),
+                     tp_event_str(ev, "from"));
+    else
+        tp_argv_add(&a, "", 0);
+    int rc = tp_store_eval(self->store, self->read_script, customer_read_cb, ctx, 5,
+                           (int)a.n, a.v, a.len);
     tp_argv_clear(&a);
     if (rc < 0) finish(ctx, -1);
 }
@@ -360,23 +886,7 @@ void tp_record_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
     ctx->consumer = consumer;
     ctx->job = job;
     ctx->ev = ev;
-    msgpack_sbuffer_init(&ctx->derived);
-    const char *ns = tp_store_ns(self->store);
-    tp_key(ctx->profile_key, sizeof ctx->profile_key, ns, "{c:%s}:profile",
+    tp_key(ctx->prefix, sizeof ctx->prefix, tp_store_ns(self->store), "{c:%s}:",
            ev->customer);
-    tp_key(ctx->timeline_key, sizeof ctx->timeline_key, ns, "{c:%s}:timeline",
-           ev->customer);
-    if (ev->type == TP_EVENT_LEAD_CAPTURED || ev->type == TP_EVENT_CONTACT_LOGGED) {
-        read_record(ctx);
-        return;
-    }
-    /* Everything else: a timeline entry (calls also mark the last contact). */
-    tp_argv_t p;
-    tp_argv_init(&p);
-    if (ev->type == TP_EVENT_CALL_ENDED) {
-        tp_argv_add(&p, "last_contact_at", 15);
-        tp_argv_add_int(&p, ev->ts);
-    }
-    send_apply(ctx, &p, "");
-    tp_argv_clear(&p);
+    read_customer(ctx);
 }

@@ -1,15 +1,21 @@
 /* scoring_record.h: the shared customer record (R-SHARED-1): profile,
- * grade with its reason, and the timeline of every contact and effect.
+ * grade with its reasons, state, deals and their value, satisfaction,
+ * health, and the timeline of every contact and effect.
  *
- * Owns the apply script and how each event type changes the record. Every
- * change is one script: effect, timeline entry, derived lead.graded in the
- * outbox and the done mark together. Grading reads the record first and
- * writes only if it did not change meanwhile (a version field), so two
- * scoring instances never lose each other's update. */
+ * Owns how each event type changes the record. Every event is applied in
+ * three steps: read the customer (one script), compute the change in C
+ * (the rules are scoring_grade, scoring_deal, scoring_health), and write it
+ * as one guarded apply (tp/apply.h) under the record's version, together
+ * with the derived events (lead.graded, stage.changed, customer.at_risk) in
+ * the outbox, their timeline entries and the done mark. A record changed
+ * meanwhile is read again; a redelivered event changes nothing. Never
+ * writes a customer outside one apply. */
 #ifndef SCORING_RECORD_H
 #define SCORING_RECORD_H
 
+#include "scoring_deal.h"
 #include "scoring_grade.h"
+#include "scoring_health.h"
 #include "tp/config.h"
 #include "tp/consumer.h"
 #include "tp/emit.h"
@@ -17,9 +23,18 @@
 
 typedef struct tp_record tp_record_t;
 
-/* Everything borrowed for the record's life; `rules` copied. */
+typedef struct tp_record_rules {
+    tp_grade_rules_t grade;
+    tp_stage_rules_t stages;
+    tp_health_rules_t health;
+    int64_t timeline_max;    /* entries kept per customer */
+    char default_cc[8];      /* phone country code, for merges */
+} tp_record_rules_t;
+
+/* `store` and `emitter` borrowed for the record's life; rules copied.
+ * Caller owns the result. */
 tp_record_t *tp_record_new(tp_store_t *store, tp_emitter_t *emitter,
-                           const tp_grade_rules_t *rules, tp_config_t *cfg);
+                           const tp_record_rules_t *rules);
 void tp_record_destroy(tp_record_t **self_p);
 
 /* tp_consumer_tag_cb: every event's effect lives under {c:<customer>}. */

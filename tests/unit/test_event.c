@@ -608,7 +608,70 @@ static const char *const samples[] = {
     "\"customer\":\"acme\",\"data\":{\"ticket\":\"T-100\",\"target\":\"first_response\","
     "\"priority\":\"urgent\",\"deadline\":1717000000000,\"owner\":\"u.kim\","
     "\"title\":\"Printer jams\"}}",
+    /* lead.updated */
+    "{\"v\":1,\"id\":\"s-13\",\"type\":\"lead.updated\",\"ts\":1717000000012,\"src\":\"api\","
+    "\"customer\":\"acme\",\"data\":{\"urgency\":3,\"reason\":\"line down\"}}",
+    /* opportunity.updated */
+    "{\"v\":1,\"id\":\"s-14\",\"type\":\"opportunity.updated\",\"ts\":1717000000013,\"src\":\"api\","
+    "\"customer\":\"acme\",\"data\":{\"opportunity\":\"D-1\",\"name\":\"MES\","
+    "\"amount\":1000000,\"currency\":\"CNY\",\"stage\":3,\"probability\":80,"
+    "\"expected_close\":1720000000000,\"owner\":\"u.kim\",\"team\":\"east\"}}",
+    /* deal.closed */
+    "{\"v\":1,\"id\":\"s-15\",\"type\":\"deal.closed\",\"ts\":1717000000014,\"src\":\"api\","
+    "\"customer\":\"acme\",\"data\":{\"opportunity\":\"D-1\",\"outcome\":\"lost\","
+    "\"reason\":\"price\"}}",
+    /* customer.updated */
+    "{\"v\":1,\"id\":\"s-16\",\"type\":\"customer.updated\",\"ts\":1717000000015,\"src\":\"api\","
+    "\"customer\":\"acme\",\"data\":{\"relationship\":\"vip\",\"revenue_tier\":3,"
+    "\"modules\":[\"MES\",\"WMS\"],\"key_people\":[{\"name\":\"Wang\","
+    "\"role\":\"decision_maker\",\"birthday\":\"03-14\"}],"
+    "\"special_days\":[{\"what\":\"founded\",\"date\":\"2001-06-01\"}]}}",
+    /* customer.merged */
+    "{\"v\":1,\"id\":\"s-17\",\"type\":\"customer.merged\",\"ts\":1717000000016,\"src\":\"api\","
+    "\"customer\":\"acme\",\"data\":{\"from\":\"C01J\",\"reason\":\"same phone\"}}",
+    /* survey.answered */
+    "{\"v\":1,\"id\":\"s-18\",\"type\":\"survey.answered\",\"ts\":1717000000017,\"src\":\"web\","
+    "\"customer\":\"acme\",\"data\":{\"score\":2,\"about\":\"ticket\",\"ticket\":\"T-100\"}}",
+    /* stage.changed */
+    "{\"v\":1,\"id\":\"s-19\",\"type\":\"stage.changed\",\"ts\":1717000000018,\"src\":\"scoring\","
+    "\"customer\":\"acme\",\"data\":{\"opportunity\":\"D-1\",\"from\":2,\"to\":3,"
+    "\"dwell_ms\":864000000,\"owner\":\"u.kim\",\"state\":\"intent\",\"cause\":\"s-14\"}}",
+    /* customer.at_risk */
+    "{\"v\":1,\"id\":\"s-20\",\"type\":\"customer.at_risk\",\"ts\":1717000000019,\"src\":\"scoring\","
+    "\"customer\":\"acme\",\"data\":{\"health\":42,\"threshold\":60,\"owner\":\"u.kim\","
+    "\"cause\":\"s-18\"}}",
 };
+
+/* A list field checks each item and names it (TP_FIELD_ARRAY), and a
+ * conditional rule names the field it requires. */
+static void test_lists_and_rules(void **state) {
+    (void)state;
+    tp_event_t ev;
+    tp_event_error_t err;
+    tp_event_init(&ev);
+    json_t *j = json_loads(
+        "{\"type\":\"customer.updated\",\"ts\":1,\"src\":\"api\",\"customer\":\"a\","
+        "\"data\":{\"key_people\":[{\"name\":\"Wang\"},{\"role\":\"cfo\"}]}}", 0, NULL);
+    assert_int_equal(tp_event_from_json(&ev, j, &err), -1);
+    assert_string_equal(err.field, "data.key_people[1].name");
+    json_decref(j);
+    j = json_loads("{\"type\":\"customer.updated\",\"ts\":1,\"src\":\"api\","
+                   "\"customer\":\"a\",\"data\":{\"modules\":\"MES\"}}", 0, NULL);
+    assert_int_equal(tp_event_from_json(&ev, j, &err), -1);
+    assert_string_equal(err.field, "data.modules");
+    json_decref(j);
+    j = json_loads("{\"type\":\"deal.closed\",\"ts\":1,\"src\":\"api\",\"customer\":\"a\","
+                   "\"data\":{\"opportunity\":\"D\",\"outcome\":\"lost\"}}", 0, NULL);
+    assert_int_equal(tp_event_from_json(&ev, j, &err), -1);
+    assert_string_equal(err.field, "data.reason");
+    assert_string_equal(err.message, "required when outcome is lost");
+    json_decref(j);
+    j = json_loads("{\"type\":\"deal.closed\",\"ts\":1,\"src\":\"api\",\"customer\":\"a\","
+                   "\"data\":{\"opportunity\":\"D\",\"outcome\":\"won\"}}", 0, NULL);
+    assert_int_equal(tp_event_from_json(&ev, j, &err), 0);
+    tp_event_clear(&ev);
+    json_decref(j);
+}
 
 static void test_round_trip_every_type(void **state) {
     (void)state;
@@ -871,6 +934,7 @@ int main(void) {
         cmocka_unit_test(test_pack_omits_empty_and_appends),
         cmocka_unit_test(test_copy_is_independent),
         cmocka_unit_test(test_round_trip_every_type),
+        cmocka_unit_test(test_lists_and_rules),
         cmocka_unit_test(test_mp_huge_array_header),
         cmocka_unit_test(test_mp_huge_map_header),
         cmocka_unit_test(test_mp_huge_str_header),

@@ -2,7 +2,7 @@
  * (R-LEAD-2 fit, R-GRADE-1/2 score and grade, R-GRADE-3 grades move).
  *
  * Rules are loaded with tp_grade_rules_load from a configuration without a
- * file (environment only, every TP_SCORING_* variable cleared first), so the
+ * file (environment only, every TP_GRADE_* and TP_FIT_* variable cleared first), so the
  * defaults under test are the code's own. The arithmetic behind each
  * expected value is written out next to it.
  *
@@ -30,12 +30,12 @@
 
 extern char **environ;
 
-/* Removes every TP_SCORING_* variable so that defaults are the code's. */
+/* Removes every TP_GRADE_* and TP_FIT_* variable so defaults are the code's. */
 static void clear_scoring_env(void) {
     for (;;) {
         char name[256] = "";
         for (char **e = environ; *e; e++)
-            if (strncmp(*e, "TP_SCORING_", 11) == 0) {
+            if (strncmp(*e, "TP_GRADE_", 9) == 0 || strncmp(*e, "TP_FIT_", 7) == 0) {
                 size_t n = strcspn(*e, "=");
                 if (n >= sizeof name) n = sizeof name - 1;
                 memcpy(name, *e, n);
@@ -285,7 +285,7 @@ static void test_urgent_need_lifts_c_to_a(void **state) {
 static void test_urgent_lift_disabled(void **state) {
     fixture_t *fx = *state;
     tp_config_destroy(&fx->cfg);
-    setenv("TP_SCORING_URGENT_LIFTS_TO_A", "false", 1);
+    setenv("TP_GRADE_URGENT_LIFTS_TO_A", "false", 1);
     load_rules(fx);
     assert_false(fx->rules.urgent_lifts_to_a);
     int score = tp_grade_score(&fx->rules, 3, 0, 0, 0); /* 33, as above */
@@ -340,11 +340,11 @@ static void test_interested_then_refused_regrades(void **state) {
 static void test_env_overrides(void **state) {
     fixture_t *fx = *state;
     tp_config_destroy(&fx->cfg);
-    setenv("TP_SCORING_THRESHOLD_A", "90", 1);
-    setenv("TP_SCORING_REFUSED_URGENCY", "1", 1);
-    setenv("TP_SCORING_INTERESTED_URGENCY_STEP", "2", 1);
-    setenv("TP_SCORING_FIT_INDUSTRIES", "retail, logistics", 1);
-    setenv("TP_SCORING_FIT_MIN_SIZE", "1000", 1);
+    setenv("TP_GRADE_THRESHOLD_A", "90", 1);
+    setenv("TP_GRADE_REFUSED_URGENCY", "1", 1);
+    setenv("TP_GRADE_INTERESTED_URGENCY_STEP", "2", 1);
+    setenv("TP_FIT_INDUSTRIES", "retail, logistics", 1);
+    setenv("TP_FIT_MIN_SIZE", "1000", 1);
     load_rules(fx);
     const tp_grade_rules_t *r = &fx->rules;
     assert_int_equal(r->threshold_a, 90);
@@ -373,36 +373,36 @@ static void test_env_overrides(void **state) {
 static void test_bad_env_value_reported(void **state) {
     fixture_t *fx = *state;
     tp_config_destroy(&fx->cfg);
-    setenv("TP_SCORING_THRESHOLD_A", "high", 1);
+    setenv("TP_GRADE_THRESHOLD_A", "high", 1);
     char err[256] = "";
     fx->cfg = tp_config_new(NULL, err, sizeof err);
     assert_non_null(fx->cfg);
     tp_grade_rules_load(&fx->rules, fx->cfg);
     assert_int_equal(fx->rules.threshold_a, 70);
     assert_int_equal(tp_config_check(fx->cfg, err, sizeof err), -1);
-    assert_non_null(strstr(err, "scoring.threshold_a"));
+    assert_non_null(strstr(err, "grade.threshold_a"));
 
     tp_config_destroy(&fx->cfg);
-    setenv("TP_SCORING_THRESHOLD_A", "101", 1); /* out of 0..100 */
+    setenv("TP_GRADE_THRESHOLD_A", "101", 1); /* out of 0..100 */
     fx->cfg = tp_config_new(NULL, err, sizeof err);
     assert_non_null(fx->cfg);
     tp_grade_rules_load(&fx->rules, fx->cfg);
     assert_int_equal(tp_config_check(fx->cfg, err, sizeof err), -1);
-    assert_non_null(strstr(err, "scoring.threshold_a"));
+    assert_non_null(strstr(err, "grade.threshold_a"));
 }
 
 /* Weights may be changed, even to nothing, without dividing by zero. */
 static void test_zero_weights_safe(void **state) {
     fixture_t *fx = *state;
     tp_config_destroy(&fx->cfg);
-    setenv("TP_SCORING_WEIGHT_URGENCY", "0", 1);
-    setenv("TP_SCORING_WEIGHT_BUDGET", "0", 1);
-    setenv("TP_SCORING_WEIGHT_DECISION", "0", 1);
-    setenv("TP_SCORING_WEIGHT_FIT", "0", 1);
-    setenv("TP_SCORING_FIT_WEIGHT_SIZE", "0", 1);
-    setenv("TP_SCORING_FIT_WEIGHT_INDUSTRY", "0", 1);
-    setenv("TP_SCORING_FIT_WEIGHT_CONTACT", "0", 1);
-    setenv("TP_SCORING_FIT_WEIGHT_BRAND", "0", 1);
+    setenv("TP_GRADE_WEIGHT_URGENCY", "0", 1);
+    setenv("TP_GRADE_WEIGHT_BUDGET", "0", 1);
+    setenv("TP_GRADE_WEIGHT_DECISION", "0", 1);
+    setenv("TP_GRADE_WEIGHT_FIT", "0", 1);
+    setenv("TP_FIT_WEIGHT_SIZE", "0", 1);
+    setenv("TP_FIT_WEIGHT_INDUSTRY", "0", 1);
+    setenv("TP_FIT_WEIGHT_CONTACT", "0", 1);
+    setenv("TP_FIT_WEIGHT_BRAND", "0", 1);
     load_rules(fx);
     tp_lead_facts_t f = {"manufacturing", 500, 4, 1};
     char why[64] = "stale";

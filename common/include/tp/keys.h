@@ -15,6 +15,17 @@
  *   {c:<cust>}:profile         hash: the shared customer record
  *   {c:<cust>}:timeline        stream (capped): every contact and effect
  *   {c:<cust>}:done:<svc>:<ev> string: svc applied event ev (expires)
+ *   {c:<cust>}:deals           set: the customer's deal (opportunity) ids
+ *   {c:<cust>}:deal:<id>       hash: one deal: name, amount, currency, stage,
+ *                              probability ("" = stage default), expected_close,
+ *                              owner, team, status (open|won|lost), reason,
+ *                              stage_since, expected_value, created_at
+ *   {c:<cust>}:complaints      set: open complaint ticket ids (R-HEALTH-1)
+ *   {c:<cust>}:overdue         set: ticket ids past an SLA deadline, open
+ *   {c:<cust>}:scores          list: satisfaction scores, newest first
+ *   pipeline:owner:<user>      zset: "<cust>|<deal>" -> expected value, open deals
+ *   pipeline:team:<team>       zset: the same per team
+ *   at_risk                    zset: customer -> health, customers at risk
  *   {c:<cust>}:tickets         hash: open ticket id -> summary (JSON)
  *   {c:<cust>}:ticket:<id>     hash: one ticket
  *   {c:<cust>}:ticket:<id>:history  list: the ticket's history (JSON)
@@ -29,8 +40,9 @@
  *   delivery:<id>              hash: one outbound delivery and its state
  *   deliveries:due             zset: delivery id -> next attempt ms
  *
- * Known gap for Redis Cluster (issue 8): the outbox, sla:due and delivery
- * keys are written in the same script as customer keys. */
+ * Known gap for Redis Cluster (issue 8): the outbox, sla:due, delivery,
+ * pipeline and at_risk keys are written in the same script as customer
+ * keys. */
 #ifndef TP_KEYS_H
 #define TP_KEYS_H
 

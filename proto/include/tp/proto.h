@@ -33,43 +33,72 @@ typedef enum {
 #define TP_TO(svc) (1u << TP_SERVICE_##svc)
 #define TP_TO_NONE 0u
 
-/* The catalogue. XX(ENUM, fields, "type", consumers, producer, "meaning")
+/* The customer states (R-STAGE-2), as the record and stage.changed say them. */
+#define TP_CUSTOMER_STATES                                                    \
+    "potential|target|intent|signed|long_term|lost|churned"
+/* Why customers leave or deals are lost (R-CHURN-1). */
+#define TP_CHURN_REASONS "market|price|service|policy|product|competitor"
+
+/* The catalogue. XX(ENUM, fields, NULL, "type", consumers, producer, "meaning")
  * fields: the name of the `data` field list in schema.c.
  * consumers: bit set of services the event is routed to.
  * producer: INTAKE for events from the outside world (HTTP or native
  * producers), otherwise the one service allowed to emit it. scoring keeps the
  * shared customer record and its timeline, so it consumes every type. */
 #define TP_EVENT_MAP(XX)                                                      \
-    XX(LEAD_CAPTURED, lead_captured, "lead.captured", TP_TO(SCORING), INTAKE,               \
+    XX(LEAD_CAPTURED, lead_captured, NULL, "lead.captured", TP_TO(SCORING), INTAKE,               \
        "A new lead from any channel (R-LEAD-1, R-GRADE-1).")                  \
-    XX(CONTACT_LOGGED, contact_logged, "contact.logged",                                      \
+    XX(CONTACT_LOGGED, contact_logged, NULL, "contact.logged",                                      \
        TP_TO(SCORING) | TP_TO(SCHEDULER), INTAKE,                             \
        "A contact with the customer happened (R-GRADE-3, R-CAD-4).")          \
-    XX(CALL_STARTED, call_started, "call.started", TP_TO(SCORING), INTAKE,                  \
+    XX(CALL_STARTED, call_started, NULL, "call.started", TP_TO(SCORING), INTAKE,                  \
        "The phone system picked up or placed a call.")                        \
-    XX(CALL_ENDED, call_ended, "call.ended", TP_TO(SCORING), INTAKE,                      \
+    XX(CALL_ENDED, call_ended, NULL, "call.ended", TP_TO(SCORING), INTAKE,                      \
        "A call ended.")                                                       \
-    XX(INQUIRY_RECEIVED, inquiry_received, "inquiry.received",                                  \
+    XX(INQUIRY_RECEIVED, inquiry_received, NULL, "inquiry.received",                                  \
        TP_TO(SCORING) | TP_TO(SCHEDULER), INTAKE,                             \
        "A customer asked something; the answer is due (R-SLA-1).")            \
-    XX(TICKET_OPENED, ticket_opened, "ticket.opened", TP_TO(SCORING) | TP_TO(TICKETING),     \
+    XX(TICKET_OPENED, ticket_opened, NULL, "ticket.opened", TP_TO(SCORING) | TP_TO(TICKETING),     \
        INTAKE, "An after-sales ticket was opened (R-TICKET-1).")              \
-    XX(TICKET_UPDATED, ticket_updated, "ticket.updated", TP_TO(SCORING) | TP_TO(TICKETING),   \
+    XX(TICKET_UPDATED, ticket_updated, NULL, "ticket.updated", TP_TO(SCORING) | TP_TO(TICKETING),   \
        INTAKE, "An agent assigned, commented on or moved a ticket.")          \
-    XX(LEAD_GRADED, lead_graded, "lead.graded", TP_TO(SCORING) | TP_TO(SCHEDULER),         \
+    XX(LEAD_GRADED, lead_graded, NULL, "lead.graded", TP_TO(SCHEDULER),            \
        SCORING, "A lead got a new grade (R-GRADE-2, R-GRADE-3).")             \
-    XX(REMINDER_DUE, reminder_due, "reminder.due", TP_TO(SCORING) | TP_TO(NOTIFIER),        \
+    XX(REMINDER_DUE, reminder_due, NULL, "reminder.due", TP_TO(SCORING) | TP_TO(NOTIFIER),        \
        SCHEDULER, "A planned reminder fell due.")                             \
-    XX(NOTIFICATION_SENT, notification_sent, "notification.sent", TP_TO(SCORING), NOTIFIER,     \
+    XX(NOTIFICATION_SENT, notification_sent, NULL, "notification.sent", TP_TO(SCORING), NOTIFIER,     \
        "A notification was delivered on one channel.")                        \
-    XX(NOTIFICATION_FAILED, notification_failed, "notification.failed", TP_TO(SCORING), NOTIFIER, \
+    XX(NOTIFICATION_FAILED, notification_failed, NULL, "notification.failed", TP_TO(SCORING), NOTIFIER, \
        "A notification could not be delivered after every retry.")            \
-    XX(SLA_BREACHED, sla_breached, "sla.breached", TP_TO(SCORING) | TP_TO(NOTIFIER),        \
-       TICKETING, "A ticket missed an SLA deadline (R-TICKET-3).")
+    XX(SLA_BREACHED, sla_breached, NULL, "sla.breached", TP_TO(SCORING) | TP_TO(NOTIFIER),        \
+       TICKETING, "A ticket missed an SLA deadline (R-TICKET-3).")           \
+    XX(LEAD_UPDATED, lead_updated, NULL, "lead.updated", TP_TO(SCORING), INTAKE,   \
+       "A lead's urgency, budget or decision chain changed (R-GRADE-3).")     \
+    XX(OPPORTUNITY_UPDATED, opportunity_updated, NULL, "opportunity.updated",       \
+       TP_TO(SCORING), INTAKE,                                                \
+       "A deal was created or changed: amount, stage, probability "           \
+       "(R-STAGE-1, R-VALUE-1).")                                             \
+    XX(DEAL_CLOSED, deal_closed, deal_closed_rules, "deal.closed", TP_TO(SCORING), INTAKE,      \
+       "A deal was won or lost, with the reason (R-CHURN-1).")                \
+    XX(CUSTOMER_UPDATED, customer_updated, NULL, "customer.updated",                \
+       TP_TO(SCORING), INTAKE,                                                \
+       "Archive and classification of a customer (R-CUST-1, R-CUST-2).")      \
+    XX(CUSTOMER_MERGED, customer_merged, NULL, "customer.merged", TP_TO(SCORING),  \
+       INTAKE, "Two records were found to be one customer; `from` joins "     \
+       "the envelope's customer.")                                            \
+    XX(SURVEY_ANSWERED, survey_answered, NULL, "survey.answered", TP_TO(SCORING),  \
+       INTAKE, "A satisfaction score 1-5 (R-SAT-1).")                         \
+    XX(STAGE_CHANGED, stage_changed, NULL, "stage.changed", TP_TO(SCHEDULER),      \
+       SCORING, "A deal moved to another stage, with the time it spent in "   \
+       "the previous one (R-STAGE-1, R-STAGE-3).")                            \
+    XX(CUSTOMER_AT_RISK, customer_at_risk, NULL, "customer.at_risk",                \
+       TP_TO(NOTIFIER), SCORING,                                              \
+       "A customer's health fell below the threshold (R-HEALTH-1); once per " \
+       "episode.")
 
 typedef enum {
     TP_EVENT_NONE = 0,
-#define XX(e, f, n, to, from, doc) TP_EVENT_##e,
+#define XX(e, f, r, n, to, from, doc) TP_EVENT_##e,
     TP_EVENT_MAP(XX)
 #undef XX
         TP_EVENT_COUNT
@@ -82,7 +111,8 @@ typedef enum {
     TP_FIELD_BOOL,
     TP_FIELD_ENUM,   /* one of `choices`, "a|b|c" */
     TP_FIELD_TIME,   /* ms since epoch, UTC, in [min, max] */
-    TP_FIELD_OBJECT  /* a map whose fields are `sub` */
+    TP_FIELD_OBJECT, /* a map whose fields are `sub` */
+    TP_FIELD_ARRAY   /* at most `max` items, each as described by sub[0] */
 } tp_field_kind_t;
 
 typedef struct tp_field {
@@ -95,6 +125,14 @@ typedef struct tp_field {
     const char *doc;
 } tp_field_t;
 
+/* A field required only when another one has a given value ("reason" when
+ * "outcome" is "lost"). Lists end with a NULL field. */
+typedef struct tp_field_rule {
+    const char *field;
+    const char *when;
+    const char *equals;
+} tp_field_rule_t;
+
 typedef struct tp_event_schema {
     tp_event_type_t type;
     const char *name;
@@ -102,6 +140,7 @@ typedef struct tp_event_schema {
     tp_service_t producer;
     const char *doc;
     const tp_field_t *fields; /* terminated by a NULL name */
+    const tp_field_rule_t *rules; /* NULL, or terminated by a NULL field */
 } tp_event_schema_t;
 
 /* Envelope limits (bytes, UTF-8). */

@@ -1,0 +1,71 @@
+/* apply.h: a batch of writes applied atomically, once, under a version.
+ *
+ * Services compute an event's effect in C and describe it as a list of
+ * Redis writes; one shared Lua script then checks the event's done mark
+ * (seen before: nothing happens), optionally that a record's version is
+ * still the one the writes were computed from (changed meanwhile: nothing
+ * happens, read and compute again), runs the writes, and sets the done mark,
+ * all in one step. Only plain write commands are allowed (see TP_APPLY_
+ * COMMANDS); keys are declared once each, so the script knows them all.
+ *
+ * Owns the builder's argument lists. Never sends anything by itself before
+ * tp_apply_send. */
+#ifndef TP_APPLY_H
+#define TP_APPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tp/argv.h"
+#include "tp/store.h"
+
+/* The writes an apply may contain. */
+#define TP_APPLY_COMMANDS                                                     \
+    "HSET HSETNX HDEL HINCRBY SADD SREM ZADD ZREM XADD LPUSH RPUSH LTRIM "    \
+    "SET DEL PEXPIRE"
+
+/* Outcome in the reply callback. */
+enum { TP_APPLY_DUPLICATE = 0, TP_APPLY_DONE = 1, TP_APPLY_STALE = 2 };
+
+typedef struct tp_apply {
+    tp_argv_t keys;  /* KEYS: done mark, version record, then the others */
+    tp_argv_t args;  /* ARGV: ttl, expected version, count, commands */
+    size_t count_at; /* index in args of the command count */
+    size_t nargs_at; /* index in args of the open command's arg count */
+    int commands;
+    int open_args;
+} tp_apply_t;
+
+/* Starts an apply guarded by `done_key` (kept `done_ttl` seconds, text)
+ * and, when `version_key` is not NULL, by the field "ver" of that hash
+ * being `expected` ("0" for a record that does not exist yet). Strings are
+ * copied. */
+void tp_apply_init(tp_apply_t *a, const char *done_key, const char *done_ttl,
+                   const char *version_key, const char *expected);
+void tp_apply_clear(tp_apply_t *a);
+
+/* Declares a key (formatted) and returns its handle for tp_apply_cmd; the
+ * same key twice gives the same handle. */
+int tp_apply_key(tp_apply_t *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Opens a command `name` on key `key`; add its arguments with the calls
+ * below. The command closes when the next opens or the apply is sent. */
+void tp_apply_cmd(tp_apply_t *a, const char *name, int key);
+void tp_apply_arg(tp_apply_t *a, const char *s, size_t len); /* copied */
+void tp_apply_str(tp_apply_t *a, const char *s);             /* copied */
+void tp_apply_int(tp_apply_t *a, int64_t v);
+/* A field/value pair, for HSET and XADD. */
+void tp_apply_pair(tp_apply_t *a, const char *field, const char *value);
+void tp_apply_pair_int(tp_apply_t *a, const char *field, int64_t value);
+
+/* Registers the shared script with `store` (idempotent). Returns its handle. */
+int tp_apply_script(tp_store_t *store);
+/* Sends the apply. `cb` gets the reply: an array whose first element is
+ * TP_APPLY_DUPLICATE, TP_APPLY_DONE or TP_APPLY_STALE (or NULL / an error
+ * reply, per tp_store_eval). Returns 0, or -1 (cb never runs). The builder
+ * can be cleared right after. */
+int tp_apply_send(tp_apply_t *a, tp_store_t *store, tp_store_reply_cb cb,
+                  void *arg);
+
+#endif
