@@ -51,8 +51,11 @@ int main(int argc, char **argv) {
     if (tp_service_core_open(&app.core, TP_SERVICE_SCORING, argc, argv) < 0)
         return 1;
     tp_record_rules_t rules;
+    int64_t sweep = tp_config_ms(app.core.cfg, "scoring", "health_sweep", "10m");
     if (rules_load(app.core.cfg, &rules) < 0 ||
         !(app.record = tp_record_new(app.core.store, app.core.emitter, &rules)) ||
+        tp_record_sweep_start(app.record, app.core.loop, sweep,
+                              app.core.consumer_opts.done_ttl_s) < 0 ||
         tp_service_core_consume(&app.core, tp_record_tag, tp_record_apply,
                                 app.record) < 0)
         return tp_service_core_abort(&app.core, scoring_stop, &app);

@@ -29,6 +29,8 @@ void tp_health_rules_load(tp_health_rules_t *r, tp_config_t *cfg) {
     r->contact_grace_ms = tp_config_ms(cfg, "health", "contact_grace", "30d");
     r->per_silent_day =
         (int)tp_config_int(cfg, "health", "per_silent_day", 1, 0, 100);
+    r->day_ms = tp_config_ms(cfg, "health", "silence_day", "1d");
+    if (r->day_ms <= 0) r->day_ms = DAY_MS;
     r->silence_max =
         (int)tp_config_int(cfg, "health", "silence_max", 30, 0, 100);
     r->threshold = (int)tp_config_int(cfg, "health", "threshold", 60, 0, 100);
@@ -114,7 +116,8 @@ int tp_health_score(const tp_health_rules_t *r, const tp_health_inputs_t *in,
     if (in->last_contact_at > 0 && in->now > in->last_contact_at) {
         int64_t silent = in->now - in->last_contact_at;
         if (silent > r->contact_grace_ms) {
-            int64_t days = (silent - r->contact_grace_ms) / DAY_MS;
+            int64_t day = r->day_ms > 0 ? r->day_ms : DAY_MS;
+            int64_t days = (silent - r->contact_grace_ms) / day;
             /* past silence_max days the cap is reached (or the rate is
              * 0): bounding the days first keeps the product small */
             if (days > r->silence_max) days = r->silence_max;
@@ -123,7 +126,7 @@ int tp_health_score(const tp_health_rules_t *r, const tp_health_inputs_t *in,
             if (penalty > 0) {
                 note(why, whylen,
                      "no contact for %" PRId64 " days (-%" PRId64 ")",
-                     silent / DAY_MS, penalty);
+                     silent / (r->day_ms > 0 ? r->day_ms : DAY_MS), penalty);
                 health -= penalty;
             }
         }

@@ -16,6 +16,7 @@ typedef struct tp_health_rules {
     int per_overdue;          /* per ticket past its SLA, 10 */
     int64_t contact_grace_ms; /* no penalty before this since last contact, 30d */
     int per_silent_day;       /* per day beyond the grace, 1 */
+    int64_t day_ms;           /* the "day" of silence, 1d (shorter in tests) */
     int silence_max;          /* cap of the silence penalty, 30 */
     int threshold;            /* below: at risk, 60 */
     int hysteresis;           /* an episode ends at threshold + this, 10 */

@@ -45,6 +45,9 @@ struct tp_record {
     tp_emitter_t *emitter;
     tp_record_rules_t rules;
     int read_script;
+    uv_timer_t sweep_timer;
+    int sweeping;      /* health checks in flight */
+    int64_t done_ttl_s;
 };
 
 typedef struct deal_rec {
@@ -55,9 +58,11 @@ typedef struct deal_rec {
 
 typedef struct apply_ctx {
     tp_record_t *record;
-    tp_consumer_t *consumer;
-    tp_consumer_job_t *job;
+    tp_consumer_job_t *job; /* NULL for a health check of the sweep */
     const tp_event_t *ev;
+    tp_event_t check;       /* the sweep's synthetic event */
+    char done_key[TP_CUSTOMER_MAX + TP_ID_MAX + 96];
+    char done_ttl[24];
     int attempts;
     char prefix[TP_CUSTOMER_MAX + 64]; /* "<ns>{c:<customer>}:" */
     /* the customer as read, changed in memory by the handlers */
@@ -87,6 +92,7 @@ tp_record_t *tp_record_new(tp_store_t *store, tp_emitter_t *emitter,
     self->store = store;
     self->emitter = emitter;
     self->rules = *rules;
+    self->sweep_timer.loop = NULL; /* not started */
     self->read_script = tp_store_script(store, "scoring_read", READ_LUA);
     if (self->read_script < 0 || tp_apply_script(store) < 0) {
         free(self);
@@ -95,10 +101,16 @@ tp_record_t *tp_record_new(tp_store_t *store, tp_emitter_t *emitter,
     return self;
 }
 
+static void sweep_closed(uv_handle_t *h) { free(h->data); }
+
 void tp_record_destroy(tp_record_t **self_p) {
     if (!self_p || !*self_p) return;
-    free(*self_p);
+    tp_record_t *self = *self_p;
     *self_p = NULL;
+    if (self->sweep_timer.loop)
+        uv_close((uv_handle_t *)&self->sweep_timer, sweep_closed);
+    else
+        free(self);
 }
 
 int tp_record_tag(const tp_event_t *ev, char *tag, size_t len, void *arg) {
@@ -195,8 +207,12 @@ static void ctx_reset(apply_ctx_t *ctx) {
 }
 
 static void finish(apply_ctx_t *ctx, int status) {
-    tp_consumer_job_done(ctx->job, status);
+    if (ctx->job)
+        tp_consumer_job_done(ctx->job, status);
+    else
+        ctx->record->sweeping--;
     ctx_reset(ctx);
+    tp_event_clear(&ctx->check);
     free(ctx);
 }
 
@@ -348,9 +364,20 @@ static void recheck_health(apply_ctx_t *ctx) {
     }
 }
 
+/* The customer's next health check: when silence starts to count. */
+static void watch_health(apply_ctx_t *ctx, int64_t at) {
+    tp_apply_t *a = &ctx->apply;
+    tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%shealth:watch",
+                                         tp_store_ns(ctx->record->store)));
+    tp_apply_int(a, at);
+    tp_apply_str(a, ctx->ev->customer);
+}
+
 static void contact_happened(apply_ctx_t *ctx) {
-    if (ctx->ev->ts > pint(ctx, "last_contact_at", 0))
+    if (ctx->ev->ts > pint(ctx, "last_contact_at", 0)) {
         set_int(ctx, "last_contact_at", ctx->ev->ts);
+        watch_health(ctx, ctx->ev->ts + ctx->record->rules.health.contact_grace_ms);
+    }
     ctx->health_touched = 1;
 }
 
@@ -789,12 +816,23 @@ static void apply_event(apply_ctx_t *ctx) {
     char profile_key[TP_CUSTOMER_MAX + 80];
     snprintf(profile_key, sizeof profile_key, "%sprofile", ctx->prefix);
     const char *ver = pget(ctx, "ver");
-    tp_apply_init(&ctx->apply, tp_consumer_job_done_key(ctx->job),
-                  tp_consumer_done_ttl(ctx->consumer), profile_key, ver ? ver : "0");
+    tp_apply_init(&ctx->apply, ctx->done_key, ctx->done_ttl, profile_key,
+                  ver ? ver : "0");
     ctx->k_profile = tp_apply_key(&ctx->apply, "%s", profile_key);
     ctx->k_timeline = tp_apply_key(&ctx->apply, "%stimeline", ctx->prefix);
     ctx->changes = json_object();
 
+    if (!ctx->job) { /* the sweep's daily check: health only */
+        if (!pget(ctx, "created_at")) { /* the record is gone: nothing to do */
+            finish(ctx, 0);
+            return;
+        }
+        recheck_health(ctx);
+        /* again a silence "day" later: health changes no faster */
+        watch_health(ctx, ev->ts + self->rules.health.day_ms);
+        set_int(ctx, "ver", (ver ? atoll(ver) : 0) + 1);
+        goto write_profile;
+    }
     char summary[400];
     summarize(ev, summary, sizeof summary);
     timeline(ctx, tp_proto_type_name(ev->type), ev->ts, ev->src, ev->id, summary);
@@ -820,7 +858,7 @@ static void apply_event(apply_ctx_t *ctx) {
     if (ctx->health_touched) recheck_health(ctx);
     if (ev->ts > pint(ctx, "updated_at", 0)) set_int(ctx, "updated_at", ev->ts);
     set_int(ctx, "ver", (ver ? atoll(ver) : 0) + 1);
-
+write_profile:
     tp_apply_cmd(&ctx->apply, "HSET", ctx->k_profile);
     const char *field;
     json_t *value;
@@ -883,10 +921,70 @@ void tp_record_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
     apply_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) abort();
     ctx->record = self;
-    ctx->consumer = consumer;
     ctx->job = job;
     ctx->ev = ev;
+    snprintf(ctx->done_key, sizeof ctx->done_key, "%s", tp_consumer_job_done_key(job));
+    snprintf(ctx->done_ttl, sizeof ctx->done_ttl, "%s", tp_consumer_done_ttl(consumer));
     tp_key(ctx->prefix, sizeof ctx->prefix, tp_store_ns(self->store), "{c:%s}:",
            ev->customer);
     read_customer(ctx);
+}
+
+/* ---- the health sweep (R-HEALTH-1: silence counts without any event) ---- */
+
+#define SWEEP_BATCH "200"
+
+static void check_health(tp_record_t *self, const char *customer, int64_t now) {
+    apply_ctx_t *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) abort();
+    ctx->record = self;
+    self->sweeping++;
+    tp_event_t *ev = &ctx->check;
+    tp_event_init(ev);
+    ev->v = TP_PROTO_VERSION;
+    ev->ts = now;
+    snprintf(ev->src, sizeof ev->src, "scoring");
+    snprintf(ev->customer, sizeof ev->customer, "%s", customer);
+    /* one check per customer and silence "day": its id is its done mark */
+    long long day = (long long)(now / self->rules.health.day_ms);
+    int n = snprintf(ev->id, sizeof ev->id, "health-%lld-%s", day, customer);
+    if (n < 0 || (size_t)n >= sizeof ev->id - 12) /* room for derived suffixes */
+        snprintf(ev->id, sizeof ev->id, "health-%lld-h%016llx", day,
+                 (unsigned long long)tp_id_hash(customer, strlen(customer)));
+    ctx->ev = ev;
+    const char *ns = tp_store_ns(self->store);
+    tp_key(ctx->done_key, sizeof ctx->done_key, ns, "{c:%s}:done:scoring:%s", customer,
+           ev->id);
+    snprintf(ctx->done_ttl, sizeof ctx->done_ttl, "%lld", (long long)self->done_ttl_s);
+    tp_key(ctx->prefix, sizeof ctx->prefix, ns, "{c:%s}:", customer);
+    read_customer(ctx);
+}
+
+static void due_cb(tp_store_t *store, redisReply *r, void *arg) {
+    tp_record_t *self = arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY) return;
+    int64_t now = tp_now_ms();
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            r->element[i]->len <= TP_CUSTOMER_MAX)
+            check_health(self, r->element[i]->str, now);
+}
+
+static void sweep_timer_cb(uv_timer_t *t) {
+    tp_record_t *self = t->data;
+    if (self->sweeping || !tp_store_connected(self->store)) return;
+    char key[128], now[24];
+    tp_key(key, sizeof key, tp_store_ns(self->store), "health:watch");
+    snprintf(now, sizeof now, "%lld", (long long)tp_now_ms());
+    tp_store_command(self->store, due_cb, self, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %s",
+                     key, now, SWEEP_BATCH);
+}
+
+int tp_record_sweep_start(tp_record_t *self, uv_loop_t *loop, int64_t interval_ms,
+                          int64_t done_ttl_s) {
+    self->done_ttl_s = done_ttl_s > 0 ? done_ttl_s : 30 * 86400;
+    uv_timer_init(loop, &self->sweep_timer);
+    self->sweep_timer.data = self;
+    return uv_timer_start(&self->sweep_timer, sweep_timer_cb, (uint64_t)interval_ms,
+                          (uint64_t)interval_ms);
 }

@@ -21,6 +21,8 @@
 #include "tp/emit.h"
 #include "tp/store.h"
 
+#include <uv.h>
+
 typedef struct tp_record tp_record_t;
 
 typedef struct tp_record_rules {
@@ -36,6 +38,13 @@ typedef struct tp_record_rules {
 tp_record_t *tp_record_new(tp_store_t *store, tp_emitter_t *emitter,
                            const tp_record_rules_t *rules);
 void tp_record_destroy(tp_record_t **self_p);
+
+/* Starts the health sweep: every `interval_ms` the customers whose silence
+ * now counts (health:watch) get a health check, once per customer and day
+ * (done marks kept `done_ttl_s`), so an at-risk episode can start without
+ * any new event. */
+int tp_record_sweep_start(tp_record_t *self, uv_loop_t *loop, int64_t interval_ms,
+                          int64_t done_ttl_s);
 
 /* tp_consumer_tag_cb: every event's effect lives under {c:<customer>}. */
 int tp_record_tag(const tp_event_t *ev, char *tag, size_t len, void *arg);

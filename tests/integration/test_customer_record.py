@@ -3,6 +3,7 @@
 at-risk episodes, merges, and exactly-once under redelivery."""
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -163,6 +164,35 @@ def test_R_HEALTH_1_at_risk_once_per_episode():
         assert w.close()
 
 
+def test_R_HEALTH_1_silence_alone_raises_at_risk():
+    """R-HEALTH-1: days without contact count even when no event arrives:
+    the sweep checks silent customers and raises the episode once. Here a
+    "day" is 300 ms, the grace 1 day and each silent day costs 10."""
+    w = World({"scoring": {"health_sweep": "100ms"}})
+    try:
+        for s, v in (("TP_HEALTH_SILENCE_DAY", "300ms"), ("TP_HEALTH_CONTACT_GRACE", "300ms"),
+                     ("TP_HEALTH_PER_SILENT_DAY", "10"), ("TP_HEALTH_SILENCE_MAX", "60")):
+            os.environ[s] = v
+        w.kill("scoring", signal.SIGTERM)
+        w.start("scoring")
+        cid = "SILENT-1"
+        assert w.post(lead("Silentco", owner="rep-q", customer=cid))[0] == 202
+        assert w.post({"type": "contact.logged", "ts": now_ms(), "src": "phone",
+                       "customer": cid, "data": {"channel": "phone", "direction": "out",
+                                                 "outcome": "reached"}})[0] == 202
+        wait_until(lambda: len(journal_data(w, "customer.at_risk")) == 1, 10,
+                   what="at risk from silence alone")
+        rec = record(w, cid)
+        assert "no contact for" in rec["profile"]["health_why"], rec["profile"]
+        time.sleep(1.5)  # silence goes on: still one episode
+        assert len(journal_data(w, "customer.at_risk")) == 1
+    finally:
+        for s in ("TP_HEALTH_SILENCE_DAY", "TP_HEALTH_CONTACT_GRACE",
+                  "TP_HEALTH_PER_SILENT_DAY", "TP_HEALTH_SILENCE_MAX"):
+            os.environ.pop(s, None)
+        assert w.close()
+
+
 def test_merge_keeps_both_timelines():
     """Two records of one customer: the merge keeps both timelines, fills
     what the surviving record lacks, and the duplicate's number now finds
@@ -242,6 +272,7 @@ if __name__ == "__main__":
     run([test_R_STAGE_lead_to_won_to_long_term,
          test_R_VALUE_1_ranking_flips,
          test_R_HEALTH_1_at_risk_once_per_episode,
+         test_R_HEALTH_1_silence_alone_raises_at_risk,
          test_merge_keeps_both_timelines,
          test_state_changes_once_when_bus_messages_are_lost,
          test_bad_rules_file_names_the_line])

@@ -26,6 +26,7 @@
  *   pipeline:owner:<user>      zset: "<cust>|<deal>" -> expected value, open deals
  *   pipeline:team:<team>       zset: the same per team
  *   at_risk                    zset: customer -> health, customers at risk
+ *   health:watch               zset: customer -> next health check (ms)
  *   {c:<cust>}:tickets         hash: open ticket id -> summary (JSON)
  *   {c:<cust>}:ticket:<id>     hash: one ticket
  *   {c:<cust>}:ticket:<id>:history  list: the ticket's history (JSON)
@@ -41,7 +42,7 @@
  *   deliveries:due             zset: delivery id -> next attempt ms
  *
  * Known gap for Redis Cluster (issue 8): the outbox, sla:due, delivery,
- * pipeline and at_risk keys are written in the same script as customer
+ * pipeline, at_risk and health:watch keys are written in the same script as customer
  * keys. */
 #ifndef TP_KEYS_H
 #define TP_KEYS_H
