@@ -10,6 +10,7 @@
 #define ENUM(n, req, ch, doc) {n, TP_FIELD_ENUM, req, 0, 0, ch, NULL, doc}
 #define TIME(n, req, doc) {n, TP_FIELD_TIME, req, 0, 253402300799999LL, NULL, NULL, doc}
 #define OBJ(n, req, sub, doc) {n, TP_FIELD_OBJECT, req, 0, 0, NULL, sub, doc}
+#define KEY(n, req, max, doc) {n, TP_FIELD_KEY, req, 0, max, NULL, NULL, doc}
 #define LIST(n, req, max, item, doc) {n, TP_FIELD_ARRAY, req, 0, max, NULL, item, doc}
 #define END {NULL, 0, 0, 0, 0, NULL, NULL, NULL}
 
@@ -72,7 +73,7 @@ static const tp_field_t inquiry_received[] = {
     END};
 
 static const tp_field_t ticket_opened[] = {
-    STR("ticket", 0, 64, "ticket id; intake assigns one when missing"),
+    KEY("ticket", 0, 64, "ticket id; intake assigns one when missing"),
     STR("title", 1, 500, "short description"),
     ENUM("category", 1, "fault|question|complaint|change", "kind of request"),
     ENUM("priority", 1, "urgent|high|normal|low", "priority"),
@@ -81,7 +82,7 @@ static const tp_field_t ticket_opened[] = {
     END};
 
 static const tp_field_t ticket_updated[] = {
-    STR("ticket", 1, 64, "ticket id"),
+    KEY("ticket", 1, 64, "ticket id"),
     ENUM("action", 1, "assign|comment|status", "what the agent did"),
     STR("agent", 1, TP_ACTOR_MAX, "agent user id"),
     ENUM("status", 0,
@@ -128,7 +129,7 @@ static const tp_field_t notification_failed[] = {
     END};
 
 static const tp_field_t sla_breached[] = {
-    STR("ticket", 1, 64, "ticket id"),
+    KEY("ticket", 1, 64, "ticket id"),
     ENUM("target", 1, "first_response|resolution", "which deadline"),
     ENUM("priority", 1, "urgent|high|normal|low", "ticket priority"),
     TIME("deadline", 1, "the deadline that passed"),
@@ -145,7 +146,7 @@ static const tp_field_t lead_updated[] = {
     END};
 
 static const tp_field_t opportunity_updated[] = {
-    STR("opportunity", 1, 64, "deal id, unique per customer"),
+    KEY("opportunity", 1, 64, "deal id, unique per customer"),
     STR("name", 0, NAME_MAX_B, "deal name"),
     INT("amount", 0, 0, 1000000000000000LL, "in whole currency units"),
     STR("currency", 0, 3, "ISO 4217 code, e.g. CNY"),
@@ -157,7 +158,7 @@ static const tp_field_t opportunity_updated[] = {
     END};
 
 static const tp_field_t deal_closed[] = {
-    STR("opportunity", 1, 64, "deal id"),
+    KEY("opportunity", 1, 64, "deal id"),
     ENUM("outcome", 1, "won|lost", "how it ended"),
     ENUM("reason", 0, TP_CHURN_REASONS, "why it was lost (R-CHURN-1)"),
     STR("note", 0, TP_TEXT_MAX, "details"),
@@ -210,7 +211,7 @@ static const tp_field_t customer_updated[] = {
     END};
 
 static const tp_field_t customer_merged[] = {
-    STR("from", 1, TP_CUSTOMER_MAX, "the record that joins this one"),
+    KEY("from", 1, TP_CUSTOMER_MAX, "the record that joins this one"),
     STR("reason", 0, 500, "why they are one"),
     END};
 
@@ -218,11 +219,11 @@ static const tp_field_t survey_answered[] = {
     INT("score", 1, 1, 5, "1 (bad) .. 5 (excellent)"),
     STR("comment", 0, TP_TEXT_MAX, "what the customer said"),
     ENUM("about", 0, "ticket|project|visit|other", "what was rated"),
-    STR("ticket", 0, 64, "the ticket, when about one"),
+    KEY("ticket", 0, 64, "the ticket, when about one"),
     END};
 
 static const tp_field_t stage_changed[] = {
-    STR("opportunity", 1, 64, "deal id"),
+    KEY("opportunity", 1, 64, "deal id"),
     STR("name", 0, NAME_MAX_B, "deal name"),
     INT("from", 1, 0, 6, "previous stage, 0 for a new deal"),
     INT("to", 1, 1, 6, "new stage"),

@@ -55,6 +55,9 @@ static void kind_doc(const tp_field_t *f) {
     case TP_FIELD_OBJECT:
         fputs("object", stdout);
         break;
+    case TP_FIELD_KEY:
+        printf("id, max %" PRId64 " bytes", f->max);
+        break;
     case TP_FIELD_ARRAY:
         printf("list of at most %" PRId64 ": ", f->max);
         kind_doc(&f->sub[0]);

@@ -337,6 +337,14 @@ static int field_check(const tp_field_t *f, const json_t *v, const char *field,
     case TP_FIELD_OBJECT:
         if (!json_is_object(v)) return fail(err, field, "must be an object");
         return fields_check(f->sub, v, field, err);
+    case TP_FIELD_KEY:
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) > (size_t)f->max ||
+            !id_valid(json_string_value(v), json_string_length(v)))
+            return fail(err, field,
+                        "must be an id of 1 to %lld printable ASCII characters "
+                        "without spaces, braces or '|'", (long long)f->max);
+        return 0;
     case TP_FIELD_ARRAY:
         if (!json_is_array(v) || json_array_size(v) > (size_t)f->max)
             return fail(err, field, "must be a list of at most %lld items",

@@ -611,8 +611,7 @@ static void on_customer_merged(apply_ctx_t *ctx) {
     tp_apply_t *a = &ctx->apply;
     const char *ns = tp_store_ns(ctx->record->store);
     if (strcmp(from, ev->customer) == 0 || !ctx->from || json_object_size(ctx->from) == 0) {
-        timeline(ctx, "customer.merged", ev->ts, ev->src, ev->id,
-                 "merge ignored: nothing to merge");
+        tp_log_info("merge %s: nothing to merge from %s", ev->id, from);
         return;
     }
     json_t *list = json_loads(pget(ctx, "merged_from") ? pget(ctx, "merged_from") : "[]",
@@ -646,9 +645,7 @@ static void on_customer_merged(apply_ctx_t *ctx) {
         tp_apply_cmd(a, "HSET", tp_apply_key(a, "%s{j}:email", ns));
         tp_apply_pair(a, norm, ev->customer);
     }
-    char summary[TP_CUSTOMER_MAX + 64];
-    snprintf(summary, sizeof summary, "merged %s into this record", from);
-    timeline(ctx, "customer.merged", ev->ts, ev->src, ev->id, summary);
+    /* the event's own timeline line says what was merged (summarize) */
 }
 
 static void on_survey_answered(apply_ctx_t *ctx) {
@@ -768,6 +765,10 @@ static void summarize(const tp_event_t *ev, char *out, size_t len) {
     case TP_EVENT_TICKET_UPDATED:
         snprintf(out, len, "ticket %s %s by %s%s%s", F("ticket"), F("action"), F("agent"),
                  tp_event_str(ev, "status") ? ": " : "", F("status"));
+        return;
+    case TP_EVENT_CUSTOMER_MERGED:
+        snprintf(out, len, "merged %s into this record%s%.160s", F("from"),
+                 tp_event_str(ev, "reason") ? ": " : "", F("reason"));
         return;
     default: {
         const char *text = tp_event_str(ev, "reason");

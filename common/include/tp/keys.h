@@ -12,14 +12,17 @@
  *   cursor:<svc>               string: last journal id reconciled by svc
  *   lease:<svc>:reconcile      string: instance holding the reconcile lease
  *   outbox:<svc>               zset: derived events not yet acked by intake
- *   {c:<cust>}:profile         hash: the shared customer record
+ *   {c:<cust>}:profile         hash: the shared customer record (fields:
+ *                              services/scoring/scoring_record.c; read by
+ *                              services/intake/intake_query.c)
  *   {c:<cust>}:timeline        stream (capped): every contact and effect
  *   {c:<cust>}:done:<svc>:<ev> string: svc applied event ev (expires)
  *   {c:<cust>}:deals           set: the customer's deal (opportunity) ids
  *   {c:<cust>}:deal:<id>       hash: one deal: name, amount, currency, stage,
  *                              probability ("" = stage default), expected_close,
  *                              owner, team, status (open|won|lost), reason,
- *                              stage_since, expected_value, created_at
+ *                              stage_since, expected_value, created_at,
+ *                              closed_at
  *   {c:<cust>}:complaints      set: open complaint ticket ids (R-HEALTH-1)
  *   {c:<cust>}:overdue         set: ticket ids past an SLA deadline, open
  *   {c:<cust>}:scores          list: satisfaction scores, newest first

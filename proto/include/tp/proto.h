@@ -112,7 +112,9 @@ typedef enum {
     TP_FIELD_ENUM,   /* one of `choices`, "a|b|c" */
     TP_FIELD_TIME,   /* ms since epoch, UTC, in [min, max] */
     TP_FIELD_OBJECT, /* a map whose fields are `sub` */
-    TP_FIELD_ARRAY   /* at most `max` items, each as described by sub[0] */
+    TP_FIELD_ARRAY,  /* at most `max` items, each as described by sub[0] */
+    TP_FIELD_KEY     /* an id used in keys: at most `max` bytes of printable
+                        ASCII without spaces, braces or '|' */
 } tp_field_kind_t;
 
 typedef struct tp_field {
