@@ -241,6 +241,35 @@ static const tp_field_t customer_at_risk[] = {
     STR("cause", 1, TP_ID_MAX, "id of the event that caused it"),
     END};
 
+static const tp_field_t payment_scheduled[] = {
+    KEY("payment", 1, 64, "payment id, unique per customer"),
+    STR("contract", 0, 64, "the contract it belongs to"),
+    INT("amount", 1, 0, 1000000000000000LL, "in whole currency units"),
+    STR("currency", 0, 3, "ISO 4217 code"),
+    TIME("due_at", 1, "when it is due"),
+    STR("owner", 0, TP_ACTOR_MAX, "who collects; default the account owner"),
+    END};
+
+static const tp_field_t payment_received[] = {
+    KEY("payment", 1, 64, "payment id"),
+    INT("amount", 0, 0, 1000000000000000LL, "amount received"),
+    END};
+
+static const tp_field_t order_placed[] = {
+    KEY("order", 1, 64, "order id"),
+    STR("product", 1, NAME_MAX_B, "the consumable ordered"),
+    INT("quantity", 0, 0, 1000000000, "quantity ordered"),
+    STR("rrule", 0, 200, "RFC 5545 recurrence of the next orders, "
+                         "e.g. FREQ=MONTHLY;INTERVAL=2"),
+    ENUM("unit", 0, "day|week|month|year", "instead of rrule: the cycle's unit"),
+    INT("interval", 0, 1, 1000, "instead of rrule: units between orders"),
+    TIME("start", 0, "first expected reorder; default the order's ts plus "
+                     "one cycle"),
+    TIME("end", 0, "no reminders after this"),
+    INT("advance_days", 0, 0, 365, "remind this many days ahead (default 7)"),
+    STR("owner", 0, TP_ACTOR_MAX, "who follows up; default the account owner"),
+    END};
+
 static const tp_event_schema_t schemas[] = {
     {TP_EVENT_NONE, NULL, 0, TP_SERVICE_INTAKE, NULL, NULL, NULL},
 #define XX(e, f, r, n, to, from, doc)                                         \

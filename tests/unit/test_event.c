@@ -640,6 +640,17 @@ static const char *const samples[] = {
     "{\"v\":1,\"id\":\"s-20\",\"type\":\"customer.at_risk\",\"ts\":1717000000019,\"src\":\"scoring\","
     "\"customer\":\"acme\",\"data\":{\"health\":42,\"threshold\":60,\"owner\":\"u.kim\","
     "\"cause\":\"s-18\"}}",
+    /* payment.scheduled */
+    "{\"v\":1,\"id\":\"s-21\",\"type\":\"payment.scheduled\",\"ts\":1717000000020,\"src\":\"api\","
+    "\"customer\":\"acme\",\"data\":{\"payment\":\"P-1\",\"amount\":250000,"
+    "\"currency\":\"CNY\",\"due_at\":1720000000000}}",
+    /* payment.received */
+    "{\"v\":1,\"id\":\"s-22\",\"type\":\"payment.received\",\"ts\":1717000000021,\"src\":\"api\","
+    "\"customer\":\"acme\",\"data\":{\"payment\":\"P-1\",\"amount\":250000}}",
+    /* order.placed */
+    "{\"v\":1,\"id\":\"s-23\",\"type\":\"order.placed\",\"ts\":1717000000022,\"src\":\"api\","
+    "\"customer\":\"acme\",\"data\":{\"order\":\"O-1\",\"product\":\"toner\","
+    "\"rrule\":\"FREQ=MONTHLY;INTERVAL=2\",\"advance_days\":7}}",
 };
 
 /* A list field checks each item and names it (TP_FIELD_ARRAY), and a

@@ -81,7 +81,7 @@ typedef enum {
     XX(DEAL_CLOSED, deal_closed, deal_closed_rules, "deal.closed", TP_TO(SCORING), INTAKE,      \
        "A deal was won or lost, with the reason (R-CHURN-1).")                \
     XX(CUSTOMER_UPDATED, customer_updated, NULL, "customer.updated",                \
-       TP_TO(SCORING), INTAKE,                                                \
+       TP_TO(SCORING) | TP_TO(SCHEDULER), INTAKE,                                                \
        "Archive and classification of a customer (R-CUST-1, R-CUST-2).")      \
     XX(CUSTOMER_MERGED, customer_merged, NULL, "customer.merged", TP_TO(SCORING),  \
        INTAKE, "Two records were found to be one customer; `from` joins "     \
@@ -94,7 +94,16 @@ typedef enum {
     XX(CUSTOMER_AT_RISK, customer_at_risk, NULL, "customer.at_risk",                \
        TP_TO(NOTIFIER), SCORING,                                              \
        "A customer's health fell below the threshold (R-HEALTH-1); once per " \
-       "episode.")
+       "episode.")                                                            \
+    XX(PAYMENT_SCHEDULED, payment_scheduled, NULL, "payment.scheduled",       \
+       TP_TO(SCORING) | TP_TO(SCHEDULER), INTAKE,                             \
+       "A contract payment falls due on a date (R-PAY-1).")                   \
+    XX(PAYMENT_RECEIVED, payment_received, NULL, "payment.received",          \
+       TP_TO(SCORING) | TP_TO(SCHEDULER), INTAKE,                             \
+       "A scheduled payment came in; its reminders stop (R-PAY-1).")          \
+    XX(ORDER_PLACED, order_placed, NULL, "order.placed",                      \
+       TP_TO(SCORING) | TP_TO(SCHEDULER), INTAKE,                             \
+       "An order of consumables with its reorder cycle (R-REORDER-1).")
 
 typedef enum {
     TP_EVENT_NONE = 0,
