@@ -12,6 +12,7 @@
 #define OBJ(n, req, sub, doc) {n, TP_FIELD_OBJECT, req, 0, 0, NULL, sub, doc}
 #define KEY(n, req, max, doc) {n, TP_FIELD_KEY, req, 0, max, NULL, NULL, doc}
 #define LIST(n, req, max, item, doc) {n, TP_FIELD_ARRAY, req, 0, max, NULL, item, doc}
+#define RRULE(n, req, max, doc) {n, TP_FIELD_RRULE, req, 0, max, NULL, NULL, doc}
 #define END {NULL, 0, 0, 0, 0, NULL, NULL, NULL}
 
 #define NAME_MAX_B 200
@@ -259,8 +260,8 @@ static const tp_field_t order_placed[] = {
     KEY("order", 1, 64, "order id"),
     STR("product", 1, NAME_MAX_B, "the consumable ordered"),
     INT("quantity", 0, 0, 1000000000, "quantity ordered"),
-    STR("rrule", 0, 200, "RFC 5545 recurrence of the next orders, "
-                         "e.g. FREQ=MONTHLY;INTERVAL=2"),
+    RRULE("rrule", 0, 200, "RFC 5545 recurrence of the next orders, "
+                           "e.g. FREQ=MONTHLY;INTERVAL=2"),
     ENUM("unit", 0, "day|week|month|year", "instead of rrule: the cycle's unit"),
     INT("interval", 0, 1, 1000, "instead of rrule: units between orders"),
     TIME("start", 0, "first expected reorder; default the order's ts plus "

@@ -58,6 +58,9 @@ static void kind_doc(const tp_field_t *f) {
     case TP_FIELD_KEY:
         printf("id, max %" PRId64 " bytes", f->max);
         break;
+    case TP_FIELD_RRULE:
+        printf("RFC 5545 RRULE, max %" PRId64 " bytes", f->max);
+        break;
     case TP_FIELD_ARRAY:
         printf("list of at most %" PRId64 ": ", f->max);
         kind_doc(&f->sub[0]);

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "tp/log.h"
+#include "tp/recur.h"
 
 #define TS_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 #define EXTRA_MAX 32             /* unknown envelope fields kept, at most */
@@ -345,6 +346,18 @@ static int field_check(const tp_field_t *f, const json_t *v, const char *field,
                         "must be an id of 1 to %lld printable ASCII characters "
                         "without spaces, braces or '|'", (long long)f->max);
         return 0;
+    case TP_FIELD_RRULE: {
+        if (!json_is_string(v) || json_string_length(v) > (size_t)f->max)
+            return fail(err, field, "must be a string of at most %lld bytes",
+                        (long long)f->max);
+        if (!tp_utf8_valid(json_string_value(v), json_string_length(v)))
+            return fail(err, field, "must be valid UTF-8 without NUL bytes");
+        /* `why` never quotes the rule, so the message is safe to echo. */
+        char why[160];
+        if (!tp_recur_valid(json_string_value(v), why, sizeof why))
+            return fail(err, field, "must be an RFC 5545 rule: %s", why);
+        return 0;
+    }
     case TP_FIELD_ARRAY:
         if (!json_is_array(v) || json_array_size(v) > (size_t)f->max)
             return fail(err, field, "must be a list of at most %lld items",

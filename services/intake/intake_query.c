@@ -675,6 +675,10 @@ int tp_query_handle(tp_query_t *self, tp_http_request_t *req) {
         }
         return -1;
     }
+    if (strcmp(path, "/v1/reminders") == 0) {
+        tp_reminders_get(self->store, req);
+        return 0;
+    }
     if (strcmp(path, "/v1/pipeline") == 0) {
         tp_pipeline_get(self->store, self->pipeline_script, req);
         return 0;

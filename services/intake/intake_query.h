@@ -74,5 +74,7 @@ int tp_pipeline_script(tp_store_t *store);
 void tp_pipeline_get(tp_store_t *store, int script, tp_http_request_t *req);
 int tp_at_risk_script(tp_store_t *store);
 void tp_at_risk_get(tp_store_t *store, int script, tp_http_request_t *req);
+/* GET /v1/reminders?owner=&due_before= (intake_reminders.c). */
+void tp_reminders_get(tp_store_t *store, tp_http_request_t *req);
 
 #endif

@@ -1,11 +1,16 @@
-/* scheduler: plans follow-up reminders from events and fires them on time,
- * once, as reminder.due (R-TOUCH-1, R-CAD-4, R-SLA-1). */
+/* scheduler: plans every follow-up rule's reminders from events and fires
+ * them on time, once, in working hours and outside quiet hours, as
+ * reminder.due (domain.md sections 2, 3, 4 and 7). */
 #include "scheduler_fire.h"
 #include "scheduler_plan.h"
+#include "scheduler_rules.h"
+#include "tp/calendar.h"
+#include "tp/log.h"
 #include "tp/service.h"
 
 typedef struct scheduler {
     tp_service_core_t core;
+    tp_calendar_t *calendar;
     tp_fire_t *fire;
     tp_plan_t *plan;
 } scheduler_t;
@@ -15,7 +20,36 @@ static void scheduler_stop(void *arg) {
     tp_service_core_stop_store(&app->core);
     tp_plan_destroy(&app->plan);
     tp_fire_destroy(&app->fire);
+    tp_calendar_destroy(&app->calendar);
     tp_service_core_close(&app->core);
+}
+
+/* A recurring reminder's next occurrence, for scheduler_fire. */
+static int64_t next_occurrence(void *plan, const char *json, char **next_json) {
+    return tp_plan_next_occurrence(plan, json, next_json);
+}
+
+/* The business calendar ([scheduler] calendar) and the rules file's stage
+ * durations ([scoring] rules, shared with scoring). */
+static int rules_load(scheduler_t *app, tp_sched_rules_t *rules) {
+    tp_config_t *cfg = app->core.cfg;
+    char err[512];
+    const char *cal = tp_config_str(cfg, "scheduler", "calendar", "");
+    if (!(app->calendar = tp_calendar_new(*cal ? cal : NULL, err, sizeof err))) {
+        tp_log_error("calendar: %s", err);
+        return -1;
+    }
+    const char *path = tp_config_str(cfg, "scoring", "rules", "");
+    tp_config_t *file = tp_config_new(*path ? path : NULL, err, sizeof err);
+    if (!file) {
+        tp_log_error("rules: %s", err);
+        return -1;
+    }
+    tp_sched_rules_load(rules, cfg, file);
+    int rc = tp_config_check(file, err, sizeof err);
+    if (rc < 0) tp_log_error("rules: %s", err);
+    tp_config_destroy(&file);
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -23,19 +57,20 @@ int main(int argc, char **argv) {
     if (tp_service_core_open(&app.core, TP_SERVICE_SCHEDULER, argc, argv) < 0)
         return 1;
     tp_config_t *cfg = app.core.cfg;
-    tp_plan_rules_t rules;
-    tp_plan_rules_load(&rules, cfg);
+    tp_sched_rules_t rules;
     tp_fire_options_t fire_opts = {
         .poll_interval_ms = tp_config_ms(cfg, "scheduler", "poll_interval", "1s"),
         .lookahead_ms = tp_config_ms(cfg, "scheduler", "lookahead", "2s"),
-        .poll_batch = (int)tp_config_int(cfg, "scheduler", "poll_batch", 1000, 1,
-                                         100000),
+        .poll_batch = (int)tp_config_int(cfg, "scheduler", "poll_batch", 1000, 1, 100000),
     };
 
-    if (!(app.fire = tp_fire_new(app.core.loop, app.core.store, app.core.emitter,
+    if (rules_load(&app, &rules) < 0 ||
+        !(app.fire = tp_fire_new(app.core.loop, app.core.store, app.core.emitter,
                                  &fire_opts)) ||
-        !(app.plan = tp_plan_new(app.core.store, &rules, tp_fire_arm, app.fire)) ||
+        !(app.plan = tp_plan_new(app.core.store, &rules, app.calendar, cfg, tp_fire_arm,
+                                 app.fire)) ||
         tp_service_core_consume(&app.core, tp_plan_tag, tp_plan_apply, app.plan) < 0)
         return tp_service_core_abort(&app.core, scheduler_stop, &app);
+    tp_fire_set_recurrence(app.fire, next_occurrence, app.plan);
     return tp_service_core_run(&app.core, scheduler_stop, &app);
 }

@@ -11,16 +11,27 @@
 #include "tp/keys.h"
 #include "tp/log.h"
 
-/* KEYS due, rem, cust, outbox. ARGV reminder, due ms, now, reminder.due
- * envelope. Fires only a reminder still due at that time. Returns 1 fired,
- * 0 not (fired elsewhere, replanned or closed). */
+/* KEYS due, rem, cust, outbox, the owner's reminders, the scheduler's
+ * counters (fired: every claim that fired, across instances). ARGV reminder, due
+ * ms, now, reminder.due envelope, next due ms (0: none) and next JSON of a
+ * recurring reminder. Fires only a reminder still due at that time; a
+ * recurring one moves to its next occurrence. Returns 1 fired, 0 not
+ * (fired elsewhere, replanned or closed). */
 static const char FIRE_LUA[] =
     "local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
     "if not s or tonumber(s) ~= tonumber(ARGV[2]) then return 0 end\n"
-    "redis.call('ZREM', KEYS[1], ARGV[1])\n"
-    "redis.call('HDEL', KEYS[2], ARGV[1])\n"
-    "redis.call('SREM', KEYS[3], ARGV[1])\n"
+    "if tonumber(ARGV[5]) > 0 then\n"
+    "  redis.call('ZADD', KEYS[1], ARGV[5], ARGV[1])\n"
+    "  redis.call('HSET', KEYS[2], ARGV[1], ARGV[6])\n"
+    "  redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])\n"
+    "else\n"
+    "  redis.call('ZREM', KEYS[1], ARGV[1])\n"
+    "  redis.call('HDEL', KEYS[2], ARGV[1])\n"
+    "  redis.call('SREM', KEYS[3], ARGV[1])\n"
+    "  redis.call('ZREM', KEYS[5], ARGV[1])\n"
+    "end\n"
     "redis.call('ZADD', KEYS[4], ARGV[3], ARGV[4])\n"
+    "redis.call('HINCRBY', KEYS[6], 'fired', 1)\n"
     "return 1\n";
 
 /* KEYS due, rem. ARGV until ms, limit. Returns reminder, due, JSON, ... */
@@ -54,6 +65,8 @@ struct tp_fire {
     int64_t armed_at; /* due time the next timer is set for, -1 none */
     tp_fire_stats_t stats;
     int closing;
+    tp_fire_next_cb next;
+    void *next_arg;
 };
 
 /* ---- heap by due time ---- */
@@ -143,7 +156,10 @@ static void fire_one(tp_fire_t *f, armed_t item, int64_t now) {
     if (cv) snprintf(customer_buf, sizeof customer_buf, "%s", cv);
     const char *customer = cv ? customer_buf : NULL; /* outlives rem */
     const char *rule = json_string_value(json_object_get(rem, "rule"));
-    const char *owner = json_string_value(json_object_get(rem, "owner"));
+    char owner_buf[TP_ACTOR_MAX + 1] = "";
+    const char *ov = json_string_value(json_object_get(rem, "owner"));
+    if (ov) snprintf(owner_buf, sizeof owner_buf, "%s", ov);
+    const char *owner = ov ? owner_buf : NULL; /* outlives rem */
     const char *text = json_string_value(json_object_get(rem, "text"));
     json_t *data = json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:s}", "reminder",
                              item.reminder, "rule", rule ? rule : "unknown",
@@ -174,13 +190,20 @@ static void fire_one(tp_fire_t *f, armed_t item, int64_t now) {
     tp_argv_addf(&a, "%s{r%d}:rem", ns, item.bucket);
     tp_argv_addf(&a, "%s{r%d}:cust:%s", ns, item.bucket, customer ? customer : "");
     tp_argv_add(&a, tp_emitter_outbox(f->emitter), (size_t)-1);
+    tp_argv_addf(&a, "%sreminders:owner:%s", ns, owner ? owner : "unassigned");
+    tp_argv_addf(&a, "%sstats:scheduler", ns);
     tp_argv_add(&a, item.reminder, (size_t)-1);
     tp_argv_add_int(&a, item.due);
     tp_argv_add_int(&a, now);
     tp_argv_add(&a, ctx->payload.data, ctx->payload.size);
-    int rc = tp_store_eval(f->store, f->fire_script, fired_cb, ctx, 4, (int)a.n,
+    char *next_json = NULL;
+    int64_t next_due = f->next ? f->next(f->next_arg, item.json, &next_json) : 0;
+    tp_argv_add_int(&a, next_due > item.due ? next_due : 0);
+    tp_argv_add(&a, next_json ? next_json : "", (size_t)-1);
+    int rc = tp_store_eval(f->store, f->fire_script, fired_cb, ctx, 6, (int)a.n,
                            a.v, a.len);
     tp_argv_clear(&a);
+    free(next_json);
     if (rc < 0) fired_cb(f->store, NULL, ctx);
 }
 
@@ -312,6 +335,11 @@ void tp_fire_destroy(tp_fire_t **self_p) {
     f->closing = 1;
     uv_close((uv_handle_t *)&f->next_timer, close_cb);
     uv_close((uv_handle_t *)&f->poll_timer, close_cb);
+}
+
+void tp_fire_set_recurrence(tp_fire_t *self, tp_fire_next_cb next, void *arg) {
+    self->next = next;
+    self->next_arg = arg;
 }
 
 void tp_fire_stats(const tp_fire_t *self, tp_fire_stats_t *out) {

@@ -37,6 +37,12 @@ void tp_fire_destroy(tp_fire_t **self_p);
 void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
                  const char *json, void *arg);
 
+/* The next due time and JSON (caller frees) of a recurring reminder that
+ * fired, or 0 when it does not recur or the series ended. */
+typedef int64_t (*tp_fire_next_cb)(void *arg, const char *json, char **next_json);
+/* Sets how recurring reminders find their next occurrence. */
+void tp_fire_set_recurrence(tp_fire_t *self, tp_fire_next_cb next, void *arg);
+
 typedef struct tp_fire_stats {
     uint64_t fired, lost_race, late;
     int64_t max_late_ms;

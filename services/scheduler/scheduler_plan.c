@@ -1,10 +1,9 @@
 /* scheduler_plan.c: events to planned and closed reminders.
  *
- * A reminder is "<customer>|<rule>[|<cause>]" in its customer's bucket
- * {r<n>}: score in :due, JSON in :rem, listed in :cust:<customer>. The
- * bucket's :touch hash keeps each customer's last logged contact, so a
- * reminder planned after the contact that satisfies it (events of two
- * services arrive in any order) is never planned at all. */
+ * read_customer -> on_<type> (queue plans and closes, change the state) ->
+ * one guarded apply. The state hash {r<n>}:state:<customer> keeps what the
+ * rules need to know of the customer (grade, owner, tier, last contact,
+ * whether the cadence runs) and the version every apply is guarded by. */
 #include "scheduler_plan.h"
 
 #include <jansson.h>
@@ -12,87 +11,75 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tp/apply.h"
 #include "tp/argv.h"
+#include "tp/id.h"
 #include "tp/keys.h"
 #include "tp/log.h"
+#include "tp/recur.h"
 
-/* KEYS done, due, rem, cust, touch. ARGV ttl, reminder, due ms, JSON,
- * satisfiable since ("" = not satisfied by a contact), customer.
- * Returns {0} done before, {1, 0} already satisfied, {1, 1} planned. */
-static const char PLAN_LUA[] =
-    TP_LUA_DONE_CHECK
-    "if ARGV[5] ~= '' then\n"
-    "  local t = redis.call('HGET', KEYS[5], ARGV[6])\n"
-    "  if t and tonumber(t) >= tonumber(ARGV[5]) then\n"
-    "    " TP_LUA_DONE_MARK
-    "    return {1, 0}\n"
-    "  end\n"
+/* KEYS state, the customer's reminder set, reminders. Returns {state,
+ * {reminder id, JSON, ...}}. */
+static const char READ_LUA[] =
+    "local rems = {}\n"
+    "for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
+    "  rems[#rems + 1] = id\n"
+    "  rems[#rems + 1] = redis.call('HGET', KEYS[3], id) or ''\n"
     "end\n"
-    "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])\n"
-    "redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])\n"
-    "redis.call('SADD', KEYS[4], ARGV[2])\n"
-    TP_LUA_DONE_MARK
-    "return {1, 1}\n";
+    "return {redis.call('HGETALL', KEYS[1]), rems}\n";
 
-/* KEYS done, due, rem, cust, touch. ARGV ttl, customer, contact ts.
- * Closes the customer's open reminders that a contact satisfies (R-CAD-4)
- * and were planned for a cause at or before the contact. Returns {1, n}. */
-static const char CLOSE_LUA[] =
-    TP_LUA_DONE_CHECK
-    "local ts = tonumber(ARGV[3])\n"
-    "local last = tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '0')\n"
-    "if ts > last then redis.call('HSET', KEYS[5], ARGV[2], ARGV[3]) end\n"
-    "local closed = 0\n"
-    "for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do\n"
-    "  local j = redis.call('HGET', KEYS[3], id)\n"
-    "  local r = j and cjson.decode(j)\n"
-    "  if not r or (r.by_contact and tonumber(r.cause_ts) <= ts) then\n"
-    "    redis.call('ZREM', KEYS[2], id)\n"
-    "    redis.call('HDEL', KEYS[3], id)\n"
-    "    redis.call('SREM', KEYS[4], id)\n"
-    "    closed = closed + 1\n"
-    "  end\n"
-    "end\n"
-    TP_LUA_DONE_MARK
-    "return {1, closed}\n";
+#define MAX_ATTEMPTS 8
+#define MAX_PLANS 64
 
 struct tp_plan {
     tp_store_t *store;
-    tp_plan_rules_t rules;
+    tp_sched_rules_t rules;
+    const tp_calendar_t *cal;
+    tp_config_t *cfg;
     tp_plan_armed_cb armed;
     void *arg;
-    int plan_script, close_script;
+    int read_script;
 };
+
+/* One reminder decided by a handler. */
+typedef struct planned {
+    char id[TP_CUSTOMER_MAX + TP_ID_MAX + 32];
+    int64_t due;
+    char *json;
+    char owner[TP_ACTOR_MAX + 1];
+} planned_t;
 
 typedef struct plan_ctx {
     tp_plan_t *plan;
+    tp_consumer_t *consumer;
     tp_consumer_job_t *job;
-    char reminder[TP_CUSTOMER_MAX + TP_ID_MAX + 32];
+    const tp_event_t *ev;
+    int attempts;
     int bucket;
-    int64_t due;
-    char *json;
+    char state_key[TP_CUSTOMER_MAX + 64];
+    json_t *state;   /* field -> string, as read and changed */
+    json_t *changes; /* state fields to write */
+    json_t *open;    /* reminder id -> reminder object */
+    json_t *closing; /* reminder ids to close */
+    planned_t plans[MAX_PLANS];
+    int nplans;
 } plan_ctx_t;
 
-void tp_plan_rules_load(tp_plan_rules_t *r, tp_config_t *cfg) {
-    r->first_touch_ms[0] = tp_config_ms(cfg, "scheduler", "first_touch_a", "24h");
-    r->first_touch_ms[1] = tp_config_ms(cfg, "scheduler", "first_touch_b", "3d");
-    r->first_touch_ms[2] = tp_config_ms(cfg, "scheduler", "first_touch_c", "30d");
-    r->inquiry_ms = tp_config_ms(cfg, "scheduler", "inquiry_response", "2h");
-    r->inquiry_urgent_ms =
-        tp_config_ms(cfg, "scheduler", "inquiry_response_urgent", "30m");
-}
+/* ---- life ---- */
 
-tp_plan_t *tp_plan_new(tp_store_t *store, const tp_plan_rules_t *rules,
+tp_plan_t *tp_plan_new(tp_store_t *store, const tp_sched_rules_t *rules,
+                       const tp_calendar_t *calendar, tp_config_t *cfg,
                        tp_plan_armed_cb armed, void *arg) {
     tp_plan_t *self = calloc(1, sizeof *self);
     if (!self) abort();
     self->store = store;
     self->rules = *rules;
+    self->cal = calendar;
+    self->cfg = cfg;
     self->armed = armed;
     self->arg = arg;
-    self->plan_script = tp_store_script(store, "scheduler_plan", PLAN_LUA);
-    self->close_script = tp_store_script(store, "scheduler_close", CLOSE_LUA);
-    if (self->plan_script < 0 || self->close_script < 0) {
+    self->read_script = tp_store_script(store, "scheduler_read", READ_LUA);
+    if (self->read_script < 0 || tp_apply_script(store) < 0) {
         free(self);
         return NULL;
     }
@@ -112,130 +99,587 @@ int tp_plan_tag(const tp_event_t *ev, char *tag, size_t len, void *arg) {
     return 0;
 }
 
-static void bucket_keys(tp_argv_t *a, const tp_plan_t *self, int bucket,
-                        const char *customer) {
-    const char *ns = tp_store_ns(self->store);
-    tp_argv_addf(a, "%s{r%d}:due", ns, bucket);
-    tp_argv_addf(a, "%s{r%d}:rem", ns, bucket);
-    tp_argv_addf(a, "%s{r%d}:cust:%s", ns, bucket, customer);
-    tp_argv_addf(a, "%s{r%d}:touch", ns, bucket);
+/* ---- state ---- */
+
+static const char *sget(const plan_ctx_t *ctx, const char *field) {
+    return json_string_value(json_object_get(ctx->state, field));
+}
+
+static int64_t sint(const plan_ctx_t *ctx, const char *field, int64_t def) {
+    const char *v = sget(ctx, field);
+    return v && *v ? atoll(v) : def;
+}
+
+static void sset(plan_ctx_t *ctx, const char *field, const char *value) {
+    if (!value) return;
+    json_object_set_new(ctx->state, field, json_string(value));
+    json_object_set_new(ctx->changes, field, json_string(value));
+}
+
+static void sset_int(plan_ctx_t *ctx, const char *field, int64_t v) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    sset(ctx, field, buf);
+}
+
+static const char *owner_of(const plan_ctx_t *ctx) {
+    const char *o = tp_event_str(ctx->ev, "owner");
+    if (!o) o = sget(ctx, "owner");
+    return o && *o ? o : "unassigned";
+}
+
+/* ---- plans and closes ---- */
+
+static void close_reminder(plan_ctx_t *ctx, const char *id) {
+    if (json_object_get(ctx->open, id)) json_array_append_new(ctx->closing, json_string(id));
+}
+
+/* Closes every open reminder whose id starts with `prefix`. */
+static void close_prefix(plan_ctx_t *ctx, const char *prefix) {
+    const char *id;
+    json_t *r;
+    size_t n = strlen(prefix);
+    json_object_foreach(ctx->open, id, r) if (strncmp(id, prefix, n) == 0)
+        close_reminder(ctx, id);
+}
+
+typedef struct reminder_spec {
+    const char *rule;     /* "R-TOUCH-1" */
+    const char *subject;  /* NULL, or a deal, payment, order ... */
+    const char *owner;
+    int64_t due;          /* before deliverable time shifting */
+    int urgent;
+    const char *closed_by; /* "contact", "inbound" or NULL */
+    int agreed;           /* R-CAD-2: a time agreed with the customer */
+    const char *text;
+    const char *rrule;    /* recurring: rule, its start, an occurrence, lead time */
+    int64_t dtstart;
+    int64_t occurrence;
+    int64_t ahead;
+    int64_t until;
+} reminder_spec_t;
+
+/* Plans (or replans: same id) a reminder; the due time moves into working
+ * time and out of the recipient's quiet hours unless urgent. */
+static void plan(plan_ctx_t *ctx, const reminder_spec_t *r) {
+    tp_plan_t *self = ctx->plan;
+    const tp_event_t *ev = ctx->ev;
+    if (ctx->nplans == MAX_PLANS) return;
+    planned_t *p = &ctx->plans[ctx->nplans];
+    snprintf(p->id, sizeof p->id, "%s|%s%s%s", ev->customer, r->rule,
+             r->subject ? "|" : "", r->subject ? r->subject : "");
+    snprintf(p->owner, sizeof p->owner, "%s", r->owner ? r->owner : "unassigned");
+    tp_quiet_t quiet;
+    const char *window = tp_config_str(self->cfg, "quiet", p->owner, self->rules.quiet_hours);
+    int has_quiet = tp_quiet_parse(window, self->cal, &quiet) == 0;
+    p->due = tp_sched_deliverable(&self->rules, self->cal, has_quiet ? &quiet : NULL,
+                                  r->due, r->urgent);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:s}", "id", p->id,
+                          "customer", ev->customer, "rule", r->rule, "owner", p->owner,
+                          "due_at", (json_int_t)p->due, "urgent", r->urgent, "cause_ts",
+                          (json_int_t)ev->ts, "cause", ev->id, "text", r->text);
+    if (r->closed_by) json_object_set_new(j, "closed_by", json_string(r->closed_by));
+    if (r->agreed) json_object_set_new(j, "agreed", json_true());
+    if (r->rrule) {
+        json_object_set_new(j, "rrule", json_string(r->rrule));
+        json_object_set_new(j, "dtstart", json_integer(r->dtstart));
+        json_object_set_new(j, "occurrence", json_integer(r->occurrence));
+        json_object_set_new(j, "ahead", json_integer(r->ahead));
+        if (r->until) json_object_set_new(j, "until", json_integer(r->until));
+    }
+    p->json = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    ctx->nplans++;
+    /* a reminder replanned is no longer one to close */
+    size_t i;
+    json_t *v;
+    json_array_foreach(ctx->closing, i, v) if (strcmp(json_string_value(v), p->id) == 0) {
+        json_array_remove(ctx->closing, i);
+        break;
+    }
+}
+
+/* A recurring reminder from `rrule`, first occurrence strictly after
+ * `after`, reminded `ahead` before each occurrence. */
+static void plan_series(plan_ctx_t *ctx, reminder_spec_t *r, int64_t dtstart, int64_t after) {
+    int64_t next;
+    char why[128];
+    if (tp_recur_between(r->rrule, dtstart, tp_calendar_zone(ctx->plan->cal), after,
+                         r->until, &next, 1, why, sizeof why) != 1) {
+        if (why[0]) tp_log_warn("%s of %s: %s", r->rule, ctx->ev->customer, why);
+        return;
+    }
+    r->dtstart = dtstart;
+    r->occurrence = next;
+    r->due = next - r->ahead;
+    plan(ctx, r);
+}
+
+int64_t tp_plan_next_occurrence(const tp_plan_t *self, const char *json, char **next_json) {
+    json_t *j = json_loads(json, 0, NULL);
+    const char *rrule = json_string_value(json_object_get(j, "rrule"));
+    int64_t dtstart = json_integer_value(json_object_get(j, "dtstart"));
+    int64_t occurrence = json_integer_value(json_object_get(j, "occurrence"));
+    int64_t ahead = json_integer_value(json_object_get(j, "ahead"));
+    int64_t until = json_integer_value(json_object_get(j, "until"));
+    /* The next occurrence still ahead: occurrences missed while nobody ran
+     * collapse into the one late firing that just happened. */
+    int64_t after = occurrence, now = tp_now_ms();
+    if (now + ahead > after) after = now + ahead;
+    int64_t next = 0, due = 0;
+    char why[128];
+    if (rrule && tp_recur_between(rrule, dtstart ? dtstart : occurrence,
+                                  tp_calendar_zone(self->cal), after, until, &next, 1, why,
+                                  sizeof why) == 1) {
+        due = next - ahead;
+        if (!json_is_true(json_object_get(j, "urgent")) && self->rules.working_hours_only)
+            due = tp_calendar_next_working_time(self->cal, due);
+        json_object_set_new(j, "occurrence", json_integer(next));
+        json_object_set_new(j, "due_at", json_integer(due));
+        *next_json = json_dumps(j, JSON_COMPACT);
+    }
+    json_decref(j);
+    return due;
+}
+
+/* ---- the rules, by event ---- */
+
+static const char *const how_first[] = {"call within the day",
+                                        "send a personalised email",
+                                        "add to the monthly nurture push"};
+
+static int64_t cadence_of(const plan_ctx_t *ctx) {
+    const char *g = sget(ctx, "grade");
+    return g ? ctx->plan->rules.cadence_ms[tp_sched_grade_index(g)]
+             : ctx->plan->rules.cadence_default_ms;
+}
+
+static void plan_cadence(plan_ctx_t *ctx, int64_t due, const char *why) {
+    char text[200];
+    snprintf(text, sizeof text, "Follow up (%s)", why);
+    reminder_spec_t r = {.rule = "R-CAD-1", .owner = owner_of(ctx), .due = due,
+                         .closed_by = "contact", .text = text};
+    plan(ctx, &r);
+}
+
+static void on_lead_graded(plan_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    const char *grade = tp_event_str(ev, "grade");
+    const char *before = sget(ctx, "grade");
+    int changed = !before || strcmp(before, grade) != 0;
+    sset(ctx, "grade", grade);
+    sset(ctx, "owner", tp_event_str(ev, "owner"));
+    int g = tp_sched_grade_index(grade);
+    if (sint(ctx, "last_contact_at", 0) < ev->ts) { /* R-TOUCH-1: not touched yet */
+        char text[160];
+        snprintf(text, sizeof text, "First touch, grade %c: %s", 'A' + g, how_first[g]);
+        reminder_spec_t r = {.rule = "R-TOUCH-1", .owner = owner_of(ctx),
+                             .due = ev->ts + ctx->plan->rules.first_touch_ms[g],
+                             .urgent = g == 0, .closed_by = "contact", .text = text};
+        plan(ctx, &r);
+    }
+    char cadence_id[TP_CUSTOMER_MAX + 16];
+    snprintf(cadence_id, sizeof cadence_id, "%s|R-CAD-1", ev->customer);
+    json_t *cad = json_object_get(ctx->open, cadence_id);
+    /* R-CAD-1: a grade change replans the cadence from now, but never an
+     * agreed next contact (R-CAD-2) */
+    if (changed && cad && !json_is_true(json_object_get(cad, "agreed")))
+        plan_cadence(ctx, ev->ts + cadence_of(ctx), "grade changed");
+}
+
+static void on_contact_logged(plan_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    const tp_sched_rules_t *rules = &ctx->plan->rules;
+    const char *outcome = tp_event_str(ev, "outcome");
+    const char *direction = tp_event_str(ev, "direction");
+    const char *channel = tp_event_str(ev, "channel");
+    int inbound = direction && strcmp(direction, "in") == 0;
+    if (ev->ts > sint(ctx, "last_contact_at", 0)) sset_int(ctx, "last_contact_at", ev->ts);
+    /* R-CAD-4: the contact a reminder asks for closes it */
+    const char *id;
+    json_t *r;
+    json_object_foreach(ctx->open, id, r) {
+        const char *by = json_string_value(json_object_get(r, "closed_by"));
+        int64_t cause = json_integer_value(json_object_get(r, "cause_ts"));
+        if (!by || cause > ev->ts) continue;
+        if (!strcmp(by, "contact") || (!strcmp(by, "inbound") && inbound))
+            close_reminder(ctx, id);
+    }
+    if (outcome && strcmp(outcome, "refused") == 0) { /* R-CAD-3: refusal stops it */
+        sset(ctx, "cadence", "stopped");
+        return;
+    }
+    sset(ctx, "cadence", "on");
+    int64_t agreed = tp_event_int(ev, "next_contact_at", 0);
+    if (outcome && strcmp(outcome, "needs_time") == 0 && agreed > 0) {
+        /* R-CAD-2: the agreed time replaces the cadence */
+        reminder_spec_t c = {.rule = "R-CAD-1", .owner = owner_of(ctx), .due = agreed,
+                             .closed_by = "contact", .agreed = 1,
+                             .text = "Follow up at the time agreed with the customer"};
+        plan(ctx, &c);
+    } else {
+        plan_cadence(ctx, ev->ts + cadence_of(ctx), sget(ctx, "grade") ? "cadence" : "after a contact");
+    }
+    if (!inbound && channel && strcmp(channel, "email") == 0) { /* R-MAIL-1 */
+        reminder_spec_t m = {.rule = "R-MAIL-1", .owner = owner_of(ctx),
+                             .due = ev->ts + rules->mail_window_ms, .closed_by = "inbound",
+                             .text = "No reply to the product email: plan the next step"};
+        plan(ctx, &m);
+    }
+}
+
+static void on_inquiry(plan_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    int urgent = tp_event_bool(ev, "urgent", 0);
+    char text[160];
+    snprintf(text, sizeof text, "Answer the %s inquiry%s", tp_event_str(ev, "channel"),
+             urgent ? " (urgent)" : "");
+    const char *owner = tp_event_str(ev, "owner");
+    reminder_spec_t r = {.rule = "R-SLA-1", .subject = ev->id,
+                         .owner = owner ? owner : (ev->actor[0] ? ev->actor : owner_of(ctx)),
+                         .due = ev->ts + (urgent ? ctx->plan->rules.inquiry_urgent_ms
+                                                 : ctx->plan->rules.inquiry_ms),
+                         .urgent = urgent, .closed_by = "contact", .text = text};
+    plan(ctx, &r);
+}
+
+static void plan_visits(plan_ctx_t *ctx) {
+    const tp_sched_rules_t *rules = &ctx->plan->rules;
+    int tier = (int)sint(ctx, "tier", 1);
+    if (tier < 1 || tier > 3) tier = 1;
+    int64_t from = ctx->ev->ts;
+    reminder_spec_t p = {.rule = "R-VISIT-1", .subject = "phone", .owner = owner_of(ctx),
+                         .text = "Return visit by phone", .rrule = rules->visit_phone[tier]};
+    plan_series(ctx, &p, from, from);
+    reminder_spec_t s = {.rule = "R-VISIT-1", .subject = "site", .owner = owner_of(ctx),
+                         .text = "Return visit on site", .rrule = rules->visit_site[tier]};
+    plan_series(ctx, &s, from, from);
+    sset(ctx, "visits", "on");
+}
+
+static void on_stage_changed(plan_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    tp_plan_t *self = ctx->plan;
+    const tp_sched_rules_t *rules = &self->rules;
+    const char *deal = tp_event_str(ev, "opportunity");
+    const char *owner = tp_event_str(ev, "owner");
+    int to = (int)tp_event_int(ev, "to", 1);
+    char prefix[TP_CUSTOMER_MAX + 96];
+    static const char *const kinds[] = {"R-STAGE-3", "R-STAGE-3-manager", "R-STAGE-4"};
+    for (int i = 0; i < 3; i++) { /* the old stage's alarms and deadline go */
+        snprintf(prefix, sizeof prefix, "%s|%s|%s", ev->customer, kinds[i], deal);
+        close_reminder(ctx, prefix);
+    }
+    if (to != 5) {
+        snprintf(prefix, sizeof prefix, "%s|R-STAGE-4-report|%s", ev->customer, deal);
+        close_reminder(ctx, prefix);
+    }
+    int64_t dwell = to >= 1 && to <= 6 ? rules->stage_duration_ms[to] : 0;
+    char text[200];
+    if (dwell > 0) { /* R-STAGE-3: the owner, then the manager */
+        snprintf(text, sizeof text, "Deal %s has been in stage %d longer than planned",
+                 deal, to);
+        reminder_spec_t r = {.rule = "R-STAGE-3", .subject = deal, .owner = owner,
+                             .due = ev->ts + dwell, .text = text};
+        plan(ctx, &r);
+        const char *manager = tp_config_str(self->cfg, "managers", owner, NULL);
+        if (manager && *manager) {
+            reminder_spec_t m = {.rule = "R-STAGE-3-manager", .subject = deal,
+                                 .owner = manager, .due = ev->ts + dwell + rules->dwell_escalate_ms,
+                                 .text = text};
+            plan(ctx, &m);
+        }
+    }
+    /* R-STAGE-4: what each stage owes the customer, in working days */
+    int days = -1;
+    const char *what = NULL;
+    if (to == 2) days = rules->summary_days, what = "Send the needs summary after the first meeting";
+    if (to == 3) days = rules->proposal_days, what = "Send the proposal";
+    if (to == 4) days = rules->contract_days, what = "Send the signed contract and the kickoff plan";
+    if (what) {
+        snprintf(text, sizeof text, "%s (deal %s)", what, deal);
+        reminder_spec_t r = {.rule = "R-STAGE-4", .subject = deal, .owner = owner,
+                             .due = tp_calendar_add_working_days(self->cal, ev->ts, days),
+                             .text = text};
+        plan(ctx, &r);
+    }
+    if (to == 5) {
+        snprintf(text, sizeof text, "Weekly progress report for deal %s", deal);
+        reminder_spec_t r = {.rule = "R-STAGE-4-report", .subject = deal, .owner = owner,
+                             .text = text, .rrule = rules->report_rrule};
+        plan_series(ctx, &r, ev->ts, ev->ts);
+    }
+    const char *state = tp_event_str(ev, "state");
+    if (state && (!strcmp(state, "signed") || !strcmp(state, "long_term")) &&
+        !sget(ctx, "visits"))
+        plan_visits(ctx); /* R-VISIT-1: after the sale */
+}
+
+static void on_customer_updated(plan_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    sset(ctx, "owner", tp_event_str(ev, "owner"));
+    if (tp_event_int(ev, "revenue_tier", 0)) {
+        sset_int(ctx, "tier", tp_event_int(ev, "revenue_tier", 1));
+        if (sget(ctx, "visits")) plan_visits(ctx); /* replanned at the new tier */
+    }
+    /* R-DAYS-1: every key person's birthday and every special day, yearly */
+    json_t *people = json_object_get(ev->data, "key_people");
+    json_t *days = json_object_get(ev->data, "special_days");
+    if (!people && !days) return;
+    char prefix[TP_CUSTOMER_MAX + 16];
+    snprintf(prefix, sizeof prefix, "%s|R-DAYS-1|", ev->customer);
+    close_prefix(ctx, prefix); /* the lists replace what was there */
+    struct { json_t *list; const char *name, *date, *fmt; } sources[] = {
+        {people, "name", "birthday", "Birthday of %s"},
+        {days, "what", "date", "%s"}};
+    for (int s = 0; s < 2; s++) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(sources[s].list, i, item) {
+            const char *name = json_string_value(json_object_get(item, sources[s].name));
+            const char *date = json_string_value(json_object_get(item, sources[s].date));
+            int64_t next = tp_sched_next_yearly(ctx->plan->cal, date, ev->ts);
+            if (!name || !next) continue;
+            char subject[24], text[300];
+            char key[300];
+            snprintf(key, sizeof key, "%s|%s", name, date);
+            snprintf(subject, sizeof subject, "%016llx",
+                     (unsigned long long)tp_id_hash(key, strlen(key)));
+            snprintf(text, sizeof text, sources[s].fmt, name);
+            strncat(text, ": send a greeting", sizeof text - strlen(text) - 1);
+            reminder_spec_t r = {.rule = "R-DAYS-1", .subject = subject,
+                                 .owner = owner_of(ctx), .text = text,
+                                 .rrule = "FREQ=YEARLY", .ahead = ctx->plan->rules.greet_ahead_ms};
+            plan_series(ctx, &r, next, next - 1);
+        }
+    }
+}
+
+static void on_payment_scheduled(plan_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    const tp_sched_rules_t *rules = &ctx->plan->rules;
+    const char *pay = tp_event_str(ev, "payment");
+    int64_t due = tp_event_int(ev, "due_at", ev->ts);
+    char text[200];
+    snprintf(text, sizeof text, "Payment %s of %lld %s is due in %lld days", pay,
+             (long long)tp_event_int(ev, "amount", 0),
+             tp_event_str(ev, "currency") ? tp_event_str(ev, "currency") : "",
+             (long long)(rules->pay_ahead_ms / 86400000));
+    char sub_ahead[80], sub_day[80], sub_over[80];
+    snprintf(sub_ahead, sizeof sub_ahead, "ahead|%s", pay);
+    snprintf(sub_day, sizeof sub_day, "day|%s", pay);
+    snprintf(sub_over, sizeof sub_over, "overdue|%s", pay);
+    reminder_spec_t a = {.rule = "R-PAY-1", .subject = sub_ahead, .owner = owner_of(ctx),
+                         .due = due - rules->pay_ahead_ms, .text = text};
+    plan(ctx, &a);
+    char day_text[200];
+    snprintf(day_text, sizeof day_text, "Payment %s is due today", pay);
+    reminder_spec_t d = {.rule = "R-PAY-1", .subject = sub_day, .owner = owner_of(ctx),
+                         .due = due, .text = day_text};
+    plan(ctx, &d);
+    const char *manager = tp_config_str(ctx->plan->cfg, "managers", owner_of(ctx), NULL);
+    char over_text[200];
+    snprintf(over_text, sizeof over_text, "Payment %s is overdue: escalated", pay);
+    reminder_spec_t o = {.rule = "R-PAY-1", .subject = sub_over,
+                         .owner = manager && *manager ? manager : owner_of(ctx),
+                         .text = over_text, .rrule = "FREQ=DAILY"};
+    plan_series(ctx, &o, due + rules->pay_overdue_ms, due + rules->pay_overdue_ms - 1);
+}
+
+static void on_payment_received(plan_ctx_t *ctx) {
+    const char *pay = tp_event_str(ctx->ev, "payment");
+    static const char *const kinds[] = {"ahead", "day", "overdue"};
+    for (int i = 0; i < 3; i++) {
+        char id[TP_CUSTOMER_MAX + 96];
+        snprintf(id, sizeof id, "%s|R-PAY-1|%s|%s", ctx->ev->customer, kinds[i], pay);
+        close_reminder(ctx, id);
+    }
+}
+
+static void on_order_placed(plan_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    char rule[220];
+    const char *rrule = tp_event_str(ev, "rrule");
+    if (rrule) {
+        snprintf(rule, sizeof rule, "%s", rrule);
+    } else if (tp_recur_rule(tp_event_str(ev, "unit") ? tp_event_str(ev, "unit") : "month",
+                             (int)tp_event_int(ev, "interval", 1), rule, sizeof rule) < 0) {
+        tp_log_warn("order %s: no cycle", tp_event_str(ev, "order"));
+        return;
+    }
+    int advance = (int)tp_event_int(ev, "advance_days", ctx->plan->rules.reorder_advance_days);
+    char text[300];
+    snprintf(text, sizeof text, "Reorder of %s expected: contact the customer",
+             tp_event_str(ev, "product"));
+    reminder_spec_t r = {.rule = "R-REORDER-1", .subject = tp_event_str(ev, "order"),
+                         .owner = owner_of(ctx), .text = text, .rrule = rule,
+                         .ahead = (int64_t)advance * 86400000, .until = tp_event_int(ev, "end", 0)};
+    int64_t start = tp_event_int(ev, "start", 0);
+    if (start) /* the first expected reorder is given */
+        plan_series(ctx, &r, start, start - 1);
+    else       /* one cycle after this order */
+        plan_series(ctx, &r, ev->ts, ev->ts);
+}
+
+/* ---- the apply ---- */
+
+static void read_customer(plan_ctx_t *ctx);
+
+static void ctx_reset(plan_ctx_t *ctx) {
+    json_decref(ctx->state);
+    json_decref(ctx->changes);
+    json_decref(ctx->open);
+    json_decref(ctx->closing);
+    ctx->state = ctx->changes = ctx->open = ctx->closing = NULL;
+    for (int i = 0; i < ctx->nplans; i++) free(ctx->plans[i].json);
+    ctx->nplans = 0;
 }
 
 static void ctx_end(plan_ctx_t *ctx, int status) {
     tp_consumer_job_done(ctx->job, status);
-    free(ctx->json);
+    ctx_reset(ctx);
     free(ctx);
 }
 
-static void planned_cb(tp_store_t *store, redisReply *r, void *arg) {
+static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     plan_ctx_t *ctx = arg;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
         if (r && r->type == REDIS_REPLY_ERROR)
-            tp_log_error("plan %s: %s", ctx->reminder, r->str);
+            tp_log_error("plan for %s failed: %s", ctx->ev->id, r->str);
         ctx_end(ctx, -1);
         return;
     }
-    if (r->elements == 2 && r->element[1]->integer == 1 && ctx->plan->armed)
-        ctx->plan->armed(ctx->reminder, ctx->bucket, ctx->due, ctx->json,
-                         ctx->plan->arg);
+    if (r->element[0]->integer == TP_APPLY_STALE) {
+        if (++ctx->attempts >= MAX_ATTEMPTS) {
+            ctx_end(ctx, -1);
+            return;
+        }
+        ctx_reset(ctx);
+        read_customer(ctx);
+        return;
+    }
+    if (r->element[0]->integer == TP_APPLY_DONE && ctx->plan->armed)
+        for (int i = 0; i < ctx->nplans; i++)
+            ctx->plan->armed(ctx->plans[i].id, ctx->bucket, ctx->plans[i].due,
+                             ctx->plans[i].json, ctx->plan->arg);
     ctx_end(ctx, 0);
 }
 
-/* Plans reminder `rule` for `owner`, due at `due`; `by_contact` when a
- * logged contact after `cause_ts` satisfies it. */
-static void plan(tp_plan_t *self, tp_consumer_t *consumer, tp_consumer_job_t *job,
-                 const tp_event_t *ev, const char *rule, const char *suffix,
-                 const char *owner, int64_t due, int urgent, int by_contact,
-                 const char *text) {
-    plan_ctx_t *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) abort();
-    ctx->plan = self;
-    ctx->job = job;
-    ctx->bucket = tp_key_reminder_bucket(ev->customer);
-    ctx->due = due;
-    snprintf(ctx->reminder, sizeof ctx->reminder, "%s|%s%s%s", ev->customer,
-             rule, suffix ? "|" : "", suffix ? suffix : "");
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:b, s:I, s:s, s:s}",
-                          "id", ctx->reminder, "customer", ev->customer, "rule",
-                          rule, "owner", owner, "due_at", (json_int_t)due,
-                          "urgent", urgent, "by_contact", by_contact, "cause_ts",
-                          (json_int_t)ev->ts, "cause", ev->id, "text", text);
-    ctx->json = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-
-    tp_argv_t a;
-    tp_argv_init(&a);
-    tp_argv_add(&a, tp_consumer_job_done_key(job), (size_t)-1);
-    bucket_keys(&a, self, ctx->bucket, ev->customer);
-    tp_argv_add(&a, tp_consumer_done_ttl(consumer), (size_t)-1);
-    tp_argv_add(&a, ctx->reminder, (size_t)-1);
-    tp_argv_add_int(&a, due);
-    tp_argv_add(&a, ctx->json, (size_t)-1);
-    if (by_contact)
-        tp_argv_add_int(&a, ev->ts);
-    else
-        tp_argv_add(&a, "", 0);
-    tp_argv_add(&a, ev->customer, (size_t)-1);
-    int rc = tp_store_eval(self->store, self->plan_script, planned_cb, ctx, 5,
-                           (int)a.n, a.v, a.len);
-    tp_argv_clear(&a);
+static void apply_plans(plan_ctx_t *ctx) {
+    tp_plan_t *self = ctx->plan;
+    const tp_event_t *ev = ctx->ev;
+    const char *ns = tp_store_ns(self->store);
+    const char *ver = sget(ctx, "ver");
+    tp_apply_t a;
+    tp_apply_init(&a, tp_consumer_job_done_key(ctx->job), tp_consumer_done_ttl(ctx->consumer),
+                  ctx->state_key, ver ? ver : "0");
+    int k_state = tp_apply_key(&a, "%s", ctx->state_key);
+    int k_due = tp_apply_key(&a, "%s{r%d}:due", ns, ctx->bucket);
+    int k_rem = tp_apply_key(&a, "%s{r%d}:rem", ns, ctx->bucket);
+    int k_cust = tp_apply_key(&a, "%s{r%d}:cust:%s", ns, ctx->bucket, ev->customer);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ctx->closing, i, v) {
+        const char *id = json_string_value(v);
+        json_t *r = json_object_get(ctx->open, id);
+        tp_apply_cmd(&a, "ZREM", k_due);
+        tp_apply_str(&a, id);
+        tp_apply_cmd(&a, "HDEL", k_rem);
+        tp_apply_str(&a, id);
+        tp_apply_cmd(&a, "SREM", k_cust);
+        tp_apply_str(&a, id);
+        const char *owner = json_string_value(json_object_get(r, "owner"));
+        if (owner) {
+            tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%sreminders:owner:%s", ns, owner));
+            tp_apply_str(&a, id);
+        }
+    }
+    for (int p = 0; p < ctx->nplans; p++) {
+        planned_t *pl = &ctx->plans[p];
+        json_t *was = json_object_get(ctx->open, pl->id);
+        const char *old_owner = json_string_value(json_object_get(was, "owner"));
+        if (old_owner && strcmp(old_owner, pl->owner) != 0) {
+            tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%sreminders:owner:%s", ns, old_owner));
+            tp_apply_str(&a, pl->id);
+        }
+        tp_apply_cmd(&a, "ZADD", k_due);
+        tp_apply_int(&a, pl->due);
+        tp_apply_str(&a, pl->id);
+        tp_apply_cmd(&a, "HSET", k_rem);
+        tp_apply_pair(&a, pl->id, pl->json);
+        tp_apply_cmd(&a, "SADD", k_cust);
+        tp_apply_str(&a, pl->id);
+        tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%sreminders:owner:%s", ns, pl->owner));
+        tp_apply_int(&a, pl->due);
+        tp_apply_str(&a, pl->id);
+    }
+    sset_int(ctx, "ver", (ver ? atoll(ver) : 0) + 1);
+    tp_apply_cmd(&a, "HSET", k_state);
+    const char *field;
+    json_object_foreach(ctx->changes, field, v) tp_apply_pair(&a, field, json_string_value(v));
+    int rc = tp_apply_send(&a, self->store, applied_cb, ctx);
+    tp_apply_clear(&a);
     if (rc < 0) ctx_end(ctx, -1);
 }
 
-static void closed_cb(tp_store_t *store, redisReply *r, void *arg) {
-    tp_consumer_job_t *job = arg;
-    int ok = r && r->type == REDIS_REPLY_ARRAY;
-    if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("close: %s", r->str);
-    tp_consumer_job_done(job, ok ? 0 : -1);
+static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
+    plan_ctx_t *ctx = arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("scheduler read: %s", r->str);
+        ctx_end(ctx, -1);
+        return;
+    }
+    ctx->state = json_object();
+    ctx->changes = json_object();
+    ctx->open = json_object();
+    ctx->closing = json_array();
+    redisReply *st = r->element[0], *rems = r->element[1];
+    for (size_t i = 0; i + 1 < st->elements; i += 2)
+        json_object_set_new(ctx->state, st->element[i]->str,
+                            json_string(st->element[i + 1]->str));
+    for (size_t i = 0; i + 1 < rems->elements; i += 2) {
+        json_t *j = json_loads(rems->element[i + 1]->str, 0, NULL);
+        json_object_set_new(ctx->open, rems->element[i]->str, j ? j : json_object());
+    }
+    switch (ctx->ev->type) {
+    case TP_EVENT_LEAD_GRADED: on_lead_graded(ctx); break;
+    case TP_EVENT_CONTACT_LOGGED: on_contact_logged(ctx); break;
+    case TP_EVENT_INQUIRY_RECEIVED: on_inquiry(ctx); break;
+    case TP_EVENT_STAGE_CHANGED: on_stage_changed(ctx); break;
+    case TP_EVENT_CUSTOMER_UPDATED: on_customer_updated(ctx); break;
+    case TP_EVENT_PAYMENT_SCHEDULED: on_payment_scheduled(ctx); break;
+    case TP_EVENT_PAYMENT_RECEIVED: on_payment_received(ctx); break;
+    case TP_EVENT_ORDER_PLACED: on_order_placed(ctx); break;
+    default: break;
+    }
+    apply_plans(ctx);
 }
 
-static void close_satisfied(tp_plan_t *self, tp_consumer_t *consumer,
-                            tp_consumer_job_t *job, const tp_event_t *ev) {
+static void read_customer(plan_ctx_t *ctx) {
+    tp_plan_t *self = ctx->plan;
+    const char *ns = tp_store_ns(self->store);
     tp_argv_t a;
     tp_argv_init(&a);
-    tp_argv_add(&a, tp_consumer_job_done_key(job), (size_t)-1);
-    bucket_keys(&a, self, tp_key_reminder_bucket(ev->customer), ev->customer);
-    tp_argv_add(&a, tp_consumer_done_ttl(consumer), (size_t)-1);
-    tp_argv_add(&a, ev->customer, (size_t)-1);
-    tp_argv_add_int(&a, ev->ts);
-    int rc = tp_store_eval(self->store, self->close_script, closed_cb, job, 5,
-                           (int)a.n, a.v, a.len);
+    tp_argv_add(&a, ctx->state_key, (size_t)-1);
+    tp_argv_addf(&a, "%s{r%d}:cust:%s", ns, ctx->bucket, ctx->ev->customer);
+    tp_argv_addf(&a, "%s{r%d}:rem", ns, ctx->bucket);
+    int rc = tp_store_eval(self->store, self->read_script, read_cb, ctx, 3, (int)a.n, a.v,
+                           a.len);
     tp_argv_clear(&a);
-    if (rc < 0) tp_consumer_job_done(job, -1);
+    if (rc < 0) ctx_end(ctx, -1);
 }
 
 void tp_plan_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
                    const tp_event_t *ev, void *arg) {
     tp_plan_t *self = arg;
-    char text[300];
-    switch (ev->type) {
-    case TP_EVENT_LEAD_GRADED: { /* R-TOUCH-1; a regrade replans */
-        const char *grade = tp_event_str(ev, "grade");
-        int g = grade ? grade[0] - 'A' : 2;
-        if (g < 0 || g > 2) g = 2;
-        static const char *const how[] = {"call within the day",
-                                          "send a personalised email",
-                                          "add to the monthly nurture push"};
-        snprintf(text, sizeof text, "First touch, grade %c: %s", 'A' + g, how[g]);
-        plan(self, consumer, job, ev, "R-TOUCH-1", NULL, tp_event_str(ev, "owner"),
-             ev->ts + self->rules.first_touch_ms[g], g == 0, 1, text);
-        return;
-    }
-    case TP_EVENT_INQUIRY_RECEIVED: { /* R-SLA-1 */
-        int urgent = tp_event_bool(ev, "urgent", 0);
-        const char *owner = tp_event_str(ev, "owner");
-        snprintf(text, sizeof text, "Answer the %s inquiry%s", 
-                 tp_event_str(ev, "channel"), urgent ? " (urgent)" : "");
-        plan(self, consumer, job, ev, "R-SLA-1", ev->id,
-             owner ? owner : (ev->actor[0] ? ev->actor : "support"),
-             ev->ts + (urgent ? self->rules.inquiry_urgent_ms : self->rules.inquiry_ms),
-             urgent, 1, text);
-        return;
-    }
-    case TP_EVENT_CONTACT_LOGGED: /* R-CAD-4 */
-        close_satisfied(self, consumer, job, ev);
-        return;
-    default:
-        tp_consumer_job_done(job, 0);
-    }
+    plan_ctx_t *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) abort();
+    ctx->plan = self;
+    ctx->consumer = consumer;
+    ctx->job = job;
+    ctx->ev = ev;
+    ctx->bucket = tp_key_reminder_bucket(ev->customer);
+    tp_key(ctx->state_key, sizeof ctx->state_key, tp_store_ns(self->store),
+           "{r%d}:state:%s", ctx->bucket, ev->customer);
+    read_customer(ctx);
 }

@@ -1,36 +1,41 @@
-/* scheduler_plan.h: which reminders each event plans or closes.
+/* scheduler_plan.h: which reminders each event plans, replans or closes.
  *
- * Owns the follow-up rules of the spine and their Redis scripts:
- * R-TOUCH-1 (first touch by grade, planned on lead.graded, replanned on a
- * regrade), R-CAD-4 (a logged contact closes the reminders it satisfies)
- * and R-SLA-1 (an inquiry's answer is due in 2 h, urgent 30 min). Time
- * flows from the event's ts. Never fires anything: scheduler_fire does. */
+ * Owns the follow-up rules' effect on the reminder store: first touch
+ * (R-TOUCH-1), cadences (R-CAD-1..4), the email reply window (R-MAIL-1),
+ * inquiry response (R-SLA-1), dwell alarms and stage deadlines (R-STAGE-3,
+ * R-STAGE-4), return visits (R-VISIT-1), special days (R-DAYS-1), payments
+ * (R-PAY-1) and reorder cycles (R-REORDER-1). Each event is applied as: read
+ * the customer's scheduler state and open reminders, decide in C (times from
+ * scheduler_rules, on the business calendar), write every plan and close as
+ * one guarded apply under the state's version. Time flows from the event's
+ * ts. Never fires anything: scheduler_fire does.
+ *
+ * A reminder is "<customer>|<rule>[|<subject>]" in its customer's bucket
+ * {r<n>}: due time in :due, JSON in :rem, listed in :cust:<customer>, and in
+ * reminders:owner:<owner> for the per-person query. Recurring reminders
+ * carry their RRULE; scheduler_fire moves them to their next occurrence. */
 #ifndef SCHEDULER_PLAN_H
 #define SCHEDULER_PLAN_H
 
 #include <stdint.h>
 
+#include "scheduler_rules.h"
+#include "tp/calendar.h"
 #include "tp/config.h"
 #include "tp/consumer.h"
 #include "tp/store.h"
 
 typedef struct tp_plan tp_plan_t;
 
-typedef struct tp_plan_rules {
-    int64_t first_touch_ms[3]; /* A, B, C: 24h, 3d, 30d (R-TOUCH-1) */
-    int64_t inquiry_ms;        /* 2h (R-SLA-1) */
-    int64_t inquiry_urgent_ms; /* 30m */
-} tp_plan_rules_t;
-
-void tp_plan_rules_load(tp_plan_rules_t *rules, tp_config_t *cfg);
-
 /* Called with each reminder planned, so the planning instance can arm its
  * timer at once. Arguments borrowed for the call. */
 typedef void (*tp_plan_armed_cb)(const char *reminder, int bucket,
                                  int64_t due_ms, const char *json, void *arg);
 
-/* `store` borrowed. Caller owns the result. */
-tp_plan_t *tp_plan_new(tp_store_t *store, const tp_plan_rules_t *rules,
+/* `store`, `calendar` and `cfg` (users' quiet hours in [quiet], managers in
+ * [managers]) borrowed for the plan's life; rules copied. */
+tp_plan_t *tp_plan_new(tp_store_t *store, const tp_sched_rules_t *rules,
+                       const tp_calendar_t *calendar, tp_config_t *cfg,
                        tp_plan_armed_cb armed, void *arg);
 void tp_plan_destroy(tp_plan_t **self_p);
 
@@ -39,5 +44,11 @@ int tp_plan_tag(const tp_event_t *ev, char *tag, size_t len, void *arg);
 /* tp_consumer_apply_cb; `arg` is the tp_plan_t. */
 void tp_plan_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
                    const tp_event_t *ev, void *arg);
+
+/* When a recurring reminder (its JSON) fired for the occurrence it was due
+ * for, its next due time and JSON (caller frees), or 0 when the series
+ * ended. Used by scheduler_fire. */
+int64_t tp_plan_next_occurrence(const tp_plan_t *self, const char *json,
+                                char **next_json);
 
 #endif

@@ -195,8 +195,11 @@ class World:
                            for s in SERVICES[1:]}),
             "intake": {"port": self.http_port, "api_keys": API_KEY},
             "scoring": {"reconcile_lag": "1s", "reconcile_interval": "300ms"},
+            # reminders fire when due whatever the hour the suite runs at;
+            # the calendar and quiet hours have tests of their own
             "scheduler": {"reconcile_lag": "1s", "reconcile_interval": "300ms",
-                          "poll_interval": "200ms", "lookahead": "1s"},
+                          "poll_interval": "200ms", "lookahead": "1s",
+                          "working_hours_only": "false", "quiet_hours": ""},
             "notifier": {"reconcile_lag": "1s", "reconcile_interval": "300ms",
                          "webhook_url": self.receiver.url if self.receiver else "",
                          "backoff": "200ms", "backoff_max": "1s",

@@ -684,6 +684,25 @@ static void test_lists_and_rules(void **state) {
     json_decref(j);
 }
 
+/* R-REORDER-1: an order's rrule is checked at the door (TP_FIELD_RRULE),
+ * naming the field and libical's verdict; a good rule passes. */
+static void test_order_rrule_checked(void **state) {
+    (void)state;
+    static const char *fmt =
+        "{\"type\":\"order.placed\",\"ts\":1,\"src\":\"api\",\"customer\":\"acme\","
+        "\"data\":{\"order\":\"O-1\",\"product\":\"toner\",\"rrule\":\"%s\"}}";
+    char text[512];
+    snprintf(text, sizeof text, fmt, "FREQ=SOMETIMES");
+    expect_reject(load(text), "data.rrule", "must be an RFC 5545 rule: ");
+    snprintf(text, sizeof text, fmt, "FREQ=HOURLY");
+    expect_reject(load(text), "data.rrule", "finer than DAILY");
+    tp_event_t ev;
+    snprintf(text, sizeof text, fmt, "FREQ=WEEKLY;INTERVAL=3;BYDAY=MO;COUNT=10");
+    accept_json(&ev, text);
+    assert_int_equal(ev.type, TP_EVENT_ORDER_PLACED);
+    tp_event_clear(&ev);
+}
+
 static void test_round_trip_every_type(void **state) {
     (void)state;
     int seen[TP_EVENT_COUNT] = {0};
@@ -946,6 +965,7 @@ int main(void) {
         cmocka_unit_test(test_copy_is_independent),
         cmocka_unit_test(test_round_trip_every_type),
         cmocka_unit_test(test_lists_and_rules),
+        cmocka_unit_test(test_order_rrule_checked),
         cmocka_unit_test(test_mp_huge_array_header),
         cmocka_unit_test(test_mp_huge_map_header),
         cmocka_unit_test(test_mp_huge_str_header),

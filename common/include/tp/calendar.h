@@ -11,7 +11,7 @@
  *   [holidays]            ; days off that would be working days
  *   2026-10-01 = National Day
  *   [workdays]            ; make-up days that would be days off
- *   2026-09-27 = make-up working day
+ *   2026-09-20 = make-up working day (a Sunday)
  *
  * All times are ms since the epoch, UTC; the calendar does the civil-time
  * arithmetic in its zone (DST included). "Within 3 working days" counts in

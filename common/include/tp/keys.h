@@ -38,6 +38,9 @@
  *   {r<n>}:cust:<cust>         set: the customer's open reminder ids
  *   {r<n>}:touch               hash: customer -> last logged contact (ms)
  *   {r<n>}:done:scheduler:<ev> string: scheduler applied event ev
+ *   reminders:owner:<user>     zset: reminder id -> due, a person's reminders
+ *   {r<n>}:state:<cust>        hash: what the scheduler knows of a customer
+ *   stats:<svc>                hash: counters across instances (fired, ...)
  *   sla:due                    zset: "<cust>|<ticket>|<target>" -> deadline
  *   {u:<user>}:inbox           list: in-app notifications (JSON), newest first
  *   {u:<user>}:done:notifier:<ev> string: notifier applied event ev

@@ -122,8 +122,10 @@ typedef enum {
     TP_FIELD_TIME,   /* ms since epoch, UTC, in [min, max] */
     TP_FIELD_OBJECT, /* a map whose fields are `sub` */
     TP_FIELD_ARRAY,  /* at most `max` items, each as described by sub[0] */
-    TP_FIELD_KEY     /* an id used in keys: at most `max` bytes of printable
+    TP_FIELD_KEY,    /* an id used in keys: at most `max` bytes of printable
                         ASCII without spaces, braces or '|' */
+    TP_FIELD_RRULE   /* an RFC 5545 RRULE, at most `max` bytes, checked by
+                        tp_recur_valid */
 } tp_field_kind_t;
 
 typedef struct tp_field {

@@ -1,0 +1,129 @@
+/* intake_reminders.c: GET /v1/reminders?owner=<user>[&due_before=<ms>]:
+ * what is due for a person (default: within the next 24 hours), soonest
+ * first, each with the rule that planned it (issue 4). Reads the owner's
+ * index reminders:owner:<user> (reminder id -> due), then each reminder's
+ * record in its customer's bucket. Reads only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "intake_query.h"
+#include "tp/id.h"
+#include "tp/keys.h"
+#include "tp/log.h"
+#include "tp/proto.h"
+
+typedef struct reminders_read {
+    tp_http_request_t *req;
+    char owner[TP_ACTOR_MAX + 1];
+    int64_t due_before;
+    json_t *items;
+    int waiting, failed, truncated;
+} reminders_read_t;
+
+static void answer(reminders_read_t *rd) {
+    if (rd->failed) {
+        tp_query_unavailable(rd->req);
+    } else {
+        json_t *o = json_object();
+        json_object_set_new(o, "owner", json_string(rd->owner));
+        json_object_set_new(o, "due_before", json_integer(rd->due_before));
+        json_object_set_new(o, "count", json_integer((json_int_t)json_array_size(rd->items)));
+        json_object_set(o, "reminders", rd->items);
+        if (rd->truncated) json_object_set_new(o, "truncated", json_true());
+        tp_query_respond(rd->req, 200, o);
+    }
+    json_decref(rd->items);
+    free(rd);
+}
+
+typedef struct item_ctx {
+    reminders_read_t *rd;
+    size_t index;
+} item_ctx_t;
+
+static void item_cb(tp_store_t *store, redisReply *r, void *arg) {
+    item_ctx_t ctx = *(item_ctx_t *)arg;
+    free(arg);
+    reminders_read_t *rd = ctx.rd;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        rd->failed = 1;
+    } else if (r->type == REDIS_REPLY_STRING) {
+        json_t *j = json_loadb(r->str, r->len, 0, NULL);
+        if (j) json_array_set_new(rd->items, ctx.index, j);
+    } /* nil: closed meanwhile; its slot stays null and is dropped */
+    if (--rd->waiting == 0) {
+        for (size_t i = json_array_size(rd->items); i-- > 0;)
+            if (json_is_null(json_array_get(rd->items, i))) json_array_remove(rd->items, i);
+        answer(rd);
+    }
+}
+
+static void index_cb(tp_store_t *store, redisReply *r, void *arg) {
+    reminders_read_t *rd = arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("reminders read: %s", r->str);
+        rd->failed = 1;
+        answer(rd);
+        return;
+    }
+    rd->truncated = r->elements > TP_QUERY_LIST_MAX;
+    size_t n = rd->truncated ? TP_QUERY_LIST_MAX : r->elements;
+    rd->waiting = 1; /* held while sending */
+    for (size_t i = 0; i < n; i++) {
+        const char *id = r->element[i]->str;
+        const char *bar = strchr(id, '|');
+        if (!bar || (size_t)(bar - id) > TP_CUSTOMER_MAX) continue;
+        char customer[TP_CUSTOMER_MAX + 1], key[128];
+        memcpy(customer, id, (size_t)(bar - id));
+        customer[bar - id] = '\0';
+        tp_key(key, sizeof key, tp_store_ns(store), "{r%d}:rem",
+               tp_key_reminder_bucket(customer));
+        item_ctx_t *ctx = malloc(sizeof *ctx);
+        if (!ctx) abort();
+        ctx->rd = rd;
+        ctx->index = json_array_size(rd->items);
+        json_array_append_new(rd->items, json_null());
+        if (tp_store_command(store, item_cb, ctx, "HGET %s %s", key, id) < 0) {
+            free(ctx);
+            rd->failed = 1;
+            continue;
+        }
+        rd->waiting++;
+    }
+    if (--rd->waiting == 0) answer(rd); /* nothing to read, or all failed */
+}
+
+void tp_reminders_get(tp_store_t *store, tp_http_request_t *req) {
+    const char *owner = tp_http_query(req, "owner");
+    const char *before = tp_http_query(req, "due_before");
+    if (!owner || !tp_query_name_ok(owner, TP_ACTOR_MAX)) {
+        tp_query_error(req, 400, "owner: required, 1 to 128 bytes of text", "owner");
+        return;
+    }
+    int64_t due_before = tp_now_ms() + 86400000;
+    if (before) {
+        char *end;
+        long long v = strtoll(before, &end, 10);
+        if (!*before || *end || v < 0) {
+            tp_query_error(req, 400, "due_before: must be a time in ms since the epoch",
+                           "due_before");
+            return;
+        }
+        due_before = v;
+    }
+    reminders_read_t *rd = calloc(1, sizeof *rd);
+    if (!rd) abort();
+    rd->req = req;
+    rd->due_before = due_before;
+    rd->items = json_array();
+    snprintf(rd->owner, sizeof rd->owner, "%s", owner);
+    char key[512];
+    tp_key(key, sizeof key, tp_store_ns(store), "reminders:owner:%s", owner);
+    if (tp_store_command(store, index_cb, rd, "ZRANGEBYSCORE %s -inf %lld LIMIT 0 %d", key,
+                         (long long)due_before, TP_QUERY_LIST_MAX + 1) < 0) {
+        json_decref(rd->items);
+        free(rd);
+        tp_query_unavailable(req);
+    }
+}
