@@ -228,8 +228,7 @@ def test_state_changes_once_when_bus_messages_are_lost():
     """Scoring down while deals move: intake's messages to it are dropped
     (no instance to take them); when it starts, the journal walk applies
     every event once, in order, and each stage change is derived once."""
-    w = World({"scheduler": {"first_touch_a": "30d"}},  # no reminder meanwhile
-              services=["intake", "scheduler", "notifier", "ticketing"])
+    w = World(services=["intake", "notifier", "ticketing"])  # no reminders meanwhile
     try:
         t0 = now_ms() - 10 * DAY
         events = [lead("Lostco", owner="rep-l", customer="LOST-1", ts=t0)]
