@@ -26,9 +26,26 @@ API_KEY = "test-key"
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, from below the kernel's ephemeral range:
+    a port the kernel hands out (bind to 0) may be taken again at once as
+    the local port of some outgoing connection of a test running beside."""
+    import random
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError):
+        pass
+    for _ in range(200):
+        port = random.randrange(10000, max(low, 10001))
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port below %d" % low)
 
 
 def wait_until(cond, timeout=20.0, interval=0.05, what="condition"):
@@ -158,7 +175,8 @@ class World:
         self.receiver = Receiver() if receiver else None
         self.redis_port = free_port()
         self.http_port = free_port()
-        self.bus_ports = {s: free_port() for s in ["ingress"] + SERVICES[1:]}
+        # the bus on unix sockets in the test's own folder: no ports to race for
+        self.bus = {s: "ipc://%s/%s.sock" % (self.dir, s) for s in ["ingress"] + SERVICES[1:]}
         self._start_redis()
         self.redis = Redis(self.redis_port)
         self.config_path = os.path.join(self.dir, "touchpoint.ini")
@@ -190,9 +208,8 @@ class World:
             "log": {"level": "info"},
             "redis": {"host": "127.0.0.1", "port": self.redis_port,
                       "namespace": "tp:"},
-            "bus": dict({"ingress_endpoint": "tcp://127.0.0.1:%d" % self.bus_ports["ingress"]},
-                        **{"%s_endpoint" % s: "tcp://127.0.0.1:%d" % self.bus_ports[s]
-                           for s in SERVICES[1:]}),
+            "bus": dict({"ingress_endpoint": self.bus["ingress"]},
+                        **{"%s_endpoint" % s: self.bus[s] for s in SERVICES[1:]}),
             "intake": {"port": self.http_port, "api_keys": API_KEY},
             "scoring": {"reconcile_lag": "1s", "reconcile_interval": "300ms"},
             # reminders fire when due whatever the hour the suite runs at;
