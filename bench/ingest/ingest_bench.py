@@ -4,12 +4,13 @@ One throwaway world (tests/lib/tp_harness.World: redis-server with AOF
 everysec, tp-intake and tp-scoring on free ports, all in a temp dir), then:
 
   1. capture: a few events with MONITOR on, to record the exact commands the
-     services send per event (scripts by SHA, HMGET, ZREM, reconcile reads);
+     services send per event (scripts by SHA, ZREM, reconcile reads);
   2. e2e HTTP: tp-loadgen http-batch (N lead.captured in batches of 1000,
      several connections) -> journal -> scoring; the clock stops when every
      event is applied by scoring, i.e. when the journal holds N lead.graded
      (scoring derives lead.graded in the same Lua step that applies
-     lead.captured, so "graded journaled" implies "applied");
+     lead.captured, so "graded journaled" implies "applied"); "derived at":
+     when scoring's outbox is empty, i.e. intake acknowledged every one;
   3. e2e ZeroMQ: the same through intake's ROUTER ingress (tp-loadgen zmq);
   4. latency: single-event POSTs at a fixed rate, open loop;
   5. ceiling: services stopped, the same Redis, redis-benchmark replaying the
@@ -24,26 +25,22 @@ best of two runs), SERVICE_PRELOAD (an LD_PRELOAD for the services only,
 e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2).
 """
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "../.."))
 sys.path.insert(0, os.path.join(ROOT, "tests/lib"))
+sys.path.insert(0, os.path.join(ROOT, "bench/lib"))
 import tp_harness as h  # noqa: E402
+from tpbench import (CpuWatch, Monitor, commandstats, env_int, info,  # noqa: E402,F401
+                     log, parse_monitor_line, randomize, record_pid, redis_benchmark,
+                     redis_cpu)
 
 RUN_DIR = os.environ["TP_BENCH_DIR"]
 LOADGEN = os.environ["TP_LOADGEN"]
-PIDFILE = os.path.join(RUN_DIR, "pids")
-
-
-def env_int(name, default):
-    return int(os.environ.get(name, default))
 
 
 HTTP_EVENTS = env_int("HTTP_EVENTS", 100000)
@@ -59,173 +56,11 @@ BATCH_SIZES = sorted({100, BATCH} - {1})  # script batch sizes of the ceiling
 SERVICE_PRELOAD = os.environ.get("SERVICE_PRELOAD", "")
 PERF = os.environ.get("PERF", "0") == "1"
 PHASE_CAP_S = 45
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def log(msg):
-    sys.stderr.write("[bench] %s\n" % msg)
-    sys.stderr.flush()
-
-
-def record_pid(pid):
-    """Notes a process this bench started, with its start time, so run.sh's
-    trap can end it (and only it: a pid reused since is left alone)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            start = f.read().rsplit(")", 1)[1].split()[19]
-    except OSError:
-        return
-    with open(PIDFILE, "a") as f:
-        f.write("%d %s\n" % (pid, start))
-
-
-# ---- CPU accounting ----
-
-def proc_cpu(pid, children=False):
-    """CPU seconds (user+sys) used so far by `pid`, or by its reaped
-    children (for redis-server: its AOF-rewrite / RDB fork)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        i = 13 if children else 11
-        return (int(fields[i]) + int(fields[i + 1])) / HZ
-    except OSError:
-        return 0.0
-
-
-def machine_cpu():
-    """(busy, total) jiffies of the whole machine."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + v[4]
-    return sum(v) - idle, sum(v)
-
-
-class CpuWatch:
-    """CPU used over an interval: by each named process, by redis' forks,
-    by this helper and what it started and reaped (tp-loadgen,
-    redis-benchmark), by the machine, and so by nobody of ours ("other":
-    concurrent tests, builds...)."""
-
-    def __init__(self, pids):
-        self.pids = pids
-        self.start = {n: proc_cpu(p) for n, p in pids.items()}
-        self.fork0 = proc_cpu(pids["redis"], children=True)
-        self.self0 = sum(os.times()[:4])
-        self.m0 = machine_cpu()
-        self.t0 = time.time()
-
-    def stop(self):
-        el = time.time() - self.t0
-        used = {n: proc_cpu(p) - self.start[n] for n, p in self.pids.items()}
-        fork = proc_cpu(self.pids["redis"], children=True) - self.fork0
-        helper = sum(os.times()[:4]) - self.self0
-        m1 = machine_cpu()
-        machine = (m1[0] - self.m0[0]) / max(1, m1[1] - self.m0[1]) * os.cpu_count() * el
-        other = max(0.0, machine - sum(used.values()) - fork - helper)
-        return {"el": el, "used": used, "fork": fork, "helper": helper,
-                "machine": machine, "other": other}
-
-
-# ---- Redis helpers ----
-
-def info(r, section):
-    text = r("INFO", section)
-    out = {}
-    for line in text.splitlines():
-        if ":" in line and not line.startswith("#"):
-            k, v = line.split(":", 1)
-            out[k] = v
-    return out
-
-
-def commandstats(r):
-    out = {}
-    for k, v in info(r, "commandstats").items():
-        if k.startswith("cmdstat_"):
-            d = dict(x.split("=") for x in v.split(","))
-            out[k[8:]] = (int(d["calls"]), int(d["usec"]))
-    return out
-
-
-def redis_cpu(r):
-    i = info(r, "cpu")
-    return float(i["used_cpu_user"]) + float(i["used_cpu_sys"])
-
-
-# ---- MONITOR capture ----
-
-_ESC = {"n": b"\n", "r": b"\r", "t": b"\t", "a": b"\a", "b": b"\b",
-        "\\": b"\\", '"': b'"'}
-
-
-def parse_monitor_line(line):
-    """`<ts> [<db> <client>] "ARG" "ARG" ...` -> (client, [bytes...])."""
-    m = re.match(r'^[\d.]+ \[\d+ ([^\]]+)\] (.*)$', line)
-    if not m:
-        return None, None
-    client, rest = m.group(1), m.group(2)
-    args, i, n = [], 0, len(rest)
-    while i < n:
-        if rest[i] != '"':
-            i += 1
-            continue
-        i += 1
-        buf = bytearray()
-        while i < n and rest[i] != '"':
-            c = rest[i]
-            if c == "\\" and i + 1 < n:
-                e = rest[i + 1]
-                if e == "x":
-                    buf += bytes([int(rest[i + 2:i + 4], 16)])
-                    i += 4
-                    continue
-                buf += _ESC.get(e, e.encode())
-                i += 2
-                continue
-            buf += c.encode("latin-1")
-            i += 1
-        args.append(bytes(buf))
-        i += 1
-    return client, args
-
-
-class Monitor:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.sendall(b"*1\r\n$7\r\nMONITOR\r\n")
-        self.lines = []
-        self.buf = b""
-        self.stopped = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopped:
-            try:
-                chunk = self.sock.recv(1 << 20)
-            except OSError:
-                return
-            if not chunk:
-                return
-            self.buf += chunk
-            while b"\r\n" in self.buf:
-                line, self.buf = self.buf.split(b"\r\n", 1)
-                if line.startswith(b"+"):
-                    self.lines.append(line[1:].decode("latin-1"))
-
-    def stop(self):
-        self.stopped = True
-        self.sock.close()
-        self.thread.join(2)
-        return self.lines
 
 
 def classify(args):
     """Names a client command captured by MONITOR, or None."""
     cmd = args[0].upper()
-    if cmd == b"HMGET" and args[1].endswith(b":profile"):
-        return "hmget"
     if cmd == b"ZREM" and b"outbox:" in args[1]:
         return "zrem"
     if cmd == b"XRANGE":
@@ -238,6 +73,8 @@ def classify(args):
         return "journal_graded" if argv[1] == b"lead.graded" else "journal_captured"
     if keys[0].endswith(b"{j}:phone"):
         return "resolve" if argv and argv[0] == b"lead" else None
+    if nkeys == 5 and keys[0].endswith(b":profile") and keys[1].endswith(b":deals"):
+        return "read"  # scoring's read script: the customer before an apply
     if nkeys == 4 and b":done:scoring:" in keys[0]:
         try:
             t = argv.index(b"type")
@@ -247,19 +84,6 @@ def classify(args):
     if all(b":done:" in k for k in keys) and len(argv) == nkeys:
         return "done_check"
     return None
-
-
-ULID = re.compile(rb"[0-9A-HJKMNP-TV-Z]{26}")
-PHONE = re.compile(rb"\+86\d{11}")
-
-
-def randomize(arg):
-    """Per-call unique ids, customers and phones (so every call does what a
-    new lead does: new keys, new hash fields); no NUL bytes (redis-benchmark
-    takes its arguments from argv). Lengths are kept."""
-    arg = ULID.sub(lambda m: b"__rand_int__" + m.group(0)[12:], arg)
-    arg = PHONE.sub(b"+8__rand_int__", arg)
-    return arg.replace(b"\x00", b"\x01")
 
 
 def batched(kind, args, n):
@@ -297,7 +121,9 @@ class Bench:
     def start(self):
         import tempfile
         tempfile.tempdir = RUN_DIR
-        cfg = {"log": {"level": "warn"},
+        # info: the harness waits for the services' "ready" lines, logged at
+        # info (nothing is logged per event at that level)
+        cfg = {"log": {"level": "info"},
                # the deployment's values (deploy/local/touchpoint.ini)
                "scoring": {"reconcile_lag": "2s", "reconcile_interval": "1s"},
                "intake": {"max_batch": str(max(BATCH, 1000))}}
@@ -316,9 +142,9 @@ class Bench:
         self.pids = {"redis": self.w.redis_proc.pid,
                      "intake": self.w.procs["intake"].pid,
                      "scoring": self.w.procs["scoring"].pid}
-        log("world in %s: redis :%d, intake http :%d, ingress :%d" %
+        log("world in %s: redis :%d, intake http :%d, ingress %s" %
             (self.w.dir, self.w.redis_port, self.w.http_port,
-             self.w.bus_ports["ingress"]))
+             self.w.bus["ingress"]))
 
     def gen(self, *args):
         p = subprocess.Popen([LOADGEN] + [str(a) for a in args],
@@ -360,8 +186,7 @@ class Bench:
         self.gen_result(self.gen("http-batch", "--port", self.w.http_port, "--key",
                                  h.API_KEY, "--conns", 1, "--batch", 2, "--events", 2,
                                  "--base", 90000000))
-        self.gen_result(self.gen("zmq", "--endpoint", "tcp://127.0.0.1:%d" %
-                                 self.w.bus_ports["ingress"], "--window", 1,
+        self.gen_result(self.gen("zmq", "--endpoint", self.w.bus["ingress"], "--window", 1,
                                  "--events", 2, "--base", 91000000))
         h.wait_until(lambda: self.xlen() >= 8, 10, what="capture events applied")
         time.sleep(3.5)  # one reconcile walk past the lag window
@@ -379,8 +204,9 @@ class Bench:
         for kind in ("resolve", "journal_captured", "journal_graded"):
             if kind in self.templates:
                 self.templates[kind] = batched(kind, self.templates[kind], 1)
-        need = ["resolve", "journal_captured", "hmget", "apply_captured",
-                "journal_graded", "zrem", "apply_graded"]
+        # (lead.graded goes to the scheduler only: scoring no longer applies it)
+        need = ["resolve", "journal_captured", "read", "apply_captured",
+                "journal_graded", "zrem"]
         missing = [k for k in need if k not in self.templates]
         if missing:
             for line in lines:
@@ -429,11 +255,10 @@ class Bench:
             p.kill()
             g = self.gen_result(p)
         accepted = int(g.get("accepted", 0))
-        # the derived lead.graded applied too: 6 keys per lead (id, id:graded,
-        # profile, timeline, done, done:graded) + journal + phone index
+        # every derived lead.graded acknowledged by intake: the outbox is empty
         t_derived = None
         while t_applied and time.time() - t0 < t_applied + 15:
-            if int(r("DBSIZE")) >= 6 * accepted + 2:
+            if int(r("ZCARD", "tp:outbox:scoring")) == 0:
                 t_derived = time.time() - t0
                 break
             time.sleep(0.01)
@@ -467,21 +292,7 @@ class Bench:
             self.w.kill(name, signal.SIGTERM)
 
     def rb(self, args, n, clients, pipeline):
-        cmd = [b"redis-benchmark", b"-h", b"127.0.0.1", b"-p",
-               str(self.w.redis_port).encode(), b"-c", str(clients).encode(),
-               b"-n", str(n).encode(), b"-P", str(pipeline).encode(),
-               b"-r", b"2000000000", b"--csv"] + args
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        record_pid(p.pid)
-        out, err = p.communicate()
-        for line in reversed(out.splitlines()):
-            parts = line.rsplit(b",", 7)
-            if len(parts) == 8:
-                try:
-                    return float(parts[1].strip(b'"'))
-                except ValueError:
-                    continue
-        raise RuntimeError("redis-benchmark said: %r %r" % (out[-300:], err[-300:]))
+        return redis_benchmark(self.w.redis_port, args, n, clients, pipeline)
 
     def bench(self, label, args, events_per_call, clients=4, pipeline=16):
         """Calls/s of `args` for ~BENCH_SECONDS, after a short calibration."""
@@ -512,10 +323,9 @@ class Bench:
             for n in BATCH_SIZES:
                 self.bench("%s x%d" % (script, n), batched(kind, t[kind], n), n,
                            2 if n > 10 else 4, 2 if n > 100 else 4)
-        self.bench("HMGET profile", t["hmget"], 1)
+        self.bench("read (scoring)", t["read"], 1)
         self.bench("apply (captured)", t["apply_captured"], 1)
         self.bench("ZREM outbox", t["zrem"], 1)
-        self.bench("apply (graded)", t["apply_graded"], 1)
 
     def chain(self, parts):
         """Events/s of Redis doing `parts` (labels) for every event."""
@@ -531,7 +341,7 @@ class Bench:
 
     def report(self):
         B = BATCH
-        per_event = ["HMGET profile", "apply (captured)", "ZREM outbox", "apply (graded)"]
+        per_event = ["read (scoring)", "apply (captured)", "ZREM outbox"]
         scripts = ["resolve", "journal (captured)", "journal (graded)"]
         batched_chain = [self.best(x) for x in scripts] + per_event
         single_chain = ["%s x1" % x for x in scripts] + per_event
@@ -541,7 +351,7 @@ class Bench:
         P = out.append
         P("")
         P("Touchpoint ingest benchmark: lead.captured -> intake -> journal -> scoring "
-          "applied (+ lead.graded derived, journaled, applied)")
+          "applied (+ lead.graded derived and journaled)")
         P("machine: %d cores; redis-server %s, AOF everysec; services: tp-intake, "
           "tp-scoring%s" % (os.cpu_count(),
                             info(self.w.redis, "server").get("redis_version"),
@@ -553,7 +363,7 @@ class Bench:
                                           "us/event"))
         for k, (rps, epc, eps) in self.ceiling.items():
             P("  %-26s %12.0f %8d %12.0f %10.2f" % (k, rps, epc, eps, 1e6 / eps))
-        P("  per lead, best batching (%s; HMGET, apply, ZREM, apply): "
+        P("  per lead, best batching (%s; read, apply, ZREM): "
           "%.1f us -> %.0f events/s" % (", ".join(batched_chain[:3]), us_b, c_b))
         P("  per lead, one event per script call: %.1f us -> %.0f events/s"
           % (us_1, c_1))
@@ -636,7 +446,7 @@ def main():
         b.capture()
         b.e2e("http", ["http-batch", "--port", b.w.http_port, "--key", h.API_KEY,
                        "--conns", HTTP_CONNS, "--batch", BATCH], HTTP_EVENTS, 0)
-        b.e2e("zmq", ["zmq", "--endpoint", "tcp://127.0.0.1:%d" % b.w.bus_ports["ingress"],
+        b.e2e("zmq", ["zmq", "--endpoint", b.w.bus["ingress"],
                       "--window", ZMQ_WINDOW], ZMQ_EVENTS, 20000000)
         b.latency()
         if PERF:

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# bench/scoring/run.sh: throughput of tp-scoring ALONE against Redis (no
+# intake), by its two inputs, next to the Redis ceiling of the same work:
+#   journal walk: N events put in the journal before tp-scoring starts, applied
+#                 by its reconcile walk;
+#   bus:          N events pushed at its ZeroMQ PULL, as intake's router does;
+#   ceiling:      redis-benchmark replaying the read and apply scripts scoring
+#                 sent for each event type (captured with MONITOR), pipelined,
+#                 against the same Redis, weighted by the run's event mix.
+# Everything on 127.0.0.1 in a temp dir; about a minute and a half.
+#
+#   bench/scoring/run.sh
+#   EVENTS=50000 MIX=lead=50,contact=50,opportunity=0,survey=0 bench/scoring/run.sh
+#   PERF=1 bench/scoring/run.sh     # also perf profiles of both phases
+#
+# Knobs (environment): EVENTS (100000 per phase), MIX
+# (lead=30,contact=35,opportunity=20,survey=15), GAP (2000), LAG (50ms),
+# BENCH_SECONDS (1.2 per redis-benchmark run, best of 2), PHASE_CAP_S (60),
+# SERVICE_PRELOAD (LD_PRELOAD for tp-scoring only), TP_BUILD_DIR (build/).
+# Needs: a configured build, redis-server, redis-benchmark, python3, cc.
+set -euo pipefail
+
+command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null ||
+    { apt-get update -qq && apt-get install -y -qq redis-tools redis-server; }
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${TP_BUILD_DIR:-$ROOT/build}
+export TP_BUILD_DIR=$BUILD
+
+TMP=$(mktemp -d /tmp/tp-bench-scoring.XXXXXX)
+HELPER_PID=
+cleanup() {
+    trap - EXIT INT TERM
+    if [ -n "$HELPER_PID" ] && kill -0 "$HELPER_PID" 2>/dev/null; then
+        kill -TERM "$HELPER_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$HELPER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$HELPER_PID" 2>/dev/null || true
+    fi
+    # whatever the helper started and did not stop (redis, tp-scoring, feeds)
+    # (each line: pid and start time; a pid reused since is left alone)
+    if [ -f "$TMP/pids" ]; then
+        while read -r pid start; do
+            now=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20) || true
+            [ -n "$now" ] && [ "$now" = "$start" ] && kill -KILL "$pid" 2>/dev/null || true
+        done <"$TMP/pids"
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+[ -f "$BUILD/Makefile" ] ||
+    { echo "no build in $BUILD: configure it first (make build)" >&2; exit 1; }
+# tp-scoring as the sources say now (a stale binary would be measured
+# otherwise), and the feed: from the CMake build when bench/ is part of it,
+# otherwise compiled here against the build's static libraries.
+if grep -q 'add_subdirectory(bench)' "$ROOT/CMakeLists.txt"; then
+    make -s -C "$BUILD" tp-scoring tp-scoring-feed >&2
+    FEED=$BUILD/bench/tp-scoring-feed
+else
+    make -s -C "$BUILD" tp-scoring >&2
+    FEED=$TMP/tp-scoring-feed
+    # shellcheck disable=SC2046
+    cc -std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+        -D_GNU_SOURCE -I"$ROOT/common/include" -I"$ROOT/proto/include" \
+        $(pkg-config --cflags libzmq msgpack jansson hiredis) \
+        "$HERE/tp_scoring_feed.c" -o "$FEED" \
+        "$BUILD/common/libtp_common.a" "$BUILD/proto/libtp_proto.a" "$BUILD/libllhttp.a" \
+        $(pkg-config --libs libzmq msgpack jansson libuv hiredis inih) -lm
+fi
+
+export TP_BENCH_DIR=$TMP TP_FEED=$FEED
+python3 "$HERE/scoring_bench.py" &
+HELPER_PID=$!
+wait "$HELPER_PID"
