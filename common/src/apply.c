@@ -14,8 +14,7 @@ static const char APPLY_LUA[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end\n"
     "if ARGV[2] ~= '' and (redis.call('HGET', KEYS[2], 'ver') or '0') ~= ARGV[2]\n"
     "then return {2} end\n"
-    "local allowed = {}\n"
-    "for w in string.gmatch('" TP_APPLY_COMMANDS "', '%S+') do allowed[w] = true end\n"
+    "local allowed = {" TP_APPLY_ALLOWED "}\n"
     "local cmds, i = {}, 4\n"
     "for c = 1, tonumber(ARGV[3]) do\n" /* check all before writing any */
     "  local n, name, key = tonumber(ARGV[i]), ARGV[i + 1], KEYS[tonumber(ARGV[i + 2])]\n"

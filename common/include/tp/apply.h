@@ -6,7 +6,7 @@
  * still the one the writes were computed from (changed meanwhile: nothing
  * happens, read and compute again), runs the writes, and sets the done mark,
  * all in one step. Only plain write commands are allowed (see TP_APPLY_
- * COMMANDS); keys are declared once each, so the script knows them all.
+ * ALLOWED); keys are declared once each, so the script knows them all.
  *
  * Owns the builder's argument lists. Never sends anything by itself before
  * tp_apply_send. */
@@ -19,10 +19,10 @@
 #include "tp/argv.h"
 #include "tp/store.h"
 
-/* The writes an apply may contain. */
-#define TP_APPLY_COMMANDS                                                     \
-    "HSET HSETNX HDEL HINCRBY SADD SREM ZADD ZREM XADD LPUSH RPUSH LTRIM "    \
-    "SET DEL PEXPIRE"
+/* The writes an apply may contain, as a Lua table literal for the script. */
+#define TP_APPLY_ALLOWED                                                      \
+    "HSET=1, HSETNX=1, HDEL=1, HINCRBY=1, SADD=1, SREM=1, ZADD=1, ZREM=1, "   \
+    "XADD=1, LPUSH=1, RPUSH=1, LTRIM=1, SET=1, DEL=1, PEXPIRE=1"
 
 /* Outcome in the reply callback. */
 enum { TP_APPLY_DUPLICATE = 0, TP_APPLY_DONE = 1, TP_APPLY_STALE = 2 };

@@ -1,0 +1,166 @@
+/* test_apply.c: the shared guarded-apply script (tp/apply.h) against a
+ * throwaway redis-server: writes happen once under their done mark, not at
+ * all under a stale version, and a command outside the whitelist is refused
+ * before anything is written. Every test ends with uv_loop_close() == 0. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "tp/apply.h"
+#include "tp/log.h"
+#include "tp/store.h"
+
+static tp_test_redis_t redis;
+
+typedef struct fixture {
+    uv_loop_t loop;
+    tp_store_t *store;
+    redisContext *sync;
+    int replied;
+    long long outcome; /* first element, or -1 for an error reply */
+    char error[256];
+} fixture_t;
+
+static void state_cb(tp_store_t *store, int connected, void *arg) {
+    (void)store;
+    *(int *)arg = connected;
+}
+
+static int setup(void **state) {
+    fixture_t *fx = calloc(1, sizeof *fx);
+    if (!fx || uv_loop_init(&fx->loop) != 0) return -1;
+    tp_store_options_t o = {.host = "127.0.0.1", .port = redis.port, .ns = "tp:"};
+    fx->store = tp_store_new(&fx->loop, &o);
+    int connected = 0;
+    tp_store_on_state(fx->store, state_cb, &connected);
+    tp_apply_script(fx->store);
+    for (int i = 0; i < 500 && !connected; i++) uv_run(&fx->loop, UV_RUN_ONCE);
+    if (!connected) return -1;
+    fx->sync = redisConnect("127.0.0.1", redis.port);
+    freeReplyObject(redisCommand(fx->sync, "FLUSHALL"));
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture_t *fx = *state;
+    tp_store_destroy(&fx->store);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    redisFree(fx->sync);
+    free(fx);
+    return 0;
+}
+
+static void reply_cb(tp_store_t *store, redisReply *r, void *arg) {
+    fixture_t *fx = arg;
+    fx->replied = 1;
+    fx->outcome = -1;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1)
+        fx->outcome = r->element[0]->integer;
+    else if (r && r->type == REDIS_REPLY_ERROR)
+        snprintf(fx->error, sizeof fx->error, "%s", r->str);
+}
+
+/* Sends the apply and runs the loop until its reply. */
+static long long apply_now(fixture_t *fx, tp_apply_t *a) {
+    fx->replied = 0;
+    fx->error[0] = '\0';
+    assert_int_equal(tp_apply_send(a, fx->store, reply_cb, fx), 0);
+    tp_apply_clear(a);
+    for (int i = 0; i < 1000 && !fx->replied; i++) uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_true(fx->replied);
+    return fx->outcome;
+}
+
+static long long sync_int(fixture_t *fx, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(fx->sync, fmt, ap);
+    va_end(ap);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+                  : r->type == REDIS_REPLY_STRING ? atoll(r->str)
+                                                  : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+/* A record update guarded by version `expected`, bumping it to `next`. */
+static void bump(tp_apply_t *a, const char *done, const char *expected, int next) {
+    tp_apply_init(a, done, "60", "tp:rec", expected);
+    int k = tp_apply_key(a, "tp:rec");
+    tp_apply_cmd(a, "HSET", k);
+    tp_apply_pair_int(a, "ver", next);
+    tp_apply_cmd(a, "HINCRBY", k);
+    tp_apply_str(a, "count");
+    tp_apply_int(a, 1);
+    tp_apply_cmd(a, "SADD", tp_apply_key(a, "tp:seen"));
+    tp_apply_str(a, done);
+}
+
+static void test_applied_once_under_its_done_mark(void **state) {
+    fixture_t *fx = *state;
+    tp_apply_t a;
+    bump(&a, "tp:done:e1", "0", 1);
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
+    bump(&a, "tp:done:e1", "1", 2); /* redelivered: nothing happens */
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_DUPLICATE);
+    assert_int_equal(sync_int(fx, "HGET tp:rec count"), 1);
+    assert_int_equal(sync_int(fx, "HGET tp:rec ver"), 1);
+    assert_true(sync_int(fx, "TTL tp:done:e1") > 0);
+}
+
+static void test_stale_version_writes_nothing(void **state) {
+    fixture_t *fx = *state;
+    tp_apply_t a;
+    bump(&a, "tp:done:e1", "0", 1);
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
+    bump(&a, "tp:done:e2", "0", 1); /* computed from version 0: stale */
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_STALE);
+    assert_int_equal(sync_int(fx, "HGET tp:rec count"), 1);
+    assert_int_equal(sync_int(fx, "EXISTS tp:done:e2"), 0); /* can be retried */
+    assert_int_equal(sync_int(fx, "SCARD tp:seen"), 1);
+}
+
+static void test_disallowed_command_refused_before_any_write(void **state) {
+    fixture_t *fx = *state;
+    tp_apply_t a;
+    bump(&a, "tp:done:e3", "0", 1); /* three good writes first */
+    tp_apply_cmd(&a, "FLUSHALL", tp_apply_key(&a, "tp:rec"));
+    assert_int_equal(apply_now(fx, &a), -1);
+    assert_non_null(strstr(fx->error, "not allowed: FLUSHALL"));
+    assert_int_equal(sync_int(fx, "EXISTS tp:rec"), 0);
+    assert_int_equal(sync_int(fx, "EXISTS tp:seen"), 0);
+    assert_int_equal(sync_int(fx, "EXISTS tp:done:e3"), 0);
+}
+
+static void test_keys_are_declared_once(void **state) {
+    (void)state;
+    tp_apply_t a;
+    tp_apply_init(&a, "tp:done:x", "60", "tp:rec", "0");
+    int k1 = tp_apply_key(&a, "tp:rec");
+    int k2 = tp_apply_key(&a, "tp:%s", "other");
+    assert_int_equal(k1, 2); /* the version record is KEYS[2] */
+    assert_int_equal(tp_apply_key(&a, "tp:other"), k2);
+    assert_int_equal(k2, 3);
+    tp_apply_clear(&a);
+}
+
+int main(void) {
+    tp_log_init("test_apply", "", TP_LOG_WARN);
+    if (tp_test_redis_start(&redis) != 0) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_applied_once_under_its_done_mark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_version_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disallowed_command_refused_before_any_write,
+                                        setup, teardown),
+        cmocka_unit_test(test_keys_are_declared_once),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    tp_test_redis_stop(&redis);
+    return failed;
+}
