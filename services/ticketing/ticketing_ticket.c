@@ -6,44 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ticketing_clock.h"
 #include "ticketing_state.h"
+#include "tp/apply.h"
 #include "tp/argv.h"
 #include "tp/id.h"
 #include "tp/keys.h"
 #include "tp/log.h"
 
-/* KEYS done, ticket, open summaries, history, sla:due. ARGV ttl, ticket id,
- * summary, history entry, sla member, deadline, then field pairs. */
-static const char OPEN_LUA[] =
-    TP_LUA_DONE_CHECK
-    "if redis.call('EXISTS', KEYS[2]) == 0 then\n"
-    "  redis.call('HSET', KEYS[2], unpack(ARGV, 7))\n"
-    "  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])\n"
-    "  redis.call('RPUSH', KEYS[4], ARGV[4])\n"
-    "  redis.call('ZADD', KEYS[5], ARGV[6], ARGV[5])\n"
-    "end\n"
-    TP_LUA_DONE_MARK
-    "return {1}\n";
-
-/* KEYS done, ticket, open summaries, history, sla:due. ARGV ttl, ticket id,
- * expected version, stop first-response clock (0/1), sla member, history
- * entry, open summary ("" = settled: remove), then field pairs.
- * Returns {0} done before, {2} changed meanwhile, {1} applied. */
-static const char UPDATE_LUA[] =
-    TP_LUA_DONE_CHECK
-    "if (redis.call('HGET', KEYS[2], 'ver') or '0') ~= ARGV[3] then\n"
-    "  return {2}\n"
-    "end\n"
-    "if ARGV[4] == '1' then redis.call('ZREM', KEYS[5], ARGV[5]) end\n"
-    "if #ARGV > 7 then redis.call('HSET', KEYS[2], unpack(ARGV, 8)) end\n"
-    "redis.call('RPUSH', KEYS[4], ARGV[6])\n"
-    "if ARGV[7] == '' then redis.call('HDEL', KEYS[3], ARGV[2])\n"
-    "else redis.call('HSET', KEYS[3], ARGV[2], ARGV[7]) end\n"
-    TP_LUA_DONE_MARK
-    "return {1}\n";
-
 enum { F_VER, F_STATUS, F_RESPONDED, F_OWNER, F_PRIORITY, F_TITLE, F_DEADLINE,
-       F_COUNT };
+       F_OPENED, F_PAUSED_AT, F_PAUSES, F_COUNT };
+#define READ_FIELDS "ver status responded_at owner priority title first_response_due " \
+                    "opened_at paused_at pauses"
 #define MAX_ATTEMPTS 8
 
 static const char *const priorities[] = {"urgent", "high", "normal", "low"};
@@ -51,8 +25,8 @@ static const char *const priorities[] = {"urgent", "high", "normal", "low"};
 struct tp_ticketing {
     tp_store_t *store;
     tp_ticket_rules_t rules;
+    const tp_calendar_t *hours;
     char default_owner[TP_ACTOR_MAX + 1];
-    int open_script, update_script;
 };
 
 typedef struct update_ctx {
@@ -65,25 +39,30 @@ typedef struct update_ctx {
 } update_ctx_t;
 
 void tp_ticket_rules_load(tp_ticket_rules_t *r, tp_config_t *cfg) {
-    static const char *const keys[] = {"first_response_urgent", "first_response_high",
-                                       "first_response_normal", "first_response_low"};
-    static const char *const defaults[] = {"30m", "2h", "2h", "2h"};
-    for (int i = 0; i < 4; i++)
-        r->first_response_ms[i] = tp_config_ms(cfg, "ticketing", keys[i], defaults[i]);
+    static const char *const level[] = {"urgent", "high", "normal", "low"};
+    static const char *const first[] = {"30m", "2h", "2h", "2h"};
+    static const char *const resolve[] = {"4h", "8h", "24h", "40h"};
+    for (int i = 0; i < 4; i++) {
+        char key[48];
+        snprintf(key, sizeof key, "first_response_%s", level[i]);
+        r->first_response_ms[i] = tp_config_ms(cfg, "ticketing", key, first[i]);
+        snprintf(key, sizeof key, "resolution_%s", level[i]);
+        r->resolution_ms[i] = tp_config_ms(cfg, "ticketing", key, resolve[i]);
+    }
     r->default_owner = tp_config_str(cfg, "ticketing", "default_owner", "support-lead");
 }
 
-tp_ticketing_t *tp_ticketing_new(tp_store_t *store, const tp_ticket_rules_t *rules) {
+tp_ticketing_t *tp_ticketing_new(tp_store_t *store, const tp_ticket_rules_t *rules,
+                                 const tp_calendar_t *hours) {
     tp_ticketing_t *self = calloc(1, sizeof *self);
     if (!self) abort();
     self->store = store;
     self->rules = *rules;
+    self->hours = hours;
     snprintf(self->default_owner, sizeof self->default_owner, "%s",
              rules->default_owner);
     self->rules.default_owner = self->default_owner;
-    self->open_script = tp_store_script(store, "ticket_open", OPEN_LUA);
-    self->update_script = tp_store_script(store, "ticket_update", UPDATE_LUA);
-    if (self->open_script < 0 || self->update_script < 0) {
+    if (tp_apply_script(store) < 0) {
         free(self);
         return NULL;
     }
@@ -103,15 +82,47 @@ int tp_ticketing_tag(const tp_event_t *ev, char *tag, size_t len, void *arg) {
     return 0;
 }
 
-static void ticket_keys(tp_argv_t *a, const tp_ticketing_t *self,
-                        const tp_consumer_job_t *job, const char *customer,
-                        const char *ticket) {
+/* The ticket's keys in an apply: the record (and version), open summaries,
+ * history, and the shared deadline index. */
+typedef struct ticket_keys {
+    int ticket, summaries, history, due;
+} ticket_keys_t;
+
+static ticket_keys_t ticket_keys(tp_apply_t *a, const tp_ticketing_t *self,
+                                 const char *customer, const char *ticket) {
     const char *ns = tp_store_ns(self->store);
-    tp_argv_add(a, tp_consumer_job_done_key(job), (size_t)-1);
-    tp_argv_addf(a, "%s{c:%s}:ticket:%s", ns, customer, ticket);
-    tp_argv_addf(a, "%s{c:%s}:tickets", ns, customer);
-    tp_argv_addf(a, "%s{c:%s}:ticket:%s:history", ns, customer, ticket);
-    tp_argv_addf(a, "%ssla:due", ns);
+    ticket_keys_t k;
+    k.ticket = tp_apply_key(a, "%s{c:%s}:ticket:%s", ns, customer, ticket);
+    k.summaries = tp_apply_key(a, "%s{c:%s}:tickets", ns, customer);
+    k.history = tp_apply_key(a, "%s{c:%s}:ticket:%s:history", ns, customer, ticket);
+    k.due = tp_apply_key(a, "%ssla:due", ns);
+    return k;
+}
+
+static int priority_index(const char *priority) {
+    for (int i = 0; i < 4; i++)
+        if (priority && strcmp(priority, priorities[i]) == 0) return i;
+    return 2;
+}
+
+/* A target's clock: urgent runs around the clock, the rest in business
+ * hours; `pauses` is the ticket's JSON list of [from, to] pairs. */
+static void clock_of(const tp_ticketing_t *self, tp_sla_clock_t *c, int64_t opened,
+                     int p, int64_t target, const char *pauses) {
+    tp_sla_clock_init(c, opened, target, p == 0 ? NULL : self->hours);
+    json_t *list = pauses && *pauses ? json_loads(pauses, 0, NULL) : NULL;
+    size_t i;
+    json_t *pair;
+    json_array_foreach(list, i, pair) {
+        tp_sla_clock_pause(c, json_integer_value(json_array_get(pair, 0)));
+        tp_sla_clock_resume(c, json_integer_value(json_array_get(pair, 1)));
+    }
+    json_decref(list);
+}
+
+static void deadline_member(char *out, size_t len, const char *customer,
+                            const char *ticket, const char *target) {
+    snprintf(out, len, "%s|%s|%s", customer, ticket, target);
 }
 
 /* A history line: who, when, what, why (R-TICKET-1). Caller frees. */
@@ -143,55 +154,63 @@ static char *summary(const char *ticket, const char *title, const char *status,
     return s;
 }
 
-static void done_cb(tp_store_t *store, redisReply *r, void *arg) {
+static void opened_cb(tp_store_t *store, redisReply *r, void *arg) {
     tp_consumer_job_t *job = arg;
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1;
     if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("ticket open: %s", r->str);
-    tp_consumer_job_done(job, r && r->type == REDIS_REPLY_ARRAY ? 0 : -1);
+    /* stale: the ticket exists already (opened twice): nothing to do */
+    tp_consumer_job_done(job, ok ? 0 : -1);
 }
 
 static void open_ticket(tp_ticketing_t *self, tp_consumer_t *consumer,
                         tp_consumer_job_t *job, const tp_event_t *ev) {
     const char *ticket = tp_event_str(ev, "ticket");
-    const char *priority = tp_event_str(ev, "priority");
     const char *owner = tp_event_str(ev, "owner");
-    int p = 2;
-    for (int i = 0; i < 4; i++)
-        if (priority && strcmp(priority, priorities[i]) == 0) p = i;
-    int64_t deadline = ev->ts + self->rules.first_response_ms[p];
+    int p = priority_index(tp_event_str(ev, "priority"));
     if (!ticket) { /* intake assigns one; never reached for journaled events */
         tp_consumer_job_done(job, 0);
         return;
     }
-    char *sum = summary(ticket, tp_event_str(ev, "title"), "new", priorities[p],
-                        owner, deadline);
+    tp_sla_clock_t first, resolve;
+    clock_of(self, &first, ev->ts, p, self->rules.first_response_ms[p], NULL);
+    clock_of(self, &resolve, ev->ts, p, self->rules.resolution_ms[p], NULL);
+    int64_t first_due = tp_sla_clock_deadline(&first);
+    int64_t resolve_due = tp_sla_clock_deadline(&resolve);
+    char *sum = summary(ticket, tp_event_str(ev, "title"), "new", priorities[p], owner,
+                        first_due);
     char *hist = history_entry(ev, "opened", NULL, "new", tp_event_str(ev, "title"));
-    tp_argv_t a;
-    tp_argv_init(&a);
-    ticket_keys(&a, self, job, ev->customer, ticket);
-    tp_argv_add(&a, tp_consumer_done_ttl(consumer), (size_t)-1);
-    tp_argv_add(&a, ticket, (size_t)-1);
-    tp_argv_add(&a, sum, (size_t)-1);
-    tp_argv_add(&a, hist, (size_t)-1);
-    tp_argv_addf(&a, "%s|%s|first_response", ev->customer, ticket);
-    tp_argv_add_int(&a, deadline);
-#define PAIR(k, v) (tp_argv_add(&a, k, (size_t)-1), tp_argv_add(&a, (v) ? (v) : "", (size_t)-1))
-    PAIR("ticket", ticket);
-    PAIR("customer", ev->customer);
-    PAIR("title", tp_event_str(ev, "title"));
-    PAIR("category", tp_event_str(ev, "category"));
-    PAIR("priority", priorities[p]);
-    PAIR("channel", tp_event_str(ev, "channel"));
-    PAIR("owner", owner);
-    PAIR("status", "new");
-    PAIR("ver", "1");
-#undef PAIR
-    tp_argv_add(&a, "opened_at", 9);
-    tp_argv_add_int(&a, ev->ts);
-    tp_argv_add(&a, "first_response_due", 18);
-    tp_argv_add_int(&a, deadline);
-    int rc = tp_store_eval(self->store, self->open_script, done_cb, job, 5,
-                           (int)a.n, a.v, a.len);
-    tp_argv_clear(&a);
+    char key[TP_CUSTOMER_MAX + 128], member[TP_CUSTOMER_MAX + 128];
+    tp_key(key, sizeof key, tp_store_ns(self->store), "{c:%s}:ticket:%s", ev->customer,
+           ticket);
+    tp_apply_t a;
+    tp_apply_init(&a, tp_consumer_job_done_key(job), tp_consumer_done_ttl(consumer), key, "0");
+    ticket_keys_t k = ticket_keys(&a, self, ev->customer, ticket);
+    tp_apply_cmd(&a, "HSET", k.ticket);
+    tp_apply_pair(&a, "ticket", ticket);
+    tp_apply_pair(&a, "customer", ev->customer);
+    tp_apply_pair(&a, "title", tp_event_str(ev, "title"));
+    tp_apply_pair(&a, "category", tp_event_str(ev, "category"));
+    tp_apply_pair(&a, "priority", priorities[p]);
+    tp_apply_pair(&a, "channel", tp_event_str(ev, "channel"));
+    tp_apply_pair(&a, "owner", owner);
+    tp_apply_pair(&a, "status", "new");
+    tp_apply_pair(&a, "ver", "1");
+    tp_apply_pair_int(&a, "opened_at", ev->ts);
+    tp_apply_pair_int(&a, "first_response_due", first_due);
+    tp_apply_pair_int(&a, "resolution_due", resolve_due);
+    tp_apply_cmd(&a, "HSET", k.summaries);
+    tp_apply_pair(&a, ticket, sum);
+    tp_apply_cmd(&a, "RPUSH", k.history);
+    tp_apply_str(&a, hist);
+    tp_apply_cmd(&a, "ZADD", k.due);
+    deadline_member(member, sizeof member, ev->customer, ticket, "first_response");
+    tp_apply_int(&a, first_due);
+    tp_apply_str(&a, member);
+    deadline_member(member, sizeof member, ev->customer, ticket, "resolution");
+    tp_apply_int(&a, resolve_due);
+    tp_apply_str(&a, member);
+    int rc = tp_apply_send(&a, self->store, opened_cb, job);
+    tp_apply_clear(&a);
     free(sum);
     free(hist);
     if (rc < 0) tp_consumer_job_done(job, -1);
@@ -275,47 +294,92 @@ static void ticket_read_cb(tp_store_t *store, redisReply *r, void *arg) {
     char *hist = history_entry(ev, what, strcmp(status, new_status) ? status : NULL,
                                strcmp(status, new_status) ? new_status : NULL,
                                rejected ? why : note);
-    char *sum = settled ? NULL
-                        : summary(ticket, got[F_TITLE], new_status, got[F_PRIORITY],
-                                  owner, got[F_DEADLINE] ? atoll(got[F_DEADLINE]) : 0);
-    long long ver = atoll(got[F_VER]);
-    tp_argv_t a;
-    tp_argv_init(&a);
-    ticket_keys(&a, self, ctx->job, ev->customer, ticket);
-    tp_argv_add(&a, tp_consumer_done_ttl(ctx->consumer), (size_t)-1);
-    tp_argv_add(&a, ticket, (size_t)-1);
-    tp_argv_add(&a, got[F_VER], (size_t)-1);
-    tp_argv_add(&a, stop_clock ? "1" : "0", 1);
-    tp_argv_addf(&a, "%s|%s|first_response", ev->customer, ticket);
-    tp_argv_add(&a, hist, (size_t)-1);
-    tp_argv_add(&a, sum ? sum : "", (size_t)-1);
-    if (!rejected) {
-        tp_argv_add(&a, "status", 6);
-        tp_argv_add(&a, new_status, (size_t)-1);
-        tp_argv_add(&a, "owner", 5);
-        tp_argv_add(&a, owner ? owner : "", (size_t)-1);
-        tp_argv_add(&a, "ver", 3);
-        tp_argv_add_int(&a, ver + 1);
-        tp_argv_add(&a, "updated_at", 10);
-        tp_argv_add_int(&a, ev->ts);
-        if (stop_clock) {
-            tp_argv_add(&a, "responded_at", 12);
-            tp_argv_add_int(&a, ev->ts);
-        }
+
+    /* R-TICKET-3: waiting for the customer, or resolved, pauses the clocks;
+     * leaving those states resumes them with the pause recorded */
+    int p = priority_index(got[F_PRIORITY]);
+    int was_paused = got[F_PAUSED_AT] && *got[F_PAUSED_AT];
+    int pausing = !strcmp(new_status, "waiting_customer") || !strcmp(new_status, "resolved");
+    int closed = !strcmp(new_status, "closed");
+    int64_t opened = got[F_OPENED] ? atoll(got[F_OPENED]) : ev->ts;
+    json_t *pauses = json_loads(got[F_PAUSES] && *got[F_PAUSES] ? got[F_PAUSES] : "[]", 0,
+                                NULL);
+    if (!json_is_array(pauses)) {
+        json_decref(pauses);
+        pauses = json_array();
     }
-    int rc = tp_store_eval(self->store, self->update_script, updated_cb, ctx, 5,
-                           (int)a.n, a.v, a.len);
-    tp_argv_clear(&a);
+    int resuming = !rejected && was_paused && !pausing && !closed;
+    if (resuming)
+        json_array_append_new(pauses, json_pack("[I, I]", (json_int_t)atoll(got[F_PAUSED_AT]),
+                                                (json_int_t)ev->ts));
+    char *pauses_text = json_dumps(pauses, JSON_COMPACT);
+    json_decref(pauses);
+    int first_running = !got[F_RESPONDED] && !stop_clock;
+
+    tp_apply_t a;
+    tp_apply_init(&a, tp_consumer_job_done_key(ctx->job), tp_consumer_done_ttl(ctx->consumer),
+                  ctx->ticket_key, got[F_VER]);
+    ticket_keys_t k = ticket_keys(&a, self, ev->customer, ticket);
+    char member_first[TP_CUSTOMER_MAX + 128], member_resolve[TP_CUSTOMER_MAX + 128];
+    deadline_member(member_first, sizeof member_first, ev->customer, ticket, "first_response");
+    deadline_member(member_resolve, sizeof member_resolve, ev->customer, ticket, "resolution");
+    int64_t first_due = 0;
+    if (!rejected) {
+        if (stop_clock || pausing || closed) { /* clocks that stop now */
+            tp_apply_cmd(&a, "ZREM", k.due);
+            tp_apply_str(&a, member_first);
+            if (pausing || closed) tp_apply_str(&a, member_resolve);
+        }
+        if (resuming) { /* new deadlines, later by the pause */
+            tp_sla_clock_t c;
+            clock_of(self, &c, opened, p, self->rules.resolution_ms[p], pauses_text);
+            tp_apply_cmd(&a, "ZADD", k.due);
+            tp_apply_int(&a, tp_sla_clock_deadline(&c));
+            tp_apply_str(&a, member_resolve);
+            if (first_running) {
+                clock_of(self, &c, opened, p, self->rules.first_response_ms[p], pauses_text);
+                first_due = tp_sla_clock_deadline(&c);
+                tp_apply_int(&a, first_due);
+                tp_apply_str(&a, member_first);
+            }
+        }
+        tp_apply_cmd(&a, "HSET", k.ticket);
+        tp_apply_pair(&a, "status", new_status);
+        tp_apply_pair(&a, "owner", owner ? owner : "");
+        tp_apply_pair_int(&a, "ver", atoll(got[F_VER]) + 1);
+        tp_apply_pair_int(&a, "updated_at", ev->ts);
+        tp_apply_pair(&a, "pauses", pauses_text);
+        if (pausing && !was_paused) tp_apply_pair_int(&a, "paused_at", ev->ts);
+        if (resuming || closed) tp_apply_pair(&a, "paused_at", "");
+        if (stop_clock) tp_apply_pair_int(&a, "responded_at", ev->ts);
+        if (first_due) tp_apply_pair_int(&a, "first_response_due", first_due);
+    } else { /* refused: only the history says why (the version still moves) */
+        tp_apply_cmd(&a, "HSET", k.ticket);
+        tp_apply_pair_int(&a, "ver", atoll(got[F_VER]) + 1);
+    }
+    tp_apply_cmd(&a, "RPUSH", k.history);
+    tp_apply_str(&a, hist);
+    if (settled) {
+        tp_apply_cmd(&a, "HDEL", k.summaries);
+        tp_apply_str(&a, ticket);
+    } else {
+        char *sum = summary(ticket, got[F_TITLE], new_status, got[F_PRIORITY], owner,
+                            first_due ? first_due
+                                      : (got[F_DEADLINE] ? atoll(got[F_DEADLINE]) : 0));
+        tp_apply_cmd(&a, "HSET", k.summaries);
+        tp_apply_pair(&a, ticket, sum);
+        free(sum);
+    }
+    int rc = tp_apply_send(&a, self->store, updated_cb, ctx);
+    tp_apply_clear(&a);
     free(hist);
-    free(sum);
+    free(pauses_text);
     if (rc < 0) update_end(ctx, -1);
 }
 
 static void read_ticket(update_ctx_t *ctx) {
     if (tp_store_command(ctx->ticketing->store, ticket_read_cb, ctx,
-                         "HMGET %s ver status responded_at owner priority title "
-                         "first_response_due",
-                         ctx->ticket_key) < 0)
+                         "HMGET %s " READ_FIELDS, ctx->ticket_key) < 0)
         update_end(ctx, -1);
 }
 

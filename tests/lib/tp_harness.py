@@ -179,6 +179,12 @@ class World:
         self.bus = {s: "ipc://%s/%s.sock" % (self.dir, s) for s in ["ingress"] + SERVICES[1:]}
         self._start_redis()
         self.redis = Redis(self.redis_port)
+        # business hours around the clock: SLA clocks of short tests do not
+        # depend on the hour the suite runs at (the calendar has its own tests)
+        self.calendar_path = os.path.join(self.dir, "always.ini")
+        with open(self.calendar_path, "w") as f:
+            f.write("[calendar]\ntime_zone = UTC\nwork_days = mon,tue,wed,thu,fri,sat,sun\n"
+                    "work_hours = 00:00-24:00\n")
         self.config_path = os.path.join(self.dir, "touchpoint.ini")
         self._write_config(config or {})
         for s in services:
@@ -223,7 +229,7 @@ class World:
                          "retry_poll": "100ms", "claim": "5s",
                          "webhook_timeout": "3s"},
             "ticketing": {"reconcile_lag": "1s", "reconcile_interval": "300ms",
-                          "sla_check": "100ms"},
+                          "sla_check": "100ms", "calendar": self.calendar_path},
         }
         for section, keys in overrides.items():
             cfg.setdefault(section, {}).update(keys)
