@@ -338,7 +338,18 @@ static void lease_cb(tp_store_t *store, redisReply *r, void *arg) {
         return;
     }
     char start[64], end[32], count[16];
-    snprintf(start, sizeof start, "(%.*s", (int)(r->len < 60 ? r->len : 60), r->str);
+    /* A cursor that is not a stream id (damaged by hand or by a bug) would
+     * stop the walk for good: walk from the start instead; done marks make
+     * seeing everything again harmless. */
+    const char *cursor = r->str;
+    size_t ms = strspn(cursor, "0123456789");
+    if (r->len > 60 || ms == 0 || cursor[ms] != '-' || cursor[ms + 1] == '\0' ||
+        strspn(cursor + ms + 1, "0123456789") != strlen(cursor + ms + 1)) {
+        tp_log_warn("reconcile: cursor %s is not a stream id; walking the journal "
+                    "from its start", self->cursor_key);
+        cursor = "0-0";
+    }
+    snprintf(start, sizeof start, "(%s", cursor);
     snprintf(end, sizeof end, "%lld",
              (long long)(tp_now_ms() - self->opts.reconcile_lag_ms));
     snprintf(count, sizeof count, "%d", self->opts.reconcile_batch);

@@ -508,6 +508,24 @@ static void test_repeat_applied_once(void **state) {
 /* ---------------------------------------------------------------------------
  * c) the walk applies what the bus lost */
 
+/* A cursor that is not a stream id (damaged by hand, or by an old bug)
+ * must not stop the walk for good: it walks from the start again. */
+static void test_reconcile_survives_a_damaged_cursor(void **state) {
+    fixture_t *fx = *state;
+    redisReply *r = sync_cmd(fx, "SET %s %s", CURSOR, "\x01garbage");
+    freeReplyObject(r);
+    tp_consumer_options_t o = options(fx, "a");
+    o.reconcile_lag_ms = 100;
+    member_t *m = start_member(fx, 0, &o);
+    tracked_t *ev = track(fx, "ev-damaged", "CUST-D");
+    journal_event(fx, ev);
+    RUN_UNTIL(fx, cursor_is(fx, ev->journal_id), 5000);
+    assert_true(cursor_is(fx, ev->journal_id));
+    RUN_UNTIL(fx, stats(m).inflight == 0, 2000);
+    assert_int_equal(ev->calls, 1);
+    assert_int_equal(applied(fx, ev), 1);
+}
+
 static void test_reconcile_applies_missed(void **state) {
     fixture_t *fx = *state;
     tp_consumer_options_t o = options(fx, "a");
@@ -820,6 +838,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bus_events_applied_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeat_applied_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_survives_a_damaged_cursor, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_applies_missed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_skips_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_failure_holds_cursor, setup, teardown),
