@@ -1,9 +1,10 @@
 # Touchpoint: the two commands (README). A thin layer over CMake and deploy/.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_SECONDS ?= 10
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run stop test test-asan bench clean
+.PHONY: all deps build run stop test test-asan fuzz bench clean
 
 all: build
 
@@ -20,16 +21,22 @@ run: build
 stop:
 	bash deploy/stop-local.sh
 
-# The whole suite, then again built with AddressSanitizer and UBSan.
+# The whole suite, then again built with AddressSanitizer and UBSan, then a
+# short fuzz.
 test: build
 	cd $(BUILD) && ctest -j 2 --output-on-failure
 	$(MAKE) test-asan
+	$(MAKE) fuzz FUZZ_SECONDS=6
 
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTP_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest -j 2 --output-on-failure
+
+# Each libFuzzer target for FUZZ_SECONDS, clang + ASan + UBSan (tests/fuzz/).
+fuzz: deps
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: build
 	bash bench/ingest/run.sh $(abspath $(BUILD))

@@ -143,6 +143,7 @@ static void need_ok(int rc, const char *what) {
  * ------------------------------------------------------------------ */
 
 int tp_utf8_valid(const char *s, size_t len) {
+    if (len == 0) return 1; /* msgpack hands "" over as (NULL, 0) */
     const unsigned char *p = (const unsigned char *)s;
     const unsigned char *end = p + len;
     while (p < end) {
@@ -630,6 +631,11 @@ static int msgpack_scan(const unsigned char *p, size_t len, tp_event_error_t *er
  * recursion is too. Strings (and keys) must be UTF-8 without NUL; map keys
  * must be strings and unique; bin and ext have no JSON form and are
  * rejected; integers must fit int64; floats must be finite. */
+/* msgpack-c points an empty string at NULL; jansson wants a pointer. */
+static const char *str_ptr(const msgpack_object_str *s) {
+    return s->size == 0 ? "" : s->ptr;
+}
+
 static json_t *msgpack_to_json(const msgpack_object *mo, path_t *path, tp_event_error_t *err) {
     switch (mo->type) {
     case MSGPACK_OBJECT_NIL:
@@ -656,7 +662,8 @@ static json_t *msgpack_to_json(const msgpack_object *mo, path_t *path, tp_event_
             fail(err, path->buf, "must be valid UTF-8 without NUL bytes");
             return NULL;
         }
-        return need(json_stringn_nocheck(mo->via.str.ptr, mo->via.str.size), "json_stringn");
+        return need(json_stringn_nocheck(str_ptr(&mo->via.str), mo->via.str.size),
+                    "json_stringn");
     case MSGPACK_OBJECT_BIN:
         fail(err, path->buf, "binary values are not supported");
         return NULL;
@@ -685,12 +692,13 @@ static json_t *msgpack_to_json(const msgpack_object *mo, path_t *path, tp_event_
                 fail(err, path->buf, "map keys must be strings");
                 goto fail_map;
             }
-            size_t old = path_push(path, k->via.str.ptr, k->via.str.size);
+            const char *key = str_ptr(&k->via.str);
+            size_t old = path_push(path, key, k->via.str.size);
             if (!tp_utf8_valid(k->via.str.ptr, k->via.str.size)) {
                 fail(err, path->buf, "key must be valid UTF-8 without NUL bytes");
                 goto fail_map;
             }
-            if (json_object_getn(obj, k->via.str.ptr, k->via.str.size) != NULL) {
+            if (json_object_getn(obj, key, k->via.str.size) != NULL) {
                 /* Two readers could disagree on which one wins. */
                 fail(err, path->buf, "duplicate key");
                 goto fail_map;
@@ -698,7 +706,7 @@ static json_t *msgpack_to_json(const msgpack_object *mo, path_t *path, tp_event_
             json_t *val = msgpack_to_json(&mo->via.map.ptr[i].val, path, err);
             path_pop(path, old);
             if (val == NULL) goto fail_map;
-            need_ok(json_object_setn_new_nocheck(obj, k->via.str.ptr, k->via.str.size, val),
+            need_ok(json_object_setn_new_nocheck(obj, key, k->via.str.size, val),
                     "json_object_setn");
         }
         return obj;

@@ -220,6 +220,7 @@ static void req_reserve(tp_http_request_t *req, size_t extra) {
 }
 
 static void req_append(tp_http_request_t *req, const char *at, size_t len) {
+    if (len == 0) return; /* llhttp may call with nothing, arena still NULL */
     req_reserve(req, len);
     memcpy(req->arena + req->len, at, len);
     req->len += len;

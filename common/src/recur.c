@@ -16,6 +16,7 @@
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libical/ical.h>
@@ -68,6 +69,17 @@ static int rule_parse(const char *rrule, struct icalrecurrencetype *rt,
     *rt = icalrecurrencetype_from_string(rrule);
     icalerrorenum e = icalerrno;
     icalerror_clear_errno();
+    /* libical mallocs RSCALE's value and nothing of ours frees a parsed
+     * rule: refuse it here, where the string is still ours to free.
+     * Cycles are Gregorian (a lunar-calendar reorder is not a thing). */
+    if (rt->rscale != NULL) {
+        free(rt->rscale);
+        rt->rscale = NULL;
+        if (e == ICAL_NO_ERROR)
+            return say(why, whylen,
+                       "RSCALE is not supported: cycles follow the Gregorian "
+                       "calendar");
+    }
     if (e != ICAL_NO_ERROR)
         return say(why, whylen,
                    "not an RFC 5545 RRULE: unknown part, bad value, or both "

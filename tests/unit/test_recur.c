@@ -292,6 +292,8 @@ static void test_R_REORDER_1_invalid_rules_refused(void **state) {
         {"FREQ=MONTHLY;BYWEEKNO=1", "cannot go together"},
         {"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "never occurs"},
         {"FREQ=MONTHLY;BYMONTH=4;BYMONTHDAY=31", "never occurs"},
+        {"RSCALE=CHINESE;FREQ=YEARLY", "RSCALE is not supported"},
+        {"RSCALE=GREGORIAN;FREQ=BOGUS", "not an RFC 5545 RRULE"},
     };
     /* libical must stay quiet on stderr about all of them. */
     fflush(stderr);
