@@ -5,7 +5,7 @@ set -euo pipefail
 
 BUILD_PKGS="build-essential cmake pkg-config libzmq3-dev libuv1-dev libmsgpack-dev
   libhiredis-dev node-llhttp libcurl4-openssl-dev libcmocka-dev libical-dev
-  libinih-dev libjansson-dev libsodium-dev clang libclang-rt-14-dev"
+  libinih-dev libjansson-dev libsodium-dev uthash-dev clang libclang-rt-14-dev"
 RUN_PKGS="redis-server redis-tools curl python3 procps tzdata"
 
 missing=""
