@@ -483,7 +483,7 @@ class Bench:
     def count_log_lines(self):
         """Lines of the services' logs that explain delays."""
         import re
-        pats = {"scheduler: fired late (> 1 s)": ("scheduler", r"fired \d+ ms late"),
+        pats = {"scheduler: late batches (> 1 s)": ("scheduler", r"fired \d+ reminders late"),
                 "scheduler: emit resends": ("scheduler", r"emit: resending"),
                 "scheduler: reconcile batches (missed on the bus)":
                     ("scheduler", r"reconcile: applying"),

@@ -80,6 +80,7 @@ struct tp_store {
     uv_timer_t timer;            /* reconnect backoff, then handshake deadline */
     uv_timer_t watchdog;         /* replies owed but none coming: drop link */
     uint64_t command_timeout_ms;
+    uint64_t watchdog_tick;      /* loop time the watchdog last looked */
     uint64_t last_progress;      /* loop time of the last reply, or of the
                                     first command sent when none was owed */
     uv_getaddrinfo_t resolver;   /* only when host is not an address */
@@ -346,8 +347,17 @@ static void link_closed(const redisAsyncContext *cac, int status) {
 static void watchdog_fire(uv_timer_t *timer) {
     tp_store_t *self = timer->data;
     redisAsyncContext *ac = self->ac;
+    uint64_t now = uv_now(self->loop), last_tick = self->watchdog_tick;
+    self->watchdog_tick = now;
     if (!ac || !self->ready || self->pending == 0) return;
-    if (uv_now(self->loop) - self->last_progress < self->command_timeout_ms)
+    /* The loop itself stalled (a long callback): replies may sit unread
+     * in the socket. That is not the server's silence; start counting
+     * from now. */
+    if (now - last_tick > 2 * uv_timer_get_repeat(timer)) {
+        self->last_progress = now;
+        return;
+    }
+    if (now - self->last_progress < self->command_timeout_ms)
         return;
     tp_log_warn("store: no reply from %s:%d for %llu ms with %zu owed; "
                 "reconnecting", self->host, self->port,

@@ -70,6 +70,10 @@ static const char SOON_LUA[] =
 #define FIRE_BATCH 256
 /* A poll pages through a bucket's due reminders up to this many pages. */
 #define POLL_PAGES_MAX 200
+/* Claim scripts in flight at most; the rest wait in the heap, and one
+ * timer callback prepares at most this many batches before the loop reads
+ * replies again. */
+#define FIRE_INFLIGHT_MAX 16
 /* Firing later than this counts (and is logged) as late. */
 #define LATE_MS 1000
 
@@ -95,6 +99,7 @@ struct tp_fire {
     armed_t **heap;
     size_t n, cap;
     armed_t *index; /* uthash head: every armed reminder by key */
+    int inflight;   /* claim scripts sent, not answered */
     int64_t armed_at; /* due time the next timer is set for, -1 none */
     tp_fire_stats_t stats;
     int closing;
@@ -171,9 +176,12 @@ static void batch_free(batch_t *b) {
     free(b);
 }
 
+static void rearm(tp_fire_t *f);
+
 static void fired_cb(tp_store_t *store, redisReply *r, void *arg) {
     batch_t *b = arg;
     tp_fire_t *f = b->fire;
+    f->inflight--;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)b->n) {
         uint64_t late = 0;
         int64_t max_late = 0;
@@ -197,14 +205,15 @@ static void fired_cb(tp_store_t *store, redisReply *r, void *arg) {
         tp_log_error("fire: %s", r->str);
     } /* NULL: Redis gone; the reminders stay due and the poll finds them */
     batch_free(b);
+    if (!f->closing) rearm(f); /* a backlog waits for room in flight */
 }
 
-/* Packs reminder.due for `c`. Returns 0, or -1 when the stored reminder
- * cannot be read (it is left in place). Sets *customer and *owner. */
-static int claim_pack(claim_t *c, char *customer, size_t customer_len, char *owner,
-                      size_t owner_len) {
+/* Packs reminder.due for `c` from `rem`, its stored reminder (borrowed).
+ * Returns 0, or -1 when the reminder is unreadable (it is left in place).
+ * Sets *customer and *owner. */
+static int claim_pack(claim_t *c, const json_t *rem, char *customer, size_t customer_len,
+                      char *owner, size_t owner_len) {
     armed_t *item = c->item;
-    json_t *rem = json_loads(item->json, 0, NULL);
     const char *cv = json_string_value(json_object_get(rem, "customer"));
     const char *ov = json_string_value(json_object_get(rem, "owner"));
     const char *rule = json_string_value(json_object_get(rem, "rule"));
@@ -217,7 +226,6 @@ static int claim_pack(claim_t *c, char *customer, size_t customer_len, char *own
                              (json_int_t)c->late_ms, "urgent",
                              json_is_true(json_object_get(rem, "urgent")), "text",
                              text ? text : "");
-    json_decref(rem);
     char id[TP_ID_MAX + 1];
     snprintf(id, sizeof id, "rem:%.80s:%lld", item->reminder, (long long)item->due);
     /* '|' is not allowed in event ids */
@@ -253,8 +261,10 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
         c->late_ms = now > c->item->due ? now - c->item->due : 0;
         msgpack_sbuffer_init(&c->payload);
         char customer[TP_CUSTOMER_MAX + 1], owner[TP_ACTOR_MAX + 1];
-        if (claim_pack(c, customer, sizeof customer, owner, sizeof owner) != 0) {
+        json_t *rem = json_loads(c->item->json, 0, NULL);
+        if (claim_pack(c, rem, customer, sizeof customer, owner, sizeof owner) != 0) {
             tp_log_error("reminder %s unreadable; left in place", c->item->reminder);
+            json_decref(rem);
             armed_free(c->item);
             msgpack_sbuffer_destroy(&c->payload);
             continue;
@@ -263,8 +273,8 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
         tp_argv_addf(&keys, "%s{r%d}:cust:%s", ns, bucket, customer);
         tp_argv_addf(&keys, "%sreminders:owner:%s", ns, owner);
         char *next_json = NULL;
-        int64_t next_due =
-            f->next ? f->next(f->next_arg, c->item->json, &next_json) : 0;
+        int64_t next_due = f->next ? f->next(f->next_arg, rem, &next_json) : 0;
+        json_decref(rem);
         tp_argv_add(&args, c->item->reminder, (size_t)-1);
         tp_argv_add_int(&args, c->item->due);
         tp_argv_add(&args, c->payload.data, c->payload.size);
@@ -282,22 +292,22 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
         rc = tp_store_eval(f->store, f->fire_script, fired_cb, b, (int)keys.n,
                            (int)all.n, all.v, all.len);
         tp_argv_clear(&all);
+        if (rc == 0) f->inflight++;
     }
     tp_argv_clear(&keys);
     tp_argv_clear(&args);
     if (rc < 0) batch_free(b);
 }
 
-static void rearm(tp_fire_t *f);
-
-/* Everything due by now, claimed in batches per bucket. */
+/* What is due by now, claimed in batches per bucket, while there is room
+ * in flight; a backlog goes on as replies come back. */
 static void next_timer_cb(uv_timer_t *t) {
     tp_fire_t *f = t->data;
     int64_t now = tp_now_ms();
     f->armed_at = -1;
     armed_t *pending[TP_REMINDER_BUCKETS][FIRE_BATCH];
     int npending[TP_REMINDER_BUCKETS] = {0};
-    while (f->n > 0 && f->heap[0]->due <= now) {
+    while (f->n > 0 && f->heap[0]->due <= now && f->inflight < FIRE_INFLIGHT_MAX) {
         armed_t *item = heap_pop(f);
         HASH_DEL(f->index, item);
         int b = item->bucket;
@@ -315,6 +325,11 @@ static void next_timer_cb(uv_timer_t *t) {
 
 static void rearm(tp_fire_t *f) {
     if (f->closing || f->n == 0) return;
+    if (f->inflight >= FIRE_INFLIGHT_MAX) { /* fired_cb calls again */
+        uv_timer_stop(&f->next_timer);
+        f->armed_at = -1;
+        return;
+    }
     int64_t due = f->heap[0]->due;
     if (f->armed_at == due) return;
     int64_t wait = due - tp_now_ms();

@@ -215,8 +215,10 @@ static void plan_series(plan_ctx_t *ctx, reminder_spec_t *r, int64_t dtstart, in
     plan(ctx, r);
 }
 
-int64_t tp_plan_next_occurrence(const tp_plan_t *self, const char *json, char **next_json) {
-    json_t *j = json_loads(json, 0, NULL);
+int64_t tp_plan_next_occurrence(const tp_plan_t *self, const json_t *reminder,
+                                char **next_json) {
+    if (json_object_get(reminder, "rrule") == NULL) return 0;
+    json_t *j = json_deep_copy(reminder);
     const char *rrule = json_string_value(json_object_get(j, "rrule"));
     int64_t dtstart = json_integer_value(json_object_get(j, "dtstart"));
     int64_t occurrence = json_integer_value(json_object_get(j, "occurrence"));
