@@ -19,9 +19,13 @@
 #include "tp/log.h"
 #include "tp/proto.h"
 
-/* KEYS[1] a customer's open reminder ids (set), KEYS[2] reminders (hash). */
+/* KEYS[1] a customer's scheduler state (hash; open reminders are its
+ * fields open:<reminder>), KEYS[2] reminders (hash). */
 static const char REMINDERS_LUA[] =
-    "local ids = redis.call('SMEMBERS', KEYS[1])\n"
+    "local ids = {}\n"
+    "for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do\n"
+    "  if string.sub(f, 1, 5) == 'open:' then ids[#ids + 1] = string.sub(f, 6) end\n"
+    "end\n"
     "if #ids == 0 then return {} end\n"
     "return redis.call('HMGET', KEYS[2], unpack(ids))\n";
 
@@ -541,7 +545,7 @@ static void get_customer(tp_query_t *self, tp_http_request_t *req,
         part_not_sent(rd, ctx);
     }
     int bucket = tp_key_reminder_bucket(id);
-    tp_key(k1, sizeof k1, ns, "{r%d}:cust:%s", bucket, id);
+    tp_key(k1, sizeof k1, ns, "{r%d}:state:%s", bucket, id);
     tp_key(k2, sizeof k2, ns, "{r%d}:rem", bucket);
     const char *argv[2] = {k1, k2};
     size_t lens[2] = {strlen(k1), strlen(k2)};

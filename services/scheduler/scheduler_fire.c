@@ -13,8 +13,8 @@
 #include "tp/log.h"
 
 /* KEYS due, rem, outbox, the scheduler's counters (fired: every claim that
- * fired, across instances), then per reminder its customer's reminder set
- * and its owner's reminders. ARGV now, then per reminder: id, due ms,
+ * fired, across instances), then per reminder its customer's state (which
+ * lists it as open:<reminder>) and its owner's reminders. ARGV now, then per reminder: id, due ms,
  * reminder.due envelope, next due ms (0: none) and next JSON of a recurring
  * reminder. Fires each reminder still due at that time (a replanned or
  * closed one, or one another instance fired, is not); a recurring one moves
@@ -35,7 +35,7 @@ static const char FIRE_LUA[] =
     "    else\n"
     "      redis.call('ZREM', KEYS[1], id)\n"
     "      redis.call('HDEL', KEYS[2], id)\n"
-    "      redis.call('SREM', KEYS[k + 1], id)\n"
+    "      redis.call('HDEL', KEYS[k + 1], 'open:' .. id)\n"
     "      redis.call('ZREM', KEYS[k + 2], id)\n"
     "    end\n"
     "    env[#env + 1] = ARGV[1]\n"
@@ -270,7 +270,7 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
             continue;
         }
         b->n++;
-        tp_argv_addf(&keys, "%s{r%d}:cust:%s", ns, bucket, customer);
+        tp_argv_addf(&keys, "%s{r%d}:state:%s", ns, bucket, customer);
         tp_argv_addf(&keys, "%sreminders:owner:%s", ns, owner);
         char *next_json = NULL;
         int64_t next_due = f->next ? f->next(f->next_arg, rem, &next_json) : 0;

@@ -18,15 +18,24 @@
 #include "tp/log.h"
 #include "tp/recur.h"
 
-/* KEYS state, the customer's reminder set, reminders. Returns {state,
- * {reminder id, JSON, ...}}. */
+/* KEYS state, reminders. Returns {state fields, {reminder id, JSON, ...}}:
+ * the state hash lists the customer's open reminders as fields
+ * "open:<reminder>" (a field in a small hash, not a set of its own: Redis
+ * keeps small hashes as one listpack). */
 static const char READ_LUA[] =
-    "local rems = {}\n"
-    "for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
-    "  rems[#rems + 1] = id\n"
-    "  rems[#rems + 1] = redis.call('HGET', KEYS[3], id) or ''\n"
+    "local state, rems = {}, {}\n"
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "for i = 1, #all, 2 do\n"
+    "  if string.sub(all[i], 1, 5) == 'open:' then\n"
+    "    local id = string.sub(all[i], 6)\n"
+    "    rems[#rems + 1] = id\n"
+    "    rems[#rems + 1] = redis.call('HGET', KEYS[2], id) or ''\n"
+    "  else\n"
+    "    state[#state + 1] = all[i]\n"
+    "    state[#state + 1] = all[i + 1]\n"
+    "  end\n"
     "end\n"
-    "return {redis.call('HGETALL', KEYS[1]), rems}\n";
+    "return {state, rems}\n";
 
 #define MAX_ATTEMPTS 8
 #define MAX_PLANS 64
@@ -567,9 +576,15 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     ctx_end(ctx, 0);
 }
 
+/* The state hash's field listing `reminder` as open. */
+static const char *open_field(char *buf, size_t len, const char *reminder) {
+    snprintf(buf, len, "open:%s", reminder);
+    return buf;
+}
+
 static void apply_plans(plan_ctx_t *ctx) {
     tp_plan_t *self = ctx->plan;
-    const tp_event_t *ev = ctx->ev;
+    char field_buf[sizeof ctx->plans[0].id + 8];
     const char *ns = tp_store_ns(self->store);
     const char *ver = sget(ctx, "ver");
     tp_apply_t a;
@@ -578,7 +593,6 @@ static void apply_plans(plan_ctx_t *ctx) {
     int k_state = tp_apply_key(&a, "%s", ctx->state_key);
     int k_due = tp_apply_key(&a, "%s{r%d}:due", ns, ctx->bucket);
     int k_rem = tp_apply_key(&a, "%s{r%d}:rem", ns, ctx->bucket);
-    int k_cust = tp_apply_key(&a, "%s{r%d}:cust:%s", ns, ctx->bucket, ev->customer);
     size_t i;
     json_t *v;
     json_array_foreach(ctx->closing, i, v) {
@@ -588,8 +602,8 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_str(&a, id);
         tp_apply_cmd(&a, "HDEL", k_rem);
         tp_apply_str(&a, id);
-        tp_apply_cmd(&a, "SREM", k_cust);
-        tp_apply_str(&a, id);
+        tp_apply_cmd(&a, "HDEL", k_state);
+        tp_apply_str(&a, open_field(field_buf, sizeof field_buf, id));
         const char *owner = json_string_value(json_object_get(r, "owner"));
         if (owner) {
             tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%sreminders:owner:%s", ns, owner));
@@ -609,8 +623,8 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_str(&a, pl->id);
         tp_apply_cmd(&a, "HSET", k_rem);
         tp_apply_pair(&a, pl->id, pl->json);
-        tp_apply_cmd(&a, "SADD", k_cust);
-        tp_apply_str(&a, pl->id);
+        tp_apply_cmd(&a, "HSET", k_state);
+        tp_apply_pair(&a, open_field(field_buf, sizeof field_buf, pl->id), "1");
         tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%sreminders:owner:%s", ns, pl->owner));
         tp_apply_int(&a, pl->due);
         tp_apply_str(&a, pl->id);
@@ -663,9 +677,8 @@ static void read_customer(plan_ctx_t *ctx) {
     tp_argv_t a;
     tp_argv_init(&a);
     tp_argv_add(&a, ctx->state_key, (size_t)-1);
-    tp_argv_addf(&a, "%s{r%d}:cust:%s", ns, ctx->bucket, ctx->ev->customer);
     tp_argv_addf(&a, "%s{r%d}:rem", ns, ctx->bucket);
-    int rc = tp_store_eval(self->store, self->read_script, read_cb, ctx, 3, (int)a.n, a.v,
+    int rc = tp_store_eval(self->store, self->read_script, read_cb, ctx, 2, (int)a.n, a.v,
                            a.len);
     tp_argv_clear(&a);
     if (rc < 0) ctx_end(ctx, -1);

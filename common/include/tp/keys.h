@@ -35,11 +35,11 @@
  *   {c:<cust>}:ticket:<id>:history  list: the ticket's history (JSON)
  *   {r<n>}:due                 zset: reminder id -> due ms
  *   {r<n>}:rem                 hash: reminder id -> reminder (JSON)
- *   {r<n>}:cust:<cust>         set: the customer's open reminder ids
  *   {r<n>}:touch               hash: customer -> last logged contact (ms)
  *   {r<n>}:done:scheduler:<ev> string: scheduler applied event ev
  *   reminders:owner:<user>     zset: reminder id -> due, a person's reminders
- *   {r<n>}:state:<cust>        hash: what the scheduler knows of a customer
+ *   {r<n>}:state:<cust>        hash: what the scheduler knows of a customer,
+ *                              and its open reminders (fields open:<id>)
  *   stats:<svc>                hash: counters across instances (fired, ...)
  *   sla:due                    zset: "<cust>|<ticket>|<target>" -> deadline
  *   {u:<user>}:inbox           list: in-app notifications (JSON), newest first
