@@ -19,12 +19,15 @@
 #include "tp/log.h"
 #include "tp/proto.h"
 
-/* KEYS[1] a customer's scheduler state (hash; open reminders are its
- * fields open:<reminder>), KEYS[2] reminders (hash). */
+/* KEYS[1] a customer's scheduler state (hash; its open reminders
+ * "<customer>|<rest>" are the fields open:<rest>), KEYS[2] reminders
+ * (hash); ARGV[1] the customer. */
 static const char REMINDERS_LUA[] =
     "local ids = {}\n"
     "for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do\n"
-    "  if string.sub(f, 1, 5) == 'open:' then ids[#ids + 1] = string.sub(f, 6) end\n"
+    "  if string.sub(f, 1, 5) == 'open:' then\n"
+    "    ids[#ids + 1] = ARGV[1] .. '|' .. string.sub(f, 6)\n"
+    "  end\n"
     "end\n"
     "if #ids == 0 then return {} end\n"
     "return redis.call('HMGET', KEYS[2], unpack(ids))\n";
@@ -547,10 +550,10 @@ static void get_customer(tp_query_t *self, tp_http_request_t *req,
     int bucket = tp_key_reminder_bucket(id);
     tp_key(k1, sizeof k1, ns, "{r%d}:state:%s", bucket, id);
     tp_key(k2, sizeof k2, ns, "{r%d}:rem", bucket);
-    const char *argv[2] = {k1, k2};
-    size_t lens[2] = {strlen(k1), strlen(k2)};
+    const char *argv[3] = {k1, k2, id};
+    size_t lens[3] = {strlen(k1), strlen(k2), strlen(id)};
     if (tp_store_eval(self->store, self->reminders_script, customer_part_cb,
-                      CTX(PART_REMINDERS), 2, 2, argv, lens) < 0) {
+                      CTX(PART_REMINDERS), 2, 3, argv, lens) < 0) {
         part_not_sent(rd, ctx);
     }
     tp_key(k1, sizeof k1, ns, "{c:%s}:deals", id);

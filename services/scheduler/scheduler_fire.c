@@ -14,7 +14,8 @@
 
 /* KEYS due, rem, outbox, the scheduler's counters (fired: every claim that
  * fired, across instances), then per reminder its customer's state (which
- * lists it as open:<reminder>) and its owner's reminders. ARGV now, then per reminder: id, due ms,
+ * lists reminder "<customer>|<rest>" as open:<rest>) and its owner's
+ * reminders. ARGV now, then per reminder: id, due ms,
  * reminder.due envelope, next due ms (0: none) and next JSON of a recurring
  * reminder. Fires each reminder still due at that time (a replanned or
  * closed one, or one another instance fired, is not); a recurring one moves
@@ -35,7 +36,7 @@ static const char FIRE_LUA[] =
     "    else\n"
     "      redis.call('ZREM', KEYS[1], id)\n"
     "      redis.call('HDEL', KEYS[2], id)\n"
-    "      redis.call('HDEL', KEYS[k + 1], 'open:' .. id)\n"
+    "      redis.call('HDEL', KEYS[k + 1], 'open:' .. (string.match(id, '|(.*)$') or id))\n"
     "      redis.call('ZREM', KEYS[k + 2], id)\n"
     "    end\n"
     "    env[#env + 1] = ARGV[1]\n"

@@ -18,16 +18,17 @@
 #include "tp/log.h"
 #include "tp/recur.h"
 
-/* KEYS state, reminders. Returns {state fields, {reminder id, JSON, ...}}:
- * the state hash lists the customer's open reminders as fields
- * "open:<reminder>" (a field in a small hash, not a set of its own: Redis
- * keeps small hashes as one listpack). */
+/* KEYS state, reminders; ARGV customer. Returns {state fields, {reminder
+ * id, JSON, ...}}: the state hash lists the customer's open reminders
+ * "<customer>|<rest>" as fields "open:<rest>" (a field in a small hash, not
+ * a set of its own: Redis keeps a small hash of short fields, at most
+ * hash-max-listpack-value (64) bytes each, as one listpack). */
 static const char READ_LUA[] =
     "local state, rems = {}, {}\n"
     "local all = redis.call('HGETALL', KEYS[1])\n"
     "for i = 1, #all, 2 do\n"
     "  if string.sub(all[i], 1, 5) == 'open:' then\n"
-    "    local id = string.sub(all[i], 6)\n"
+    "    local id = ARGV[1] .. '|' .. string.sub(all[i], 6)\n"
     "    rems[#rems + 1] = id\n"
     "    rems[#rems + 1] = redis.call('HGET', KEYS[2], id) or ''\n"
     "  else\n"
@@ -576,9 +577,11 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     ctx_end(ctx, 0);
 }
 
-/* The state hash's field listing `reminder` as open. */
+/* The state hash's field listing `reminder` ("<customer>|<rest>") as
+ * open: "open:<rest>". */
 static const char *open_field(char *buf, size_t len, const char *reminder) {
-    snprintf(buf, len, "open:%s", reminder);
+    const char *rest = strchr(reminder, '|');
+    snprintf(buf, len, "open:%s", rest ? rest + 1 : reminder);
     return buf;
 }
 
@@ -678,6 +681,7 @@ static void read_customer(plan_ctx_t *ctx) {
     tp_argv_init(&a);
     tp_argv_add(&a, ctx->state_key, (size_t)-1);
     tp_argv_addf(&a, "%s{r%d}:rem", ns, ctx->bucket);
+    tp_argv_add(&a, ctx->ev->customer, (size_t)-1);
     int rc = tp_store_eval(self->store, self->read_script, read_cb, ctx, 2, (int)a.n, a.v,
                            a.len);
     tp_argv_clear(&a);

@@ -39,7 +39,8 @@
  *   {r<n>}:done:scheduler:<ev> string: scheduler applied event ev
  *   reminders:owner:<user>     zset: reminder id -> due, a person's reminders
  *   {r<n>}:state:<cust>        hash: what the scheduler knows of a customer,
- *                              and its open reminders (fields open:<id>)
+ *                              and its open reminders: "<cust>|<rest>"
+ *                              as the field open:<rest>
  *   stats:<svc>                hash: counters across instances (fired, ...)
  *   sla:due                    zset: "<cust>|<ticket>|<target>" -> deadline
  *   {u:<user>}:inbox           list: in-app notifications (JSON), newest first
