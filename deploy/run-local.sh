@@ -24,8 +24,8 @@ fi
 
 redis_port=$(awk -F= '/^\[redis\]/{s=1;next} /^\[/{s=0} s && $1~/^port/{gsub(/[ \t;].*/,"",$2); gsub(/ /,"",$2); print $2}' "$config")
 redis_port=${TP_REDIS_PORT:-${redis_port:-6390}}
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$var/redis" \
-  --appendonly yes --appendfsync everysec --save "" --daemonize yes \
+redis-server "$top/deploy/redis.conf" --port "$redis_port" --bind 127.0.0.1 --dir "$var/redis" \
+  --daemonize yes \
   --pidfile "$var/run/redis.pid" --logfile "$var/log/redis.log"
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 

@@ -20,17 +20,18 @@
 #include "tp/proto.h"
 
 /* KEYS[1] a customer's scheduler state (hash; its open reminders
- * "<customer>|<rest>" are the fields open:<rest>), KEYS[2] reminders
- * (hash); ARGV[1] the customer. */
+ * "<customer>|<rest>" are the fields open:<rest>, tp/keys.h); ARGV[1] the
+ * customer. Returns reminder id, record, ... */
 static const char REMINDERS_LUA[] =
-    "local ids = {}\n"
-    "for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do\n"
-    "  if string.sub(f, 1, 5) == 'open:' then\n"
-    "    ids[#ids + 1] = ARGV[1] .. '|' .. string.sub(f, 6)\n"
+    "local out = {}\n"
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "for i = 1, #all, 2 do\n"
+    "  if string.sub(all[i], 1, 5) == '" TP_REMINDER_FIELD "' then\n"
+    "    out[#out + 1] = ARGV[1] .. '|' .. string.sub(all[i], 6)\n"
+    "    out[#out + 1] = all[i + 1]\n"
     "  end\n"
     "end\n"
-    "if #ids == 0 then return {} end\n"
-    "return redis.call('HMGET', KEYS[2], unpack(ids))\n";
+    "return out\n";
 
 /* KEYS[1] a customer's deal ids (set); ARGV[1] the prefix of its deal keys
  * ("<ns>{c:<cust>}:deal:"). Returns id, HGETALL of the deal, id, ... */
@@ -213,6 +214,18 @@ static json_t *stored_json(const redisReply *r) {
     json_t *v = json_loadb(r->str, r->len, 0, NULL);
     if (!v) v = json_stringn(r->str, r->len);
     return v ? v : json_null();
+}
+
+json_t *tp_query_reminder(const char *id, const char *record, size_t len) {
+    json_t *o = json_loadb(record, len, 0, NULL);
+    char customer[TP_CUSTOMER_MAX + 1];
+    if (!json_is_object(o) || tp_key_reminder_customer(customer, sizeof customer, id) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "customer", json_string(customer));
+    return o;
 }
 
 /* The profile member `key`, stored as JSON text, parsed (the text itself
@@ -489,9 +502,13 @@ static void customer_part_cb(tp_store_t *store, redisReply *r, void *arg) {
             break;
         case PART_REMINDERS:
             v = json_array();
-            for (size_t i = 0; i < r->elements; i++)
-                if (r->element[i]->type == REDIS_REPLY_STRING)
-                    json_array_append_new(v, stored_json(r->element[i]));
+            for (size_t i = 0; i + 1 < r->elements; i += 2) {
+                const redisReply *id = r->element[i], *rec = r->element[i + 1];
+                json_t *o = id->type == REDIS_REPLY_STRING && rec->type == REDIS_REPLY_STRING
+                                ? tp_query_reminder(id->str, rec->str, rec->len)
+                                : NULL;
+                if (o) json_array_append_new(v, o);
+            }
             break;
         case PART_DEALS:
             v = deals_ranked(r);
@@ -549,15 +566,15 @@ static void get_customer(tp_query_t *self, tp_http_request_t *req,
     }
     int bucket = tp_key_reminder_bucket(id);
     tp_key(k1, sizeof k1, ns, "{r%d}:state:%s", bucket, id);
-    tp_key(k2, sizeof k2, ns, "{r%d}:rem", bucket);
-    const char *argv[3] = {k1, k2, id};
-    size_t lens[3] = {strlen(k1), strlen(k2), strlen(id)};
+    const char *argv[2] = {k1, id};
+    size_t lens[2] = {strlen(k1), strlen(id)};
     if (tp_store_eval(self->store, self->reminders_script, customer_part_cb,
-                      CTX(PART_REMINDERS), 2, 3, argv, lens) < 0) {
+                      CTX(PART_REMINDERS), 1, 2, argv, lens) < 0) {
         part_not_sent(rd, ctx);
     }
     tp_key(k1, sizeof k1, ns, "{c:%s}:deals", id);
     tp_key(k2, sizeof k2, ns, "{c:%s}:deal:", id);
+    argv[1] = k2;
     lens[0] = strlen(k1);
     lens[1] = strlen(k2);
     if (tp_store_eval(self->store, self->deals_script, customer_part_cb,

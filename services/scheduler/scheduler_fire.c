@@ -12,35 +12,33 @@
 #include "tp/keys.h"
 #include "tp/log.h"
 
-/* KEYS due, rem, outbox, the scheduler's counters (fired: every claim that
+/* KEYS due, outbox, the scheduler's counters (fired: every claim that
  * fired, across instances), then per reminder its customer's state (which
- * lists reminder "<customer>|<rest>" as open:<rest>) and its owner's
- * reminders. ARGV now, then per reminder: id, due ms,
- * reminder.due envelope, next due ms (0: none) and next JSON of a recurring
- * reminder. Fires each reminder still due at that time (a replanned or
- * closed one, or one another instance fired, is not); a recurring one moves
- * to its next occurrence. Returns one 1 (fired) or 0 (not) per reminder.
- * One call claims a whole batch of one bucket: Redis runs one script for
- * many reminders, not one each. */
+ * holds its record, tp/keys.h) and its owner's reminders. ARGV now, then
+ * per reminder: id, state field, due ms, reminder.due envelope, next due ms
+ * (0: none) and next record of a recurring reminder. Fires each reminder
+ * still due at that time (a replanned or closed one, or one another
+ * instance fired, is not); a recurring one moves to its next occurrence.
+ * Returns one 1 (fired) or 0 (not) per reminder. One call claims a whole
+ * batch of one bucket: Redis runs one script for many reminders. */
 static const char FIRE_LUA[] =
     "local out, fired, env = {}, 0, {}\n"
-    "for i = 1, (#ARGV - 1) / 5 do\n"
-    "  local a, k = 1 + (i - 1) * 5, 4 + (i - 1) * 2\n"
+    "for i = 1, (#ARGV - 1) / 6 do\n"
+    "  local a, k = 1 + (i - 1) * 6, 3 + (i - 1) * 2\n"
     "  local id = ARGV[a + 1]\n"
     "  local s = redis.call('ZSCORE', KEYS[1], id)\n"
-    "  if s and tonumber(s) == tonumber(ARGV[a + 2]) then\n"
-    "    if tonumber(ARGV[a + 4]) > 0 then\n"
-    "      redis.call('ZADD', KEYS[1], ARGV[a + 4], id)\n"
-    "      redis.call('HSET', KEYS[2], id, ARGV[a + 5])\n"
-    "      redis.call('ZADD', KEYS[k + 2], ARGV[a + 4], id)\n"
+    "  if s and tonumber(s) == tonumber(ARGV[a + 3]) then\n"
+    "    if tonumber(ARGV[a + 5]) > 0 then\n"
+    "      redis.call('ZADD', KEYS[1], ARGV[a + 5], id)\n"
+    "      redis.call('HSET', KEYS[k + 1], ARGV[a + 2], ARGV[a + 6])\n"
+    "      redis.call('ZADD', KEYS[k + 2], ARGV[a + 5], id)\n"
     "    else\n"
     "      redis.call('ZREM', KEYS[1], id)\n"
-    "      redis.call('HDEL', KEYS[2], id)\n"
-    "      redis.call('HDEL', KEYS[k + 1], 'open:' .. (string.match(id, '|(.*)$') or id))\n"
+    "      redis.call('HDEL', KEYS[k + 1], ARGV[a + 2])\n"
     "      redis.call('ZREM', KEYS[k + 2], id)\n"
     "    end\n"
     "    env[#env + 1] = ARGV[1]\n"
-    "    env[#env + 1] = ARGV[a + 3]\n"
+    "    env[#env + 1] = ARGV[a + 4]\n"
     "    fired = fired + 1\n"
     "    out[i] = 1\n"
     "  else\n"
@@ -48,21 +46,8 @@ static const char FIRE_LUA[] =
     "  end\n"
     "end\n"
     "if fired > 0 then\n"
-    "  redis.call('ZADD', KEYS[3], unpack(env))\n"
-    "  redis.call('HINCRBY', KEYS[4], 'fired', fired)\n"
-    "end\n"
-    "return out\n";
-
-/* KEYS due, rem. ARGV until ms, offset, limit. Returns reminder, due,
- * JSON, ... */
-static const char SOON_LUA[] =
-    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],\n"
-    "                       'WITHSCORES', 'LIMIT', ARGV[2], ARGV[3])\n"
-    "local out = {}\n"
-    "for i = 1, #ids, 2 do\n"
-    "  out[#out + 1] = ids[i]\n"
-    "  out[#out + 1] = ids[i + 1]\n"
-    "  out[#out + 1] = redis.call('HGET', KEYS[2], ids[i]) or ''\n"
+    "  redis.call('ZADD', KEYS[2], unpack(env))\n"
+    "  redis.call('HINCRBY', KEYS[3], 'fired', fired)\n"
     "end\n"
     "return out\n";
 
@@ -95,7 +80,7 @@ struct tp_fire {
     tp_store_t *store;
     tp_emitter_t *emitter;
     tp_fire_options_t opts;
-    int fire_script, soon_script;
+    int fire_script;
     uv_timer_t next_timer, poll_timer;
     armed_t **heap;
     size_t n, cap;
@@ -215,11 +200,10 @@ static void fired_cb(tp_store_t *store, redisReply *r, void *arg) {
 static int claim_pack(claim_t *c, const json_t *rem, char *customer, size_t customer_len,
                       char *owner, size_t owner_len) {
     armed_t *item = c->item;
-    const char *cv = json_string_value(json_object_get(rem, "customer"));
+    int has_customer = tp_key_reminder_customer(customer, customer_len, item->reminder) > 0;
     const char *ov = json_string_value(json_object_get(rem, "owner"));
     const char *rule = json_string_value(json_object_get(rem, "rule"));
     const char *text = json_string_value(json_object_get(rem, "text"));
-    snprintf(customer, customer_len, "%s", cv ? cv : "");
     snprintf(owner, owner_len, "%s", ov ? ov : "unassigned");
     json_t *data = json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:s}", "reminder",
                              item->reminder, "rule", rule ? rule : "unknown", "owner",
@@ -232,7 +216,7 @@ static int claim_pack(claim_t *c, const json_t *rem, char *customer, size_t cust
     /* '|' is not allowed in event ids */
     for (char *p = id; *p; p++)
         if (*p == '|') *p = '/';
-    if (!cv || !data) {
+    if (!has_customer || !rem || !data) {
         json_decref(data);
         return -1;
     }
@@ -252,7 +236,6 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
     tp_argv_init(&keys);
     tp_argv_init(&args);
     tp_argv_addf(&keys, "%s{r%d}:due", ns, bucket);
-    tp_argv_addf(&keys, "%s{r%d}:rem", ns, bucket);
     tp_argv_add(&keys, tp_emitter_outbox(f->emitter), (size_t)-1);
     tp_argv_addf(&keys, "%sstats:scheduler", ns);
     tp_argv_add_int(&args, now);
@@ -276,7 +259,10 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
         char *next_json = NULL;
         int64_t next_due = f->next ? f->next(f->next_arg, rem, &next_json) : 0;
         json_decref(rem);
+        char field[TP_CUSTOMER_MAX + TP_ID_MAX + 64];
+        tp_key_reminder_field(field, sizeof field, c->item->reminder);
         tp_argv_add(&args, c->item->reminder, (size_t)-1);
+        tp_argv_add_copy(&args, field, strlen(field));
         tp_argv_add_int(&args, c->item->due);
         tp_argv_add(&args, c->payload.data, c->payload.size);
         tp_argv_add_int(&args, next_due > c->item->due ? next_due : 0);
@@ -338,26 +324,41 @@ static void rearm(tp_fire_t *f) {
     uv_timer_start(&f->next_timer, next_timer_cb, wait > 0 ? (uint64_t)wait : 0, 0);
 }
 
+/* The index key of `reminder` armed for `due_ms`, allocated. */
+static char *armed_key(const char *reminder, int64_t due_ms) {
+    char *key = NULL;
+    if (asprintf(&key, "%lld %s", (long long)due_ms, reminder) < 0) abort();
+    return key;
+}
+
+/* 1 when `reminder` is armed for `due_ms` already. */
+static int armed_find(tp_fire_t *f, const char *reminder, int64_t due_ms) {
+    char *key = armed_key(reminder, due_ms);
+    armed_t *found = NULL;
+    HASH_FIND_STR(f->index, key, found);
+    free(key);
+    return found != NULL;
+}
+
 void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
                  const char *json, void *arg) {
     tp_fire_t *f = arg;
     /* Only what falls due before the next poll looks further ahead. */
     if (f->closing || due_ms > tp_now_ms() + f->opts.lookahead_ms) return;
     if (bucket < 0 || bucket >= TP_REMINDER_BUCKETS) return;
-    char *key = NULL;
-    if (asprintf(&key, "%lld %s", (long long)due_ms, reminder) < 0) abort();
-    armed_t *found = NULL;
-    HASH_FIND_STR(f->index, key, found);
-    if (found) { /* already armed for this due time */
+    char *key = armed_key(reminder, due_ms);
+    armed_t *item = NULL;
+    HASH_FIND_STR(f->index, key, item);
+    if (item) { /* armed for this due time already */
         free(key);
         return;
     }
-    armed_t *item = calloc(1, sizeof *item);
+    item = calloc(1, sizeof *item);
     if (!item || !(item->json = strdup(json))) abort();
     item->due = due_ms;
     item->bucket = bucket;
     item->key = key;
-    item->reminder = strchr(key, ' ') + 1;
+    item->reminder = item->key + strcspn(item->key, " ") + 1;
     HASH_ADD_KEYPTR(hh, f->index, item->key, strlen(item->key), item);
     heap_push(f, item);
     f->stats.armed = f->n;
@@ -369,52 +370,74 @@ void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
 
 /* ---- the poll ---- */
 
-/* One page of one bucket's reminders due before `until`. */
+/* One page of one bucket's reminders due before `until`: the due index
+ * first, then each reminder's record from its customer's state. */
 typedef struct poll_ctx {
     tp_fire_t *fire;
     int bucket, page;
     int64_t until;
 } poll_ctx_t;
 
+/* One record read of a page. */
+typedef struct record_ctx {
+    tp_fire_t *fire;
+    int bucket;
+    int64_t due;
+    char reminder[]; /* the id, NUL-terminated */
+} record_ctx_t;
+
 static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until);
 
-static void soon_cb(tp_store_t *store, redisReply *r, void *arg) {
-    poll_ctx_t *ctx = arg;
-    tp_fire_t *f = ctx->fire;
-    poll_ctx_t page = *ctx;
-    free(ctx);
+static void record_cb(tp_store_t *store, redisReply *r, void *arg) {
+    record_ctx_t *rc = arg;
+    if (r && r->type == REDIS_REPLY_STRING && r->len > 0 && !rc->fire->closing)
+        tp_fire_arm(rc->reminder, rc->bucket, rc->due, r->str, rc->fire);
+    /* nil: closed since; anything else: the next poll tries again */
+    free(rc);
+}
+
+static void due_cb(tp_store_t *store, redisReply *r, void *arg) {
+    poll_ctx_t page = *(poll_ctx_t *)arg;
+    free(arg);
+    tp_fire_t *f = page.fire;
     if (!r || r->type != REDIS_REPLY_ARRAY || f->closing) return;
-    for (size_t i = 0; i + 2 < r->elements; i += 3) {
-        const redisReply *id = r->element[i], *due = r->element[i + 1],
-                         *json = r->element[i + 2];
-        if (id->type != REDIS_REPLY_STRING || json->type != REDIS_REPLY_STRING ||
-            json->len == 0)
+    const char *ns = tp_store_ns(store);
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *id = r->element[i], *due = r->element[i + 1];
+        char customer[TP_CUSTOMER_MAX + 1], field[TP_CUSTOMER_MAX + TP_ID_MAX + 64], key[256];
+        if (id->type != REDIS_REPLY_STRING || due->type != REDIS_REPLY_STRING ||
+            tp_key_reminder_customer(customer, sizeof customer, id->str) < 0 ||
+            tp_key_reminder_field(field, sizeof field, id->str) < 0 ||
+            tp_key(key, sizeof key, ns, "{r%d}:state:%s", page.bucket, customer) < 0)
             continue;
-        tp_fire_arm(id->str, page.bucket, atoll(due->str), json->str, f);
+        int64_t due_ms = atoll(due->str);
+        if (armed_find(f, id->str, due_ms)) continue; /* no need to read it */
+        record_ctx_t *rc = malloc(sizeof *rc + id->len + 1);
+        if (!rc) abort();
+        rc->fire = f;
+        rc->bucket = page.bucket;
+        rc->due = due_ms;
+        memcpy(rc->reminder, id->str, id->len + 1);
+        if (tp_store_command(store, record_cb, rc, "HGET %s %s", key, field) < 0) free(rc);
     }
     /* A full page: a backlog (a burst falling due together, or downtime).
      * Read on at once rather than a page per poll interval; what firing
      * takes out meanwhile shifts the rest, and the next poll finds any
      * reminder skipped that way. */
-    if (r->elements / 3 == (size_t)f->opts.poll_batch && page.page + 1 < POLL_PAGES_MAX)
+    if (r->elements / 2 == (size_t)f->opts.poll_batch && page.page + 1 < POLL_PAGES_MAX)
         poll_page(f, page.bucket, page.page + 1, page.until);
 }
 
 static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until) {
-    const char *ns = tp_store_ns(f->store);
-    char due_key[128], rem_key[128], until_s[24], offset[24], limit[16];
-    tp_key(due_key, sizeof due_key, ns, "{r%d}:due", bucket);
-    tp_key(rem_key, sizeof rem_key, ns, "{r%d}:rem", bucket);
-    snprintf(until_s, sizeof until_s, "%lld", (long long)until);
-    snprintf(offset, sizeof offset, "%lld", (long long)page * f->opts.poll_batch);
-    snprintf(limit, sizeof limit, "%d", f->opts.poll_batch);
-    const char *argv[5] = {due_key, rem_key, until_s, offset, limit};
-    size_t lens[5];
-    for (int i = 0; i < 5; i++) lens[i] = strlen(argv[i]);
+    char due_key[128];
+    tp_key(due_key, sizeof due_key, tp_store_ns(f->store), "{r%d}:due", bucket);
     poll_ctx_t *ctx = malloc(sizeof *ctx);
     if (!ctx) abort();
     *ctx = (poll_ctx_t){.fire = f, .bucket = bucket, .page = page, .until = until};
-    if (tp_store_eval(f->store, f->soon_script, soon_cb, ctx, 2, 5, argv, lens) < 0)
+    if (tp_store_command(f->store, due_cb, ctx,
+                         "ZRANGEBYSCORE %s -inf %lld WITHSCORES LIMIT %lld %d", due_key,
+                         (long long)until, (long long)page * f->opts.poll_batch,
+                         f->opts.poll_batch) < 0)
         free(ctx);
 }
 
@@ -438,8 +461,7 @@ tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store,
     if (f->opts.poll_batch <= 0) f->opts.poll_batch = 1000;
     f->armed_at = -1;
     f->fire_script = tp_store_script(store, "scheduler_fire", FIRE_LUA);
-    f->soon_script = tp_store_script(store, "scheduler_soon", SOON_LUA);
-    if (f->fire_script < 0 || f->soon_script < 0) {
+    if (f->fire_script < 0) {
         free(f);
         return NULL;
     }

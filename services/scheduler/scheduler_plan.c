@@ -18,19 +18,17 @@
 #include "tp/log.h"
 #include "tp/recur.h"
 
-/* KEYS state, reminders; ARGV customer. Returns {state fields, {reminder
- * id, JSON, ...}}: the state hash lists the customer's open reminders
- * "<customer>|<rest>" as fields "open:<rest>" (a field in a small hash, not
- * a set of its own: Redis keeps a small hash of short fields, at most
- * hash-max-listpack-value (64) bytes each, as one listpack). */
+/* KEYS state; ARGV customer. Returns {state fields, {reminder id, record,
+ * ...}}: the state hash holds the customer's open reminders "<customer>|
+ * <rest>" as fields open:<rest> (tp/keys.h), so one small hash, kept by
+ * Redis as one listpack, is all the scheduler stores per customer. */
 static const char READ_LUA[] =
     "local state, rems = {}, {}\n"
     "local all = redis.call('HGETALL', KEYS[1])\n"
     "for i = 1, #all, 2 do\n"
-    "  if string.sub(all[i], 1, 5) == 'open:' then\n"
-    "    local id = ARGV[1] .. '|' .. string.sub(all[i], 6)\n"
-    "    rems[#rems + 1] = id\n"
-    "    rems[#rems + 1] = redis.call('HGET', KEYS[2], id) or ''\n"
+    "  if string.sub(all[i], 1, 5) == '" TP_REMINDER_FIELD "' then\n"
+    "    rems[#rems + 1] = ARGV[1] .. '|' .. string.sub(all[i], 6)\n"
+    "    rems[#rems + 1] = all[i + 1]\n"
     "  else\n"
     "    state[#state + 1] = all[i]\n"
     "    state[#state + 1] = all[i + 1]\n"
@@ -184,8 +182,8 @@ static void plan(plan_ctx_t *ctx, const reminder_spec_t *r) {
     int has_quiet = tp_quiet_parse(window, self->cal, &quiet) == 0;
     p->due = tp_sched_deliverable(&self->rules, self->cal, has_quiet ? &quiet : NULL,
                                   r->due, r->urgent);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:s}", "id", p->id,
-                          "customer", ev->customer, "rule", r->rule, "owner", p->owner,
+    /* the record: no id or customer, which its key and field give */
+    json_t *j = json_pack("{s:s, s:s, s:I, s:b, s:I, s:s, s:s}", "rule", r->rule, "owner", p->owner,
                           "due_at", (json_int_t)p->due, "urgent", r->urgent, "cause_ts",
                           (json_int_t)ev->ts, "cause", ev->id, "text", r->text);
     if (r->closed_by) json_object_set_new(j, "closed_by", json_string(r->closed_by));
@@ -577,11 +575,9 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     ctx_end(ctx, 0);
 }
 
-/* The state hash's field listing `reminder` ("<customer>|<rest>") as
- * open: "open:<rest>". */
+/* The state hash's field of `reminder` (tp/keys.h). */
 static const char *open_field(char *buf, size_t len, const char *reminder) {
-    const char *rest = strchr(reminder, '|');
-    snprintf(buf, len, "open:%s", rest ? rest + 1 : reminder);
+    if (tp_key_reminder_field(buf, len, reminder) < 0) buf[0] = '\0';
     return buf;
 }
 
@@ -595,15 +591,12 @@ static void apply_plans(plan_ctx_t *ctx) {
                   ctx->state_key, ver ? ver : "0");
     int k_state = tp_apply_key(&a, "%s", ctx->state_key);
     int k_due = tp_apply_key(&a, "%s{r%d}:due", ns, ctx->bucket);
-    int k_rem = tp_apply_key(&a, "%s{r%d}:rem", ns, ctx->bucket);
     size_t i;
     json_t *v;
     json_array_foreach(ctx->closing, i, v) {
         const char *id = json_string_value(v);
         json_t *r = json_object_get(ctx->open, id);
         tp_apply_cmd(&a, "ZREM", k_due);
-        tp_apply_str(&a, id);
-        tp_apply_cmd(&a, "HDEL", k_rem);
         tp_apply_str(&a, id);
         tp_apply_cmd(&a, "HDEL", k_state);
         tp_apply_str(&a, open_field(field_buf, sizeof field_buf, id));
@@ -624,10 +617,8 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_cmd(&a, "ZADD", k_due);
         tp_apply_int(&a, pl->due);
         tp_apply_str(&a, pl->id);
-        tp_apply_cmd(&a, "HSET", k_rem);
-        tp_apply_pair(&a, pl->id, pl->json);
         tp_apply_cmd(&a, "HSET", k_state);
-        tp_apply_pair(&a, open_field(field_buf, sizeof field_buf, pl->id), "1");
+        tp_apply_pair(&a, open_field(field_buf, sizeof field_buf, pl->id), pl->json);
         tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%sreminders:owner:%s", ns, pl->owner));
         tp_apply_int(&a, pl->due);
         tp_apply_str(&a, pl->id);
@@ -676,13 +667,11 @@ static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
 
 static void read_customer(plan_ctx_t *ctx) {
     tp_plan_t *self = ctx->plan;
-    const char *ns = tp_store_ns(self->store);
     tp_argv_t a;
     tp_argv_init(&a);
     tp_argv_add(&a, ctx->state_key, (size_t)-1);
-    tp_argv_addf(&a, "%s{r%d}:rem", ns, ctx->bucket);
     tp_argv_add(&a, ctx->ev->customer, (size_t)-1);
-    int rc = tp_store_eval(self->store, self->read_script, read_cb, ctx, 2, (int)a.n, a.v,
+    int rc = tp_store_eval(self->store, self->read_script, read_cb, ctx, 1, (int)a.n, a.v,
                            a.len);
     tp_argv_clear(&a);
     if (rc < 0) ctx_end(ctx, -1);

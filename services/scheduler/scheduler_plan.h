@@ -11,8 +11,8 @@
  * ts. Never fires anything: scheduler_fire does.
  *
  * A reminder is "<customer>|<rule>[|<subject>]" in its customer's bucket
- * {r<n>}: due time in :due, JSON in :rem, listed in the customer's state
- * hash (field open:<reminder>), and in
+ * {r<n>}: due time in :due, its record (JSON) a field of the customer's
+ * state hash (tp/keys.h), and in
  * reminders:owner:<owner> for the per-person query. Recurring reminders
  * carry their RRULE; scheduler_fire moves them to their next occurrence. */
 #ifndef SCHEDULER_PLAN_H

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 
 BUILD = os.environ.get("TP_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+SOURCE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 SERVICES = ["intake", "scoring", "scheduler", "notifier", "ticketing"]
 API_KEY = "test-key"
 
@@ -196,9 +197,9 @@ class World:
 
     def _start_redis(self):
         self.redis_proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-             "--dir", self.dir, "--appendonly", "yes", "--appendfsync", "everysec",
-             "--save", "", "--logfile", os.path.join(self.dir, "redis.log")],
+            ["redis-server", os.path.join(SOURCE_DIR, "deploy", "redis.conf"),
+             "--port", str(self.redis_port), "--bind", "127.0.0.1",
+             "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():

@@ -34,13 +34,12 @@
  *   {c:<cust>}:ticket:<id>     hash: one ticket
  *   {c:<cust>}:ticket:<id>:history  list: the ticket's history (JSON)
  *   {r<n>}:due                 zset: reminder id -> due ms
- *   {r<n>}:rem                 hash: reminder id -> reminder (JSON)
  *   {r<n>}:touch               hash: customer -> last logged contact (ms)
  *   {r<n>}:done:scheduler:<ev> string: scheduler applied event ev
  *   reminders:owner:<user>     zset: reminder id -> due, a person's reminders
  *   {r<n>}:state:<cust>        hash: what the scheduler knows of a customer,
  *                              and its open reminders: "<cust>|<rest>"
- *                              as the field open:<rest>
+ *                              as the field open:<rest> -> record (JSON)
  *   stats:<svc>                hash: counters across instances (fired, ...)
  *   sla:due                    zset: "<cust>|<ticket>|<target>" -> deadline
  *   {u:<user>}:inbox           list: in-app notifications (JSON), newest first
@@ -65,5 +64,16 @@ int tp_key(char *out, size_t outlen, const char *ns, const char *fmt, ...)
 
 /* The reminder bucket of `customer`, 0 .. TP_REMINDER_BUCKETS-1. */
 int tp_key_reminder_bucket(const char *customer);
+
+/* A reminder "<customer>|<rest>" is the field TP_REMINDER_FIELD "<rest>" of
+ * its customer's scheduler state {r<n>}:state:<customer>, the field's value
+ * its record (JSON without id and customer, which the key and field give).
+ * Short fields keep a small hash one listpack. */
+#define TP_REMINDER_FIELD "open:"
+/* The state field of `reminder` into `out`. Returns its length or -1. */
+int tp_key_reminder_field(char *out, size_t outlen, const char *reminder);
+/* The customer of `reminder` into `out`. Returns its length, or -1 when
+ * `reminder` names none or it does not fit. */
+int tp_key_reminder_customer(char *out, size_t outlen, const char *reminder);
 
 #endif
