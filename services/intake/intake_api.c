@@ -131,13 +131,14 @@ static void journaled_cb(tp_journal_batch_t *batch, int outcome, void *arg) {
         const tp_event_error_t *err = tp_journal_batch_error(batch, &i);
         bad_event(req, ctx->batch, i, err);
     } else {
-        const char *msg = outcome == TP_JOURNAL_BUSY
-                              ? "intake is overloaded, retry later"
+        const char *msg = outcome == TP_JOURNAL_BUSY ? "intake is overloaded, retry later"
+                          : outcome == TP_JOURNAL_BACKLOGGED
+                              ? "a service is behind and the journal is full, slow down"
                               : "journal unavailable, retry later";
         char body[128];
         snprintf(body, sizeof body, "{\"error\":\"%s\"}", msg);
-        tp_http_respond(req, 503, "application/json", body, strlen(body),
-                        "Retry-After: 1\r\n");
+        tp_http_respond(req, outcome == TP_JOURNAL_BACKLOGGED ? 429 : 503,
+                        "application/json", body, strlen(body), "Retry-After: 1\r\n");
     }
     free(ctx);
 }

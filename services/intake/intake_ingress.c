@@ -71,6 +71,7 @@ static void message_cb(tp_bus_socket_t *sock, const void *const *frames,
     tp_event_error_t err;
     tp_event_init(&ev);
     tp_journal_batch_t *b = tp_journal_batch_new(self->journal, 1);
+    tp_journal_batch_internal(b);
     if (tp_event_from_msgpack(&ev, frames[2], lens[2], &err) < 0 ||
         tp_journal_batch_add(b, &ev, &err) < 0) {
         char status[300];

@@ -82,6 +82,7 @@ struct tp_journal_batch {
     entry_t *entries;
     size_t n, cap;
     int needs_resolve;
+    int internal; /* derived events: not refused for a backlog */
     tp_journal_done_cb cb;
     void *arg;
     int outcome;
@@ -107,6 +108,7 @@ struct tp_journal {
     tp_journal_batch_t *queued, **queued_tail; /* ready to journal */
     tp_journal_batch_t *finished, **finished_tail; /* outcome known */
     int pending;                                   /* submitted, not done */
+    int backlogged;                                /* tp_journal_set_backlogged */
     tp_journal_stats_t stats;
     const char **argv;                             /* scratch for flushes */
     size_t *argvlen;
@@ -126,6 +128,12 @@ tp_journal_batch_t *tp_journal_batch_new(tp_journal_t *self, size_t cap) {
     b->entries = calloc(b->cap, sizeof *b->entries);
     if (!b->entries) abort();
     return b;
+}
+
+void tp_journal_batch_internal(tp_journal_batch_t *b) { b->internal = 1; }
+
+void tp_journal_set_backlogged(tp_journal_t *self, int backlogged) {
+    self->backlogged = backlogged;
 }
 
 void tp_journal_batch_destroy(tp_journal_batch_t **batch_p) {
@@ -503,6 +511,11 @@ void tp_journal_submit(tp_journal_batch_t *b, tp_journal_done_cb cb, void *arg) 
     j->pending++;
     if (j->pending > j->opts.max_pending) {
         finish(b, TP_JOURNAL_BUSY);
+        start_flusher(j);
+        return;
+    }
+    if (j->backlogged && !b->internal) {
+        finish(b, TP_JOURNAL_BACKLOGGED);
         start_flusher(j);
         return;
     }

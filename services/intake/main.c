@@ -70,8 +70,13 @@ int main(int argc, char **argv) {
         .read_timeout_ms = (int)tp_config_ms(app.cfg, "intake", "read_timeout", "10s"),
         .idle_timeout_ms = (int)tp_config_ms(app.cfg, "intake", "idle_timeout", "60s"),
     };
-    int64_t retention = tp_config_ms(app.cfg, "intake", "journal_retention", "7d");
-    int64_t trim_every = tp_config_ms(app.cfg, "intake", "journal_trim_interval", "1m");
+    tp_trim_options_t trim_opts = {
+        .retention_ms = tp_config_ms(app.cfg, "intake", "journal_retention", "7d"),
+        .interval_ms = tp_config_ms(app.cfg, "intake", "journal_trim_interval", "1m"),
+        .max_journal = tp_config_int(app.cfg, "intake", "max_journal", 2000000, 0,
+                                     1000000000000LL),
+        .backlog_check_ms = tp_config_ms(app.cfg, "intake", "backlog_check", "1s"),
+    };
     char err[256];
     if (tp_config_check(app.cfg, err, sizeof err) < 0) {
         tp_log_error("configuration: %s", err);
@@ -85,7 +90,7 @@ int main(int argc, char **argv) {
         !(app.query = tp_query_new(app.store, cc)) ||
         !(app.api = tp_api_new(app.cfg, app.journal, app.query)) ||
         !(app.ingress = tp_ingress_new(app.bus, app.cfg, app.journal)) ||
-        !(app.trim = tp_trim_new(loop, app.store, retention, trim_every)) ||
+        !(app.trim = tp_trim_new(loop, app.store, app.journal, &trim_opts)) ||
         !(app.http = tp_http_server_new(loop, &http_opts, tp_api_handle, app.api))) {
         intake_stop(&app);
         tp_service_run(loop, NULL, NULL);
