@@ -22,6 +22,9 @@ fi
 
 "$top/deploy/stop-local.sh" --quiet || true
 
+# The bus's CURVE key pairs ([bus] keys_dir), made once and kept.
+"$build/tools/tp-keygen" "$var/keys" intake scoring scheduler notifier ticketing >/dev/null
+
 redis_port=$(awk -F= '/^\[redis\]/{s=1;next} /^\[/{s=0} s && $1~/^port/{gsub(/[ \t;].*/,"",$2); gsub(/ /,"",$2); print $2}' "$config")
 redis_port=${TP_REDIS_PORT:-${redis_port:-6390}}
 redis-server "$top/deploy/redis.conf" --port "$redis_port" --bind 127.0.0.1 --dir "$var/redis" \

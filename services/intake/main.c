@@ -85,6 +85,7 @@ int main(int argc, char **argv) {
 
     if (!(app.store = tp_store_new(loop, &store_opts)) ||
         !(app.bus = tp_bus_new(loop)) ||
+        tp_service_bus_secure(app.bus, app.cfg, TP_SERVICE_INTAKE) < 0 ||
         !(app.router = tp_router_new(app.bus, app.cfg)) ||
         !(app.journal = tp_journal_new(loop, app.store, app.router, &journal_opts)) ||
         !(app.query = tp_query_new(app.store, cc)) ||

@@ -191,6 +191,10 @@ class World:
         with open(self.calendar_path, "w") as f:
             f.write("[calendar]\ntime_zone = UTC\nwork_days = mon,tue,wed,thu,fri,sat,sun\n"
                     "work_hours = 00:00-24:00\n")
+        # CURVE on the bus, as deployed: a key pair per service (tp-keygen)
+        self.keys_dir = os.path.join(self.dir, "keys")
+        subprocess.run([os.path.join(BUILD, "tools", "tp-keygen"), self.keys_dir]
+                       + SERVICES + ["producer"], check=True, stdout=subprocess.DEVNULL)
         self.config_path = os.path.join(self.dir, "touchpoint.ini")
         self._write_config(config or {})
         for s in services:
@@ -220,7 +224,9 @@ class World:
             "log": {"level": "info"},
             "redis": {"host": "127.0.0.1", "port": self.redis_port,
                       "namespace": "tp:"},
-            "bus": dict({"ingress_endpoint": self.bus["ingress"]},
+            "bus": dict({"ingress_endpoint": self.bus["ingress"],
+                         "curve": "on", "keys_dir": self.keys_dir,
+                         "producers": "producer"},
                         **{"%s_endpoint" % s: self.bus[s] for s in SERVICES[1:]}),
             "intake": {"port": self.http_port, "api_keys": API_KEY},
             "scoring": {"reconcile_lag": "1s", "reconcile_interval": "300ms"},
