@@ -118,7 +118,7 @@ class Bench:
         self.sched_cfg = sched
         cfg = {"log": {"level": "info"}, "scheduler": sched,
                "intake": {"max_batch": str(max(BATCH, 1000))}}
-        self.w = h.World(config=cfg, services=[], receiver=False)
+        self.w = h.World(config=cfg, services=[], receiver=False, acl=False)
         record_pid(self.w.redis_proc.pid)
         for svc in ("intake", "scheduler"):
             record_pid(self.w.start(svc).pid)

@@ -144,7 +144,7 @@ class Bench:
                         "rules": os.path.join(ROOT, "deploy/local/rules.ini"),
                         "health_sweep": "10m"},
         }
-        self.w = h.World(config=cfg, services=[], receiver=False)
+        self.w = h.World(config=cfg, services=[], receiver=False, acl=False)
         record_pid(self.w.redis_proc.pid)
         self.sink_stats = os.path.join(RUN_DIR, "sink.stats")
         self.sink = subprocess.Popen([FEED, "sink", "--endpoint", self.ingress,

@@ -29,7 +29,7 @@ static const char *read_secret_file(const char *path) {
     static char secret[512];
     FILE *f = fopen(path, "r");
     if (!f) {
-        tp_log_error("redis.password_file: cannot open %s", path);
+        tp_log_error("redis: cannot open the password file %s", path);
         return NULL;
     }
     if (!fgets(secret, sizeof secret, f)) secret[0] = '\0';
@@ -38,13 +38,25 @@ static const char *read_secret_file(const char *path) {
     return secret;
 }
 
-void tp_service_store_options(tp_config_t *cfg, tp_store_options_t *out) {
+void tp_service_store_options(tp_config_t *cfg, tp_service_t svc, tp_store_options_t *out) {
     memset(out, 0, sizeof *out);
     out->host = tp_config_str(cfg, "redis", "host", "127.0.0.1");
     out->port = (int)tp_config_int(cfg, "redis", "port", 6379, 1, 65535);
     out->user = tp_config_str(cfg, "redis", "user", NULL);
     out->password = tp_config_str(cfg, "redis", "password", NULL);
     const char *file = tp_config_str(cfg, "redis", "password_file", NULL);
+    /* One ACL user per service (deploy/redis-acl.sh): the service's name,
+     * its password in <secrets_dir>/<service>.pass. */
+    static char acl_file[1024];
+    if (tp_config_bool(cfg, "redis", "acl", 0)) {
+        const char *name = tp_proto_service_name(svc);
+        if (!out->user || !*out->user) out->user = name;
+        if (!file || !*file) {
+            snprintf(acl_file, sizeof acl_file, "%s/%s.pass",
+                     tp_config_str(cfg, "redis", "secrets_dir", "var/secrets"), name);
+            file = acl_file;
+        }
+    }
     if (file && *file) out->password = read_secret_file(file);
     if (out->user && !*out->user) out->user = NULL;
     if (out->password && !*out->password) out->password = NULL;
@@ -252,7 +264,7 @@ int tp_service_core_open(tp_service_core_t *core, tp_service_t svc, int argc,
     core->loop = uv_default_loop();
     tp_store_options_t store_opts;
     tp_emitter_options_t emitter_opts;
-    tp_service_store_options(core->cfg, &store_opts);
+    tp_service_store_options(core->cfg, svc, &store_opts);
     tp_service_emitter_options(core->cfg, svc, &emitter_opts);
     tp_service_consumer_options(core->cfg, svc, core->instance,
                                 &core->consumer_opts);

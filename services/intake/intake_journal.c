@@ -547,7 +547,7 @@ tp_journal_t *tp_journal_new(uv_loop_t *loop, tp_store_t *store,
     tp_key(j->email_key, sizeof j->email_key, ns, "{j}:email");
     tp_key(j->ticket_key, sizeof j->ticket_key, ns, "{j}:ticket");
     j->journal_script = tp_store_script(store, "journal", JOURNAL_LUA);
-    j->resolve_script = tp_store_script(store, "resolve", RESOLVE_LUA);
+    j->resolve_script = tp_store_script_ro(store, "resolve", RESOLVE_LUA);
     j->queued_tail = &j->queued;
     j->finished_tail = &j->finished;
     uv_check_init(loop, &j->flusher);

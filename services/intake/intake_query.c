@@ -62,8 +62,8 @@ tp_query_t *tp_query_new(tp_store_t *store, const char *default_cc) {
     if (!self) abort();
     self->store = store;
     snprintf(self->default_cc, sizeof self->default_cc, "%s", default_cc);
-    self->reminders_script = tp_store_script(store, "reminders", REMINDERS_LUA);
-    self->deals_script = tp_store_script(store, "deals", DEALS_LUA);
+    self->reminders_script = tp_store_script_ro(store, "reminders", REMINDERS_LUA);
+    self->deals_script = tp_store_script_ro(store, "deals", DEALS_LUA);
     self->timeline_script = tp_timeline_script(store);
     self->pipeline_script = tp_pipeline_script(store);
     self->at_risk_script = tp_at_risk_script(store);

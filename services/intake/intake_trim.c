@@ -13,29 +13,6 @@
 #include "tp/log.h"
 #include "tp/proto.h"
 
-/* KEYS journal, then one cursor per consuming service. ARGV horizon (ms):
- * trims what is older than the horizon and at or before every cursor (a
- * cursor names the last entry its service applied); a service without a
- * cursor yet holds everything.
- * Returns the number of entries trimmed. */
-static const char TRIM_LUA[] =
-    "local floor = ARGV[1] .. '-0'\n"
-    "local function older(a, b)\n"
-    "  local am, as = string.match(a, '^(%d+)-(%d+)$')\n"
-    "  local bm, bs = string.match(b, '^(%d+)-(%d+)$')\n"
-    "  if #am ~= #bm then return #am < #bm end\n"
-    "  if am ~= bm then return am < bm end\n"
-    "  return tonumber(as) < tonumber(bs)\n"
-    "end\n"
-    "for i = 2, #KEYS do\n"
-    "  local c = redis.call('GET', KEYS[i])\n"
-    "  if not c then return 0 end\n"
-    "  local ms, seq = string.match(c, '^(%d+)-(%d+)$')\n"
-    "  local next = ms .. '-' .. (tonumber(seq) + 1)  -- c itself is applied\n"
-    "  if older(next, floor) then floor = next end\n"
-    "end\n"
-    "return redis.call('XTRIM', KEYS[1], 'MINID', floor)\n";
-
 /* KEYS journal, then one cursor per consuming service; ARGV the bound,
  * then the services' names. Returns {entries, the first service behind
  * the journal's end or ""}; below the bound, "" without looking. */
@@ -52,11 +29,19 @@ struct tp_trim {
     tp_store_t *store;
     tp_journal_t *journal;
     tp_trim_options_t opts;
-    int script, backlog_script;
+    int backlog_script;
     uv_timer_t timer, backlog_timer;
     int backlogged;
     int closing;
 };
+
+/* 1 when stream id `a` ("<ms>-<seq>") is older than `b`. */
+static int id_older(const char *a, const char *b) {
+    unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+    sscanf(a, "%llu-%llu", &am, &as);
+    sscanf(b, "%llu-%llu", &bm, &bs);
+    return am != bm ? am < bm : as < bs;
+}
 
 static void trimmed_cb(tp_store_t *store, redisReply *r, void *arg) {
     (void)store, (void)arg;
@@ -79,15 +64,42 @@ static int journal_keys(tp_trim_t *self, tp_argv_t *a) {
     return nkeys;
 }
 
+/* The cursors are in: trim what is older than the retention horizon and
+ * at or before every cursor (a cursor names the last entry its service
+ * applied; a service without a cursor yet holds everything). Cursors only
+ * move forward, so trimming below a reading that is a moment old is safe;
+ * reading them apart from the XTRIM keeps intake's ACL user off the
+ * services' keys (it may read them, not write them). */
+static void cursors_cb(tp_store_t *store, redisReply *r, void *arg) {
+    tp_trim_t *self = arg;
+    if (self->closing || !r || r->type != REDIS_REPLY_ARRAY) {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("journal trim: %s", r->str);
+        return;
+    }
+    char floor[48];
+    snprintf(floor, sizeof floor, "%lld-0", (long long)(tp_now_ms() - self->opts.retention_ms));
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *c = r->element[i];
+        unsigned long long ms, seq;
+        if (c->type != REDIS_REPLY_STRING || sscanf(c->str, "%llu-%llu", &ms, &seq) != 2)
+            return; /* no cursor yet: that service holds everything */
+        char next[48]; /* the cursor itself is applied */
+        snprintf(next, sizeof next, "%llu-%llu", ms, seq + 1);
+        if (id_older(next, floor)) snprintf(floor, sizeof floor, "%s", next);
+    }
+    char key[128];
+    tp_key(key, sizeof key, tp_store_ns(store), "{j}:journal");
+    tp_store_command(store, trimmed_cb, NULL, "XTRIM %s MINID %s", key, floor);
+}
+
 static void timer_cb(uv_timer_t *t) {
     tp_trim_t *self = t->data;
     if (!tp_store_connected(self->store)) return;
     tp_argv_t a;
     tp_argv_init(&a);
-    int nkeys = journal_keys(self, &a);
-    tp_argv_add_int(&a, tp_now_ms() - self->opts.retention_ms);
-    tp_store_eval(self->store, self->script, trimmed_cb, NULL, nkeys, (int)a.n,
-                  a.v, a.len);
+    journal_keys(self, &a);
+    a.v[0] = "MGET", a.len[0] = 4; /* the cursors only */
+    tp_store_command_argv(self->store, cursors_cb, self, (int)a.n, a.v, a.len);
     tp_argv_clear(&a);
 }
 
@@ -135,9 +147,8 @@ tp_trim_t *tp_trim_new(uv_loop_t *loop, tp_store_t *store, tp_journal_t *journal
     self->store = store;
     self->journal = journal;
     self->opts = *opts;
-    self->script = tp_store_script(store, "journal_trim", TRIM_LUA);
-    self->backlog_script = tp_store_script(store, "journal_backlog", BACKLOG_LUA);
-    if (self->script < 0 || self->backlog_script < 0) {
+    self->backlog_script = tp_store_script_ro(store, "journal_backlog", BACKLOG_LUA);
+    if (self->backlog_script < 0) {
         free(self);
         return NULL;
     }
@@ -157,7 +168,8 @@ static void close_cb(uv_handle_t *h) {
     if (++self->closing == 3) free(self); /* both timers closed */
 }
 
-/* Destroy the store first: a backlog check waiting on Redis ends then. */
+/* Destroy the store first: a trim or backlog check waiting on Redis ends
+ * then. */
 void tp_trim_destroy(tp_trim_t **self_p) {
     tp_trim_t *self = self_p ? *self_p : NULL;
     if (!self) return;

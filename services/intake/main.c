@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
     uv_loop_t *loop = uv_default_loop();
 
     tp_store_options_t store_opts;
-    tp_service_store_options(app.cfg, &store_opts);
+    tp_service_store_options(app.cfg, TP_SERVICE_INTAKE, &store_opts);
     const char *cc = tp_config_str(app.cfg, "intake", "default_country_code", "86");
     tp_journal_options_t journal_opts = {
         .dedupe_ttl_s = tp_config_ms(app.cfg, "intake", "dedupe_ttl", "7d") / 1000,

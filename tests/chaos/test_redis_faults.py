@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 
-from tp_harness import Redis, World, lead, run, wait_until
+from tp_harness import World, lead, run, wait_until
 
 DOWN = float(os.environ.get("CHAOS_REDIS_DOWN", "4"))
 LEADS = 1500
@@ -69,7 +69,7 @@ def restart_redis(w):
     w.redis_proc.wait(10)
     time.sleep(0.5)
     w._start_redis()  # same folder: the AOF is read back
-    w.redis = Redis(w.redis_port)
+    w.redis = w.client()
 
 
 def graded(w):

@@ -104,7 +104,7 @@ def unpack(b, i=0):
 
 def journal_events(w):
     """Every journal entry's envelope, decoded."""
-    r = RawRedis(w.redis_port)
+    r = w.client(RawRedis)
     try:
         entries = r("XRANGE", JOURNAL, "-", "+") or []
     finally:
@@ -639,7 +639,7 @@ def post_timed(w, ev, timeout):
 def restart_redis(w):
     """Starts redis-server again on the same port and folder (its AOF)."""
     w._start_redis()
-    w.redis = Redis(w.redis_port)
+    w.redis = w.client()
 
 
 def test_redis_killed_503_then_recovers():

@@ -63,9 +63,11 @@ def wait_until(cond, timeout=20.0, interval=0.05, what="condition"):
 class Redis:
     """A minimal RESP client: enough for tests to read what services wrote."""
 
-    def __init__(self, port):
+    def __init__(self, port, auth=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.buf = b""
+        if auth:  # (user, password): an ACL user
+            self("AUTH", *auth)
 
     def close(self):
         self.sock.close()
@@ -173,9 +175,11 @@ class Receiver:
 class World:
     """Redis + the five services, configured for a test.
 
-    `config` overrides keys: {"scheduler": {"first_touch_a": "2s"}}."""
+    `config` overrides keys: {"scheduler": {"first_touch_a": "2s"}}. `acl`:
+    Redis with one ACL user per service and the default user off
+    (deploy/redis-acl.sh), as deployed; the test's own client is admin."""
 
-    def __init__(self, config=None, services=SERVICES, receiver=True):
+    def __init__(self, config=None, services=SERVICES, receiver=True, acl=True):
         self.dir = tempfile.mkdtemp(prefix="tp-test-")
         self.procs = {}
         self.receiver = Receiver() if receiver else None
@@ -183,8 +187,17 @@ class World:
         self.http_port = free_port()
         # the bus on unix sockets in the test's own folder: no ports to race for
         self.bus = {s: "ipc://%s/%s.sock" % (self.dir, s) for s in ["ingress"] + SERVICES[1:]}
+        self.acl_path = self.secrets_dir = self.redis_auth = None
+        if acl:
+            self.secrets_dir = os.path.join(self.dir, "secrets")
+            self.acl_path = os.path.join(self.dir, "users.acl")
+            with open(self.acl_path, "w") as f:
+                subprocess.run(["bash", os.path.join(SOURCE_DIR, "deploy", "redis-acl.sh"),
+                                "tp:", self.secrets_dir], stdout=f, check=True)
+            with open(os.path.join(self.secrets_dir, "admin.pass")) as f:
+                self.redis_auth = ("admin", f.read().strip())
         self._start_redis()
-        self.redis = Redis(self.redis_port)
+        self.redis = self.client()
         # business hours around the clock: SLA clocks of short tests do not
         # depend on the hour the suite runs at (the calendar has its own tests)
         self.calendar_path = os.path.join(self.dir, "always.ini")
@@ -204,11 +217,16 @@ class World:
 
     # ---- processes ----
 
+    def client(self, cls=Redis):
+        """A new connection to the test's Redis, as admin when ACLs are on."""
+        return cls(self.redis_port, auth=self.redis_auth)
+
     def _start_redis(self):
+        acl = ["--aclfile", self.acl_path] if self.acl_path else []
         self.redis_proc = subprocess.Popen(
             ["redis-server", os.path.join(SOURCE_DIR, "deploy", "redis.conf"),
              "--port", str(self.redis_port), "--bind", "127.0.0.1",
-             "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")],
+             "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")] + acl,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
@@ -222,8 +240,10 @@ class World:
     def _write_config(self, overrides):
         cfg = {
             "log": {"level": "info"},
-            "redis": {"host": "127.0.0.1", "port": self.redis_port,
-                      "namespace": "tp:"},
+            "redis": dict({"host": "127.0.0.1", "port": self.redis_port,
+                           "namespace": "tp:"},
+                          **({"acl": "on", "secrets_dir": self.secrets_dir}
+                             if self.secrets_dir else {})),
             "bus": dict({"ingress_endpoint": self.bus["ingress"],
                          "curve": "on", "keys_dir": self.keys_dir,
                          "producers": "producer"},

@@ -21,7 +21,9 @@ const char *tp_service_endpoint(tp_config_t *cfg, tp_service_t svc);
 
 /* [redis] host, port, user, password (or password_file), namespace,
  * reconnect_min/max. Strings borrowed from cfg. */
-void tp_service_store_options(tp_config_t *cfg, tp_store_options_t *out);
+/* Redis options of service `svc` from [redis]; with acl = on, its own ACL
+ * user (the service's name) and password (<secrets_dir>/<svc>.pass). */
+void tp_service_store_options(tp_config_t *cfg, tp_service_t svc, tp_store_options_t *out);
 /* CURVE on `bus` from [bus] curve (default on) and keys_dir: intake is the
  * server and admits the services' public keys (<dir>/<svc>.pub) with the
  * service's name as User-Id; a service is a client with <dir>/<svc>.key
