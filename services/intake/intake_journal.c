@@ -187,6 +187,16 @@ int tp_journal_batch_add(tp_journal_batch_t *b, tp_event_t *ev,
         e->resolve = RESOLVE_CALL;
         break;
     }
+    case TP_EVENT_EMAIL_RECEIVED: {
+        /* the sender's address finds the customer, as a lead's does */
+        if (cust) break;
+        if (tp_ident_email(tp_event_str(ev, "from"), e->email, sizeof e->email) < 0) {
+            fail_field(err, "data.from", "not an email address: cannot find the customer");
+            return -1;
+        }
+        e->resolve = RESOLVE_LEAD;
+        break;
+    }
     case TP_EVENT_TICKET_OPENED:
         if (!cust) {
             fail_field(err, "customer", "required for ticket.opened");
