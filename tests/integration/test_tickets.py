@@ -284,10 +284,72 @@ def test_R_TICKET_2_an_email_reply_comments_and_reopens():
         assert w.close()
 
 
+def test_ticket_queries_with_history_sla_state_filters_and_paging():
+    w = World({"ticketing": dict(AGENTS, first_response_high="1h", resolution_high="4h")})
+    try:
+        assert w.post(opened("Q-1", "T-Q1", priority="high"))[0] == 202
+        assert w.post(opened("Q-1", "T-Q2", category="question"))[0] == 202
+        assert w.post(opened("Q-2", "T-Q3"))[0] == 202
+        wait_until(lambda: w.redis("ZCARD", "tp:tickets:all") == 3, 5, what="three tickets")
+        assert w.post(update("Q-1", "T-Q1", "status", status="in_progress",
+                             agent="eng-1"))[0] == 202
+        assert w.post(update("Q-1", "T-Q1", "status", status="waiting_customer",
+                             agent="eng-1"))[0] == 202
+        wait_until(lambda: ticket(w, "Q-1", "T-Q1").get("status") == "waiting_customer", 5,
+                   what="waiting")
+        status, t = w.request("GET", "/v1/tickets/T-Q1")
+        assert status == 200, t
+        assert t["customer"] == "Q-1" and t["status"] == "waiting_customer", t
+        assert [h["what"] for h in t["history"]] == ["opened", "assigned", "status", "status"]
+        assert t["sla"]["first_response"]["state"] == "met"
+        assert t["sla"]["resolution"]["state"] == "paused", t["sla"]
+        assert isinstance(t["opened_at"], int) and isinstance(t["pauses"], list)
+        status, t = w.request("GET", "/v1/tickets/T-Q3")
+        r = t["sla"]["resolution"]
+        assert r["state"] == "running" and 0 < r["left_ms"] <= 24 * 3600 * 1000, r
+        assert r["deadline"] == t["resolution_due"] and r["breached"] is False
+        assert w.request("GET", "/v1/tickets/T-NOPE")[0] == 404
+        status, body = w.request("GET", "/v1/tickets/bad%7Bid")
+        assert status == 400 and body["field"] == "ticket", body
+        # filters
+        status, body = w.request("GET", "/v1/tickets?customer=Q-1")
+        assert status == 200 and sorted(x["ticket"] for x in body["tickets"]) == ["T-Q1", "T-Q2"]
+        status, body = w.request("GET", "/v1/tickets?status=waiting_customer")
+        assert [x["ticket"] for x in body["tickets"]] == ["T-Q1"], body
+        status, body = w.request("GET", "/v1/tickets?department=engineering&customer=Q-1")
+        assert [x["ticket"] for x in body["tickets"]] == ["T-Q1"], body
+        owner = ticket(w, "Q-2", "T-Q3")["owner"]
+        status, body = w.request("GET", "/v1/tickets?owner=" + owner)
+        assert "T-Q3" in [x["ticket"] for x in body["tickets"]], body
+        status, body = w.request("GET", "/v1/tickets?breached=true")
+        assert body["tickets"] == [], body
+        status, body = w.request("GET", "/v1/tickets?breached=false")
+        assert body["count"] == 3
+        # paging: newest first, then the rest
+        status, p1 = w.request("GET", "/v1/tickets?limit=2")
+        assert p1["count"] == 2 and p1["next_cursor"], p1
+        status, p2 = w.request("GET", "/v1/tickets?limit=2&cursor=" + p1["next_cursor"])
+        assert p2["count"] == 1 and p2["next_cursor"] is None, p2
+        seen = [x["ticket"] for x in p1["tickets"] + p2["tickets"]]
+        assert sorted(seen) == ["T-Q1", "T-Q2", "T-Q3"], seen
+        # bad input: 400 naming the field
+        for q, field in (("status=open", "status"), ("breached=maybe", "breached"),
+                         ("limit=0", "limit"), ("limit=x", "limit"), ("cursor=-1", "cursor"),
+                         ("customer=a%7Bb", "customer")):
+            status, body = w.request("GET", "/v1/tickets?" + q)
+            assert status == 400 and body["field"] == field, (q, body)
+        # the customer record lists the open tickets
+        status, rec = w.customer("Q-1")
+        assert sorted(x["ticket"] for x in rec["open_tickets"]) == ["T-Q1", "T-Q2"], rec
+    finally:
+        assert w.close()
+
+
 if __name__ == "__main__":
     run([test_R_TICKET_1_departments_assignment_and_transfer_history,
          test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_score,
          test_R_TICKET_4_urgent_breach_escalates_each_step_once_with_an_instance_killed,
          test_R_TICKET_5_complaint_is_high_priority_and_tells_the_account_owner,
          test_R_TICKET_7_a_second_hotline_call_joins_the_open_ticket,
-         test_R_TICKET_2_an_email_reply_comments_and_reopens])
+         test_R_TICKET_2_an_email_reply_comments_and_reopens,
+         test_ticket_queries_with_history_sla_state_filters_and_paging])
