@@ -363,12 +363,13 @@ static void decide_update(change_t *c) {
     const char *action = tp_event_str(ev, "action");
     const char *agent = agent_of(ev);
     const char *note = tp_event_str(ev, "note");
-    const char *status = nx(c, "status");
+    char status[32], was[TP_ACTOR_MAX + 1]; /* copies: set() frees the old values */
+    snprintf(status, sizeof status, "%s", nx(c, "status"));
+    snprintf(was, sizeof was, "%s", nx(c, "owner") ? nx(c, "owner") : "");
     if (!strcmp(action, "assign")) {
-        const char *was = nx(c, "owner");
         set(c, "owner", tp_event_str(ev, "agent"));
         if (tp_ticket_state(status) == TP_TICKET_NEW) set(c, "status", "assigned");
-        history(c, agent, "assign", was && *was ? was : NULL, tp_event_str(ev, "agent"), note);
+        history(c, agent, "assign", *was ? was : NULL, tp_event_str(ev, "agent"), note);
         if (strcmp(nx(c, "status"), status) != 0)
             history(c, agent, "status", status, nx(c, "status"), NULL);
         responded(c);
@@ -377,7 +378,9 @@ static void decide_update(change_t *c) {
     } else if (!strcmp(action, "transfer")) {
         const char *dept = tp_event_str(ev, "department");
         const char *to = tp_event_str(ev, "to");
-        const char *old_dept = nx(c, "department"), *old_owner = nx(c, "owner");
+        char old_dept[65];
+        const char *old_owner = was;
+        snprintf(old_dept, sizeof old_dept, "%s", nx(c, "department") ? nx(c, "department") : "");
         char why[160] = "";
         if (!dept && !to)
             snprintf(why, sizeof why, "a transfer names a department or an agent");
@@ -392,8 +395,7 @@ static void decide_update(change_t *c) {
         if (!dept) dept = old_dept;
         const char *owner = to ? to : pick(c, dept);
         char from[200], dest[200];
-        snprintf(from, sizeof from, "%s/%s", old_dept ? old_dept : "",
-                 old_owner ? old_owner : "");
+        snprintf(from, sizeof from, "%s/%s", old_dept, old_owner);
         snprintf(dest, sizeof dest, "%s/%s", dept, owner ? owner : "");
         set(c, "department", dept);
         set(c, "owner", owner);
@@ -402,7 +404,8 @@ static void decide_update(change_t *c) {
             set(c, "status", "assigned");
             history(c, agent, "status", status, "assigned", NULL);
         }
-        if (!owner && tp_ticket_state(status) == TP_TICKET_ASSIGNED) set(c, "status", "new");
+        /* nobody available there: the ticket keeps its state, unowned; its
+         * warnings go to the department lead (nothing goes back to new) */
         set_int(c, "transfers", nx_int(c, "transfers") + 1);
         responded(c);
     } else { /* comment */
@@ -411,8 +414,8 @@ static void decide_update(change_t *c) {
     }
 }
 
-/* An inbound call on a support queue (R-TICKET-7). Returns 0 when the
- * call is not the ticketing's business. */
+/* An inbound call on a support queue: joins the caller's open ticket the
+ * read found (R-TICKET-7), else opens one. */
 static void decide_call(change_t *c) {
     const tp_event_t *ev = c->ev;
     const char *from = tp_event_str(ev, "from");
@@ -422,6 +425,8 @@ static void decide_call(change_t *c) {
         set_int(c, "reports", nx_int(c, "reports") + 1);
         history(c, from, "joined", NULL, NULL,
                 summary ? summary : "the caller reported the same problem again");
+        if (!strcmp(nx(c, "status"), "waiting_customer"))
+            move(c, from, "in_progress", "the customer called");
         return;
     }
     make_ticket_id(c);
@@ -452,7 +457,8 @@ static void decide_email(change_t *c) {
                                              : "the customer replied");
         return;
     }
-    const char *follows = json_object_size(c->cur) ? cur(c, "ticket") : NULL;
+    char follows[80] = ""; /* a copy: the record read goes */
+    if (json_object_size(c->cur)) snprintf(follows, sizeof follows, "%s", cur(c, "ticket"));
     json_decref(c->cur);
     c->cur = json_object();
     json_decref(c->next);
@@ -461,9 +467,9 @@ static void decide_email(change_t *c) {
     tp_key(c->ticket_key, sizeof c->ticket_key, tp_store_ns(c->tk->store), "{c:%s}:ticket:%s",
            ev->customer, c->ticket);
     char why[200];
-    if (follows) snprintf(why, sizeof why, "follows %s", follows);
+    if (*follows) snprintf(why, sizeof why, "follows %s", follows);
     open_ticket(c, subject && *subject ? subject : "Email", c->tk->rules.email_category,
-                "normal", "email", NULL, NULL, from, follows ? why : text);
+                "normal", "email", NULL, NULL, from, *follows ? why : text);
 }
 
 /* R-SAT-1: the score on the ticket. */

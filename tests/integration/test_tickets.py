@@ -274,9 +274,20 @@ def test_R_TICKET_2_an_email_reply_comments_and_reopens():
                             text="more logs"))[0] == 202
         wait_until(lambda: any(x.get("why") == "more logs" for x in history(w, "MAIL-1", tid)),
                    5, what="second comment")
+        # a reply to a closed ticket opens a new one that follows it
+        assert w.post(update("MAIL-1", tid, "status", status="resolved"))[0] == 202
+        assert w.post(update("MAIL-1", tid, "status", status="closed"))[0] == 202
+        wait_until(lambda: ticket(w, "MAIL-1", tid).get("status") == "closed", 5,
+                   what="closed")
+        assert w.post(email("zhao@mailco.example", "<m3b@mailco>", reply_to="<m3@mailco>",
+                            text="again"))[0] == 202
+        wait_until(lambda: len(open_tickets(w, "MAIL-1")) == 1, 5, what="a follow-on ticket")
+        nid = list(open_tickets(w, "MAIL-1"))[0]
+        assert nid != tid and history(w, "MAIL-1", nid)[0]["why"] == "follows " + tid
+        assert ticket(w, "MAIL-1", tid)["status"] == "closed"
         # an email that answers nothing opens a ticket of its own
         assert w.post(email("zhao@mailco.example", "<m4@mailco>", subject="New thing"))[0] == 202
-        wait_until(lambda: len(open_tickets(w, "MAIL-1")) == 2, 5, what="a second ticket")
+        wait_until(lambda: len(open_tickets(w, "MAIL-1")) == 2, 5, what="another ticket")
         # bad input: 400 naming the field
         status, body = w.post(email("not-an-address", "<m5@mailco>"))
         assert status == 400 and "data.from" in json.dumps(body), body
