@@ -99,10 +99,14 @@ tp_roster_t *tp_roster_new(tp_config_t *cfg, char *err, size_t errlen) {
         tp_roster_destroy(&self);
         return NULL;
     }
+    /* faults and changes to engineering, questions and complaints to sales,
+     * when those departments exist */
+    static const char *const usual[4] = {"engineering", "sales", "sales", "engineering"};
     for (int c = 0; c < 4; c++) {
         char key[64];
         snprintf(key, sizeof key, "department_%s", categories[c]);
-        self->by_category[c] = dup(tp_config_str(cfg, "ticketing", key, self->fallback_dept));
+        const char *def = find(self, usual[c]) ? usual[c] : self->fallback_dept;
+        self->by_category[c] = dup(tp_config_str(cfg, "ticketing", key, def));
         if (!find(self, self->by_category[c])) {
             snprintf(err, errlen, "ticketing.%s: %s is not in departments", key,
                      self->by_category[c]);

@@ -21,8 +21,10 @@ typedef enum { TP_ROSTER_ROUND_ROBIN, TP_ROSTER_LEAST_OPEN } tp_roster_strategy_
 typedef struct tp_roster tp_roster_t;
 
 /* Reads [ticketing] departments, agents_<dept>, lead_<dept>,
- * manager_<dept> (default: manager), department_<category>,
- * default_department, assignment and default_owner. Strings copied.
+ * manager_<dept> (default: manager), department_<category> (default:
+ * faults and changes to engineering, questions and complaints to sales,
+ * when configured), default_department (default: the first), assignment
+ * and default_owner. Strings copied.
  * Returns NULL with the reason in `err` (naming section.key) when the
  * lists do not hold together. Caller owns the result. */
 tp_roster_t *tp_roster_new(tp_config_t *cfg, char *err, size_t errlen);

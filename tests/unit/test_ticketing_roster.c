@@ -57,6 +57,7 @@ static void test_R_TICKET_1_departments_from_configuration(void **state) {
     assert_false(tp_roster_has(r, NULL));
     assert_string_equal(tp_roster_department_for(r, "fault"), "engineering");
     assert_string_equal(tp_roster_department_for(r, "question"), "sales");
+    assert_string_equal(tp_roster_department_for(r, "change"), "engineering"); /* usual */
     assert_string_equal(tp_roster_department_for(r, NULL), "sales");
     size_t n;
     const char *const *a = tp_roster_agents(r, "engineering", &n);
@@ -131,6 +132,13 @@ static void test_bad_configuration_names_the_key(void **state) {
     assert_non_null(r);
     assert_true(tp_roster_has(r, "sales") && tp_roster_has(r, "engineering") &&
                 tp_roster_has(r, "maintenance"));
+    assert_string_equal(tp_roster_department_for(r, "fault"), "engineering");
+    assert_string_equal(tp_roster_department_for(r, "complaint"), "sales");
+    tp_roster_destroy(&r);
+    /* departments of other names: everything to the first */
+    r = roster_of("[ticketing]\ndepartments = support, field\n", err, sizeof err);
+    assert_non_null(r);
+    assert_string_equal(tp_roster_department_for(r, "fault"), "support");
     tp_roster_destroy(&r);
 }
 
