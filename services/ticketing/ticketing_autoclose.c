@@ -26,7 +26,9 @@ static void due_cb(tp_store_t *store, redisReply *r, void *arg) {
         char customer[TP_CUSTOMER_MAX + 1], ticket[80];
         long long at;
         if (sscanf(r->element[i]->str, "%128[^|]|%79[^|]|%lld", customer, ticket, &at) != 3) {
-            tp_log_error("autoclose: malformed entry %s", r->element[i]->str);
+            tp_log_error("autoclose: malformed entry %s (dropped)", r->element[i]->str);
+            tp_store_command(self->store, NULL, NULL, "ZREM %s %s", self->key,
+                             r->element[i]->str);
             continue;
         }
         tp_ticketing_autoclose(self->tickets, customer, ticket, at);

@@ -90,7 +90,8 @@ static void escalate(tp_escalate_t *self, redisReply **f) {
     if (sscanf(member, "%128[^|]|%79[^|]|%31[^|]|%15s", customer, ticket, target, step) != 4 ||
         (strcmp(target, "first_response") && strcmp(target, "resolution")) ||
         (strcmp(step, "warning") && strcmp(step, "lead") && strcmp(step, "manager"))) {
-        tp_log_error("escalate: malformed step %s", member);
+        tp_log_error("escalate: malformed step %s (dropped)", member);
+        tp_store_command(self->store, NULL, NULL, "ZREM %s %s", self->due_key, member);
         return;
     }
     int64_t at = atoll(f[1]->str);
