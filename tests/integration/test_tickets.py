@@ -75,12 +75,22 @@ def test_R_TICKET_1_departments_assignment_and_transfer_history():
             "eng-1", "engineering/%s" % t2_other(t2), "maintenance/mnt-1",
             "hardware, not software"), m
         assert m["at"] > 0
-        # an unknown department is refused with the reason, nothing moves
-        assert w.post(update("DEP-1", "T-D1", "transfer", department="legal",
+        # an unknown department: 400 naming the field, nothing journaled
+        n = len(w.journal("ticket.updated"))
+        status, body = w.post(update("DEP-1", "T-D1", "transfer", department="legal",
+                                     note="wrong place"))
+        assert status == 400 and body["field"] == "data.department", body
+        status, body = w.post(opened("DEP-1", "T-D9", department="legal"))
+        assert status == 400 and body["field"] == "data.department", body
+        assert len(w.journal("ticket.updated")) == n
+        # a resolved ticket is not transferred: the history says why, nothing moves
+        assert w.post(update("DEP-1", "T-D2", "status", status="resolved"))[0] == 202
+        assert w.post(update("DEP-1", "T-D2", "transfer", department="sales",
                              note="wrong place"))[0] == 202
-        wait_until(lambda: history(w, "DEP-1", "T-D1")[-1]["what"] == "rejected", 5,
+        wait_until(lambda: history(w, "DEP-1", "T-D2")[-1]["what"] == "rejected", 5,
                    what="refusal")
-        assert "no department legal" in history(w, "DEP-1", "T-D1")[-1]["why"]
+        assert "resolved ticket cannot be transferred" in history(w, "DEP-1", "T-D2")[-1]["why"]
+        assert ticket(w, "DEP-1", "T-D2")["department"] == "engineering"
         assert ticket(w, "DEP-1", "T-D1")["department"] == "maintenance"
         # the indexes the queries read follow the moves
         assert w.redis("ZSCORE", "tp:tickets:department:maintenance", "DEP-1|T-D1")
