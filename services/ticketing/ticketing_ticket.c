@@ -1,6 +1,7 @@
 /* ticketing_ticket.c: reading a ticket, deciding its change, writing it. */
 #include "ticketing_ticket.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -68,6 +69,7 @@ struct tp_ticketing {
     int read_script;
     char default_owner[TP_ACTOR_MAX + 1];
     char queues[512];
+    char addresses[1024];
     char call_category[16], email_category[16];
 };
 
@@ -118,6 +120,7 @@ void tp_ticket_rules_load(tp_ticket_rules_t *r, tp_config_t *cfg) {
     r->join_window_ms = tp_config_ms(cfg, "ticketing", "join_window", "24h");
     r->reopen_window_ms = tp_config_ms(cfg, "ticketing", "reopen_window", "14d");
     r->support_queues = tp_config_str(cfg, "ticketing", "support_queues", "hotline,support");
+    r->support_addresses = tp_config_str(cfg, "ticketing", "support_addresses", "");
     r->call_category = tp_config_str(cfg, "ticketing", "call_category", "fault");
     r->email_category = tp_config_str(cfg, "ticketing", "email_category", "question");
     r->survey_low = (int)tp_config_int(cfg, "ticketing", "survey_low", 4, 1, 6);
@@ -143,12 +146,18 @@ tp_ticketing_t *tp_ticketing_new(tp_store_t *store, tp_emitter_t *emitter,
     snprintf(self->queues, sizeof self->queues, ",%s,", rules->support_queues);
     for (char *p = self->queues; *p; p++)
         if (*p == ' ') memmove(p, p + 1, strlen(p)), p--;
+    snprintf(self->addresses, sizeof self->addresses, ",%s,",
+             rules->support_addresses ? rules->support_addresses : "");
+    for (char *p = self->addresses; *p; p++)
+        if (*p == ' ') memmove(p, p + 1, strlen(p)), p--;
+        else *p = (char)tolower((unsigned char)*p);
     snprintf(self->call_category, sizeof self->call_category, "%s",
              category_ok(rules->call_category) ? rules->call_category : "fault");
     snprintf(self->email_category, sizeof self->email_category, "%s",
              category_ok(rules->email_category) ? rules->email_category : "question");
     self->rules.default_owner = self->default_owner;
     self->rules.support_queues = self->queues;
+    self->rules.support_addresses = self->addresses;
     self->rules.call_category = self->call_category;
     self->rules.email_category = self->email_category;
     self->read_script = tp_store_script(store, "ticket_read", READ_LUA);
@@ -917,6 +926,16 @@ static int support_call(const tp_ticketing_t *self, const tp_event_t *ev) {
     return strstr(self->queues, needle) != NULL;
 }
 
+/* 1 when an email went to a support address (any, when none is
+ * configured). */
+static int support_mail(const tp_ticketing_t *self, const tp_event_t *ev) {
+    if (!strcmp(self->addresses, ",,")) return 1;
+    char needle[270];
+    snprintf(needle, sizeof needle, ",%s,", tp_event_str(ev, "to"));
+    for (char *p = needle; *p; p++) *p = (char)tolower((unsigned char)*p);
+    return strstr(self->addresses, needle) != NULL;
+}
+
 void tp_ticketing_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
                         const tp_event_t *ev, void *arg) {
     tp_ticketing_t *self = arg;
@@ -949,6 +968,10 @@ void tp_ticketing_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
         dept = tp_roster_department_for(self->roster, dept ? dept : self->rules.call_category);
         break;
     case TP_EVENT_EMAIL_RECEIVED:
+        if (!support_mail(self, ev)) {
+            tp_consumer_job_done(job, 0);
+            return;
+        }
         kind = K_EMAIL;
         ticket = NULL;
         dept = tp_roster_department_for(self->roster, self->rules.email_category);

@@ -21,7 +21,7 @@
  *  call.ended       inbound on a support queue: joins the caller's open
  *                   ticket of the same category reported within the join
  *                   window (R-TICKET-7), else opens one
- *  email.received   answers a ticket's thread: a comment, which reopens a
+ *  email.received   (to a support address) answers a ticket's thread: a comment, which reopens a
  *                   resolved ticket within the reopen window and brings a
  *                   waiting one back to work; otherwise opens a ticket
  *  survey.answered  lands on the ticket; below the low score it plans the
@@ -54,6 +54,8 @@ typedef struct tp_ticket_rules {
     int64_t join_window_ms;       /* R-TICKET-7 */
     int64_t reopen_window_ms;     /* R-TICKET-2 */
     const char *support_queues;   /* phone queues that open tickets, "a,b" */
+    const char *support_addresses; /* addresses whose mail opens tickets,
+                                      "a,b" (case-folded); "": every one */
     const char *call_category;    /* a call's category when it names none */
     const char *email_category;
     int survey_low;               /* scores below this get a follow-up */

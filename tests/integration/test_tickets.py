@@ -235,6 +235,12 @@ def test_R_TICKET_7_a_second_hotline_call_joins_the_open_ticket():
         t = ticket(w, "HOT-1", tids[0])
         assert t["reports"] == "2" and t["channel"] == "hotline", t
         assert t["department"] == "engineering" and t["owner"] in ("eng-1", "eng-2"), t
+        # an agent updates it by its id alone (intake knows its customer)
+        assert w.post({"type": "ticket.updated", "ts": now_ms(), "src": "api",
+                       "data": {"ticket": tids[0], "action": "status", "agent": t["owner"],
+                                "status": "in_progress"}})[0] == 202
+        wait_until(lambda: ticket(w, "HOT-1", tids[0]).get("status") == "in_progress", 5,
+                   what="updated by id")
         # another category is another problem: a ticket of its own
         assert w.post(call("+86 138 0000 1111", category="question"))[0] == 202
         wait_until(lambda: len(open_tickets(w, "HOT-1")) == 2, 5, what="a second ticket")
@@ -254,7 +260,8 @@ def email(sender, mid, reply_to=None, subject="Export fails", text="It fails"):
 
 
 def test_R_TICKET_2_an_email_reply_comments_and_reopens():
-    w = World({"ticketing": dict(AGENTS, reopen_window="1h")})
+    w = World({"ticketing": dict(AGENTS, reopen_window="1h",
+                                 support_addresses="Support@tp.example, help@tp.example")})
     try:
         assert w.post({"type": "lead.captured", "ts": now_ms(), "src": "web",
                        "customer": "MAIL-1",
@@ -298,6 +305,12 @@ def test_R_TICKET_2_an_email_reply_comments_and_reopens():
         # an email that answers nothing opens a ticket of its own
         assert w.post(email("zhao@mailco.example", "<m4@mailco>", subject="New thing"))[0] == 202
         wait_until(lambda: len(open_tickets(w, "MAIL-1")) == 2, 5, what="another ticket")
+        # mail to another address is not the support desk's
+        other = email("zhao@mailco.example", "<m6@mailco>", subject="Invoice")
+        other["data"]["to"] = "billing@tp.example"
+        assert w.post(other)[0] == 202
+        time.sleep(1)
+        assert len(open_tickets(w, "MAIL-1")) == 2
         # bad input: 400 naming the field
         status, body = w.post(email("not-an-address", "<m5@mailco>"))
         assert status == 400 and "data.from" in json.dumps(body), body
