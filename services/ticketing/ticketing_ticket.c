@@ -26,11 +26,15 @@ static const char *const steps[] = {"warning", "lead", "manager"};
 
 /* KEYS summaries, threads, profile, round-robin counters, away set.
  * ARGV ns, customer, ticket ("" = find), thread id ("" = none), join
- * category ("" = none), join since (ms), department, agents...
+ * category ("" = none), join since (ms), department, take a turn ("1":
+ * the change may pick an agent by round robin), agents...
  * Finds the ticket (given, by thread, or the customer's open one of the
  * category reported since), and returns: the ticket id, its fields, the
  * account owner and contact {owner, contact_email, contact_phone}, the
- * department's round-robin turn, and per agent {away, open tickets}. */
+ * department's round-robin turn, and per agent {away, open tickets}.
+ * Reads only, but for the turn: taken here, so that instances picking at
+ * the same time get different turns (a change that is retried or turns
+ * out to need no agent leaves a turn unused: one agent is skipped once). */
 static const char READ_LUA[] =
     "local ns, cust, t = ARGV[1], ARGV[2], ARGV[3]\n"
     "if t == '' and ARGV[4] ~= '' then t = redis.call('HGET', KEYS[2], ARGV[4]) or '' end\n"
@@ -50,9 +54,10 @@ static const char READ_LUA[] =
     "if t ~= '' then tk = redis.call('HGETALL', ns .. '{c:' .. cust .. '}:ticket:' .. t) end\n"
     "local prof = redis.call('HMGET', KEYS[3], 'owner', 'contact_email', 'contact_phone')\n"
     "for i = 1, 3 do prof[i] = prof[i] or '' end\n"
-    "local turn = redis.call('HGET', KEYS[4], ARGV[7]) or '0'\n"
+    "local turn = '0'\n"
+    "if ARGV[8] == '1' then turn = tostring(redis.call('HINCRBY', KEYS[4], ARGV[7], 1) - 1) end\n"
     "local load = {}\n"
-    "for i = 8, #ARGV do\n"
+    "for i = 9, #ARGV do\n"
     "  load[#load + 1] = redis.call('SISMEMBER', KEYS[5], ARGV[i])\n"
     "  load[#load + 1] = redis.call('ZCARD', ns .. 'tickets:open:' .. ARGV[i])\n"
     "end\n"
@@ -95,7 +100,7 @@ typedef struct change {
     int64_t open[TP_ROSTER_AGENTS_MAX];
     /* decided */
     json_t *history; /* JSON texts */
-    int rr_used;     /* the round-robin turn moves */
+    int take_turn;   /* round robin may pick an agent: the read takes a turn */
     msgpack_sbuffer derived[MAX_DERIVED];
     int nderived;
     tp_apply_t apply;
@@ -262,9 +267,7 @@ static void derive(change_t *c, tp_event_type_t type, const char *id, json_t *da
 /* Picks the agent of the ticket's department (R-TICKET-1). */
 static const char *pick(change_t *c, const char *dept) {
     if (strcmp(dept, c->dept) != 0) return NULL; /* loads read for another */
-    const char *a = tp_roster_pick(c->tk->roster, dept, c->turn, c->away, c->open);
-    if (a && tp_roster_strategy(c->tk->roster) == TP_ROSTER_ROUND_ROBIN) c->rr_used = 1;
-    return a;
+    return tp_roster_pick(c->tk->roster, dept, c->turn, c->away, c->open);
 }
 
 static void make_ticket_id(change_t *c) {
@@ -723,10 +726,6 @@ static void build(change_t *c) {
         tp_apply_cmd(a, "HSET", k_threads);
         tp_apply_pair(a, tp_event_str(ev, "message_id"), c->ticket);
     }
-    if (c->rr_used) {
-        tp_apply_cmd(a, "HINCRBY", tp_apply_key(a, "%sticketing:turn", ns));
-        tp_apply_pair(a, nx(c, "department"), "1");
-    }
     if (c->nderived) {
         int k_out = tp_apply_key(a, "%s", tp_emitter_outbox(tk->emitter));
         for (int d = 0; d < c->nderived; d++) {
@@ -746,7 +745,6 @@ static void change_reset(change_t *c) {
     c->cur = c->next = c->history = NULL;
     for (int d = 0; d < c->nderived; d++) msgpack_sbuffer_destroy(&c->derived[d]);
     c->nderived = 0;
-    c->rr_used = 0;
     tp_apply_clear(&c->apply);
     memset(&c->apply, 0, sizeof c->apply);
 }
@@ -899,6 +897,7 @@ static void read_ticket(change_t *c) {
     tp_argv_add(&a, join ? join : "", (size_t)-1);
     tp_argv_add_int(&a, ev->ts - tk->rules.join_window_ms);
     tp_argv_add(&a, c->dept, (size_t)-1);
+    tp_argv_add(&a, c->take_turn ? "1" : "0", 1);
     size_t n = 0;
     const char *const *agents = tp_roster_agents(tk->roster, c->dept, &n);
     for (size_t i = 0; i < n; i++) tp_argv_add(&a, agents[i], (size_t)-1);
@@ -991,6 +990,12 @@ void tp_ticketing_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
     snprintf(c->ttl, sizeof c->ttl, "%s", tp_consumer_done_ttl(consumer));
     snprintf(c->want, sizeof c->want, "%s", ticket ? ticket : "");
     snprintf(c->dept, sizeof c->dept, "%s", dept ? dept : "");
+    /* a change that may pick an agent by round robin */
+    int picks = kind == K_CALL || kind == K_EMAIL ||
+                (kind == K_OPEN && !tp_event_str(ev, "owner")) ||
+                (kind == K_UPDATE && !strcmp(tp_event_str(ev, "action"), "transfer") &&
+                 !tp_event_str(ev, "to"));
+    c->take_turn = picks && tp_roster_strategy(self->roster) == TP_ROSTER_ROUND_ROBIN;
     read_ticket(c);
 }
 

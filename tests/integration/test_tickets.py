@@ -100,6 +100,30 @@ def test_R_TICKET_1_departments_assignment_and_transfer_history():
         assert w.close()
 
 
+def test_R_TICKET_1_round_robin_skips_agents_away():
+    w = World({"ticketing": dict(AGENTS, assignment="round_robin")})
+    try:
+        owners = []
+        for n in range(4):
+            if n == 3:
+                w.redis("SADD", "tp:ticketing:away", "eng-2")  # its turn: skipped
+            tid = "T-R%d" % n
+            assert w.post(opened("RR-1", tid))[0] == 202
+            wait_until(lambda: ticket(w, "RR-1", tid).get("owner"), 5, what="assigned")
+            owners.append(ticket(w, "RR-1", tid)["owner"])
+        assert owners == ["eng-1", "eng-2", "eng-1", "eng-1"], owners
+        # nobody available: the ticket waits in its department's queue, unowned
+        w.redis("SADD", "tp:ticketing:away", "eng-1")
+        assert w.post(opened("RR-1", "T-R9"))[0] == 202
+        wait_until(lambda: ticket(w, "RR-1", "T-R9").get("status"), 5, what="opened")
+        t = ticket(w, "RR-1", "T-R9")
+        assert t["status"] == "new" and t["owner"] == "", t
+        status, body = w.request("GET", "/v1/tickets?department=engineering&status=new")
+        assert [x["ticket"] for x in body["tickets"]] == ["T-R9"], body
+    finally:
+        assert w.close()
+
+
 def t2_other(t2):
     return "eng-1" if t2["owner"] == "eng-2" else "eng-2"
 
@@ -381,6 +405,7 @@ def test_ticket_queries_with_history_sla_state_filters_and_paging():
 
 if __name__ == "__main__":
     run([test_R_TICKET_1_departments_assignment_and_transfer_history,
+         test_R_TICKET_1_round_robin_skips_agents_away,
          test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_score,
          test_R_TICKET_4_urgent_breach_escalates_each_step_once_with_an_instance_killed,
          test_R_TICKET_5_complaint_is_high_priority_and_tells_the_account_owner,

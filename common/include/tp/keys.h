@@ -43,7 +43,8 @@
  *   tickets:owner:<user>       zset: the same per owning agent
  *   tickets:open:<user>        zset: an agent's open tickets (assignment load)
  *   tickets:breached           zset: "<cust>|<ticket>" -> first breach (ms)
- *   ticketing:turn             hash: department -> round-robin counter
+ *   ticketing:turn             hash: department -> round-robin counter (taken
+ *                              by ticketing's read, so instances differ)
  *   ticketing:away             set: agents not assigned new tickets
  *   sla:escalate               zset: "<cust>|<ticket>|<target>|<step>" -> due
  *   ticket:autoclose           zset: "<cust>|<ticket>|<resolved ms>" -> due
