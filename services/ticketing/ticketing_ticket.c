@@ -593,7 +593,7 @@ static void reindex(change_t *c, const char *what, const char *old, const char *
 
 /* R-SAT-1: a low score plans the account owner's follow-up, written the
  * way the scheduler writes its reminders (scheduler_plan.h), so the
- * scheduler fires it. */
+ * scheduler fires it, or closes it when a contact is logged first. */
 static void plan_follow_up(change_t *c) {
     const tp_event_t *ev = c->ev;
     tp_apply_t *a = &c->apply;
@@ -610,6 +610,8 @@ static void plan_follow_up(change_t *c) {
                           "customer", ev->customer, "rule", "R-SAT-1", "owner", owner,
                           "due_at", (json_int_t)due, "urgent", 0, "cause_ts",
                           (json_int_t)ev->ts, "cause", ev->id, "text", text);
+    /* R-CAD-4: the owner's logged contact with the customer satisfies it */
+    json_object_set_new(j, "closed_by", json_string("contact"));
     char *json = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%s{r%d}:due", ns, b));

@@ -130,7 +130,7 @@ def t2_other(t2):
 
 def test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_score():
     w = World({"ticketing": {"auto_close": "1s", "survey_low": "4",
-                             "follow_up_after": "1s"}})
+                             "follow_up_after": "2s"}})
     try:
         assert w.post({"type": "lead.captured", "ts": now_ms(), "src": "web",
                        "customer": "SAT-1",
@@ -165,6 +165,18 @@ def test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_sco
                             if r["data"]["rule"] == "R-SAT-1"], 15, what="follow-up fired")
         r = [r for r in hooks(w, "reminder.due") if r["data"]["rule"] == "R-SAT-1"]
         assert len(r) == 1 and r[0]["data"]["owner"] == "rep-s", r
+        # a contact logged before the follow-up is due satisfies it (R-CAD-4)
+        assert w.post({"type": "survey.answered", "ts": now_ms(), "src": "web",
+                       "customer": "SAT-1", "data": {"score": 1, "ticket": "T-S2"}})[0] == 202
+        rem2 = "SAT-1|R-SAT-1|T-S2"
+        wait_until(lambda: w.redis("ZSCORE", "tp:reminders:owner:rep-s", rem2), 5,
+                   what="second follow-up planned")
+        assert w.post({"type": "contact.logged", "ts": now_ms(), "src": "api",
+                       "customer": "SAT-1", "actor": "rep-s",
+                       "data": {"channel": "phone", "direction": "out",
+                                "outcome": "reached"}})[0] == 202
+        wait_until(lambda: w.redis("ZSCORE", "tp:reminders:owner:rep-s", rem2) is None, 5,
+                   what="follow-up closed by the contact")
         # a good score plans nothing
         assert w.post({"type": "survey.answered", "ts": now_ms(), "src": "web",
                        "customer": "SAT-1", "data": {"score": 5, "ticket": "T-NONE"}}
