@@ -130,7 +130,7 @@ def t2_other(t2):
 
 def test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_score():
     w = World({"ticketing": {"auto_close": "1s", "survey_low": "4",
-                             "follow_up_after": "2s"}})
+                             "follow_up_after": "3s"}})
     try:
         assert w.post({"type": "lead.captured", "ts": now_ms(), "src": "web",
                        "customer": "SAT-1",
@@ -177,6 +177,8 @@ def test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_sco
                                 "outcome": "reached"}})[0] == 202
         wait_until(lambda: w.redis("ZSCORE", "tp:reminders:owner:rep-s", rem2) is None, 5,
                    what="follow-up closed by the contact")
+        time.sleep(3.5)  # past its due time: closed, so it never fired
+        assert not [r for r in hooks(w, "reminder.due") if r["data"]["reminder"] == rem2]
         # a good score plans nothing
         assert w.post({"type": "survey.answered", "ts": now_ms(), "src": "web",
                        "customer": "SAT-1", "data": {"score": 5, "ticket": "T-NONE"}}
