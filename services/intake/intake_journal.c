@@ -148,6 +148,21 @@ void tp_journal_batch_destroy(tp_journal_batch_t **batch_p) {
     *batch_p = NULL;
 }
 
+/* 1 when `dept` is one of the comma-separated `list` (spaces ignored). */
+static int department_known(const char *list, const char *dept) {
+    size_t n = strlen(dept);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *end = p;
+        while (*end && *end != ',') end++;
+        const char *last = end;
+        while (last > p && last[-1] == ' ') last--;
+        if ((size_t)(last - p) == n && n && memcmp(p, dept, n) == 0) return 1;
+        p = end;
+    }
+    return 0;
+}
+
 int tp_journal_batch_add(tp_journal_batch_t *b, tp_event_t *ev,
                          tp_event_error_t *err) {
     if (b->n >= b->cap) {
@@ -158,6 +173,15 @@ int tp_journal_batch_add(tp_journal_batch_t *b, tp_event_t *ev,
     entry_t *e = &b->entries[b->n];
     memset(e, 0, sizeof *e);
     const char *cust = ev->customer[0] ? ev->customer : NULL;
+
+    if ((ev->type == TP_EVENT_TICKET_OPENED || ev->type == TP_EVENT_TICKET_UPDATED) &&
+        j->opts.departments && tp_event_str(ev, "department") &&
+        !department_known(j->opts.departments, tp_event_str(ev, "department"))) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "not a department: one of %.120s", j->opts.departments);
+        fail_field(err, "data.department", msg);
+        return -1;
+    }
 
     switch (ev->type) {
     case TP_EVENT_LEAD_CAPTURED: {
@@ -193,6 +217,16 @@ int tp_journal_batch_add(tp_journal_batch_t *b, tp_event_t *ev,
             return -1;
         }
         e->resolve = RESOLVE_CALL;
+        break;
+    }
+    case TP_EVENT_EMAIL_RECEIVED: {
+        /* the sender's address finds the customer, as a lead's does */
+        if (cust) break;
+        if (tp_ident_email(tp_event_str(ev, "from"), e->email, sizeof e->email) < 0) {
+            fail_field(err, "data.from", "not an email address: cannot find the customer");
+            return -1;
+        }
+        e->resolve = RESOLVE_LEAD;
         break;
     }
     case TP_EVENT_TICKET_OPENED:

@@ -24,6 +24,8 @@ typedef struct tp_journal_options {
     long long dedupe_ttl_s;  /* how long an event id is remembered */
     const char *default_cc;  /* phone country code, e.g. "86" */
     int max_pending;         /* batches waiting for Redis; beyond: busy */
+    const char *departments; /* ticket departments, "a,b,c" ([ticketing]
+                                departments); NULL: not checked */
 } tp_journal_options_t;
 
 /* Outcome of a batch: TP_JOURNAL_OK (every event journaled or found a

@@ -55,6 +55,8 @@ struct tp_query {
     int timeline_script;
     int pipeline_script;
     int at_risk_script;
+    int ticket_script;
+    int tickets_script;
 };
 
 tp_query_t *tp_query_new(tp_store_t *store, const char *default_cc) {
@@ -67,9 +69,11 @@ tp_query_t *tp_query_new(tp_store_t *store, const char *default_cc) {
     self->timeline_script = tp_timeline_script(store);
     self->pipeline_script = tp_pipeline_script(store);
     self->at_risk_script = tp_at_risk_script(store);
+    self->ticket_script = tp_tickets_script(store);
+    self->tickets_script = tp_tickets_list_script(store);
     if (self->reminders_script < 0 || self->deals_script < 0 ||
         self->timeline_script < 0 || self->pipeline_script < 0 ||
-        self->at_risk_script < 0) {
+        self->at_risk_script < 0 || self->ticket_script < 0 || self->tickets_script < 0) {
         tp_log_error("intake: could not register the read scripts");
         free(self);
         return NULL;
@@ -698,6 +702,14 @@ int tp_query_handle(tp_query_t *self, tp_http_request_t *req) {
             return 0;
         }
         return -1;
+    }
+    if (strcmp(path, "/v1/tickets") == 0) {
+        tp_tickets_get(self->store, self->tickets_script, req);
+        return 0;
+    }
+    if (strncmp(path, "/v1/tickets/", 12) == 0 && !strchr(path + 12, '/')) {
+        tp_ticket_get(self->store, self->ticket_script, req, path + 12);
+        return 0;
     }
     if (strcmp(path, "/v1/reminders") == 0) {
         tp_reminders_get(self->store, req);

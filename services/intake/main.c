@@ -61,6 +61,9 @@ int main(int argc, char **argv) {
         .default_cc = cc,
         .max_pending = (int)tp_config_int(app.cfg, "intake", "max_pending",
                                           20000, 1, 10000000),
+        /* the deployment's departments: a ticket names one of them or gets 400 */
+        .departments = tp_config_str(app.cfg, "ticketing", "departments",
+                                     "sales,engineering,maintenance"),
     };
     tp_http_options_t http_opts = {
         .host = tp_config_str(app.cfg, "intake", "listen", "127.0.0.1"),

@@ -31,8 +31,23 @@
  *   at_risk                    zset: customer -> health, customers at risk
  *   health:watch               zset: customer -> next health check (ms)
  *   {c:<cust>}:tickets         hash: open ticket id -> summary (JSON)
- *   {c:<cust>}:ticket:<id>     hash: one ticket
+ *   {c:<cust>}:ticket:<id>     hash: one ticket (fields: services/ticketing/
+ *                              ticketing_ticket.c; esc_<target>_<step> and
+ *                              breached_<target> mark what went out once)
  *   {c:<cust>}:ticket:<id>:history  list: the ticket's history (JSON)
+ *   {c:<cust>}:ticket_ids      zset: every ticket id of the customer -> opened
+ *   {c:<cust>}:threads         hash: email Message-ID -> ticket id
+ *   tickets:all                zset: "<cust>|<ticket>" -> opened, every ticket
+ *   tickets:status:<status>    zset: the same per status
+ *   tickets:department:<dept>  zset: the same per department
+ *   tickets:owner:<user>       zset: the same per owning agent
+ *   tickets:open:<user>        zset: an agent's open tickets (assignment load)
+ *   tickets:breached           zset: "<cust>|<ticket>" -> first breach (ms)
+ *   ticketing:turn             hash: department -> round-robin counter (taken
+ *                              by ticketing's read, so instances differ)
+ *   ticketing:away             set: agents not assigned new tickets
+ *   sla:escalate               zset: "<cust>|<ticket>|<target>|<step>" -> due
+ *   ticket:autoclose           zset: "<cust>|<ticket>|<resolved ms>" -> due
  *   {r<n>}:due                 zset: reminder id -> due ms
  *   {r<n>}:touch               hash: customer -> last logged contact (ms)
  *   {r<n>}:done:scheduler:<ev> string: scheduler applied event ev
@@ -49,7 +64,9 @@
  *
  * Known gap for Redis Cluster (issue 8): the outbox, sla:due, delivery,
  * pipeline, at_risk and health:watch keys are written in the same script as customer
- * keys. */
+ * keys; so are ticketing's tickets:*, sla:escalate, ticket:autoclose, {j}:ticket
+ * and the survey follow-up's reminder keys, and intake's ticket queries read
+ * customer keys from one script. */
 #ifndef TP_KEYS_H
 #define TP_KEYS_H
 
