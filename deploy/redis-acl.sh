@@ -14,7 +14,9 @@
 #   scoring    the customer record and its indexes; the contact indexes
 #   scheduler  reminders ({r<n>}) and the per-person reminder index
 #   notifier   inboxes ({u:<user>}) and deliveries
-#   ticketing  tickets (under their customer's tag) and the SLA index
+#   ticketing  tickets (under their customer's tag), their indexes and
+#              queues, the SLA and escalation indexes, and ticket ids in
+#              {j}:ticket (for tickets it opens from calls and emails)
 # Every service also owns its cursor, reconcile lease, outbox and counters,
 # and reads everything under the namespace (the journal, the record). No
 # service may run administrative or dangerous commands (CONFIG, FLUSHALL,
@@ -49,4 +51,4 @@ echo "user intake on >$(pass intake) %R~${ns}* ~${ns}{j}:* $cmds"
 echo "user scoring on >$(pass scoring) %R~${ns}* $(own scoring) ~${ns}{c:*}:* ~${ns}pipeline:* ~${ns}at_risk ~${ns}health:watch ~${ns}{j}:phone ~${ns}{j}:email $cmds"
 echo "user scheduler on >$(pass scheduler) %R~${ns}* $(own scheduler) ~${ns}{r*}:* ~${ns}reminders:* $cmds"
 echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{u:*}:* ~${ns}delivery:* ~${ns}deliveries:* ~${ns}notifier:* $cmds"
-echo "user ticketing on >$(pass ticketing) %R~${ns}* $(own ticketing) ~${ns}{c:*}:* ~${ns}sla:* ~${ns}tickets:* ~${ns}ticket:* ~${ns}ticketing:* $cmds"
+echo "user ticketing on >$(pass ticketing) %R~${ns}* $(own ticketing) ~${ns}{c:*}:* ~${ns}sla:* ~${ns}tickets:* ~${ns}ticket:* ~${ns}ticketing:* ~${ns}{j}:ticket $cmds"

@@ -148,11 +148,11 @@ static void ticket_cb(tp_store_t *store, redisReply *r, void *arg) {
 }
 
 int tp_tickets_script(tp_store_t *store) {
-    return tp_store_script(store, "ticket_get", TICKET_LUA);
+    return tp_store_script_ro(store, "ticket_get", TICKET_LUA);
 }
 
 int tp_tickets_list_script(tp_store_t *store) {
-    return tp_store_script(store, "tickets_list", LIST_LUA);
+    return tp_store_script_ro(store, "tickets_list", LIST_LUA);
 }
 
 void tp_ticket_get(tp_store_t *store, int script, tp_http_request_t *req, const char *id) {

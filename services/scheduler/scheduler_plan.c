@@ -506,6 +506,23 @@ static void on_payment_received(plan_ctx_t *ctx) {
     }
 }
 
+/* R-SAT-1: a low satisfaction score plans the account owner's follow-up,
+ * one per ticket (or answer); the owner's logged contact satisfies it. */
+static void on_survey_answered(plan_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    const tp_sched_rules_t *rules = &ctx->plan->rules;
+    int64_t score = tp_event_int(ev, "score", rules->survey_low);
+    if (score >= rules->survey_low) return;
+    const char *ticket = tp_event_str(ev, "ticket");
+    char text[300];
+    snprintf(text, sizeof text, "Satisfaction %lld on %s: follow up with the customer",
+             (long long)score, ticket ? ticket : "a survey");
+    reminder_spec_t r = {.rule = "R-SAT-1", .subject = ticket ? ticket : ev->id,
+                         .owner = owner_of(ctx), .due = ev->ts + rules->survey_follow_up_ms,
+                         .closed_by = "contact", .text = text};
+    plan(ctx, &r);
+}
+
 static void on_order_placed(plan_ctx_t *ctx) {
     const tp_event_t *ev = ctx->ev;
     char rule[220];
@@ -660,6 +677,7 @@ static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
     case TP_EVENT_PAYMENT_SCHEDULED: on_payment_scheduled(ctx); break;
     case TP_EVENT_PAYMENT_RECEIVED: on_payment_received(ctx); break;
     case TP_EVENT_ORDER_PLACED: on_order_placed(ctx); break;
+    case TP_EVENT_SURVEY_ANSWERED: on_survey_answered(ctx); break;
     default: break;
     }
     apply_plans(ctx);

@@ -128,8 +128,6 @@ void tp_ticket_rules_load(tp_ticket_rules_t *r, tp_config_t *cfg) {
     r->support_addresses = tp_config_str(cfg, "ticketing", "support_addresses", "");
     r->call_category = tp_config_str(cfg, "ticketing", "call_category", "fault");
     r->email_category = tp_config_str(cfg, "ticketing", "email_category", "question");
-    r->survey_low = (int)tp_config_int(cfg, "ticketing", "survey_low", 4, 1, 6);
-    r->follow_up_after_ms = tp_config_ms(cfg, "ticketing", "follow_up_after", "1d");
 }
 
 static int category_ok(const char *c) {
@@ -591,42 +589,6 @@ static void reindex(change_t *c, const char *what, const char *old, const char *
     }
 }
 
-/* R-SAT-1: a low score plans the account owner's follow-up, written the
- * way the scheduler writes its reminders (scheduler_plan.h), so the
- * scheduler fires it, or closes it when a contact is logged first. */
-static void plan_follow_up(change_t *c) {
-    const tp_event_t *ev = c->ev;
-    tp_apply_t *a = &c->apply;
-    const char *ns = tp_store_ns(c->tk->store);
-    const char *owner = c->account_owner[0] ? c->account_owner : c->tk->default_owner;
-    const char *subject = c->want[0] ? c->want : ev->id;
-    int b = tp_key_reminder_bucket(ev->customer);
-    int64_t due = ev->ts + c->tk->rules.follow_up_after_ms;
-    char id[TP_CUSTOMER_MAX + TP_ID_MAX + 32], text[300];
-    snprintf(id, sizeof id, "%s|R-SAT-1|%s", ev->customer, subject);
-    snprintf(text, sizeof text, "Satisfaction %lld on %s: follow up with the customer",
-             (long long)tp_event_int(ev, "score", 0), subject);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:s}", "id", id,
-                          "customer", ev->customer, "rule", "R-SAT-1", "owner", owner,
-                          "due_at", (json_int_t)due, "urgent", 0, "cause_ts",
-                          (json_int_t)ev->ts, "cause", ev->id, "text", text);
-    /* R-CAD-4: the owner's logged contact with the customer satisfies it */
-    json_object_set_new(j, "closed_by", json_string("contact"));
-    char *json = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%s{r%d}:due", ns, b));
-    tp_apply_int(a, due);
-    tp_apply_str(a, id);
-    tp_apply_cmd(a, "HSET", tp_apply_key(a, "%s{r%d}:rem", ns, b));
-    tp_apply_pair(a, id, json);
-    tp_apply_cmd(a, "SADD", tp_apply_key(a, "%s{r%d}:cust:%s", ns, b, ev->customer));
-    tp_apply_str(a, id);
-    tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%sreminders:owner:%s", ns, owner));
-    tp_apply_int(a, due);
-    tp_apply_str(a, id);
-    free(json);
-}
-
 /* The survey for the customer's contact (R-TICKET-6). */
 static void request_survey(change_t *c) {
     const char *contact = nx(c, "contact");
@@ -655,8 +617,8 @@ static void build(change_t *c) {
     int has_ticket = c->ticket[0] && nx(c, "status");
     const char *ver = cur(c, "ver");
     tp_apply_init(a, c->done_key, c->ttl, has_ticket ? c->ticket_key : NULL, ver ? ver : "0");
-    if (c->kind == K_SURVEY && tp_event_int(ev, "score", 5) < tk->rules.survey_low)
-        plan_follow_up(c);
+    /* R-SAT-1's follow-up of a low score is the scheduler's (it consumes
+     * survey.answered too) */
     if (!has_ticket) return;
 
     const char *status = nx(c, "status"), *was = cur(c, "status");

@@ -58,8 +58,6 @@ typedef struct tp_ticket_rules {
                                       "a,b" (case-folded); "": every one */
     const char *call_category;    /* a call's category when it names none */
     const char *email_category;
-    int survey_low;               /* scores below this get a follow-up */
-    int64_t follow_up_after_ms;   /* the follow-up is due this long after */
 } tp_ticket_rules_t;
 
 /* Reads [ticketing]; strings borrowed from cfg. */

@@ -129,8 +129,8 @@ def t2_other(t2):
 
 
 def test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_score():
-    w = World({"ticketing": {"auto_close": "1s", "survey_low": "4",
-                             "follow_up_after": "3s"}})
+    w = World({"ticketing": {"auto_close": "1s"},
+               "scheduler": {"survey_low": "4", "survey_follow_up": "3s"}})
     try:
         assert w.post({"type": "lead.captured", "ts": now_ms(), "src": "web",
                        "customer": "SAT-1",

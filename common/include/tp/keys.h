@@ -64,9 +64,9 @@
  *
  * Known gap for Redis Cluster (issue 8): the outbox, sla:due, delivery,
  * pipeline, at_risk and health:watch keys are written in the same script as customer
- * keys; so are ticketing's tickets:*, sla:escalate, ticket:autoclose, {j}:ticket
- * and the survey follow-up's reminder keys, and intake's ticket queries read
- * customer keys from one script. */
+ * keys; so are ticketing's tickets:*, sla:escalate, ticket:autoclose and
+ * {j}:ticket, and intake's ticket queries read customer keys from one
+ * script. */
 #ifndef TP_KEYS_H
 #define TP_KEYS_H
 

@@ -90,7 +90,7 @@ typedef enum {
        INTAKE, "Two records were found to be one customer; `from` joins "     \
        "the envelope's customer.")                                            \
     XX(SURVEY_ANSWERED, survey_answered, NULL, "survey.answered",                   \
-       TP_TO(SCORING) | TP_TO(TICKETING), INTAKE,                             \
+       TP_TO(SCORING) | TP_TO(SCHEDULER) | TP_TO(TICKETING), INTAKE,                             \
        "A satisfaction score 1-5 (R-SAT-1); below 4 plans the owner's "       \
        "follow-up.")                                                          \
     XX(STAGE_CHANGED, stage_changed, NULL, "stage.changed", TP_TO(SCHEDULER),      \
