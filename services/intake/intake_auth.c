@@ -632,7 +632,7 @@ int tp_auth_admit(tp_auth_client_t *c, uint64_t now_ms, int *retry_after_s) {
         return 0;
     }
     double wait_s = (1.0 - c->tokens) / c->rate;
-    int s = (int)ceil(wait_s);
+    int s = (int)ceil(wait_s - 1e-9); /* 5.9999999 or 6.0000001: 6 */
     *retry_after_s = s < 1 ? 1 : s;
     return -1;
 }
