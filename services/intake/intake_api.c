@@ -143,16 +143,20 @@ static void journaled_cb(tp_journal_batch_t *batch, int outcome, void *arg) {
         json_decref(o);
         tp_http_respond_json(req, 202, body);
         free(body);
-    } else if (outcome == TP_JOURNAL_REJECTED) {
+        free(ctx);
+        return;
+    }
+    /* Nothing was journaled: the signature is forgotten, so a refused
+     * request leaves no trace and the producer may send the same signed
+     * request again after a 503 (best effort: with Redis gone, it signs
+     * anew). */
+    if (ctx->replay_key[0])
+        tp_store_command(ctx->api->store, forgot_cb, NULL, "DEL %s", ctx->replay_key);
+    if (outcome == TP_JOURNAL_REJECTED) {
         size_t i;
         const tp_event_error_t *err = tp_journal_batch_error(batch, &i);
         bad_event(req, ctx->batch, i, err);
     } else {
-        /* nothing happened: the producer may send the same signed request
-         * again (best effort; when Redis is gone, it re-signs) */
-        if (ctx->replay_key[0])
-            tp_store_command(ctx->api->store, forgot_cb, NULL, "DEL %s",
-                             ctx->replay_key);
         const char *msg = outcome == TP_JOURNAL_BUSY
                               ? "intake is overloaded, retry later"
                               : "journal unavailable, retry later";
@@ -164,8 +168,10 @@ static void journaled_cb(tp_journal_batch_t *batch, int outcome, void *arg) {
     free(ctx);
 }
 
-static void post_events(tp_api_t *self, tp_http_request_t *req,
-                        const char *replay_key) {
+/* Parses and validates the body into a batch (caller owns it); NULL when
+ * refused (answered 400). `*is_batch`: the body was {"events": [...]}. */
+static tp_journal_batch_t *events_parse(tp_api_t *self, tp_http_request_t *req,
+                                        int *is_batch) {
     size_t len;
     const char *body = tp_http_body(req, &len);
     json_error_t jerr;
@@ -175,7 +181,7 @@ static void post_events(tp_api_t *self, tp_http_request_t *req,
         snprintf(msg, sizeof msg, "malformed JSON: %s (line %d, column %d)",
                  jerr.text, jerr.line, jerr.column);
         respond_error(req, 400, msg, "");
-        return;
+        return NULL;
     }
     json_t *list = NULL;
     int batch = 0;
@@ -191,12 +197,12 @@ static void post_events(tp_api_t *self, tp_http_request_t *req,
                      self->max_batch);
             respond_error(req, 400, msg, "events");
             json_decref(root);
-            return;
+            return NULL;
         }
     } else if (!json_is_object(root)) {
         respond_error(req, 400, "body must be an event object or {\"events\":[...]}", "");
         json_decref(root);
-        return;
+        return NULL;
     }
     size_t n = batch ? json_array_size(list) : 1;
     tp_journal_batch_t *b = tp_journal_batch_new(self->journal, n);
@@ -219,17 +225,32 @@ static void post_events(tp_api_t *self, tp_http_request_t *req,
         }
     }
     json_decref(root);
+    *is_batch = batch;
+    return b;
+fail:
+    tp_journal_batch_destroy(&b);
+    json_decref(root);
+    return NULL;
+}
+
+/* Journals `b` (taken) and answers `req` once Redis has it. `replay_key`:
+ * the remembered signature of a signed request, or "". */
+static void events_submit(tp_api_t *self, tp_http_request_t *req,
+                          tp_journal_batch_t *b, int is_batch,
+                          const char *replay_key) {
     post_ctx_t *ctx = malloc(sizeof *ctx);
     if (!ctx) abort();
     ctx->api = self;
     ctx->req = req;
-    ctx->batch = batch;
+    ctx->batch = is_batch;
     snprintf(ctx->replay_key, sizeof ctx->replay_key, "%s", replay_key);
     tp_journal_submit(b, journaled_cb, ctx);
-    return;
-fail:
-    tp_journal_batch_destroy(&b);
-    json_decref(root);
+}
+
+static void post_events(tp_api_t *self, tp_http_request_t *req) {
+    int is_batch;
+    tp_journal_batch_t *b = events_parse(self, req, &is_batch);
+    if (b) events_submit(self, req, b, is_batch, "");
 }
 
 /* ---- the checks before a request is served ---- */
@@ -279,31 +300,38 @@ typedef struct replay_ctx {
     tp_api_t *api;
     tp_http_request_t *req;
     const tp_auth_client_t *client;
+    tp_journal_batch_t *batch; /* owned until submitted */
+    int is_batch;
     char key[REPLAY_KEY_MAX];
 } replay_ctx_t;
 
 static void remembered_cb(tp_store_t *store, redisReply *r, void *arg) {
     (void)store;
     replay_ctx_t *ctx = arg;
-    if (!r || r->type == REDIS_REPLY_ERROR) {
+    if (r && r->type == REDIS_REPLY_STATUS) { /* OK: first time seen */
+        events_submit(ctx->api, ctx->req, ctx->batch, ctx->is_batch, ctx->key);
+        free(ctx);
+        return;
+    }
+    tp_journal_batch_destroy(&ctx->batch);
+    if (!r || r->type != REDIS_REPLY_NIL) {
         static const char body[] = "{\"error\":\"journal unavailable, retry later\"}";
         tp_http_respond(ctx->req, 503, "application/json", body, sizeof body - 1,
                         "Retry-After: 1\r\n");
-    } else if (r->type == REDIS_REPLY_NIL) {
+    } else {
         tp_log_info("api: %s: integration %s: replayed signature refused",
                     tp_http_peer(ctx->req), tp_auth_client_name(ctx->client));
         refuse_401(ctx->req,
                    "X-TP-Signature: already used (a replay); sign each request anew",
                    "WWW-Authenticate: TP-HMAC-SHA256\r\n");
-    } else {
-        post_events(ctx->api, ctx->req, ctx->key);
     }
     free(ctx);
 }
 
-/* A signed POST: checks the MAC and the window now, the rate limit, then
- * remembers the MAC in Redis (SET NX) before the events go on; a MAC seen
- * before is a replay. Returns once `req` is answered or will be. */
+/* A signed POST: checks the MAC and the window, the rate limit and the
+ * body, then remembers the MAC in Redis (SET NX, shared by every intake
+ * instance) before the events go on; a MAC seen before is a replay. A
+ * request refused on the way leaves nothing in Redis. */
 static void post_signed(tp_api_t *self, tp_http_request_t *req,
                         tp_auth_client_t *client) {
     size_t len;
@@ -319,6 +347,9 @@ static void post_signed(tp_api_t *self, tp_http_request_t *req,
         return;
     }
     if (rate_limited(self, req, client) < 0) return;
+    int is_batch;
+    tp_journal_batch_t *batch = events_parse(self, req, &is_batch);
+    if (!batch) return;
     char hex[2 * TP_AUTH_MAC_BYTES + 1];
     sodium_bin2hex(hex, sizeof hex, mac, sizeof mac);
     replay_ctx_t *ctx = malloc(sizeof *ctx);
@@ -326,10 +357,13 @@ static void post_signed(tp_api_t *self, tp_http_request_t *req,
     ctx->api = self;
     ctx->req = req;
     ctx->client = client;
+    ctx->batch = batch;
+    ctx->is_batch = is_batch;
     tp_key(ctx->key, sizeof ctx->key, tp_store_ns(self->store), "{r:%s}", hex);
     long long ttl = 2 * (long long)tp_auth_client_window(client) + 1;
     if (tp_store_command(self->store, remembered_cb, ctx, "SET %s 1 NX EX %lld",
                          ctx->key, ttl) < 0) {
+        tp_journal_batch_destroy(&ctx->batch);
         free(ctx);
         static const char unavailable[] = "{\"error\":\"journal unavailable, retry later\"}";
         tp_http_respond(req, 503, "application/json", unavailable,
@@ -372,7 +406,7 @@ void tp_api_handle(tp_http_request_t *req, void *arg) {
             return;
         }
         if (rate_limited(self, req, client) < 0) return;
-        post_events(self, req, "");
+        post_events(self, req);
         return;
     }
     if (rate_limited(self, req, client) < 0) return;
