@@ -84,6 +84,8 @@ void tp_api_http_options(tp_config_t *cfg, tp_http_options_t *opts) {
         .header_timeout_ms = (int)tp_config_ms(cfg, "intake", "header_timeout", read),
         .body_timeout_ms = (int)tp_config_ms(cfg, "intake", "body_timeout", "30s"),
         .idle_timeout_ms = (int)tp_config_ms(cfg, "intake", "idle_timeout", "60s"),
+        .max_connections = (int)tp_config_int(cfg, "intake", "max_connections",
+                                              10000, 1, 1000000),
     };
 }
 

@@ -28,7 +28,7 @@ void tp_api_destroy(tp_api_t **self_p);
 
 /* intake's HTTP server options from [intake]: listen, port, max_body,
  * max_header, header_timeout, body_timeout, idle_timeout (read_timeout:
- * the default of header_timeout). Strings borrowed from `cfg`. */
+ * the default of header_timeout), max_connections. Strings borrowed from `cfg`. */
 void tp_api_http_options(tp_config_t *cfg, tp_http_options_t *opts);
 
 /* The tp_http_handler_cb of intake's server; `arg` is the tp_api_t. */
