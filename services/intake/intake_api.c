@@ -330,8 +330,9 @@ static void remembered_cb(tp_store_t *store, redisReply *r, void *arg) {
     free(ctx);
 }
 
-/* A signed POST: checks the MAC and the window, the rate limit and the
- * body, then remembers the MAC in Redis (SET NX, shared by every intake
+/* A signed POST: checks the MAC and the window, the rate limit (after the
+ * MAC, so that a stolen Bearer key without the secret cannot spend the
+ * integration's tokens) and the body, then remembers the MAC in Redis (SET NX, shared by every intake
  * instance) before the events go on; a MAC seen before is a replay. A
  * request refused on the way leaves nothing in Redis. */
 static void post_signed(tp_api_t *self, tp_http_request_t *req,
@@ -390,29 +391,25 @@ void tp_api_handle(tp_http_request_t *req, void *arg) {
         return;
     }
     tp_scope_t scope = tp_auth_scope_for(method, path);
-    if (scope == TP_SCOPE_NONE) {
-        respond_error(req, 404, "no such resource", NULL);
-        return;
-    }
-    if (!tp_auth_client_allows(client, scope)) {
+    if (scope != TP_SCOPE_NONE && !tp_auth_client_allows(client, scope)) {
         refuse_403(req, client, scope);
         return;
     }
-    if (strcmp(path, "/v1/events") == 0) {
-        if (strcmp(method, "POST") != 0) {
-            respond_error(req, 405, "use POST", NULL);
-            return;
-        }
-        if (tp_auth_client_signs(client)) {
-            post_signed(self, req, client);
-            return;
-        }
-        if (rate_limited(self, req, client) < 0) return;
-        post_events(self, req);
+    int events = strcmp(path, "/v1/events") == 0;
+    if (events && strcmp(method, "POST") == 0 && tp_auth_client_signs(client)) {
+        post_signed(self, req, client); /* rate limit after the signature */
         return;
     }
     if (rate_limited(self, req, client) < 0) return;
-    if (strcmp(method, "GET") == 0 && tp_query_handle(self->query, req) == 0)
+    if (events) {
+        if (strcmp(method, "POST") != 0)
+            respond_error(req, 405, "use POST", NULL);
+        else
+            post_events(self, req);
+        return;
+    }
+    if (scope != TP_SCOPE_NONE && strcmp(method, "GET") == 0 &&
+        tp_query_handle(self->query, req) == 0)
         return;
     respond_error(req, 404, "no such resource", NULL);
 }
