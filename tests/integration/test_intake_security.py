@@ -499,6 +499,30 @@ def test_hostile_bodies_400():
         assert w.close()
 
 
+def test_bad_keys_file_stops_intake_naming_the_line():
+    """A keys file intake cannot use stops it at start, naming file:line and
+    the setting at fault, and never the key."""
+    bad = KEYS.replace("scopes = customers:read, tickets:read",
+                       "scopes = customers:read, tickets:raed")
+    w = World(services=[], config=CONFIG, keys=bad)
+    try:
+        try:
+            w.start("intake")
+            raise AssertionError("intake started with a bad keys file")
+        except AssertionError as e:
+            if "exited" not in str(e):
+                raise
+        proc = w.procs.pop("intake")
+        assert proc.wait(10) == 1, proc.returncode
+        log = w.log("intake")
+        line = bad.split("\n").index("scopes = customers:read, tickets:raed") + 1
+        want = "%s:%d: [reader]: scopes: unknown scope 'tickets:raed'" % (w.keys_path, line)
+        assert want in log, log
+        assert "reader-key-0123456789" not in log
+    finally:
+        assert w.close()
+
+
 if __name__ == "__main__":
     run([test_keys_and_scopes,
          test_signatures_and_replays,
@@ -506,4 +530,5 @@ if __name__ == "__main__":
          test_rate_limit_429,
          test_oversized_header_and_body,
          test_slowloris_headers_and_body,
-         test_hostile_bodies_400])
+         test_hostile_bodies_400,
+         test_bad_keys_file_stops_intake_naming_the_line])
