@@ -11,7 +11,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <limits.h>
 #include <math.h>
 #include <sodium.h>
@@ -26,7 +25,7 @@
 
 #define AUTH_NAME_MAX 64
 #define AUTH_KEY_MAX 256
-#define AUTH_SECRET_MAX 256
+#define AUTH_SECRET_MAX AUTH_KEY_MAX
 #define AUTH_CLIENTS_MAX 1024
 #define AUTH_KEY_MIN_ADVISED 16
 #define AUTH_WINDOW_DEFAULT_S 300
@@ -193,9 +192,10 @@ static int read_secret_file(const loader_t *ld, const char *path, char *out,
     }
     size_t n = fread(out, 1, cap, f);
     int bad = ferror(f);
+    int more = !bad && n == cap && fgetc(f) != EOF;
     fclose(f);
     while (n > 0 && isspace((unsigned char)out[n - 1])) n--;
-    if (bad || n >= cap) {
+    if (bad || more || n >= cap) {
         snprintf(why, whylen, "%s: %s", full, bad ? "read failed" : "too long");
         sodium_memzero(out, cap);
         return -1;
@@ -265,7 +265,7 @@ static int parse_number(const char *v, double min, double max, double *out) {
     return 0;
 }
 
-/* One setting; returns 1, or 0 on error (inih then reports the line). */
+/* One setting; returns 1, or 0 on error (keys_parse reports the line). */
 static int setting(tp_auth_client_t *c, loader_t *ld, const char *name,
                    const char *value) {
     static const char *const sources[] = {"", "_file", "_env"};
@@ -282,7 +282,7 @@ static int setting(tp_auth_client_t *c, loader_t *ld, const char *name,
                 return 0;
             }
             c->set |= bit;
-            char buf[AUTH_KEY_MAX + 2];
+            char buf[AUTH_KEY_MAX + 1]; /* keys and secrets: 1..AUTH_KEY_MAX */
             int n = secret_value(ld, sources[s], value, buf, sizeof buf, what);
             if (n < 0) return 0;
             if (kind == 0) {
@@ -391,6 +391,66 @@ static int on_setting(void *user, const char *section, const char *name,
     return setting(ld->current, ld, name, value);
 }
 
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1])) *--end = '\0';
+    return s;
+}
+
+/* The keys file, line by line: "[section]", "name = value", comments
+ * after ';' or '#' at the start of a line or ';' after a space. Lines of
+ * any length (a key of 256 bytes fits; inih would cut it at 200). Calls
+ * on_setting per value; returns 0, the number of the first bad line, or -1
+ * when the file cannot be read (errno). */
+static int keys_parse(const char *path, loader_t *ld) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char *line = NULL, section[AUTH_NAME_MAX * 2 + 2] = "";
+    size_t cap = 0;
+    int lineno = 0, bad = 0;
+    while (!bad && getline(&line, &cap, f) >= 0) {
+        lineno++;
+        char *p = trim(line);
+        if (*p == '\0' || *p == ';' || *p == '#') continue;
+        for (char *c = p + 1; *c; c++)
+            if (*c == ';' && isspace((unsigned char)c[-1])) {
+                *c = '\0';
+                p = trim(p);
+                break;
+            }
+        if (*p == '[') {
+            char *close = strchr(p, ']');
+            if (!close || close[1] != '\0') {
+                load_fail(ld, "a section header is [name]");
+                bad = lineno;
+                continue;
+            }
+            *close = '\0';
+            snprintf(section, sizeof section, "%s", trim(p + 1));
+            continue;
+        }
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            load_fail(ld, "not a name = value line");
+            bad = lineno;
+            continue;
+        }
+        *eq = '\0';
+        char *name = trim(p), *value = trim(eq + 1);
+        if (!*name) {
+            load_fail(ld, "a setting without a name");
+            bad = lineno;
+        } else if (!on_setting(ld, section, name, value)) {
+            bad = lineno;
+        }
+    }
+    sodium_memzero(line, cap); /* it held keys and secrets */
+    free(line);
+    fclose(f);
+    return bad;
+}
+
 /* Defaults, then what every integration must have. Returns 0 or -1. */
 static int client_finish(tp_auth_client_t *c, loader_t *ld) {
     if (!(c->set & SET_KEY)) {
@@ -420,10 +480,9 @@ static int load_file(tp_auth_t *self, loader_t *ld) {
     if (slash)
         snprintf(ld->dir, sizeof ld->dir, "%.*s", (int)(slash - ld->file), ld->file);
     size_t first = self->n;
-    int line = ini_parse(ld->file, on_setting, ld);
+    int line = keys_parse(ld->file, ld);
     if (line < 0) {
-        load_fail(ld, "%s: cannot read: %s", ld->file,
-                  line == -1 ? strerror(errno) : "out of memory");
+        load_fail(ld, "%s: cannot read: %s", ld->file, strerror(errno));
         return -1;
     }
     if (line > 0) {

@@ -183,7 +183,8 @@ static void test_bad_keys_files_name_file_and_line(void **state) {
         {"[has space]\nkey = aaaaaaaaaaaaaaaaaaaa\nscopes = *\n", "keys.ini:2: [has space]"},
         {"[a]\nkey = has space inside\nscopes = *\n", "keys.ini:2: key: must be printable"},
         {"key = aaaaaaaaaaaaaaaaaaaa\n", "keys.ini:1:"},
-        {"[a]\nthis is not ini\n", "keys.ini:2: not an INI line"},
+        {"[a]\nthis is not ini\n", "keys.ini:2: not a name = value line"},
+        {"[a\nkey = x\n", "keys.ini:1: a section header is [name]"},
         {"; nothing\n", "no API key configured"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -193,8 +194,29 @@ static void test_bad_keys_files_name_file_and_line(void **state) {
         if (!strstr(err, cases[i].want))
             fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].want);
     }
+    /* keys and secrets are at most 256 bytes, in the file or in a file */
+    char err[512], text[1024], long_key[300];
+    memset(long_key, 'k', sizeof long_key);
+    for (int len = 256; len <= 257; len++) {
+        long_key[len] = '\0';
+        snprintf(text, sizeof text, "[a]\nkey = %s\nscopes = *\n", long_key);
+        tp_auth_t *a = load(text, "", err, sizeof err);
+        assert_true(len == 256 ? a != NULL : a == NULL);
+        tp_auth_destroy(&a);
+        write_file("crm.key", long_key);
+        a = load("[a]\nkey_file = crm.key\nscopes = *\n", "", err, sizeof err);
+        assert_true(len == 256 ? a != NULL : a == NULL);
+        if (len == 257) assert_non_null(strstr(err, "too long"));
+        tp_auth_destroy(&a);
+        snprintf(text, sizeof text,
+                 "[a]\nkey = kkkkkkkkkkkkkkkkkkkk\nscopes = *\nrequire_signature = 1\n"
+                 "secret = %s\n", long_key);
+        a = load(text, "", err, sizeof err);
+        assert_true(len == 256 ? a != NULL : a == NULL);
+        tp_auth_destroy(&a);
+        long_key[len] = 'k';
+    }
     /* an unreadable keys file, and a bad legacy key */
-    char err[512];
     tp_auth_options_t opts = {.keys_file = path_of("missing.ini")};
     assert_null(tp_auth_new(&opts, err, sizeof err));
     assert_non_null(strstr(err, "missing.ini: cannot read"));
