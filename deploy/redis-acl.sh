@@ -9,7 +9,8 @@
 # secrets_dir (common/src/service.c), never from the configuration itself
 # and never into a log. Users:
 #   admin      operators and tests: everything
-#   intake     writes the journal and its indexes ({j}); reads everything
+#   intake     writes the journal and its indexes ({j}) and the signed
+#              requests it has seen (replay:<mac>); reads everything
 #              (the queries)
 #   scoring    the customer record and its indexes; the contact indexes
 #   scheduler  reminders ({r<n>}) and the per-person reminder index
@@ -47,7 +48,7 @@ own() { # the keys every consuming service owns
 # would not come back.)
 echo "user default on #$(head -c 32 /dev/urandom | sha256sum | cut -c1-64) ~* &* +@all"
 echo "user admin on >$(pass admin) ~* &* +@all"
-echo "user intake on >$(pass intake) %R~${ns}* ~${ns}{j}:* $cmds"
+echo "user intake on >$(pass intake) %R~${ns}* ~${ns}{j}:* ~${ns}replay:* $cmds"
 echo "user scoring on >$(pass scoring) %R~${ns}* $(own scoring) ~${ns}{c:*}:* ~${ns}pipeline:* ~${ns}at_risk ~${ns}health:watch ~${ns}{j}:phone ~${ns}{j}:email $cmds"
 echo "user scheduler on >$(pass scheduler) %R~${ns}* $(own scheduler) ~${ns}{r*}:* ~${ns}reminders:* $cmds"
 echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{u:*}:* ~${ns}delivery:* ~${ns}deliveries:* ~${ns}notifier:* $cmds"

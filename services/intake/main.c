@@ -65,14 +65,8 @@ int main(int argc, char **argv) {
         .departments = tp_config_str(app.cfg, "ticketing", "departments",
                                      "sales,engineering,maintenance"),
     };
-    tp_http_options_t http_opts = {
-        .host = tp_config_str(app.cfg, "intake", "listen", "127.0.0.1"),
-        .port = (int)tp_config_int(app.cfg, "intake", "port", 8080, 0, 65535),
-        .max_body = (size_t)tp_config_int(app.cfg, "intake", "max_body",
-                                          1 << 20, 1024, 64 << 20),
-        .read_timeout_ms = (int)tp_config_ms(app.cfg, "intake", "read_timeout", "10s"),
-        .idle_timeout_ms = (int)tp_config_ms(app.cfg, "intake", "idle_timeout", "60s"),
-    };
+    tp_http_options_t http_opts;
+    tp_api_http_options(app.cfg, &http_opts);
     tp_trim_options_t trim_opts = {
         .retention_ms = tp_config_ms(app.cfg, "intake", "journal_retention", "7d"),
         .interval_ms = tp_config_ms(app.cfg, "intake", "journal_trim_interval", "1m"),
@@ -92,7 +86,7 @@ int main(int argc, char **argv) {
         !(app.router = tp_router_new(app.bus, app.cfg)) ||
         !(app.journal = tp_journal_new(loop, app.store, app.router, &journal_opts)) ||
         !(app.query = tp_query_new(app.store, cc)) ||
-        !(app.api = tp_api_new(app.cfg, app.journal, app.query)) ||
+        !(app.api = tp_api_new(app.cfg, loop, app.store, app.journal, app.query)) ||
         !(app.ingress = tp_ingress_new(app.bus, app.cfg, app.journal)) ||
         !(app.trim = tp_trim_new(loop, app.store, app.journal, &trim_opts)) ||
         !(app.http = tp_http_server_new(loop, &http_opts, tp_api_handle, app.api))) {

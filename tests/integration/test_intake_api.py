@@ -9,6 +9,9 @@ is a duplicate: reported, not journaled again (DESIGN "nothing lost, nothing
 done twice"). Reads: GET /v1/customers/<id> (404 when unknown), /v1/lookup by
 phone or email in their normal forms (R-SHARED-2), /healthz without a key.
 
+Scopes, request signatures and replays, rate limits, header and body caps,
+slow clients and parser abuse: test_intake_security.py.
+
 Most cases run intake alone, so that no service adds derived events to the
 journal while a test proves that a request added nothing (XLEN unchanged).
 """

@@ -158,8 +158,9 @@ def test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_sco
                                 "comment": "slow"}})[0] == 202
         wait_until(lambda: ticket(w, "SAT-1", "T-S1").get("satisfaction") == "2", 5,
                    what="score on the ticket")
-        rem = "SAT-1|R-SAT-1|T-S1"
-        assert w.redis("ZSCORE", "tp:reminders:owner:rep-s", rem) is not None
+        rem = "SAT-1|R-SAT-1|T-S1"  # the scheduler plans it (it reads the answer too)
+        wait_until(lambda: w.redis("ZSCORE", "tp:reminders:owner:rep-s", rem) is not None, 5,
+                   what="the owner's follow-up planned")
         # the scheduler fires it like its own reminders: the owner is told
         wait_until(lambda: [r for r in hooks(w, "reminder.due")
                             if r["data"]["rule"] == "R-SAT-1"], 15, what="follow-up fired")

@@ -176,11 +176,20 @@ class World:
     """Redis + the five services, configured for a test.
 
     `config` overrides keys: {"scheduler": {"first_touch_a": "2s"}}. `acl`:
-    Redis with one ACL user per service and the default user off
-    (deploy/redis-acl.sh), as deployed; the test's own client is admin."""
+    Redis with one ACL user per service and the default user locked
+    (deploy/redis-acl.sh), as deployed; the test's own client is admin.
+    `keys`, when given, is the text of intake's keys file (written to the
+    world's folder as api-keys.ini); API_KEY stays valid beside it as an
+    [intake] api_keys key of every scope."""
 
-    def __init__(self, config=None, services=SERVICES, receiver=True, acl=True):
+    def __init__(self, config=None, services=SERVICES, receiver=True, acl=True, keys=None):
         self.dir = tempfile.mkdtemp(prefix="tp-test-")
+        if keys is not None:
+            self.keys_path = os.path.join(self.dir, "api-keys.ini")
+            with open(self.keys_path, "w") as f:
+                f.write(keys)
+            config = dict(config or {})
+            config["intake"] = dict(config.get("intake", {}), keys_file=self.keys_path)
         self.procs = {}
         self.receiver = Receiver() if receiver else None
         self.redis_port = free_port()
@@ -271,10 +280,12 @@ class World:
                 for k, v in keys.items():
                     f.write("%s = %s\n" % (k, v))
 
-    def start(self, service, instance=None):
+    def start(self, service, instance=None, env=None):
+        """Starts a service; `env` adds variables (TP_<SECTION>_<KEY>
+        overrides, e.g. a second intake's port)."""
         name = instance or service
         binary = os.path.join(BUILD, "services", service, "tp-" + service)
-        env = dict(os.environ, TP_CONFIG=self.config_path)
+        env = dict(os.environ, TP_CONFIG=self.config_path, **(env or {}))
         env["TP_%s_INSTANCE" % service.upper()] = name
         path = os.path.join(self.dir, name + ".log")
         before = os.path.getsize(path) if os.path.exists(path) else 0

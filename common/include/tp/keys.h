@@ -56,6 +56,8 @@
  *                              and its open reminders: "<cust>|<rest>"
  *                              as the field open:<rest> -> record (JSON)
  *   stats:<svc>                hash: counters across instances (fired, ...)
+ *   replay:<mac>               string: a signed request intake has seen (expires
+ *                              after twice the replay window)
  *   sla:due                    zset: "<cust>|<ticket>|<target>" -> deadline
  *   {u:<user>}:inbox           list: in-app notifications (JSON), newest first
  *   {u:<user>}:done:notifier:<ev> string: notifier applied event ev
