@@ -87,7 +87,9 @@ def test_stopped_consumer_backpressure_then_catch_up():
         # near the bound: what arrives between two checks, and the other
         # services' derived events, which are never refused
         assert peak["xlen"] < BOUND * 2, peak
-        assert peak["rss"] < rss_before + 20 * 1024, peak
+        # (under AddressSanitizer RSS is its quarantine's, not intake's)
+        if "ASAN_OPTIONS" not in os.environ:
+            assert peak["rss"] < rss_before + 20 * 1024, peak
         assert len(acked) == LEADS
 
         wait_until(lambda: _all_graded(w), 60, interval=1,
