@@ -1,4 +1,7 @@
-/* notifier_deliver.c: inbox, webhook attempts, retries, outcomes. */
+/* notifier_deliver.c: recipients, rendering, delivery records, attempts,
+ * retries, outcomes. Owns the delivery records in Redis (delivery:<id>,
+ * deliveries:due, deadletter) and the attempts in flight; never talks to a
+ * network itself (the channels do). */
 #include "notifier_deliver.h"
 
 #include <jansson.h>
@@ -7,33 +10,70 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "notifier_webhook.h"
 #include "tp/argv.h"
 #include "tp/id.h"
 #include "tp/keys.h"
 #include "tp/log.h"
 
-/* KEYS done, inbox, delivery, deliveries:due. ARGV ttl, inbox entry, inbox
- * max, delivery id ("" = no webhook), body, claim until, customer,
- * recipient, cause. */
+/* KEYS done, deliveries:due, cap counter, ni inbox keys, nd delivery keys.
+ * ARGV ttl, inbox entry, inbox max, ni, nd, cap limit, cap ttl ms, now,
+ * claim until, customer, cause, then per delivery: id, channel, address,
+ * body, recipient, customer-facing (0/1), due at. Returns the ids claimed
+ * to start now, then "capped" and the ids capped. */
 static const char DELIVER_LUA[] =
     TP_LUA_DONE_CHECK
-    "redis.call('LPUSH', KEYS[2], ARGV[2])\n"
-    "redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)\n"
-    "if ARGV[4] ~= '' then\n"
-    "  redis.call('HSET', KEYS[3], 'status', 'sending', 'attempts', 0,\n"
-    "             'body', ARGV[5], 'customer', ARGV[7], 'recipient', ARGV[8],\n"
-    "             'cause', ARGV[9])\n"
-    "  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4])\n"
+    "local ni, nd = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "for i = 1, ni do\n"
+    "  redis.call('LPUSH', KEYS[3 + i], ARGV[2])\n"
+    "  redis.call('LTRIM', KEYS[3 + i], 0, tonumber(ARGV[3]) - 1)\n"
+    "end\n"
+    "local capped = false\n"
+    "local counted = false\n"
+    "local now = tonumber(ARGV[8])\n"
+    "local out, capped_ids = {}, {}\n"
+    "for d = 1, nd do\n"
+    "  local a = 12 + (d - 1) * 7\n"
+    "  local key = KEYS[3 + ni + d]\n"
+    "  if redis.call('EXISTS', key) == 0 then\n"
+    "    if ARGV[a + 5] == '1' and tonumber(ARGV[6]) > 0 and not counted then\n"
+    "      counted = true\n"
+    "      local n = redis.call('INCR', KEYS[3])\n"
+    "      if n == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[7]) end\n"
+    "      if n > tonumber(ARGV[6]) then capped = true end\n"
+    "    end\n"
+    "    local st = 'sending'\n"
+    "    if ARGV[a + 5] == '1' and capped then st = 'capped' end\n"
+    "    redis.call('HSET', key, 'status', st, 'attempts', 0, 'channel',\n"
+    "               ARGV[a + 1], 'address', ARGV[a + 2], 'body', ARGV[a + 3],\n"
+    "               'customer', ARGV[10], 'recipient', ARGV[a + 4],\n"
+    "               'cause', ARGV[11], 'created_at', ARGV[8])\n"
+    "    if st == 'capped' then\n"
+    "      capped_ids[#capped_ids + 1] = ARGV[a]\n"
+    "    elseif tonumber(ARGV[a + 6]) <= now then\n"
+    "      redis.call('ZADD', KEYS[2], ARGV[9], ARGV[a])\n"
+    "      out[#out + 1] = ARGV[a]\n"
+    "    else\n"
+    "      redis.call('ZADD', KEYS[2], ARGV[a + 6], ARGV[a])\n"
+    "    end\n"
+    "  end\n"
     "end\n"
     TP_LUA_DONE_MARK
-    "return {1}\n";
+    "out[#out + 1] = 'capped'\n"
+    "for _, id in ipairs(capped_ids) do out[#out + 1] = id end\n"
+    "return out\n";
 
-/* KEYS delivery, deliveries:due, outbox. ARGV id, outcome (sent | failed |
- * retry), attempts, last error, next attempt ms, now, derived event ("" for
- * retry). Returns 1, or 0 when the delivery was already settled. */
+/* KEYS delivery, deliveries:due, outbox, deadletter. ARGV id, outcome
+ * (sent | failed | retry | defer), attempts, last error, next attempt ms,
+ * now, derived event ("" for retry and defer). Returns 1, or 0 when the
+ * delivery was already settled. */
 static const char RESULT_LUA[] =
     "local st = redis.call('HGET', KEYS[1], 'status')\n"
     "if st ~= 'sending' then return 0 end\n"
+    "if ARGV[2] == 'defer' then\n"
+    "  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])\n"
+    "  return 1\n"
+    "end\n"
     "redis.call('HSET', KEYS[1], 'attempts', ARGV[3], 'last_error', ARGV[4])\n"
     "if ARGV[2] == 'retry' then\n"
     "  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])\n"
@@ -41,12 +81,13 @@ static const char RESULT_LUA[] =
     "end\n"
     "redis.call('HSET', KEYS[1], 'status', ARGV[2], 'settled_at', ARGV[6])\n"
     "redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "if ARGV[2] == 'failed' then redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1]) end\n"
     "redis.call('ZADD', KEYS[3], ARGV[6], ARGV[7])\n"
     "return 1\n";
 
 /* KEYS deliveries:due. ARGV now, claim until, limit, delivery key prefix.
  * Claims due deliveries; returns id, attempts, body, customer, recipient,
- * cause per delivery. */
+ * cause, channel, address per delivery. */
 static const char CLAIM_LUA[] =
     "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],\n"
     "                       'LIMIT', 0, ARGV[3])\n"
@@ -54,46 +95,108 @@ static const char CLAIM_LUA[] =
     "for _, id in ipairs(ids) do\n"
     "  redis.call('ZADD', KEYS[1], ARGV[2], id)\n"
     "  local f = redis.call('HMGET', ARGV[4] .. id, 'attempts', 'body',\n"
-    "                       'customer', 'recipient', 'cause', 'status')\n"
-    "  if f[6] == 'sending' then\n"
+    "                       'customer', 'recipient', 'cause', 'channel',\n"
+    "                       'address', 'status')\n"
+    "  if f[8] == 'sending' then\n"
     "    out[#out + 1] = id\n"
-    "    for i = 1, 5 do out[#out + 1] = f[i] or '' end\n"
+    "    for i = 1, 7 do out[#out + 1] = f[i] or '' end\n"
     "  else redis.call('ZREM', KEYS[1], id) end\n"
     "end\n"
     "return out\n";
 
 #define CLAIM_BATCH "200"
+#define CLAIM_FIELDS 8
+#define DELIVERY_ID_MAX 400
+#define MAX_RECIPIENTS 3
+
+static const char *const channel_names[TP_DELIVER_CHANNELS] = {"email", "webhook",
+                                                               "sms"};
+static const unsigned channel_bits[TP_DELIVER_CHANNELS] = {
+    TP_CHANNEL_EMAIL, TP_CHANNEL_WEBHOOK, TP_CHANNEL_SMS};
 
 struct tp_deliver {
     tp_store_t *store;
     tp_emitter_t *emitter;
-    tp_webhook_t *webhook;
+    const tp_templates_t *templates;
+    const tp_recipients_t *recipients;
+    tp_channel_t *channels[TP_DELIVER_CHANNELS];
     tp_deliver_options_t opts;
-    char webhook_url[1024];
-    char due_key[128];
+    char fallback_lang[32], customer_lang[32];
+    char escalate[256], customer_rules[512];
+    char due_key[128], deadletter_key[128];
     int deliver_script, result_script, claim_script;
     uv_timer_t retry_timer;
     int closing;
 };
 
-/* One webhook attempt. */
+/* One attempt of one delivery. */
 typedef struct attempt {
     tp_deliver_t *deliver;
-    char id[400];
+    char id[DELIVERY_ID_MAX];
     char customer[TP_CUSTOMER_MAX + 1];
     char recipient[TP_ACTOR_MAX + 1];
     char cause[TP_ID_MAX + 1];
+    char address[1100];
+    int channel;  /* TP_DELIVER_* */
     int attempts; /* made before this one */
 } attempt_t;
 
-void tp_deliver_options_load(tp_deliver_options_t *o, tp_config_t *cfg) {
-    o->webhook_url = tp_config_str(cfg, "notifier", "webhook_url", "");
+static int in_list(const char *list, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = list; *p;) {
+        p += strspn(p, ", ");
+        size_t len = strcspn(p, ", ");
+        if (len == n && len && strncmp(p, word, n) == 0) return 1;
+        p += len;
+    }
+    return 0;
+}
+
+int tp_deliver_options_load(tp_deliver_options_t *o, tp_config_t *cfg,
+                            char *err, size_t errlen) {
     o->max_attempts = (int)tp_config_int(cfg, "notifier", "max_attempts", 8, 1, 1000);
     o->backoff_ms = tp_config_ms(cfg, "notifier", "backoff", "1s");
     o->backoff_max_ms = tp_config_ms(cfg, "notifier", "backoff_max", "5m");
     o->claim_ms = tp_config_ms(cfg, "notifier", "claim", "60s");
     o->retry_poll_ms = tp_config_ms(cfg, "notifier", "retry_poll", "1s");
     o->inbox_max = (int)tp_config_int(cfg, "notifier", "inbox_max", 200, 1, 100000);
+    o->fallback_lang = tp_config_str(cfg, "notifier", "fallback_lang", "en");
+    o->escalate = tp_config_str(cfg, "notifier", "escalate",
+                                "sla.breached,customer.at_risk");
+    o->customer_rules = tp_config_str(cfg, "notifier", "customer_rules", "");
+    o->customer_lang = tp_config_str(cfg, "notifier", "customer_lang", "zh-CN");
+    o->customer_cap = (int)tp_config_int(cfg, "notifier", "customer_cap", 2, 0, 1000);
+    o->customer_cap_period_ms = tp_config_ms(cfg, "notifier", "customer_cap_period", "7d");
+    o->breaker_failures =
+        (int)tp_config_int(cfg, "notifier", "breaker_failures", 5, 0, 100000);
+    o->breaker_cooldown_ms = tp_config_ms(cfg, "notifier", "breaker_cooldown", "30s");
+    if (tp_recipients_channels(
+            tp_config_str(cfg, "notifier", "customer_channels", "email"),
+            &o->customer_channels) < 0 ||
+        (o->customer_channels & (TP_CHANNEL_INBOX | TP_CHANNEL_WEBHOOK))) {
+        snprintf(err, errlen, "notifier.customer_channels: email and/or sms");
+        return -1;
+    }
+    if (o->customer_cap_period_ms <= 0 || o->backoff_ms <= 0 ||
+        o->retry_poll_ms <= 0 || o->claim_ms <= 0) {
+        snprintf(err, errlen, "notifier: backoff, retry_poll, claim and "
+                              "customer_cap_period must be positive");
+        return -1;
+    }
+    for (const char *p = o->escalate; *p;) {
+        p += strspn(p, ", ");
+        size_t len = strcspn(p, ", ");
+        if (!len) break;
+        char kind[64];
+        snprintf(kind, sizeof kind, "%.*s", (int)len, p);
+        if (tp_proto_type(kind) == TP_EVENT_NONE) {
+            snprintf(err, errlen, "notifier.escalate: unknown event type \"%s\"",
+                     kind);
+            return -1;
+        }
+        p += len;
+    }
+    return 0;
 }
 
 int tp_deliver_tag(const tp_event_t *ev, char *tag, size_t len, void *arg) {
@@ -113,6 +216,10 @@ static int64_t backoff(const tp_deliver_t *self, int attempts) {
     return wait * 4 / 5 + (int64_t)(r % (uint32_t)(wait * 2 / 5 + 1)); /* +-20% */
 }
 
+/* ------------------------------------------------------------------ */
+/* Outcomes                                                            */
+/* ------------------------------------------------------------------ */
+
 /* An outcome being recorded, with the event it derives. */
 typedef struct settle_ctx {
     tp_deliver_t *deliver;
@@ -125,6 +232,7 @@ static void settle_free(settle_ctx_t *sc) {
 }
 
 static void result_cb(tp_store_t *store, redisReply *r, void *arg) {
+    (void)store;
     settle_ctx_t *sc = arg;
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1 &&
         sc->derived.size && !sc->deliver->closing)
@@ -132,21 +240,26 @@ static void result_cb(tp_store_t *store, redisReply *r, void *arg) {
     settle_free(sc);
 }
 
-/* Records the outcome of attempt `a`: sent, failed, or retry later. */
-static void settle(attempt_t *a, const char *outcome, const char *error) {
+/* Records the outcome of attempt `a`: sent, failed, retry later, or defer
+ * to `at` (a breaker is open: no attempt was made). */
+static void settle(attempt_t *a, const char *outcome, const char *error,
+                   int64_t at) {
     tp_deliver_t *self = a->deliver;
     int64_t now = tp_now_ms();
-    int attempts = a->attempts + 1;
+    int defer = strcmp(outcome, "defer") == 0;
+    int attempts = a->attempts + (defer ? 0 : 1);
     settle_ctx_t *sc = calloc(1, sizeof *sc);
     if (!sc) abort();
     sc->deliver = self;
     msgpack_sbuffer_init(&sc->derived);
-    if (strcmp(outcome, "retry") != 0) {
+    if (strcmp(outcome, "retry") != 0 && !defer) {
         int sent = strcmp(outcome, "sent") == 0;
         json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:i}", "delivery", a->id,
-                                 "channel", "webhook", "recipient", a->recipient,
-                                 "cause", a->cause, "attempts", attempts);
-        if (!sent) json_object_set_new(data, "error", json_string(error ? error : ""));
+                                 "channel", channel_names[a->channel], "recipient",
+                                 a->recipient, "cause", a->cause, "attempts",
+                                 attempts);
+        if (!sent)
+            json_object_set_new(data, "error", json_string(error ? error : ""));
         char id[TP_ID_MAX + 1];
         snprintf(id, sizeof id, "%.110s:%s", a->id, outcome);
         tp_emit_pack(&sc->derived,
@@ -160,173 +273,490 @@ static void settle(attempt_t *a, const char *outcome, const char *error) {
     tp_argv_addf(&v, "%sdelivery:%s", tp_store_ns(self->store), a->id);
     tp_argv_add(&v, self->due_key, (size_t)-1);
     tp_argv_add(&v, tp_emitter_outbox(self->emitter), (size_t)-1);
+    tp_argv_add(&v, self->deadletter_key, (size_t)-1);
     tp_argv_add(&v, a->id, (size_t)-1);
     tp_argv_add(&v, outcome, (size_t)-1);
     tp_argv_add_int(&v, attempts);
     tp_argv_add(&v, error ? error : "", (size_t)-1);
-    tp_argv_add_int(&v, now + backoff(self, attempts));
+    tp_argv_add_int(&v, defer ? at : now + backoff(self, attempts));
     tp_argv_add_int(&v, now);
     tp_argv_add(&v, sc->derived.size ? sc->derived.data : "", sc->derived.size);
-    int rc = tp_store_eval(self->store, self->result_script, result_cb, sc, 3,
+    int rc = tp_store_eval(self->store, self->result_script, result_cb, sc, 4,
                            (int)v.n, v.v, v.len);
     tp_argv_clear(&v);
     if (rc < 0) settle_free(sc); /* the claim expires; another attempt follows */
 }
 
-static void posted_cb(long status, const char *error, void *arg) {
+static void attempt_done_cb(long status, const char *error, void *arg) {
     attempt_t *a = arg;
     tp_deliver_t *self = a->deliver;
     if (self->closing) { /* shutting down: the claim expires, retried later */
         free(a);
         return;
     }
-    char why[160];
-    if (status >= 200 && status < 300) {
-        settle(a, "sent", NULL);
+    tp_channel_t *ch = self->channels[a->channel];
+    tp_verdict_t verdict = ch->classify(status, error);
+    int64_t now = tp_now_ms();
+    if (tp_channel_record(ch, verdict, now))
+        tp_log_warn("channel %s: %d failures in a row; waiting %lld ms before "
+                    "the next attempt",
+                    ch->name, ch->breaker_failures, (long long)ch->breaker_cooldown_ms);
+    if (verdict == TP_VERDICT_SENT) {
+        settle(a, "sent", NULL, 0);
     } else {
-        if (error)
-            snprintf(why, sizeof why, "%s", error);
+        char why[300];
+        if (error && status)
+            snprintf(why, sizeof why, "%ld: %.250s", status, error);
+        else if (error)
+            snprintf(why, sizeof why, "%.250s", error);
         else
             snprintf(why, sizeof why, "HTTP %ld", status);
-        int permanent = status >= 400 && status < 500 && status != 408 && status != 429;
         tp_log_warn("delivery %s attempt %d failed: %s", a->id, a->attempts + 1, why);
-        settle(a, permanent || a->attempts + 1 >= self->opts.max_attempts ? "failed"
-                                                                          : "retry",
-               why);
+        settle(a,
+               verdict == TP_VERDICT_PERMANENT ||
+                       a->attempts + 1 >= self->opts.max_attempts
+                   ? "failed"
+                   : "retry",
+               why, 0);
     }
     free(a);
 }
 
-static void attempt_start(tp_deliver_t *self, attempt_t *a, const char *body,
+/* Starts attempt `a` (takes ownership) with `payload`. */
+static void attempt_start(tp_deliver_t *self, attempt_t *a, const char *payload,
                           size_t len) {
-    char key_header[460];
-    snprintf(key_header, sizeof key_header, "Idempotency-Key: %s", a->id);
-    const char *headers[] = {key_header, NULL};
-    if (tp_webhook_post(self->webhook, self->webhook_url, body, len, headers,
-                        posted_cb, a) < 0) {
-        tp_log_warn("delivery %s: not started (%s); retried after its claim",
-                    a->id, tp_webhook_errstr(self->webhook));
+    tp_channel_t *ch = self->channels[a->channel];
+    if (!ch) { /* the channel was switched off since: wait for it */
+        tp_log_warn("delivery %s: channel %s is off; it waits", a->id,
+                    channel_names[a->channel]);
+        settle(a, "defer", NULL, tp_now_ms() + self->opts.claim_ms);
+        free(a);
+        return;
+    }
+    int64_t until = 0;
+    if (!tp_channel_allow(ch, tp_now_ms(), &until)) {
+        settle(a, "defer", NULL, until);
+        free(a);
+        return;
+    }
+    if (ch->send(ch, a->id, a->address, payload, len, attempt_done_cb, a) < 0) {
+        tp_log_warn("delivery %s: not started; retried after its claim", a->id);
         free(a);
     }
 }
 
-/* ---- applying reminder.due / sla.breached ---- */
+/* ------------------------------------------------------------------ */
+/* Applying an event: recipients, messages, records                    */
+/* ------------------------------------------------------------------ */
+
+/* One delivery being recorded. */
+typedef struct pending {
+    char id[DELIVERY_ID_MAX];
+    char recipient[TP_ACTOR_MAX + 1];
+    char address[1100];
+    int channel;
+    int customer_facing;
+    int64_t due_at;
+    char *payload;
+    size_t len;
+} pending_t;
+
+#define MAX_PENDING (MAX_RECIPIENTS * TP_DELIVER_CHANNELS)
 
 typedef struct deliver_ctx {
     tp_deliver_t *deliver;
+    tp_consumer_t *consumer;
     tp_consumer_job_t *job;
-    attempt_t *attempt; /* NULL without webhook */
-    char *body;
+    const tp_event_t *ev; /* borrowed until the job is done */
+    char customer[TP_CUSTOMER_MAX + 1];
+    char cause[TP_ID_MAX + 1];
+    pending_t pending[MAX_PENDING];
+    int npending;
 } deliver_ctx_t;
 
-static void delivered_cb(tp_store_t *store, redisReply *r, void *arg) {
-    deliver_ctx_t *ctx = arg;
-    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1;
-    if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("deliver: %s", r->str);
-    int fresh = ok && r->element[0]->integer == 1;
-    tp_consumer_job_done(ctx->job, ok ? 0 : -1);
-    if (fresh && ctx->attempt && !ctx->deliver->closing)
-        attempt_start(ctx->deliver, ctx->attempt, ctx->body, strlen(ctx->body));
-    else
-        free(ctx->attempt);
-    free(ctx->body);
+static void ctx_free(deliver_ctx_t *ctx) {
+    for (int i = 0; i < ctx->npending; i++) free(ctx->pending[i].payload);
     free(ctx);
 }
 
-void tp_deliver_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
-                      const tp_event_t *ev, void *arg) {
-    tp_deliver_t *self = arg;
+static const pending_t *pending_find(const deliver_ctx_t *ctx, const char *id) {
+    for (int i = 0; i < ctx->npending; i++)
+        if (strcmp(ctx->pending[i].id, id) == 0) return &ctx->pending[i];
+    return NULL;
+}
+
+static void delivered_cb(tp_store_t *store, redisReply *r, void *arg) {
+    (void)store;
+    deliver_ctx_t *ctx = arg;
+    tp_deliver_t *self = ctx->deliver;
+    int ok = r && r->type == REDIS_REPLY_ARRAY;
+    if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("deliver: %s", r->str);
+    /* the job ends first: `ev` is not used after this */
+    tp_consumer_job_done(ctx->job, ok ? 0 : -1);
+    int capped = 0;
+    for (size_t i = 0; ok && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_STRING) continue; /* {1}: already done */
+        if (strcmp(e->str, "capped") == 0) {
+            capped = 1;
+            continue;
+        }
+        const pending_t *p = pending_find(ctx, e->str);
+        if (capped) {
+            tp_log_info("delivery %s capped (R-CAD-3): not sent", e->str);
+            continue;
+        }
+        if (!p || self->closing) continue; /* claimed: retried when it expires */
+        attempt_t *a = calloc(1, sizeof *a);
+        if (!a) abort();
+        a->deliver = self;
+        snprintf(a->id, sizeof a->id, "%s", p->id);
+        snprintf(a->customer, sizeof a->customer, "%s", ctx->customer);
+        snprintf(a->recipient, sizeof a->recipient, "%s", p->recipient);
+        snprintf(a->cause, sizeof a->cause, "%s", ctx->cause);
+        snprintf(a->address, sizeof a->address, "%s", p->address);
+        a->channel = p->channel;
+        attempt_start(self, a, p->payload, p->len);
+    }
+    ctx_free(ctx);
+}
+
+/* A value of `data` as text for a template: times in `zone`'s local time. */
+static void field_text(const tp_field_t *f, json_t *v, const tp_calendar_t *zone,
+                       char *out, size_t len) {
+    out[0] = '\0';
+    if (json_is_string(v)) {
+        snprintf(out, len, "%s", json_string_value(v));
+    } else if (json_is_boolean(v)) {
+        snprintf(out, len, "%s", json_is_true(v) ? "yes" : "no");
+    } else if (json_is_integer(v) && f->kind == TP_FIELD_TIME && zone) {
+        tp_local_time_t t;
+        tp_calendar_to_local(zone, (int64_t)json_integer_value(v), &t);
+        snprintf(out, len, "%04d-%02d-%02d %02d:%02d", t.year, t.month, t.day,
+                 t.hour, t.minute);
+    } else if (json_is_integer(v)) {
+        snprintf(out, len, "%lld", (long long)json_integer_value(v));
+    }
+}
+
+/* The template fields of `ev` for one recipient. Caller owns the result. */
+static json_t *message_fields(const tp_event_t *ev, const json_t *profile,
+                              const char *recipient, const char *recipient_name,
+                              const tp_calendar_t *zone) {
+    json_t *fields = json_object();
+    const tp_event_schema_t *schema = tp_proto_schema(ev->type);
+    char text[TP_TEXT_MAX + 1];
+    for (const tp_field_t *f = schema->fields; f && f->name; f++) {
+        json_t *v = json_object_get(ev->data, f->name);
+        if (!v) continue;
+        if (f->kind == TP_FIELD_OBJECT) {
+            for (const tp_field_t *s = f->sub; s && s->name; s++) {
+                json_t *sv = json_object_get(v, s->name);
+                if (!sv) continue;
+                char name[200];
+                snprintf(name, sizeof name, "%s.%s", f->name, s->name);
+                field_text(s, sv, zone, text, sizeof text);
+                json_object_set_new(fields, name, json_string(text));
+            }
+            continue;
+        }
+        field_text(f, v, zone, text, sizeof text);
+        json_object_set_new(fields, f->name, json_string(text));
+    }
+    const char *name = json_string_value(json_object_get(profile, "name"));
+    if (!name || !*name) name = json_string_value(json_object_get(profile, "company"));
+    if (!name || !*name) name = ev->customer;
+    json_object_set_new(fields, "customer", json_string(ev->customer));
+    json_object_set_new(fields, "customer_name", json_string(name));
+    json_object_set_new(fields, "recipient", json_string(recipient));
+    json_object_set_new(fields, "recipient_name", json_string(recipient_name));
+    json_object_set_new(fields, "kind", json_string(tp_proto_type_name(ev->type)));
+    const char *rule = tp_event_str(ev, "rule");
+    json_object_set_new(fields, "rule_name",
+                        json_string(rule ? rule : tp_proto_type_name(ev->type)));
+    json_t *ts = json_integer(ev->ts);
+    static const tp_field_t when = {"when", TP_FIELD_TIME, 1, 0, 0, NULL, NULL, ""};
+    field_text(&when, ts, zone, text, sizeof text);
+    json_decref(ts);
+    json_object_set_new(fields, "when", json_string(text));
+    return fields;
+}
+
+static int event_urgent(const tp_event_t *ev) {
+    if (tp_event_bool(ev, "urgent", 0)) return 1;
+    const char *priority = tp_event_str(ev, "priority");
+    return priority && strcmp(priority, "urgent") == 0;
+}
+
+/* One person (or the customer's contact) to reach. */
+typedef struct target {
+    char id[TP_ACTOR_MAX + 1]; /* user id, or "contact" */
+    const char *name, *lang, *addresses[TP_DELIVER_CHANNELS];
+    unsigned channels;
+    const char *rule; /* template rule: the event's, or "<rule>.customer" */
+    int customer_facing, staff;
+    int has_quiet;
+    tp_quiet_t quiet;
+    const tp_calendar_t *zone;
+} target_t;
+
+static void target_user(const tp_deliver_t *self, const char *id, target_t *t) {
+    tp_recipient_t r;
+    tp_recipients_get(self->recipients, id, &r);
+    memset(t, 0, sizeof *t);
+    snprintf(t->id, sizeof t->id, "%s", id);
+    t->name = r.name;
+    t->lang = r.lang;
+    t->channels = r.channels;
+    t->addresses[TP_DELIVER_EMAIL] = r.email;
+    t->addresses[TP_DELIVER_WEBHOOK] =
+        *r.webhook_url || !self->channels[TP_DELIVER_WEBHOOK]
+            ? r.webhook_url
+            : tp_webhook_default_url(self->channels[TP_DELIVER_WEBHOOK]);
+    t->addresses[TP_DELIVER_SMS] = r.phone;
+    t->has_quiet = r.has_quiet;
+    t->quiet = r.quiet;
+    t->zone = r.zone;
+    t->staff = 1;
+    t->rule = "";
+}
+
+/* Renders and prepares one delivery per channel of `t`. */
+static void plan_target(deliver_ctx_t *ctx, const target_t *t, const json_t *profile,
+                        int64_t now) {
+    tp_deliver_t *self = ctx->deliver;
+    const tp_event_t *ev = ctx->ev;
+    const char *kind = tp_proto_type_name(ev->type);
+    const char *rule = t->rule;
+    json_t *fields = message_fields(ev, profile, t->id, t->name, t->zone);
+    char *subject = NULL, *text = NULL, *html = NULL;
+    char err[300];
+    int rendered = 0;
+    int64_t due = now;
+    if (t->has_quiet && !event_urgent(ev)) due = tp_quiet_next_allowed(&t->quiet, now);
+    for (int c = 0; c < TP_DELIVER_CHANNELS; c++) {
+        tp_channel_t *ch = self->channels[c];
+        if (!ch || !(t->channels & channel_bits[c])) continue;
+        const char *address = t->addresses[c];
+        if (!address || !*address) continue; /* nowhere to send it */
+        if (!rendered) {
+            if (tp_templates_render(self->templates, kind, rule, t->lang,
+                                    self->fallback_lang, fields, &subject, &text,
+                                    &html, err, sizeof err) < 0) {
+                tp_log_error("event %s: %s; nothing sent to %s", ev->id, err, t->id);
+                break;
+            }
+            rendered = 1;
+        }
+        pending_t *p = &ctx->pending[ctx->npending];
+        snprintf(p->id, sizeof p->id, "%.128s/%.16s/%.128s", ev->id, ch->name, t->id);
+        tp_message_t msg = {.delivery = p->id,
+                            .address = address,
+                            .recipient = t->id,
+                            .customer = ev->customer,
+                            .kind = kind,
+                            .lang = t->lang,
+                            .subject = subject,
+                            .text = text,
+                            .html = html,
+                            .now_ms = now};
+        p->payload = ch->prepare(ch, &msg, &p->len, err, sizeof err);
+        if (!p->payload) {
+            tp_log_warn("event %s: %s to %s skipped: %s", ev->id, ch->name, t->id, err);
+            continue;
+        }
+        snprintf(p->recipient, sizeof p->recipient, "%.128s", t->id);
+        snprintf(p->address, sizeof p->address, "%s", address);
+        p->channel = c;
+        p->customer_facing = t->customer_facing;
+        p->due_at = due;
+        ctx->npending++;
+    }
+    free(subject);
+    free(text);
+    free(html);
+    json_decref(fields);
+}
+
+static void record(deliver_ctx_t *ctx, const json_t *profile) {
+    tp_deliver_t *self = ctx->deliver;
+    const tp_event_t *ev = ctx->ev;
     const char *owner = tp_event_str(ev, "owner");
     const char *kind = tp_proto_type_name(ev->type);
     const char *ns = tp_store_ns(self->store);
+    int64_t now = tp_now_ms();
 
+    target_t targets[MAX_RECIPIENTS];
+    int n = 0;
+    target_user(self, owner, &targets[n++]);
+    if (in_list(self->escalate, kind)) {
+        tp_recipient_t r;
+        tp_recipients_get(self->recipients, owner, &r);
+        if (*r.manager && strcmp(r.manager, owner) != 0)
+            target_user(self, r.manager, &targets[n++]);
+    }
+    const char *rule = tp_event_str(ev, "rule");
+    for (int i = 0; i < n; i++) targets[i].rule = rule ? rule : "";
+    char customer_rule[100];
+    if (rule && in_list(self->customer_rules, rule)) {
+        target_t *t = &targets[n++];
+        memset(t, 0, sizeof *t);
+        snprintf(t->id, sizeof t->id, "contact");
+        const char *name = json_string_value(json_object_get(profile, "contact_name"));
+        t->name = name && *name ? name : ev->customer;
+        t->lang = self->customer_lang;
+        t->channels = self->opts.customer_channels;
+        t->addresses[TP_DELIVER_EMAIL] =
+            json_string_value(json_object_get(profile, "contact_email"));
+        t->addresses[TP_DELIVER_SMS] =
+            json_string_value(json_object_get(profile, "contact_phone"));
+        t->customer_facing = 1;
+        snprintf(customer_rule, sizeof customer_rule, "%.64s.customer", rule);
+        t->rule = customer_rule;
+        tp_recipient_t d;
+        tp_recipients_get(self->recipients, "", &d); /* the defaults' zone */
+        t->zone = d.zone;
+        t->has_quiet = d.has_quiet;
+        t->quiet = d.quiet;
+    }
+    for (int i = 0; i < n; i++) plan_target(ctx, &targets[i], profile, now);
+
+    /* the in-app entry, for the staff among the recipients */
     json_t *item = json_pack("{s:s, s:s, s:s, s:I}", "event", ev->id, "kind", kind,
                              "customer", ev->customer, "at", (json_int_t)ev->ts);
     static const char *const copied[] = {"rule", "reminder", "text", "ticket",
                                          "target", "title", "due_at", "deadline",
-                                         "late_ms", "urgent", "priority"};
+                                         "late_ms", "urgent", "priority", "health"};
     for (size_t i = 0; i < sizeof copied / sizeof *copied; i++) {
         json_t *v = json_object_get(ev->data, copied[i]);
         if (v) json_object_set(item, copied[i], v);
     }
     char *item_text = json_dumps(item, JSON_COMPACT);
-
-    deliver_ctx_t *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) abort();
-    ctx->deliver = self;
-    ctx->job = job;
-    char delivery[400] = "";
-    if (self->webhook_url[0]) {
-        ctx->attempt = calloc(1, sizeof *ctx->attempt);
-        if (!ctx->attempt) abort();
-        attempt_t *a = ctx->attempt;
-        a->deliver = self;
-        snprintf(a->id, sizeof a->id, "%s/webhook/%s", ev->id, owner);
-        snprintf(a->customer, sizeof a->customer, "%s", ev->customer);
-        snprintf(a->recipient, sizeof a->recipient, "%s", owner);
-        snprintf(a->cause, sizeof a->cause, "%s", ev->id);
-        snprintf(delivery, sizeof delivery, "%s", a->id);
-        json_t *body = json_object();
-        json_object_set_new(body, "delivery", json_string(a->id));
-        json_object_set_new(body, "recipient", json_string(owner));
-        json_object_set_new(body, "kind", json_string(kind));
-        json_object_set(body, "notification", item);
-        json_object_set_new(body, "event", tp_event_to_json(ev));
-        ctx->body = json_dumps(body, JSON_COMPACT);
-        json_decref(body);
-    }
     json_decref(item);
 
+    int ninbox = 0;
+    for (int i = 0; i < n; i++) ninbox += targets[i].staff;
     tp_argv_t v;
     tp_argv_init(&v);
-    tp_argv_add(&v, tp_consumer_job_done_key(job), (size_t)-1);
-    tp_argv_addf(&v, "%s{u:%s}:inbox", ns, owner);
-    tp_argv_addf(&v, "%sdelivery:%s", ns, delivery);
+    tp_argv_add(&v, tp_consumer_job_done_key(ctx->job), (size_t)-1);
     tp_argv_add(&v, self->due_key, (size_t)-1);
-    tp_argv_add(&v, tp_consumer_done_ttl(consumer), (size_t)-1);
+    int64_t period = self->opts.customer_cap_period_ms;
+    tp_argv_addf(&v, "%s{c:%s}:contact_cap:%lld", ns, ev->customer,
+                 (long long)(now / period));
+    for (int i = 0; i < n; i++)
+        if (targets[i].staff) tp_argv_addf(&v, "%s{u:%s}:inbox", ns, targets[i].id);
+    for (int i = 0; i < ctx->npending; i++)
+        tp_argv_addf(&v, "%sdelivery:%s", ns, ctx->pending[i].id);
+    tp_argv_add(&v, tp_consumer_done_ttl(ctx->consumer), (size_t)-1);
     tp_argv_add(&v, item_text, (size_t)-1);
     tp_argv_add_int(&v, self->opts.inbox_max);
-    tp_argv_add(&v, delivery, (size_t)-1);
-    tp_argv_add(&v, ctx->body ? ctx->body : "", (size_t)-1);
-    tp_argv_add_int(&v, tp_now_ms() + self->opts.claim_ms);
+    tp_argv_add_int(&v, ninbox);
+    tp_argv_add_int(&v, ctx->npending);
+    tp_argv_add_int(&v, self->opts.customer_cap);
+    tp_argv_add_int(&v, period);
+    tp_argv_add_int(&v, now);
+    tp_argv_add_int(&v, now + self->opts.claim_ms);
     tp_argv_add(&v, ev->customer, (size_t)-1);
-    tp_argv_add(&v, owner, (size_t)-1);
     tp_argv_add(&v, ev->id, (size_t)-1);
-    int rc = tp_store_eval(self->store, self->deliver_script, delivered_cb, ctx, 4,
-                           (int)v.n, v.v, v.len);
+    for (int i = 0; i < ctx->npending; i++) {
+        pending_t *p = &ctx->pending[i];
+        tp_argv_add(&v, p->id, (size_t)-1);
+        tp_argv_add(&v, channel_names[p->channel], (size_t)-1);
+        tp_argv_add(&v, p->address, (size_t)-1);
+        tp_argv_add(&v, p->payload, p->len);
+        tp_argv_add(&v, p->recipient, (size_t)-1);
+        tp_argv_add(&v, p->customer_facing ? "1" : "0", 1);
+        tp_argv_add_int(&v, p->due_at);
+    }
+    int rc = tp_store_eval(self->store, self->deliver_script, delivered_cb, ctx,
+                           3 + ninbox + ctx->npending, (int)v.n, v.v, v.len);
     tp_argv_clear(&v);
     free(item_text);
     if (rc < 0) delivered_cb(self->store, NULL, ctx);
 }
 
-/* ---- retries ---- */
+static void profile_cb(tp_store_t *store, redisReply *r, void *arg) {
+    deliver_ctx_t *ctx = arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY || ctx->deliver->closing) {
+        delivered_cb(store, NULL, ctx); /* the job fails; redelivered later */
+        return;
+    }
+    static const char *const names[] = {"name", "company", "contact_name",
+                                        "contact_email", "contact_phone"};
+    json_t *profile = json_object();
+    for (size_t i = 0; i < r->elements && i < 5; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            json_object_set_new(profile, names[i],
+                                json_stringn(r->element[i]->str, r->element[i]->len));
+    record(ctx, profile);
+    json_decref(profile);
+}
+
+void tp_deliver_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
+                      const tp_event_t *ev, void *arg) {
+    tp_deliver_t *self = arg;
+    deliver_ctx_t *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) abort();
+    ctx->deliver = self;
+    ctx->consumer = consumer;
+    ctx->job = job;
+    ctx->ev = ev;
+    snprintf(ctx->customer, sizeof ctx->customer, "%s", ev->customer);
+    snprintf(ctx->cause, sizeof ctx->cause, "%s", ev->id);
+    char key[TP_CUSTOMER_MAX + 64];
+    tp_key(key, sizeof key, tp_store_ns(self->store), "{c:%s}:profile", ev->customer);
+    if (tp_store_command(self->store, profile_cb, ctx,
+                         "HMGET %s name company contact_name contact_email "
+                         "contact_phone",
+                         key) < 0)
+        delivered_cb(self->store, NULL, ctx);
+}
+
+/* ------------------------------------------------------------------ */
+/* Retries                                                             */
+/* ------------------------------------------------------------------ */
+
+static int channel_index(const char *name) {
+    for (int c = 0; c < TP_DELIVER_CHANNELS; c++)
+        if (strcmp(channel_names[c], name) == 0) return c;
+    return -1;
+}
+
+static const char *reply_str(const redisReply *r) {
+    return r->type == REDIS_REPLY_STRING ? r->str : "";
+}
 
 static void claimed_cb(tp_store_t *store, redisReply *r, void *arg) {
+    (void)store;
     tp_deliver_t *self = arg;
     if (!r || r->type != REDIS_REPLY_ARRAY || self->closing) return;
-    for (size_t i = 0; i + 5 < r->elements; i += 6) {
+    for (size_t i = 0; i + CLAIM_FIELDS - 1 < r->elements; i += CLAIM_FIELDS) {
         redisReply **f = &r->element[i];
         if (f[0]->type != REDIS_REPLY_STRING || f[2]->type != REDIS_REPLY_STRING)
             continue;
+        /* records from before channels were named are webhooks */
+        int channel = channel_index(*reply_str(f[6]) ? reply_str(f[6]) : "webhook");
+        if (channel < 0) continue;
         attempt_t *a = calloc(1, sizeof *a);
         if (!a) abort();
         a->deliver = self;
         snprintf(a->id, sizeof a->id, "%s", f[0]->str);
-        a->attempts = f[1]->type == REDIS_REPLY_STRING ? atoi(f[1]->str) : 0;
-        snprintf(a->customer, sizeof a->customer, "%s",
-                 f[3]->type == REDIS_REPLY_STRING ? f[3]->str : "");
-        snprintf(a->recipient, sizeof a->recipient, "%s",
-                 f[4]->type == REDIS_REPLY_STRING ? f[4]->str : "");
-        snprintf(a->cause, sizeof a->cause, "%s",
-                 f[5]->type == REDIS_REPLY_STRING ? f[5]->str : "");
+        a->attempts = atoi(reply_str(f[1]));
+        snprintf(a->customer, sizeof a->customer, "%s", reply_str(f[3]));
+        snprintf(a->recipient, sizeof a->recipient, "%s", reply_str(f[4]));
+        snprintf(a->cause, sizeof a->cause, "%s", reply_str(f[5]));
+        snprintf(a->address, sizeof a->address, "%s", reply_str(f[7]));
+        if (!a->address[0] && channel == TP_DELIVER_WEBHOOK && self->channels[channel])
+            snprintf(a->address, sizeof a->address, "%s",
+                     tp_webhook_default_url(self->channels[channel]));
+        a->channel = channel;
         attempt_start(self, a, f[2]->str, f[2]->len);
     }
 }
 
 static void retry_timer_cb(uv_timer_t *t) {
     tp_deliver_t *self = t->data;
-    if (self->closing || !tp_store_connected(self->store) || !self->webhook_url[0])
-        return;
+    if (self->closing || !tp_store_connected(self->store)) return;
     int64_t now = tp_now_ms();
     tp_argv_t v;
     tp_argv_init(&v);
@@ -341,18 +771,37 @@ static void retry_timer_cb(uv_timer_t *t) {
 }
 
 tp_deliver_t *tp_deliver_new(uv_loop_t *loop, tp_store_t *store,
-                             tp_emitter_t *emitter, tp_webhook_t *webhook,
+                             tp_emitter_t *emitter,
+                             const tp_templates_t *templates,
+                             const tp_recipients_t *recipients,
+                             tp_channel_t *const channels[TP_DELIVER_CHANNELS],
                              const tp_deliver_options_t *opts) {
     tp_deliver_t *self = calloc(1, sizeof *self);
     if (!self) abort();
     self->store = store;
     self->emitter = emitter;
-    self->webhook = webhook;
+    self->templates = templates;
+    self->recipients = recipients;
     self->opts = *opts;
-    snprintf(self->webhook_url, sizeof self->webhook_url, "%s",
-             opts->webhook_url ? opts->webhook_url : "");
-    self->opts.webhook_url = self->webhook_url;
+    for (int c = 0; c < TP_DELIVER_CHANNELS; c++) {
+        self->channels[c] = channels[c];
+        if (channels[c]) {
+            channels[c]->breaker_failures = opts->breaker_failures;
+            channels[c]->breaker_cooldown_ms = opts->breaker_cooldown_ms;
+        }
+    }
+    snprintf(self->fallback_lang, sizeof self->fallback_lang, "%s", opts->fallback_lang);
+    snprintf(self->customer_lang, sizeof self->customer_lang, "%s", opts->customer_lang);
+    snprintf(self->escalate, sizeof self->escalate, "%s", opts->escalate);
+    snprintf(self->customer_rules, sizeof self->customer_rules, "%s",
+             opts->customer_rules);
+    self->opts.fallback_lang = self->fallback_lang;
+    self->opts.customer_lang = self->customer_lang;
+    self->opts.escalate = self->escalate;
+    self->opts.customer_rules = self->customer_rules;
     tp_key(self->due_key, sizeof self->due_key, tp_store_ns(store), "deliveries:due");
+    tp_key(self->deadletter_key, sizeof self->deadletter_key, tp_store_ns(store),
+           "deadletter");
     self->deliver_script = tp_store_script(store, "notifier_deliver", DELIVER_LUA);
     self->result_script = tp_store_script(store, "notifier_result", RESULT_LUA);
     self->claim_script = tp_store_script(store, "notifier_claim", CLAIM_LUA);

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 
 BUILD = os.environ.get("TP_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+SOURCE = os.environ.get("TP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
 SERVICES = ["intake", "scoring", "scheduler", "notifier", "ticketing"]
 API_KEY = "test-key"
 
@@ -227,7 +228,9 @@ class World:
                          "webhook_url": self.receiver.url if self.receiver else "",
                          "backoff": "200ms", "backoff_max": "1s",
                          "retry_poll": "100ms", "claim": "5s",
-                         "webhook_timeout": "3s"},
+                         "webhook_timeout": "3s",
+                         "templates": os.path.join(SOURCE, "deploy", "templates"),
+                         "default_lang": "en"},
             "ticketing": {"reconcile_lag": "1s", "reconcile_interval": "300ms",
                           "sla_check": "100ms", "calendar": self.calendar_path},
         }

@@ -31,7 +31,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "notifier_webhook.h"
+#include "notifier_transfer.h"
 #include "tp/log.h"
 
 static const char receiver_py[] =
@@ -166,7 +166,7 @@ static int count_fds(void) {
 static int setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/tp_webhook_XXXXXX");
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/tp_transfer_XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->script, sizeof fx->script, "%s/receiver.py", fx->dir);
     snprintf(fx->log_path, sizeof fx->log_path, "%s/requests.jsonl", fx->dir);
@@ -258,10 +258,10 @@ static void run_loop(uv_loop_t *loop, uint64_t limit_ms) {
 }
 
 /* Destroys `wh`, lets libuv finish with its handles, closes the loop. */
-static void finish(fixture_t *fx, tp_webhook_t **wh) {
-    tp_webhook_destroy(wh);
+static void finish(fixture_t *fx, tp_transfer_t **wh) {
+    tp_transfer_destroy(wh);
     assert_null(*wh);
-    tp_webhook_destroy(wh); /* twice is fine */
+    tp_transfer_destroy(wh); /* twice is fine */
     run_loop(&fx->loop, 5000);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
 }
@@ -279,8 +279,8 @@ static void hex_of(const char *bytes, size_t len, char *out) {
 
 static void test_post_arrives_intact(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_options_t opts = {.user_agent = "tp-test/1"};
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, &opts);
+    tp_transfer_options_t opts = {.user_agent = "tp-test/1"};
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, &opts);
     assert_non_null(wh);
 
     static const char body[] = "{\"type\":\"lead.captured\",\"id\":\"d-1\","
@@ -291,16 +291,16 @@ static void test_post_arrives_intact(void **state) {
     url_of(fx, "/hooks/a", url, sizeof url);
     outcome_t o = {0};
     assert_int_equal(
-        tp_webhook_post(wh, url, body, sizeof body - 1, headers, on_done, &o),
+        tp_transfer_post(wh, url, body, sizeof body - 1, headers, on_done, &o),
         0);
     assert_int_equal(o.calls, 0); /* never from inside post */
-    assert_int_equal(tp_webhook_inflight(wh), 1);
+    assert_int_equal(tp_transfer_inflight(wh), 1);
     run_loop(&fx->loop, 10000);
 
     assert_int_equal(o.calls, 1);
     assert_int_equal(o.status, 200);
     assert_string_equal(o.error, "");
-    assert_int_equal(tp_webhook_inflight(wh), 0);
+    assert_int_equal(tp_transfer_inflight(wh), 0);
 
     char *log = read_file(fx->log_path);
     char hex[2 * sizeof body + 1], want[2 * sizeof body + 32];
@@ -321,14 +321,14 @@ static void test_post_arrives_intact(void **state) {
 /* A second request after the first completes rides the same connection. */
 static void test_connection_reused(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, NULL);
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, NULL);
     assert_non_null(wh);
     char url[128];
     url_of(fx, "/reuse", url, sizeof url);
     outcome_t o[2] = {{0}};
     for (int i = 0; i < 2; i++) {
         assert_int_equal(
-            tp_webhook_post(wh, url, "{}", 2, NULL, on_done, &o[i]), 0);
+            tp_transfer_post(wh, url, "{}", 2, NULL, on_done, &o[i]), 0);
         run_loop(&fx->loop, 10000);
         assert_int_equal(o[i].calls, 1);
         assert_int_equal(o[i].status, 200);
@@ -348,10 +348,10 @@ static void test_connection_reused(void **state) {
 
 static void test_thousand_in_flight(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_options_t opts = {.timeout_ms = 30000,
+    tp_transfer_options_t opts = {.timeout_ms = 30000,
                                  .connect_timeout_ms = 10000};
     int fds_before = count_fds();
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, &opts);
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, &opts);
     assert_non_null(wh);
     outcome_t *o = calloc(BULK, sizeof *o);
     assert_non_null(o);
@@ -362,11 +362,11 @@ static void test_thousand_in_flight(void **state) {
         int len = snprintf(body, sizeof body, "{\"n\":%d}", i);
         snprintf(key, sizeof key, "Idempotency-Key: bulk-%d", i);
         const char *headers[] = {key, NULL};
-        assert_int_equal(tp_webhook_post(wh, url, body, (size_t)len, headers,
+        assert_int_equal(tp_transfer_post(wh, url, body, (size_t)len, headers,
                                          on_done, &o[i]),
                          0);
     }
-    assert_int_equal(tp_webhook_inflight(wh), BULK);
+    assert_int_equal(tp_transfer_inflight(wh), BULK);
     int64_t t0 = now_ms();
     run_loop(&fx->loop, 50000);
     int64_t took = now_ms() - t0;
@@ -374,7 +374,7 @@ static void test_thousand_in_flight(void **state) {
         assert_int_equal(o[i].calls, 1);
         assert_int_equal(o[i].status, 200);
     }
-    assert_int_equal(tp_webhook_inflight(wh), 0);
+    assert_int_equal(tp_transfer_inflight(wh), 0);
     char *log = read_file(fx->log_path);
     assert_int_equal(count_lines(log), BULK);
     assert_int_equal(count_substr(log, "\"idempotency-key\": \"bulk-"), BULK);
@@ -385,7 +385,7 @@ static void test_thousand_in_flight(void **state) {
     print_message("%d POSTs completed in %lld ms\n", BULK, (long long)took);
     free(o);
     assert_true(count_fds() >= fds_before + 100); /* kept for reuse */
-    tp_webhook_destroy(&wh);
+    tp_transfer_destroy(&wh);
     run_loop(&fx->loop, 5000);
     assert_int_equal(count_fds(), fds_before); /* every socket closed */
     assert_int_equal(uv_loop_close(&fx->loop), 0);
@@ -393,12 +393,12 @@ static void test_thousand_in_flight(void **state) {
 
 static void test_server_error_is_a_status(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, NULL);
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, NULL);
     assert_non_null(wh);
     char url[128];
     url_of(fx, "/fail", url, sizeof url);
     outcome_t o = {0};
-    assert_int_equal(tp_webhook_post(wh, url, "{}", 2, NULL, on_done, &o), 0);
+    assert_int_equal(tp_transfer_post(wh, url, "{}", 2, NULL, on_done, &o), 0);
     run_loop(&fx->loop, 10000);
     assert_int_equal(o.calls, 1);
     assert_int_equal(o.status, 500);
@@ -408,14 +408,14 @@ static void test_server_error_is_a_status(void **state) {
 
 static void test_connection_refused(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, NULL);
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, NULL);
     assert_non_null(wh);
     int fd;
     int port = closed_port(&fd);
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", port);
     outcome_t o = {0};
-    assert_int_equal(tp_webhook_post(wh, url, "{}", 2, NULL, on_done, &o), 0);
+    assert_int_equal(tp_transfer_post(wh, url, "{}", 2, NULL, on_done, &o), 0);
     run_loop(&fx->loop, 10000);
     close(fd);
     assert_int_equal(o.calls, 1);
@@ -427,14 +427,14 @@ static void test_connection_refused(void **state) {
 
 static void test_timeout(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_options_t opts = {.timeout_ms = 300};
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, &opts);
+    tp_transfer_options_t opts = {.timeout_ms = 300};
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, &opts);
     assert_non_null(wh);
     char url[128];
     url_of(fx, "/sleep/3000", url, sizeof url);
     outcome_t o = {0};
     int64_t t0 = now_ms();
-    assert_int_equal(tp_webhook_post(wh, url, "{}", 2, NULL, on_done, &o), 0);
+    assert_int_equal(tp_transfer_post(wh, url, "{}", 2, NULL, on_done, &o), 0);
     run_loop(&fx->loop, 10000);
     int64_t took = now_ms() - t0;
     assert_int_equal(o.calls, 1);
@@ -448,8 +448,8 @@ static void test_timeout(void **state) {
 /* Refusals return -1 and never call back; a bad scheme is a callback. */
 static void test_refusals(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_options_t opts = {.max_inflight = 2};
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, &opts);
+    tp_transfer_options_t opts = {.max_inflight = 2};
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, &opts);
     assert_non_null(wh);
     char url[128];
     url_of(fx, "/refuse", url, sizeof url);
@@ -457,20 +457,20 @@ static void test_refusals(void **state) {
 
     const char *smuggled[] = {"X-Ok: 1", "X-Bad: 1\r\nX-Injected: 1", NULL};
     assert_int_equal(
-        tp_webhook_post(wh, url, "{}", 2, smuggled, on_done, &o[0]), -1);
-    assert_non_null(strstr(tp_webhook_errstr(wh), "header"));
+        tp_transfer_post(wh, url, "{}", 2, smuggled, on_done, &o[0]), -1);
+    assert_non_null(strstr(tp_transfer_errstr(wh), "header"));
     const char *nameless[] = {": value", NULL};
     assert_int_equal(
-        tp_webhook_post(wh, url, "{}", 2, nameless, on_done, &o[0]), -1);
+        tp_transfer_post(wh, url, "{}", 2, nameless, on_done, &o[0]), -1);
 
-    assert_int_equal(tp_webhook_post(wh, "file:///etc/passwd", "{}", 2, NULL,
+    assert_int_equal(tp_transfer_post(wh, "file:///etc/passwd", "{}", 2, NULL,
                                      on_done, &o[1]),
                      0);
-    assert_int_equal(tp_webhook_post(wh, url, "", 0, NULL, on_done, &o[2]), 0);
-    assert_int_equal(tp_webhook_post(wh, url, "{}", 2, NULL, on_done, &o[3]),
+    assert_int_equal(tp_transfer_post(wh, url, "", 0, NULL, on_done, &o[2]), 0);
+    assert_int_equal(tp_transfer_post(wh, url, "{}", 2, NULL, on_done, &o[3]),
                      -1); /* max_inflight */
-    assert_non_null(strstr(tp_webhook_errstr(wh), "in flight"));
-    assert_int_equal(tp_webhook_inflight(wh), 2);
+    assert_non_null(strstr(tp_transfer_errstr(wh), "in flight"));
+    assert_int_equal(tp_transfer_inflight(wh), 2);
     run_loop(&fx->loop, 10000);
 
     assert_int_equal(o[0].calls, 0);
@@ -486,9 +486,9 @@ static void test_refusals(void **state) {
     assert_null(strstr(log, "x-injected"));
     free(log);
 
-    tp_webhook_t *none = NULL;
-    tp_webhook_destroy(&none);
-    tp_webhook_destroy(NULL);
+    tp_transfer_t *none = NULL;
+    tp_transfer_destroy(&none);
+    tp_transfer_destroy(NULL);
     finish(fx, &wh);
 }
 
@@ -499,14 +499,14 @@ static void test_refusals(void **state) {
 #define SLOW 50
 
 typedef struct shutdown_ctx {
-    tp_webhook_t *wh;
+    tp_transfer_t *wh;
     outcome_t o[SLOW];
 } shutdown_ctx_t;
 
 static void on_destroy_timer(uv_timer_t *timer) {
     shutdown_ctx_t *ctx = timer->data;
-    assert_int_equal(tp_webhook_inflight(ctx->wh), SLOW);
-    tp_webhook_destroy(&ctx->wh);
+    assert_int_equal(tp_transfer_inflight(ctx->wh), SLOW);
+    tp_transfer_destroy(&ctx->wh);
     assert_null(ctx->wh);
     uv_close((uv_handle_t *)timer, NULL);
 }
@@ -516,13 +516,13 @@ static void test_destroy_in_flight(void **state) {
     shutdown_ctx_t *ctx = calloc(1, sizeof *ctx);
     assert_non_null(ctx);
     int fds_before = count_fds();
-    ctx->wh = tp_webhook_new(&fx->loop, NULL);
+    ctx->wh = tp_transfer_new(&fx->loop, NULL);
     assert_non_null(ctx->wh);
     char url[128];
     url_of(fx, "/sleep/5000", url, sizeof url);
     for (int i = 0; i < SLOW; i++)
         assert_int_equal(
-            tp_webhook_post(ctx->wh, url, "{}", 2, NULL, on_done, &ctx->o[i]),
+            tp_transfer_post(ctx->wh, url, "{}", 2, NULL, on_done, &ctx->o[i]),
             0);
     uv_timer_t timer; /* destroy once the requests are on the wire */
     assert_int_equal(uv_timer_init(&fx->loop, &timer), 0);
@@ -547,15 +547,15 @@ static void test_destroy_in_flight(void **state) {
 /* Destroy right after posting, before the loop ever ran. */
 static void test_destroy_before_running(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, NULL);
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, NULL);
     assert_non_null(wh);
     char url[128];
     url_of(fx, "/never", url, sizeof url);
     outcome_t o[10] = {{0}};
     for (int i = 0; i < 10; i++)
         assert_int_equal(
-            tp_webhook_post(wh, url, "{}", 2, NULL, on_done, &o[i]), 0);
-    tp_webhook_destroy(&wh);
+            tp_transfer_post(wh, url, "{}", 2, NULL, on_done, &o[i]), 0);
+    tp_transfer_destroy(&wh);
     for (int i = 0; i < 10; i++) {
         assert_int_equal(o[i].calls, 1);
         assert_string_equal(o[i].error, "shutting down");
@@ -572,13 +572,13 @@ static void test_destroy_before_running(void **state) {
 #define BURST 40
 
 typedef struct reentry_ctx {
-    tp_webhook_t *wh;
+    tp_transfer_t *wh;
     char url[128];
     int chained; /* chain callbacks so far */
     long chain_status[CHAIN];
     int burst_calls[BURST];
     int burst_ok, burst_shut;
-    int post_after_destroy; /* tp_webhook_post's result once destroyed */
+    int post_after_destroy; /* tp_transfer_post's result once destroyed */
 } reentry_ctx_t;
 
 static void on_chain(long http_status, const char *error, void *arg) {
@@ -586,7 +586,7 @@ static void on_chain(long http_status, const char *error, void *arg) {
     ctx->chain_status[ctx->chained++] = http_status;
     if (ctx->chained < CHAIN)
         assert_int_equal(
-            tp_webhook_post(ctx->wh, ctx->url, "{}", 2, NULL, on_chain, ctx),
+            tp_transfer_post(ctx->wh, ctx->url, "{}", 2, NULL, on_chain, ctx),
             0);
 }
 
@@ -607,11 +607,11 @@ static void on_burst(long http_status, const char *error, void *arg) {
     assert_int_equal(http_status, 200);
     ctx->burst_ok++;
     if (ctx->wh) { /* the first to finish shuts everything down */
-        tp_webhook_t *alias = ctx->wh;
-        tp_webhook_destroy(&ctx->wh);
+        tp_transfer_t *alias = ctx->wh;
+        tp_transfer_destroy(&ctx->wh);
         /* still valid memory until the loop runs on; refuses work */
         ctx->post_after_destroy =
-            tp_webhook_post(alias, ctx->url, "{}", 2, NULL, on_burst, slot);
+            tp_transfer_post(alias, ctx->url, "{}", 2, NULL, on_burst, slot);
     }
 }
 
@@ -620,11 +620,11 @@ static void test_callbacks_reenter(void **state) {
     reentry_ctx_t *ctx = calloc(1, sizeof *ctx);
     assert_non_null(ctx);
     burst_slot_t slots[BURST];
-    ctx->wh = tp_webhook_new(&fx->loop, NULL);
+    ctx->wh = tp_transfer_new(&fx->loop, NULL);
     assert_non_null(ctx->wh);
     url_of(fx, "/chain", ctx->url, sizeof ctx->url);
     assert_int_equal(
-        tp_webhook_post(ctx->wh, ctx->url, "{}", 2, NULL, on_chain, ctx), 0);
+        tp_transfer_post(ctx->wh, ctx->url, "{}", 2, NULL, on_chain, ctx), 0);
     run_loop(&fx->loop, 10000);
     assert_int_equal(ctx->chained, CHAIN);
     for (int i = 0; i < CHAIN; i++)
@@ -636,7 +636,7 @@ static void test_callbacks_reenter(void **state) {
     url_of(fx, "/sleep/4000", slow, sizeof slow);
     for (int i = 0; i < BURST; i++) {
         slots[i] = (burst_slot_t){ctx, i};
-        assert_int_equal(tp_webhook_post(ctx->wh, i % 2 ? slow : ctx->url, "{}",
+        assert_int_equal(tp_transfer_post(ctx->wh, i % 2 ? slow : ctx->url, "{}",
                                          2, NULL, on_burst, &slots[i]),
                          0);
     }
