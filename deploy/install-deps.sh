@@ -7,9 +7,11 @@ BUILD_PKGS="build-essential cmake pkg-config libzmq3-dev libuv1-dev libmsgpack-d
   libhiredis-dev node-llhttp libcurl4-openssl-dev libcmocka-dev libical-dev
   libinih-dev libjansson-dev libsodium-dev clang libclang-rt-14-dev"
 RUN_PKGS="redis-server redis-tools curl python3 procps tzdata"
+# postfix only for its smtp-sink: the notifier's tests send real mail to it
+TEST_PKGS="postfix"
 
 missing=""
-for p in $BUILD_PKGS $RUN_PKGS; do
+for p in $BUILD_PKGS $RUN_PKGS $TEST_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
@@ -20,7 +22,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+# postfix asks how to route mail; Touchpoint needs no system mailer at all
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # The Debian package starts a system redis on 6379; Touchpoint runs its own.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now postfix >/dev/null 2>&1 || true; fi
