@@ -224,6 +224,37 @@ def test_customer_cap_and_manager_escalation():
         sink.close()
 
 
+def test_sms_gateway_and_the_timeline():
+    users = tmp_users(**{"rep-s": {"channels": "inbox,sms", "phone": "+86 138-0000-1234",
+                                   "lang": "en"}})
+    w = World({"notifier": {"users": users, "breaker_failures": "0"}},
+              services=["intake", "scoring", "notifier"])
+    try:
+        cfg = open(w.config_path).read().replace(
+            "[notifier]\n", "[notifier]\nsms_url = %s/sms\n" % w.receiver.url.rsplit("/", 1)[0], 1)
+        with open(w.config_path, "w") as f:
+            f.write(cfg)
+        w.kill("notifier")
+        w.start("notifier")
+        assert w.post(reminder("sms-1", owner="rep-s", customer="SMS-1"))[0] == 202
+        wait_until(lambda: [r for r in w.receiver.received() if r["path"] == "/sms"], 10,
+                   what="the SMS gateway request")
+        req = [r for r in w.receiver.received() if r["path"] == "/sms"][0]
+        import json
+        body = json.loads(req["body"])
+        assert body["to"] == "+8613800001234" and body["reference"] == "sms-1/sms/rep-s", body
+        assert req["headers"]["Idempotency-Key"] == "sms-1/sms/rep-s"
+
+        def on_timeline():
+            entries = w.redis("XRANGE", "tp:{c:SMS-1}:timeline", "-", "+")
+            lines = [dict(zip(e[1][::2], e[1][1::2])) for e in entries]
+            return [l for l in lines if l.get("type") == "notification.sent"]
+        wait_until(on_timeline, 10, what="notification.sent on the customer's timeline")
+        assert "rep-s via sms" in on_timeline()[0]["summary"], on_timeline()
+    finally:
+        assert w.close()
+
+
 def test_bad_template_stops_start_naming_file_and_line():
     import tempfile
     d = tempfile.mkdtemp(prefix="tp-tpl-")
@@ -249,4 +280,5 @@ if __name__ == "__main__":
          test_redelivered_event_sends_one_message,
          test_quiet_hours_hold_non_urgent_and_pass_urgent,
          test_customer_cap_and_manager_escalation,
+         test_sms_gateway_and_the_timeline,
          test_bad_template_stops_start_naming_file_and_line])
