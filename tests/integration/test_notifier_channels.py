@@ -224,6 +224,37 @@ def test_customer_cap_and_manager_escalation():
         sink.close()
 
 
+def test_crash_mid_send_repeats_only_that_delivery_with_its_id():
+    sink = SmtpSink()
+    w = world(sink, tmp_users())
+    try:
+        assert w.post(reminder("crash-a"))[0] == 202
+        wait_until(lambda: len(sink.messages()) == 1, 10, what="the first message")
+        sink.stop()
+        sink.start(["-w", "3"])  # slow to answer DATA: the send hangs
+        assert w.post(reminder("crash-b", customer="CRASH-2"))[0] == 202
+        wait_until(lambda: w.redis("EXISTS", "tp:delivery:crash-b/email/rep-e"), 5,
+                   what="crash-b recorded")
+        time.sleep(1)  # mid-send
+        w.kill("notifier")  # SIGKILL
+        sink.stop()
+        sink.start()
+        w.start("notifier")  # its claim expires; the same delivery again
+        wait_until(lambda: any(m["X-Touchpoint-Delivery"] == "crash-b/email/rep-e"
+                               for m in sink.messages()), 20, what="crash-b after restart")
+        time.sleep(2)
+        msgs = sink.messages()
+        a = [m for m in msgs if m["X-Touchpoint-Delivery"] == "crash-a/email/rep-e"]
+        b = [m for m in msgs if m["X-Touchpoint-Delivery"] == "crash-b/email/rep-e"]
+        assert len(a) == 1, len(a)  # nothing else repeats
+        assert 1 <= len(b) <= 2 and len({m["Message-ID"] for m in b}) == 1, \
+            [m["Message-ID"] for m in b]
+        assert w.redis.hgetall("tp:delivery:crash-b/email/rep-e")["status"] == "sent"
+    finally:
+        assert w.close()
+        sink.close()
+
+
 def test_sms_gateway_and_the_timeline():
     users = tmp_users(**{"rep-s": {"channels": "inbox,sms", "phone": "+86 138-0000-1234",
                                    "lang": "en"}})
@@ -280,5 +311,6 @@ if __name__ == "__main__":
          test_redelivered_event_sends_one_message,
          test_quiet_hours_hold_non_urgent_and_pass_urgent,
          test_customer_cap_and_manager_escalation,
+         test_crash_mid_send_repeats_only_that_delivery_with_its_id,
          test_sms_gateway_and_the_timeline,
          test_bad_template_stops_start_naming_file_and_line])
