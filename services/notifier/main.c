@@ -5,6 +5,8 @@
  * what never goes through in the dead-letter set, and derives
  * notification.sent / notification.failed. */
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "notifier_channel.h"
 #include "notifier_deliver.h"
@@ -55,13 +57,26 @@ static int notifier_configure(notifier_t *app, tp_deliver_options_t *deliver_opt
         tp_log_error("configuration: %s", err);
         return -1;
     }
-    static const char *const kinds[] = {"reminder.due", "sla.breached", "customer.at_risk"};
+    /* every message the notifier can send has words in the fallback language */
+    static const char *const kinds[][2] = {{"reminder.due", ""}, {"reminder.due", "digest"},
+                                           {"sla.breached", ""}, {"customer.at_risk", ""}};
+    const char *lang = deliver_opts->fallback_lang;
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
-        if (!tp_templates_has(app->templates, kinds[i], "", deliver_opts->fallback_lang, NULL)) {
-            tp_log_error("configuration: %s has no %s.%s.txt (notifier.fallback_lang)",
-                         dir, kinds[i], deliver_opts->fallback_lang);
+        if (!tp_templates_has(app->templates, kinds[i][0], kinds[i][1], lang, NULL)) {
+            tp_log_error("configuration: %s has no %s%s%s.%s.txt (notifier.fallback_lang)", dir,
+                         kinds[i][0], *kinds[i][1] ? "." : "", kinds[i][1], lang);
             return -1;
         }
+    char rules[512], *save = NULL, rule[96];
+    snprintf(rules, sizeof rules, "%s", deliver_opts->customer_rules);
+    for (char *r = strtok_r(rules, ", ", &save); r; r = strtok_r(NULL, ", ", &save)) {
+        snprintf(rule, sizeof rule, "%.80s.customer", r);
+        if (!tp_templates_has(app->templates, "reminder.due", rule, lang, NULL)) {
+            tp_log_error("configuration: notifier.customer_rules names %s, but %s has no "
+                         "reminder.due.%s.%s.txt", r, dir, rule, lang);
+            return -1;
+        }
+    }
     return 0;
 }
 

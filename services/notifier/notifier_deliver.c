@@ -16,25 +16,34 @@
 #include "tp/keys.h"
 #include "tp/log.h"
 
-/* KEYS done, deliveries:due, cap counter, ni inbox keys, nd delivery keys.
- * ARGV ttl, inbox entry, inbox max, ni, nd, cap limit, cap ttl ms, now,
- * claim until, customer, cause, then per delivery: id, channel, address,
- * body, recipient, customer-facing (0/1), due at. Returns the ids claimed
- * to start now, then "capped" and the ids capped. */
+/* KEYS done, deliveries:due, cap counter, digest:due, ni inbox keys, nd
+ * delivery keys, ng digest lists, ng digest "at" keys. ARGV ttl, inbox
+ * entry, inbox max, ni, nd, cap limit, cap ttl ms, now, claim until,
+ * customer, cause, ng, then per delivery: id, channel, address, body,
+ * recipient, customer-facing (0/1), due at; then per digest item: the
+ * line, the digest's time, the user. Returns the ids claimed to start now,
+ * then "capped" and the ids capped. */
 static const char DELIVER_LUA[] =
     TP_LUA_DONE_CHECK
-    "local ni, nd = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "local ni, nd, ng = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[12])\n"
     "for i = 1, ni do\n"
-    "  redis.call('LPUSH', KEYS[3 + i], ARGV[2])\n"
-    "  redis.call('LTRIM', KEYS[3 + i], 0, tonumber(ARGV[3]) - 1)\n"
+    "  redis.call('LPUSH', KEYS[4 + i], ARGV[2])\n"
+    "  redis.call('LTRIM', KEYS[4 + i], 0, tonumber(ARGV[3]) - 1)\n"
+    "end\n"
+    "for g = 1, ng do\n"
+    "  local a = 13 + nd * 7 + (g - 1) * 3\n"
+    "  redis.call('RPUSH', KEYS[4 + ni + nd + g], ARGV[a])\n"
+    "  if redis.call('SET', KEYS[4 + ni + nd + ng + g], ARGV[a + 1], 'NX') then\n"
+    "    redis.call('ZADD', KEYS[4], ARGV[a + 1], ARGV[a + 2])\n"
+    "  end\n"
     "end\n"
     "local capped = false\n"
     "local counted = false\n"
     "local now = tonumber(ARGV[8])\n"
     "local out, capped_ids = {}, {}\n"
     "for d = 1, nd do\n"
-    "  local a = 12 + (d - 1) * 7\n"
-    "  local key = KEYS[3 + ni + d]\n"
+    "  local a = 13 + (d - 1) * 7\n"
+    "  local key = KEYS[4 + ni + d]\n"
     "  if redis.call('EXISTS', key) == 0 then\n"
     "    if ARGV[a + 5] == '1' and tonumber(ARGV[6]) > 0 and not counted then\n"
     "      counted = true\n"
@@ -104,6 +113,58 @@ static const char CLAIM_LUA[] =
     "end\n"
     "return out\n";
 
+/* KEYS digest:due. ARGV now, claim until, limit, key prefix. Claims the
+ * digests due; returns user, time, n, then n lines per digest. */
+static const char DIGEST_CLAIM_LUA[] =
+    "local users = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],\n"
+    "                         'LIMIT', 0, ARGV[3])\n"
+    "local out = {}\n"
+    "for _, u in ipairs(users) do\n"
+    "  local list = ARGV[4] .. '{u:' .. u .. '}:digest'\n"
+    "  local at = redis.call('GET', list .. ':at')\n"
+    "  local items = redis.call('LRANGE', list, 0, 99)\n"
+    "  if not at or #items == 0 then\n"
+    "    redis.call('ZREM', KEYS[1], u)\n"
+    "    redis.call('DEL', list .. ':at')\n"
+    "  else\n"
+    "    redis.call('ZADD', KEYS[1], ARGV[2], u)\n"
+    "    out[#out + 1] = u\n"
+    "    out[#out + 1] = at\n"
+    "    out[#out + 1] = tostring(#items)\n"
+    "    for _, it in ipairs(items) do out[#out + 1] = it end\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS digest:due, the digest list, its "at" key, deliveries:due, nd
+ * delivery keys. ARGV at, lines consumed, user, nd, now, claim until, next
+ * digest time, then per delivery: id, channel, address, body. Records the
+ * digest's deliveries once (a second record of the same digest finds "at"
+ * changed) and returns their ids, claimed to start now. */
+static const char DIGEST_RECORD_LUA[] =
+    "if redis.call('GET', KEYS[3]) ~= ARGV[1] then return {} end\n"
+    "local out = {}\n"
+    "for d = 1, tonumber(ARGV[4]) do\n"
+    "  local a = 8 + (d - 1) * 4\n"
+    "  if redis.call('EXISTS', KEYS[4 + d]) == 0 then\n"
+    "    redis.call('HSET', KEYS[4 + d], 'status', 'sending', 'attempts', 0,\n"
+    "               'channel', ARGV[a + 1], 'address', ARGV[a + 2], 'body',\n"
+    "               ARGV[a + 3], 'customer', '', 'recipient', ARGV[3],\n"
+    "               'cause', 'digest', 'created_at', ARGV[5])\n"
+    "    redis.call('ZADD', KEYS[4], ARGV[6], ARGV[a])\n"
+    "    out[#out + 1] = ARGV[a]\n"
+    "  end\n"
+    "end\n"
+    "redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)\n"
+    "if redis.call('LLEN', KEYS[2]) > 0 then\n"
+    "  redis.call('SET', KEYS[3], ARGV[7])\n"
+    "  redis.call('ZADD', KEYS[1], ARGV[7], ARGV[3])\n"
+    "else\n"
+    "  redis.call('DEL', KEYS[3])\n"
+    "  redis.call('ZREM', KEYS[1], ARGV[3])\n"
+    "end\n"
+    "return out\n";
+
 #define CLAIM_BATCH "200"
 #define CLAIM_FIELDS 8
 #define DELIVERY_ID_MAX 400
@@ -123,8 +184,9 @@ struct tp_deliver {
     tp_deliver_options_t opts;
     char fallback_lang[32], customer_lang[32];
     char escalate[256], customer_rules[512];
-    char due_key[128], deadletter_key[128];
+    char due_key[128], deadletter_key[128], digest_due_key[128];
     int deliver_script, result_script, claim_script;
+    int digest_claim_script, digest_record_script;
     uv_timer_t retry_timer;
     int closing;
 };
@@ -252,7 +314,7 @@ static void settle(attempt_t *a, const char *outcome, const char *error,
     if (!sc) abort();
     sc->deliver = self;
     msgpack_sbuffer_init(&sc->derived);
-    if (strcmp(outcome, "retry") != 0 && !defer) {
+    if (strcmp(outcome, "retry") != 0 && !defer && a->customer[0]) {
         int sent = strcmp(outcome, "sent") == 0;
         json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:i}", "delivery", a->id,
                                  "channel", channel_names[a->channel], "recipient",
@@ -265,9 +327,10 @@ static void settle(attempt_t *a, const char *outcome, const char *error,
         tp_emit_pack(&sc->derived,
                      sent ? TP_EVENT_NOTIFICATION_SENT : TP_EVENT_NOTIFICATION_FAILED,
                      id, now, TP_SERVICE_NOTIFIER, a->customer, data);
+    }
+    if (strcmp(outcome, "retry") != 0 && !defer)
         tp_log_info("delivery %s %s after %d attempt(s)%s%s", a->id, outcome,
                     attempts, error ? ": " : "", error ? error : "");
-    }
     tp_argv_t v;
     tp_argv_init(&v);
     tp_argv_addf(&v, "%sdelivery:%s", tp_store_ns(self->store), a->id);
@@ -372,10 +435,17 @@ typedef struct deliver_ctx {
     char cause[TP_ID_MAX + 1];
     pending_t pending[MAX_PENDING];
     int npending;
+    struct {
+        char user[TP_ACTOR_MAX + 1];
+        char *line;
+        int64_t at;
+    } digests[MAX_RECIPIENTS];
+    int ndigests;
 } deliver_ctx_t;
 
 static void ctx_free(deliver_ctx_t *ctx) {
     for (int i = 0; i < ctx->npending; i++) free(ctx->pending[i].payload);
+    for (int i = 0; i < ctx->ndigests; i++) free(ctx->digests[i].line);
     free(ctx);
 }
 
@@ -495,6 +565,7 @@ typedef struct target {
     unsigned channels;
     const char *rule; /* template rule: the event's, or "<rule>.customer" */
     int customer_facing, staff;
+    int digest_min;   /* -1: each reminder on its own */
     int has_quiet;
     tp_quiet_t quiet;
     const tp_calendar_t *zone;
@@ -519,6 +590,19 @@ static void target_user(const tp_deliver_t *self, const char *id, target_t *t) {
     t->zone = r.zone;
     t->staff = 1;
     t->rule = "";
+    t->digest_min = r.digest_min;
+}
+
+/* The next local `minute` of the day after `now` in `zone`. */
+static int64_t next_local_minute(const tp_calendar_t *zone, int minute, int64_t now) {
+    tp_local_time_t l;
+    tp_calendar_to_local(zone, now, &l);
+    l.hour = minute / 60, l.minute = minute % 60, l.second = 0;
+    int64_t t = tp_calendar_from_local(zone, &l);
+    if (t > now) return t;
+    tp_calendar_to_local(zone, now + 24 * 3600 * 1000LL, &l);
+    l.hour = minute / 60, l.minute = minute % 60, l.second = 0;
+    return tp_calendar_from_local(zone, &l);
 }
 
 /* Renders and prepares one delivery per channel of `t`. */
@@ -533,6 +617,29 @@ static void plan_target(deliver_ctx_t *ctx, const target_t *t, const json_t *pro
     char err[300];
     int rendered = 0;
     int64_t due = now;
+    if (t->staff && t->digest_min >= 0 && ev->type == TP_EVENT_REMINDER_DUE &&
+        !event_urgent(ev) && ctx->ndigests < MAX_RECIPIENTS) {
+        /* folded into the recipient's digest: one line, its subject */
+        if (tp_templates_render(self->templates, kind, rule, t->lang, self->fallback_lang,
+                                fields, &subject, &text, &html, err, sizeof err) < 0) {
+            tp_log_error("event %s: %s; not in %s's digest", ev->id, err, t->id);
+        } else {
+            size_t n = strlen(subject) + 8;
+            char *line = malloc(n);
+            if (!line) abort();
+            snprintf(line, n, "- %s", subject);
+            snprintf(ctx->digests[ctx->ndigests].user, sizeof ctx->digests[0].user, "%.128s",
+                     t->id);
+            ctx->digests[ctx->ndigests].line = line;
+            ctx->digests[ctx->ndigests].at = next_local_minute(t->zone, t->digest_min, now);
+            ctx->ndigests++;
+        }
+        free(subject);
+        free(text);
+        free(html);
+        json_decref(fields);
+        return;
+    }
     if (t->has_quiet && !event_urgent(ev)) due = tp_quiet_next_allowed(&t->quiet, now);
     for (int c = 0; c < TP_DELIVER_CHANNELS; c++) {
         tp_channel_t *ch = self->channels[c];
@@ -643,10 +750,15 @@ static void record(deliver_ctx_t *ctx, const json_t *profile) {
     int64_t period = self->opts.customer_cap_period_ms;
     tp_argv_addf(&v, "%s{c:%s}:contact_cap:%lld", ns, ev->customer,
                  (long long)(now / period));
+    tp_argv_add(&v, self->digest_due_key, (size_t)-1);
     for (int i = 0; i < n; i++)
         if (targets[i].staff) tp_argv_addf(&v, "%s{u:%s}:inbox", ns, targets[i].id);
     for (int i = 0; i < ctx->npending; i++)
         tp_argv_addf(&v, "%sdelivery:%s", ns, ctx->pending[i].id);
+    for (int i = 0; i < ctx->ndigests; i++)
+        tp_argv_addf(&v, "%s{u:%s}:digest", ns, ctx->digests[i].user);
+    for (int i = 0; i < ctx->ndigests; i++)
+        tp_argv_addf(&v, "%s{u:%s}:digest:at", ns, ctx->digests[i].user);
     tp_argv_add(&v, tp_consumer_done_ttl(ctx->consumer), (size_t)-1);
     tp_argv_add(&v, item_text, (size_t)-1);
     tp_argv_add_int(&v, self->opts.inbox_max);
@@ -658,6 +770,7 @@ static void record(deliver_ctx_t *ctx, const json_t *profile) {
     tp_argv_add_int(&v, now + self->opts.claim_ms);
     tp_argv_add(&v, ev->customer, (size_t)-1);
     tp_argv_add(&v, ev->id, (size_t)-1);
+    tp_argv_add_int(&v, ctx->ndigests);
     for (int i = 0; i < ctx->npending; i++) {
         pending_t *p = &ctx->pending[i];
         tp_argv_add(&v, p->id, (size_t)-1);
@@ -668,8 +781,14 @@ static void record(deliver_ctx_t *ctx, const json_t *profile) {
         tp_argv_add(&v, p->customer_facing ? "1" : "0", 1);
         tp_argv_add_int(&v, p->due_at);
     }
+    for (int i = 0; i < ctx->ndigests; i++) {
+        tp_argv_add(&v, ctx->digests[i].line, (size_t)-1);
+        tp_argv_add_int(&v, ctx->digests[i].at);
+        tp_argv_add(&v, ctx->digests[i].user, (size_t)-1);
+    }
     int rc = tp_store_eval(self->store, self->deliver_script, delivered_cb, ctx,
-                           3 + ninbox + ctx->npending, (int)v.n, v.v, v.len);
+                           4 + ninbox + ctx->npending + 2 * ctx->ndigests, (int)v.n,
+                           v.v, v.len);
     tp_argv_clear(&v);
     free(item_text);
     if (rc < 0) delivered_cb(self->store, NULL, ctx);
@@ -754,6 +873,144 @@ static void claimed_cb(tp_store_t *store, redisReply *r, void *arg) {
     }
 }
 
+/* ---- digests: a day's non-urgent reminders in one message ---- */
+
+typedef struct digest_ctx {
+    tp_deliver_t *deliver;
+    char user[TP_ACTOR_MAX + 1];
+    pending_t pending[TP_DELIVER_CHANNELS];
+    int npending;
+} digest_ctx_t;
+
+static void digest_recorded_cb(tp_store_t *store, redisReply *r, void *arg) {
+    (void)store;
+    digest_ctx_t *dc = arg;
+    tp_deliver_t *self = dc->deliver;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && !self->closing &&
+                       i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING) continue;
+        for (int p = 0; p < dc->npending; p++) {
+            pending_t *pd = &dc->pending[p];
+            if (strcmp(pd->id, r->element[i]->str) != 0) continue;
+            attempt_t *a = calloc(1, sizeof *a);
+            if (!a) abort();
+            a->deliver = self;
+            snprintf(a->id, sizeof a->id, "%s", pd->id);
+            snprintf(a->recipient, sizeof a->recipient, "%s", dc->user);
+            snprintf(a->cause, sizeof a->cause, "digest");
+            snprintf(a->address, sizeof a->address, "%s", pd->address);
+            a->channel = pd->channel;
+            attempt_start(self, a, pd->payload, pd->len);
+        }
+    }
+    for (int p = 0; p < dc->npending; p++) free(dc->pending[p].payload);
+    free(dc);
+}
+
+/* Renders, records and starts the digest of `user` due at `at_text` with
+ * its `n` lines. */
+static void digest_send(tp_deliver_t *self, const char *user, const char *at_text,
+                        redisReply **lines, size_t n) {
+    target_t t;
+    target_user(self, user, &t);
+    int64_t at = atoll(at_text), now = tp_now_ms();
+    size_t total = 1;
+    for (size_t i = 0; i < n; i++) total += lines[i]->len + 1;
+    char *items = calloc(1, total);
+    if (!items) abort();
+    for (size_t i = 0; i < n; i++) {
+        strcat(items, lines[i]->str); /* sized above */
+        if (i + 1 < n) strcat(items, "\n");
+    }
+    tp_local_time_t l;
+    tp_calendar_to_local(t.zone, at, &l);
+    char date[32], count[16];
+    snprintf(date, sizeof date, "%04d-%02d-%02d", l.year, l.month, l.day);
+    snprintf(count, sizeof count, "%zu", n);
+    json_t *fields = json_pack("{s:s, s:s, s:s, s:s, s:s}", "count", count, "items", items,
+                               "recipient", user, "recipient_name", t.name, "date", date);
+    free(items);
+    digest_ctx_t *dc = calloc(1, sizeof *dc);
+    if (!dc) abort();
+    dc->deliver = self;
+    snprintf(dc->user, sizeof dc->user, "%s", user);
+    char *subject = NULL, *text = NULL, *html = NULL, err[300];
+    if (!fields || tp_templates_render(self->templates, "reminder.due", "digest", t.lang,
+                                       self->fallback_lang, fields, &subject, &text,
+                                       &html, err, sizeof err) < 0) {
+        tp_log_error("digest of %s: %s", user, fields ? err : "not UTF-8");
+    } else {
+        for (int c = 0; c < TP_DELIVER_CHANNELS; c++) {
+            tp_channel_t *ch = self->channels[c];
+            const char *address = t.addresses[c];
+            if (!ch || !(t.channels & channel_bits[c]) || !address || !*address) continue;
+            pending_t *p = &dc->pending[dc->npending];
+            snprintf(p->id, sizeof p->id, "digest:%.20s/%.16s/%.128s", at_text, ch->name,
+                     user);
+            tp_message_t msg = {.delivery = p->id, .address = address, .recipient = user,
+                                .customer = "", .kind = "digest", .lang = t.lang,
+                                .subject = subject, .text = text, .html = html,
+                                .now_ms = now};
+            p->payload = ch->prepare(ch, &msg, &p->len, err, sizeof err);
+            if (!p->payload) {
+                tp_log_warn("digest of %s: %s skipped: %s", user, ch->name, err);
+                continue;
+            }
+            snprintf(p->address, sizeof p->address, "%s", address);
+            p->channel = c;
+            dc->npending++;
+        }
+    }
+    free(subject);
+    free(text);
+    free(html);
+    json_decref(fields);
+
+    const char *ns = tp_store_ns(self->store);
+    tp_argv_t v;
+    tp_argv_init(&v);
+    tp_argv_add(&v, self->digest_due_key, (size_t)-1);
+    tp_argv_addf(&v, "%s{u:%s}:digest", ns, user);
+    tp_argv_addf(&v, "%s{u:%s}:digest:at", ns, user);
+    tp_argv_add(&v, self->due_key, (size_t)-1);
+    for (int i = 0; i < dc->npending; i++)
+        tp_argv_addf(&v, "%sdelivery:%s", ns, dc->pending[i].id);
+    tp_argv_add(&v, at_text, (size_t)-1);
+    tp_argv_add_int(&v, (int64_t)n);
+    tp_argv_add(&v, user, (size_t)-1);
+    tp_argv_add_int(&v, dc->npending);
+    tp_argv_add_int(&v, now);
+    tp_argv_add_int(&v, now + self->opts.claim_ms);
+    tp_argv_add_int(&v, t.digest_min >= 0 ? next_local_minute(t.zone, t.digest_min, now)
+                                          : now);
+    for (int i = 0; i < dc->npending; i++) {
+        pending_t *p = &dc->pending[i];
+        tp_argv_add(&v, p->id, (size_t)-1);
+        tp_argv_add(&v, channel_names[p->channel], (size_t)-1);
+        tp_argv_add(&v, p->address, (size_t)-1);
+        tp_argv_add(&v, p->payload, p->len);
+    }
+    int rc = tp_store_eval(self->store, self->digest_record_script, digest_recorded_cb, dc,
+                           4 + dc->npending, (int)v.n, v.v, v.len);
+    tp_argv_clear(&v);
+    if (rc < 0) digest_recorded_cb(self->store, NULL, dc); /* the claim expires */
+}
+
+static void digests_claimed_cb(tp_store_t *store, redisReply *r, void *arg) {
+    (void)store;
+    tp_deliver_t *self = arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY || self->closing) return;
+    for (size_t i = 0; i + 2 < r->elements;) {
+        redisReply **f = &r->element[i];
+        size_t n = (size_t)atoll(reply_str(f[2]));
+        if (i + 3 + n > r->elements) break;
+        int ok = f[0]->type == REDIS_REPLY_STRING && f[1]->type == REDIS_REPLY_STRING;
+        for (size_t k = 0; k < n; k++) ok &= f[3 + k]->type == REDIS_REPLY_STRING;
+        if (ok) digest_send(self, f[0]->str, f[1]->str, &f[3], n);
+        i += 3 + n;
+    }
+}
+
 static void retry_timer_cb(uv_timer_t *t) {
     tp_deliver_t *self = t->data;
     if (self->closing || !tp_store_connected(self->store)) return;
@@ -767,6 +1024,15 @@ static void retry_timer_cb(uv_timer_t *t) {
     tp_argv_addf(&v, "%sdelivery:", tp_store_ns(self->store));
     tp_store_eval(self->store, self->claim_script, claimed_cb, self, 1, (int)v.n,
                   v.v, v.len);
+    tp_argv_clear(&v);
+    tp_argv_init(&v);
+    tp_argv_add(&v, self->digest_due_key, (size_t)-1);
+    tp_argv_add_int(&v, now);
+    tp_argv_add_int(&v, now + self->opts.claim_ms);
+    tp_argv_add(&v, "50", 2);
+    tp_argv_add(&v, tp_store_ns(self->store), (size_t)-1);
+    tp_store_eval(self->store, self->digest_claim_script, digests_claimed_cb, self, 1,
+                  (int)v.n, v.v, v.len);
     tp_argv_clear(&v);
 }
 
@@ -805,7 +1071,14 @@ tp_deliver_t *tp_deliver_new(uv_loop_t *loop, tp_store_t *store,
     self->deliver_script = tp_store_script(store, "notifier_deliver", DELIVER_LUA);
     self->result_script = tp_store_script(store, "notifier_result", RESULT_LUA);
     self->claim_script = tp_store_script(store, "notifier_claim", CLAIM_LUA);
-    if (self->deliver_script < 0 || self->result_script < 0 || self->claim_script < 0) {
+    self->digest_claim_script =
+        tp_store_script(store, "notifier_digest_claim", DIGEST_CLAIM_LUA);
+    self->digest_record_script =
+        tp_store_script(store, "notifier_digest_record", DIGEST_RECORD_LUA);
+    tp_key(self->digest_due_key, sizeof self->digest_due_key, tp_store_ns(store),
+           "digest:due");
+    if (self->deliver_script < 0 || self->result_script < 0 || self->claim_script < 0 ||
+        self->digest_claim_script < 0 || self->digest_record_script < 0) {
         free(self);
         return NULL;
     }

@@ -16,6 +16,7 @@ typedef struct person {
         *zone, *quiet_text;
     unsigned channels;
     int has_channels;
+    int digest_min; /* -1: none */
     int line; /* of its section, for messages */
 } person_t;
 
@@ -88,6 +89,7 @@ static person_t *person_for(tp_recipients_t *self, const char *id) {
     person_t *p = &self->people[self->n++];
     memset(p, 0, sizeof *p);
     p->id = str_copy(id);
+    p->digest_min = -1;
     return p;
 }
 
@@ -118,6 +120,18 @@ static int on_line(void *user, const char *section, const char *key,
     else if (strcasecmp(key, "manager") == 0) set(&p->manager, value);
     else if (strcasecmp(key, "time_zone") == 0) set(&p->zone, value);
     else if (strcasecmp(key, "quiet_hours") == 0) set(&p->quiet_text, value);
+    else if (strcasecmp(key, "digest") == 0) {
+        int h, m;
+        char end;
+        if (!*value) {
+            p->digest_min = -1;
+        } else if (sscanf(value, "%2d:%2d%c", &h, &m, &end) != 2 || h < 0 || h > 23 ||
+                   m < 0 || m > 59) {
+            return fail(ld, line, "digest: \"%s\" is not HH:MM", value);
+        } else {
+            p->digest_min = h * 60 + m;
+        }
+    }
     else return fail(ld, line, "unknown key \"%s\"", key);
     return 1;
 }
@@ -279,6 +293,7 @@ void tp_recipients_get(const tp_recipients_t *self, const char *id,
         out->quiet = self->quiet[self->n];
         out->has_quiet = self->has_quiet[self->n];
         out->zone = out->quiet.zone;
+        out->digest_min = -1;
         return;
     }
     out->id = p->id;
@@ -293,4 +308,5 @@ void tp_recipients_get(const tp_recipients_t *self, const char *id,
     out->quiet = self->quiet[i];
     out->has_quiet = self->has_quiet[i];
     out->zone = out->quiet.zone;
+    out->digest_min = p->digest_min;
 }

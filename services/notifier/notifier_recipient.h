@@ -14,6 +14,8 @@
  *   time_zone = Asia/Shanghai
  *   quiet_hours = 21:00-08:00     ; R-CAL-2, in time_zone; "" none
  *   manager = mgr-zhou            ; escalations also go there
+ *   digest = 18:00                ; non-urgent reminders folded into one
+ *                                 ; message a day at this local time
  *
  * and the defaults for everyone else ([notifier] default_channels,
  * default_lang, default_time_zone, default_quiet_hours). One calendar per
@@ -39,6 +41,7 @@ typedef struct tp_recipient {
     int has_quiet;
     tp_quiet_t quiet;   /* when has_quiet */
     const tp_calendar_t *zone; /* their time zone, for dates in messages */
+    int digest_min;     /* minutes after local midnight; -1: no digest */
 } tp_recipient_t;
 
 typedef struct tp_recipients tp_recipients_t;

@@ -160,12 +160,18 @@ int tp_template_check(const char *text, const char *allowed, char *bad,
 /* Checks one line of a template against the catalogue. Returns 0 or -1
  * with why in err. */
 static int line_check(const char *line, const tp_event_schema_t *schema,
-                      char *err, size_t errlen) {
+                      int digest, char *err, size_t errlen) {
     for (const char *p = strstr(line, "{{"); p; p = strstr(p + 2, "{{")) {
         placeholder_t ph;
         if (placeholder_parse(p, &ph) < 0) {
             snprintf(err, errlen, "malformed placeholder (expected {{field}} "
                                   "or {{field|fallback}})");
+            return -1;
+        }
+        if (digest) {
+            if (in_list(TP_TEMPLATE_DIGEST_FIELDS, ph.name)) continue;
+            snprintf(err, errlen, "{{%s}}: a digest has only %s", ph.name,
+                     TP_TEMPLATE_DIGEST_FIELDS);
             return -1;
         }
         if (in_list(TP_TEMPLATE_EXTRAS, ph.name)) continue;
@@ -258,7 +264,7 @@ static char *read_file(const char *path, char *err, size_t errlen) {
 /* Checks every line of `text` (file `path`, its first line numbered
  * `first_line`). */
 static int text_check(const char *path, int first_line, const char *text,
-                      const tp_event_schema_t *schema, char *err,
+                      const tp_event_schema_t *schema, int digest, char *err,
                       size_t errlen) {
     int line = first_line;
     for (const char *p = text; *p; line++) {
@@ -267,7 +273,7 @@ static int text_check(const char *path, int first_line, const char *text,
         char *one = strndup(p, len);
         if (!one) abort();
         char why[300];
-        int rc = line_check(one, schema, why, sizeof why);
+        int rc = line_check(one, schema, digest, why, sizeof why);
         free(one);
         if (rc < 0) {
             snprintf(err, errlen, "%s:%d: %s", path, line, why);
@@ -331,12 +337,15 @@ static int load_file(tp_templates_t *self, const char *dir, const char *name,
         return -1;
     }
     const tp_event_schema_t *schema = tp_proto_schema(et);
+    /* "<type>.digest.<lang>": the digest's own fields */
+    const char *last = strrchr(key, '.');
+    int digest = (size_t)(last - dot2) == 7 && strncmp(dot2, ".digest", 7) == 0;
 
     char *content = read_file(path, err, errlen);
     if (!content) return -1;
     template_t *t = add(self, key);
     if (html) {
-        if (text_check(path, 1, content, schema, err, errlen) < 0) {
+        if (text_check(path, 1, content, schema, digest, err, errlen) < 0) {
             free(content);
             return -1;
         }
@@ -363,8 +372,8 @@ static int load_file(tp_templates_t *self, const char *dir, const char *name,
         body += *body == '\n' ? 1 : 2;
         body_line = 3;
     }
-    if (!*subject || text_check(path, 1, subject, schema, err, errlen) < 0 ||
-        text_check(path, body_line, body, schema, err, errlen) < 0) {
+    if (!*subject || text_check(path, 1, subject, schema, digest, err, errlen) < 0 ||
+        text_check(path, body_line, body, schema, digest, err, errlen) < 0) {
         if (!*subject) snprintf(err, errlen, "%s:1: empty subject", path);
         free(subject);
         free(content);
@@ -438,7 +447,8 @@ static const template_t *lookup(const tp_templates_t *self, const char *type,
             t = find(self, key);
         }
         size_t rl = rule ? strlen(rule) : 0;
-        int strict = rl > 9 && strcmp(rule + rl - 9, ".customer") == 0;
+        int strict = (rl > 9 && strcmp(rule + rl - 9, ".customer") == 0) ||
+                     (rule && strcmp(rule, "digest") == 0);
         if (!t && !strict) {
             snprintf(key, sizeof key, "%s.%s", type, langs[l]);
             t = find(self, key);

@@ -11,7 +11,7 @@
  * (reminder.due.R-DAYS-1.en.txt); <lang> is "en", "zh-CN", ... A message
  * to the customer's own contact uses <rule>.customer
  * (reminder.due.R-DAYS-1.customer.en.txt) and never falls back to a
- * template written for staff.
+ * template written for staff; nor does the digest (<type>.digest.<lang>).
  * Placeholders are {{field}} or {{field|fallback}}. A field is a field of
  * the type's `data` in the catalogue (nested as contact.name) or one of the
  * extras every message has (TP_TEMPLATE_EXTRAS). A field the catalogue
@@ -25,6 +25,10 @@
 
 #include <jansson.h>
 #include <stddef.h>
+
+/* The fields of the daily digest (<type>.digest.<lang>.txt, e.g.
+ * reminder.due.digest.en.txt): how many, the items one per line, whose. */
+#define TP_TEMPLATE_DIGEST_FIELDS "count|items|recipient|recipient_name|date"
 
 /* Fields every message carries besides the event's own. */
 #define TP_TEMPLATE_EXTRAS                                                    \

@@ -255,6 +255,42 @@ def test_crash_mid_send_repeats_only_that_delivery_with_its_id():
         sink.close()
 
 
+def test_digest_folds_non_urgent_reminders():
+    sink = SmtpSink()
+    users = tmp_users(**{"rep-d": {"channels": "inbox,email", "email": "d@example.com",
+                                   "lang": "en", "time_zone": "UTC", "digest": "18:00"}})
+    w = world(sink, users)
+    try:
+        for i in range(3):
+            assert w.post(reminder("dig-%d" % i, owner="rep-d", customer="DIG-%d" % i))[0] == 202
+        assert w.post(reminder("dig-urgent", owner="rep-d", urgent=True))[0] == 202
+        wait_until(lambda: sink.messages(), 10, what="the urgent one, at once")
+        wait_until(lambda: w.redis("LLEN", "tp:{u:rep-d}:digest") == 3, 10,
+                   what="three lines waiting for the digest")
+        at = int(w.redis("GET", "tp:{u:rep-d}:digest:at"))
+        assert time.gmtime(at / 1000).tm_hour == 18 and at > now_ms(), at
+        assert [m["X-Touchpoint-Delivery"] for m in sink.messages()] == \
+            ["dig-urgent/email/rep-d"]
+        # time passes: the digest falls due
+        w.redis("ZADD", "tp:digest:due", str(now_ms()), "rep-d")
+        wait_until(lambda: len(sink.messages()) == 2, 10, what="the digest")
+        time.sleep(1)
+        assert len(sink.messages()) == 2
+        d = sink.messages()[1]
+        assert d["X-Touchpoint-Delivery"] == "digest:%d/email/rep-d" % at
+        body = d.get_body(("plain",)).get_content()
+        assert "3 waiting" in str(d["Subject"]), d["Subject"]
+        for i in range(3):
+            assert "DIG-%d" % i in body, body
+        assert w.redis("LLEN", "tp:{u:rep-d}:digest") == 0
+        assert w.redis("ZCARD", "tp:digest:due") == 0
+        s, inbox = w.request("GET", "/v1/inbox/rep-d")
+        assert len(inbox["items"]) == 4  # the inbox has each one at once
+    finally:
+        assert w.close()
+        sink.close()
+
+
 def test_sms_gateway_and_the_timeline():
     users = tmp_users(**{"rep-s": {"channels": "inbox,sms", "phone": "+86 138-0000-1234",
                                    "lang": "en"}})
@@ -312,5 +348,6 @@ if __name__ == "__main__":
          test_quiet_hours_hold_non_urgent_and_pass_urgent,
          test_customer_cap_and_manager_escalation,
          test_crash_mid_send_repeats_only_that_delivery_with_its_id,
+         test_digest_folds_non_urgent_reminders,
          test_sms_gateway_and_the_timeline,
          test_bad_template_stops_start_naming_file_and_line])

@@ -37,7 +37,7 @@ static void test_people_and_defaults(void **state) {
     tp_recipients_t *r = load(
         "[user.rep-wang]\nname = 王伟\nchannels = email,sms\nemail = w@example.com\n"
         "phone = +8613800000000\nlang = zh-CN\ntime_zone = Asia/Shanghai\n"
-        "quiet_hours = 21:00-08:00\nmanager = mgr-zhou\n"
+        "quiet_hours = 21:00-08:00\nmanager = mgr-zhou\ndigest = 18:30\n"
         "[user.mgr-zhou]\nrole = manager\nlang = en\nquiet_hours =\n",
         "default_channels = inbox,webhook\ndefault_lang = en\n"
         "default_time_zone = UTC\ndefault_quiet_hours = 22:00-07:00\n",
@@ -48,6 +48,7 @@ static void test_people_and_defaults(void **state) {
     assert_string_equal(p.name, "王伟");
     assert_int_equal(p.channels, TP_CHANNEL_INBOX | TP_CHANNEL_EMAIL | TP_CHANNEL_SMS);
     assert_string_equal(p.manager, "mgr-zhou");
+    assert_int_equal(p.digest_min, 18 * 60 + 30);
     assert_string_equal(p.lang, "zh-CN");
     assert_true(p.has_quiet);
     assert_string_equal(tp_calendar_zone(p.zone), "Asia/Shanghai");
@@ -67,6 +68,7 @@ static void test_people_and_defaults(void **state) {
     assert_true(p.has_quiet);
     assert_string_equal(tp_calendar_zone(p.zone), "UTC");
     assert_string_equal(p.manager, "");
+    assert_int_equal(p.digest_min, -1);
     tp_recipients_destroy(&r);
     tp_recipients_destroy(&r);
 }
@@ -87,6 +89,7 @@ static void test_refusals(void **state) {
     expect("[user.a]\nquiet_hours = late\n", "", "[user.a]: quiet_hours \"late\"");
     expect("[user.a]\nwebhook_url = ftp://x\n", "", ":2: webhook_url");
     expect("", "default_channels = fax\n", "notifier.default_channels");
+    expect("[user.a]\ndigest = 25:00\n", "", ":2: digest: \"25:00\" is not HH:MM");
 }
 
 int main(void) {

@@ -112,6 +112,9 @@ static void test_refusals_name_file_and_line(void **state) {
     expect_refused("reminder.due.en.txt", "Hello\n", ":1: expected \"Subject: ...\"");
     expect_refused("reminder.due.en.txt", "Subject: {{rule\n\n.\n", "malformed placeholder");
     expect_refused("reminder.due.en.html", "<p>{{rule}}</p>", "no reminder.due.en.txt");
+    /* a digest has its own fields, not the event's */
+    expect_refused("reminder.due.digest.en.txt", "Subject: {{count}}\n\n{{rule}}\n",
+                   "digest.en.txt:3: {{rule}}: a digest has only");
     /* nested fields of an object: contact.name of lead.captured exists */
     put("lead.captured.en.txt", "Subject: {{company}}\n\n{{contact.name|someone}}\n");
     char err[300];
@@ -133,6 +136,8 @@ static void test_shipped_templates_load(void **state) {
         assert_true(tp_templates_has(t, kinds[i], "", "zh-CN", NULL));
     }
     assert_true(tp_templates_has(t, "reminder.due", "R-DAYS-1.customer", "zh-CN", NULL));
+    assert_true(tp_templates_has(t, "reminder.due", "digest", "en", NULL));
+    assert_true(tp_templates_has(t, "reminder.due", "digest", "zh-CN", NULL));
     tp_templates_destroy(&t);
 }
 

@@ -54,6 +54,9 @@
  *                              end of a claim, or of the quiet hours)
  *   deadletter                 zset: delivery id -> failed at ms; replayed by
  *                              tools/tp-deadletter
+ *   {u:<user>}:digest          list: lines waiting for the user's digest
+ *   {u:<user>}:digest:at       string: when that digest is due (ms; its id)
+ *   digest:due                 zset: user -> digest due ms (or claim end)
  *   {c:<cust>}:contact_cap:<n> string: customer-facing messages in cap window
  *                              n (R-CAD-3; expires with the window)
  *
