@@ -67,6 +67,17 @@ static int notifier_configure(notifier_t *app, tp_deliver_options_t *deliver_opt
                          kinds[i][0], *kinds[i][1] ? "." : "", kinds[i][1], lang);
             return -1;
         }
+    /* kinds added to the catalogue later reach the inbox; say what is missing */
+    for (int t = 1; t < TP_EVENT_COUNT; t++) {
+        const tp_event_schema_t *schema = tp_proto_schema((tp_event_type_t)t);
+        int to_customer = strstr(deliver_opts->customer_kinds, schema->name) != NULL;
+        if ((schema->consumers & TP_TO(NOTIFIER)) &&
+            !tp_templates_has(app->templates, schema->name, to_customer ? "customer" : "",
+                              lang, NULL))
+            tp_log_warn("configuration: %s has no %s%s.%s.txt: %s goes to the inbox only",
+                        dir, schema->name, to_customer ? ".customer" : "", lang,
+                        schema->name);
+    }
     char rules[512], *save = NULL, rule[96];
     snprintf(rules, sizeof rules, "%s", deliver_opts->customer_rules);
     for (char *r = strtok_r(rules, ", ", &save); r; r = strtok_r(NULL, ", ", &save)) {

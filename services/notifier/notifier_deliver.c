@@ -183,7 +183,7 @@ struct tp_deliver {
     tp_channel_t *channels[TP_DELIVER_CHANNELS];
     tp_deliver_options_t opts;
     char fallback_lang[32], customer_lang[32];
-    char escalate[256], customer_rules[512];
+    char escalate[256], customer_rules[512], customer_kinds[256];
     char due_key[128], deadletter_key[128], digest_due_key[128];
     int deliver_script, result_script, claim_script;
     int digest_claim_script, digest_record_script;
@@ -226,6 +226,7 @@ int tp_deliver_options_load(tp_deliver_options_t *o, tp_config_t *cfg,
     o->escalate = tp_config_str(cfg, "notifier", "escalate",
                                 "sla.breached,customer.at_risk");
     o->customer_rules = tp_config_str(cfg, "notifier", "customer_rules", "");
+    o->customer_kinds = tp_config_str(cfg, "notifier", "customer_kinds", "");
     o->customer_lang = tp_config_str(cfg, "notifier", "customer_lang", "zh-CN");
     o->customer_cap = (int)tp_config_int(cfg, "notifier", "customer_cap", 2, 0, 1000);
     o->customer_cap_period_ms = tp_config_ms(cfg, "notifier", "customer_cap_period", "7d");
@@ -245,19 +246,26 @@ int tp_deliver_options_load(tp_deliver_options_t *o, tp_config_t *cfg,
                               "customer_cap_period must be positive");
         return -1;
     }
-    for (const char *p = o->escalate; *p;) {
-        p += strspn(p, ", ");
-        size_t len = strcspn(p, ", ");
-        if (!len) break;
-        char kind[64];
-        snprintf(kind, sizeof kind, "%.*s", (int)len, p);
-        if (tp_proto_type(kind) == TP_EVENT_NONE) {
-            snprintf(err, errlen, "notifier.escalate: unknown event type \"%s\"",
-                     kind);
-            return -1;
+    const char *lists[2][2] = {{"escalate", o->escalate},
+                               {"customer_kinds", o->customer_kinds}};
+    for (int l = 0; l < 2; l++)
+        for (const char *p = lists[l][1]; *p;) {
+            p += strspn(p, ", ");
+            size_t len = strcspn(p, ", ");
+            if (!len) break;
+            char kind[64];
+            snprintf(kind, sizeof kind, "%.*s", (int)len, p);
+            tp_event_type_t type = tp_proto_type(kind);
+            if (type == TP_EVENT_NONE ||
+                !(tp_proto_schema(type)->consumers & TP_TO(NOTIFIER))) {
+                snprintf(err, errlen,
+                         "notifier.%s: \"%s\" is not an event type the notifier "
+                         "consumes",
+                         lists[l][0], kind);
+                return -1;
+            }
+            p += len;
         }
-        p += len;
-    }
     return 0;
 }
 
@@ -695,8 +703,9 @@ static void record(deliver_ctx_t *ctx, const json_t *profile) {
 
     target_t targets[MAX_RECIPIENTS];
     int n = 0;
-    target_user(self, owner, &targets[n++]);
-    if (in_list(self->escalate, kind)) {
+    int to_customer_only = in_list(self->customer_kinds, kind);
+    if (!to_customer_only) target_user(self, owner, &targets[n++]);
+    if (!to_customer_only && in_list(self->escalate, kind)) {
         tp_recipient_t r;
         tp_recipients_get(self->recipients, owner, &r);
         if (*r.manager && strcmp(r.manager, owner) != 0)
@@ -705,7 +714,7 @@ static void record(deliver_ctx_t *ctx, const json_t *profile) {
     const char *rule = tp_event_str(ev, "rule");
     for (int i = 0; i < n; i++) targets[i].rule = rule ? rule : "";
     char customer_rule[100];
-    if (rule && in_list(self->customer_rules, rule)) {
+    if (to_customer_only || (rule && in_list(self->customer_rules, rule))) {
         target_t *t = &targets[n++];
         memset(t, 0, sizeof *t);
         snprintf(t->id, sizeof t->id, "contact");
@@ -713,12 +722,20 @@ static void record(deliver_ctx_t *ctx, const json_t *profile) {
         t->name = name && *name ? name : ev->customer;
         t->lang = self->customer_lang;
         t->channels = self->opts.customer_channels;
+        /* the event's own contact data first (survey.requested carries
+         * them), else the customer record's */
+        const char *email = tp_event_str(ev, "email"), *phone = tp_event_str(ev, "phone");
         t->addresses[TP_DELIVER_EMAIL] =
-            json_string_value(json_object_get(profile, "contact_email"));
+            email && *email ? email
+                            : json_string_value(json_object_get(profile, "contact_email"));
         t->addresses[TP_DELIVER_SMS] =
-            json_string_value(json_object_get(profile, "contact_phone"));
+            phone && *phone ? phone
+                            : json_string_value(json_object_get(profile, "contact_phone"));
         t->customer_facing = 1;
-        snprintf(customer_rule, sizeof customer_rule, "%.64s.customer", rule);
+        if (to_customer_only)
+            snprintf(customer_rule, sizeof customer_rule, "customer");
+        else
+            snprintf(customer_rule, sizeof customer_rule, "%.64s.customer", rule);
         t->rule = customer_rule;
         tp_recipient_t d;
         tp_recipients_get(self->recipients, "", &d); /* the defaults' zone */
@@ -1061,6 +1078,9 @@ tp_deliver_t *tp_deliver_new(uv_loop_t *loop, tp_store_t *store,
     snprintf(self->escalate, sizeof self->escalate, "%s", opts->escalate);
     snprintf(self->customer_rules, sizeof self->customer_rules, "%s",
              opts->customer_rules);
+    snprintf(self->customer_kinds, sizeof self->customer_kinds, "%s",
+             opts->customer_kinds);
+    self->opts.customer_kinds = self->customer_kinds;
     self->opts.fallback_lang = self->fallback_lang;
     self->opts.customer_lang = self->customer_lang;
     self->opts.escalate = self->escalate;

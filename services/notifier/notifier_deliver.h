@@ -52,6 +52,8 @@ typedef struct tp_deliver_options {
                                      recipient's has none; "en" */
     const char *escalate;         /* kinds also sent to the manager */
     const char *customer_rules;   /* reminder rules that go to the customer */
+    const char *customer_kinds;   /* event types that go to the customer
+                                     only (e.g. survey.requested) */
     unsigned customer_channels;   /* TP_CHANNEL_* for the customer */
     const char *customer_lang;
     int customer_cap;             /* R-CAD-3: messages per period, 0 = none */

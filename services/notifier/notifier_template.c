@@ -448,7 +448,8 @@ static const template_t *lookup(const tp_templates_t *self, const char *type,
         }
         size_t rl = rule ? strlen(rule) : 0;
         int strict = (rl > 9 && strcmp(rule + rl - 9, ".customer") == 0) ||
-                     (rule && strcmp(rule, "digest") == 0);
+                     (rule && (strcmp(rule, "digest") == 0 ||
+                               strcmp(rule, "customer") == 0));
         if (!t && !strict) {
             snprintf(key, sizeof key, "%s.%s", type, langs[l]);
             t = find(self, key);

@@ -10,7 +10,8 @@
  * customer.at_risk); <rule> narrows it to the reminders of one rule
  * (reminder.due.R-DAYS-1.en.txt); <lang> is "en", "zh-CN", ... A message
  * to the customer's own contact uses <rule>.customer
- * (reminder.due.R-DAYS-1.customer.en.txt) and never falls back to a
+ * (reminder.due.R-DAYS-1.customer.en.txt), or for a whole kind sent to
+ * the customer, <type>.customer.<lang>; these never fall back to a
  * template written for staff; nor does the digest (<type>.digest.<lang>).
  * Placeholders are {{field}} or {{field|fallback}}. A field is a field of
  * the type's `data` in the catalogue (nested as contact.name) or one of the
