@@ -165,6 +165,22 @@ static const char DIGEST_RECORD_LUA[] =
     "end\n"
     "return out\n";
 
+/* KEYS done, inbox. ARGV ttl, the notification's event id, read at.
+ * Marks the user's inbox entry for that event read. */
+static const char READ_LUA[] =
+    TP_LUA_DONE_CHECK
+    "local items = redis.call('LRANGE', KEYS[2], 0, -1)\n"
+    "for i, it in ipairs(items) do\n"
+    "  local ok, e = pcall(cjson.decode, it)\n"
+    "  if ok and type(e) == 'table' and e.event == ARGV[2] and not e.read then\n"
+    "    e.read = true\n"
+    "    e.read_at = tonumber(ARGV[3])\n"
+    "    redis.call('LSET', KEYS[2], i - 1, cjson.encode(e))\n"
+    "  end\n"
+    "end\n"
+    TP_LUA_DONE_MARK
+    "return {1}\n";
+
 #define CLAIM_BATCH "200"
 #define CLAIM_FIELDS 8
 #define DELIVERY_ID_MAX 400
@@ -186,7 +202,7 @@ struct tp_deliver {
     char escalate[256], customer_rules[512], customer_kinds[256];
     char due_key[128], deadletter_key[128], digest_due_key[128];
     int deliver_script, result_script, claim_script;
-    int digest_claim_script, digest_record_script;
+    int digest_claim_script, digest_record_script, read_script;
     uv_timer_t retry_timer;
     int closing;
 };
@@ -828,9 +844,35 @@ static void profile_cb(tp_store_t *store, redisReply *r, void *arg) {
     json_decref(profile);
 }
 
+static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
+    (void)store;
+    if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("notification.read: %s", r->str);
+    tp_consumer_job_done(arg, r && r->type == REDIS_REPLY_ARRAY ? 0 : -1);
+}
+
+/* notification.read: the entry in the owner's inbox is marked read. */
+static void mark_read(tp_deliver_t *self, tp_consumer_t *consumer,
+                      tp_consumer_job_t *job, const tp_event_t *ev) {
+    tp_argv_t v;
+    tp_argv_init(&v);
+    tp_argv_add(&v, tp_consumer_job_done_key(job), (size_t)-1);
+    tp_argv_addf(&v, "%s{u:%s}:inbox", tp_store_ns(self->store), tp_event_str(ev, "owner"));
+    tp_argv_add(&v, tp_consumer_done_ttl(consumer), (size_t)-1);
+    tp_argv_add(&v, tp_event_str(ev, "notification"), (size_t)-1);
+    tp_argv_add_int(&v, ev->ts);
+    int rc = tp_store_eval(self->store, self->read_script, read_cb, job, 2, (int)v.n, v.v,
+                           v.len);
+    tp_argv_clear(&v);
+    if (rc < 0) tp_consumer_job_done(job, -1);
+}
+
 void tp_deliver_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
                       const tp_event_t *ev, void *arg) {
     tp_deliver_t *self = arg;
+    if (ev->type == TP_EVENT_NOTIFICATION_READ) {
+        mark_read(self, consumer, job, ev);
+        return;
+    }
     deliver_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) abort();
     ctx->deliver = self;
@@ -1093,12 +1135,14 @@ tp_deliver_t *tp_deliver_new(uv_loop_t *loop, tp_store_t *store,
     self->claim_script = tp_store_script(store, "notifier_claim", CLAIM_LUA);
     self->digest_claim_script =
         tp_store_script(store, "notifier_digest_claim", DIGEST_CLAIM_LUA);
+    self->read_script = tp_store_script(store, "notifier_read", READ_LUA);
     self->digest_record_script =
         tp_store_script(store, "notifier_digest_record", DIGEST_RECORD_LUA);
     tp_key(self->digest_due_key, sizeof self->digest_due_key, tp_store_ns(store),
            "digest:due");
     if (self->deliver_script < 0 || self->result_script < 0 || self->claim_script < 0 ||
-        self->digest_claim_script < 0 || self->digest_record_script < 0) {
+        self->digest_claim_script < 0 || self->digest_record_script < 0 ||
+        self->read_script < 0) {
         free(self);
         return NULL;
     }

@@ -21,7 +21,7 @@
  * backoff with jitter, by whichever instance claims it. A claim expires,
  * so a crash mid-send repeats only that delivery, with the same id. While a
  * channel's circuit breaker is open its deliveries wait without spending
- * attempts. */
+ * attempts. notification.read marks the user's inbox entry read. */
 #ifndef NOTIFIER_DELIVER_H
 #define NOTIFIER_DELIVER_H
 
