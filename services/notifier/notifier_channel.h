@@ -39,6 +39,8 @@ typedef struct tp_message {
     const char *subject;   /* UTF-8, one line */
     const char *text;      /* UTF-8 */
     const char *html;      /* NULL: plain text only */
+    const char *item_json;  /* the inbox entry, JSON text; NULL for none */
+    const char *event_json; /* the event delivered, JSON text; NULL for none */
     int64_t now_ms;        /* when it is prepared */
 } tp_message_t;
 

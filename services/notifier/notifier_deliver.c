@@ -465,6 +465,8 @@ typedef struct deliver_ctx {
         int64_t at;
     } digests[MAX_RECIPIENTS];
     int ndigests;
+    const char *item_json; /* while planning: the inbox entry */
+    char *event_json;      /* while planning: the event, JSON */
 } deliver_ctx_t;
 
 static void ctx_free(deliver_ctx_t *ctx) {
@@ -690,6 +692,8 @@ static void plan_target(deliver_ctx_t *ctx, const target_t *t, const json_t *pro
                             .subject = subject,
                             .text = text,
                             .html = html,
+                            .item_json = t->staff ? ctx->item_json : NULL,
+                            .event_json = ctx->event_json,
                             .now_ms = now};
         p->payload = ch->prepare(ch, &msg, &p->len, err, sizeof err);
         if (!p->payload) {
@@ -759,8 +763,6 @@ static void record(deliver_ctx_t *ctx, const json_t *profile) {
         t->has_quiet = d.has_quiet;
         t->quiet = d.quiet;
     }
-    for (int i = 0; i < n; i++) plan_target(ctx, &targets[i], profile, now);
-
     /* the in-app entry, for the staff among the recipients */
     json_t *item = json_pack("{s:s, s:s, s:s, s:I}", "event", ev->id, "kind", kind,
                              "customer", ev->customer, "at", (json_int_t)ev->ts);
@@ -773,6 +775,14 @@ static void record(deliver_ctx_t *ctx, const json_t *profile) {
     }
     char *item_text = json_dumps(item, JSON_COMPACT);
     json_decref(item);
+    json_t *event = tp_event_to_json(ev);
+    ctx->event_json = json_dumps(event, JSON_COMPACT);
+    json_decref(event);
+    ctx->item_json = item_text;
+    for (int i = 0; i < n; i++) plan_target(ctx, &targets[i], profile, now);
+    ctx->item_json = NULL;
+    free(ctx->event_json);
+    ctx->event_json = NULL;
 
     int ninbox = 0;
     for (int i = 0; i < n; i++) ninbox += targets[i].staff;

@@ -2,6 +2,7 @@
  * Owns its settings (copies). HMAC-SHA256 is libsodium's. */
 #include "notifier_webhook.h"
 
+#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,16 +11,12 @@
 #include "tp/id.h"
 #include "tp/proto.h"
 
-#define DEFAULT_BODY                                                          \
-    "{\"delivery\": \"{{delivery}}\", \"recipient\": \"{{recipient}}\", "    \
-    "\"customer\": \"{{customer}}\", \"kind\": \"{{kind}}\", "                \
-    "\"lang\": \"{{lang}}\", \"subject\": \"{{subject}}\", "                  \
-    "\"text\": \"{{text}}\"}"
 
 typedef struct webhook {
     tp_channel_t base; /* first */
     tp_transfer_t *transfer;
-    char *url, *secret, *body;
+    char *url, *secret;
+    char *body; /* the body template; NULL: Touchpoint's own body */
 } webhook_t;
 
 void tp_webhook_sign(const char *secret, const char *timestamp,
@@ -48,8 +45,29 @@ static char *webhook_prepare(tp_channel_t *base, const tp_message_t *msg,
         snprintf(err, errlen, "no webhook URL");
         return NULL;
     }
-    char *body = tp_channel_body_render(self->body, msg, len);
-    if (!body) snprintf(err, errlen, "the body template gave no valid JSON");
+    if (self->body) {
+        char *body = tp_channel_body_render(self->body, msg, len);
+        if (!body) snprintf(err, errlen, "the body template gave no valid JSON");
+        return body;
+    }
+    /* Touchpoint's own body: the message, the inbox entry, the event */
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "delivery",
+                            msg->delivery, "recipient", msg->recipient ? msg->recipient : "",
+                            "customer", msg->customer ? msg->customer : "", "kind",
+                            msg->kind ? msg->kind : "", "lang", msg->lang ? msg->lang : "",
+                            "subject", msg->subject ? msg->subject : "", "text",
+                            msg->text ? msg->text : "");
+    if (!doc) {
+        snprintf(err, errlen, "not UTF-8");
+        return NULL;
+    }
+    const char *raw[2][2] = {{"notification", msg->item_json}, {"event", msg->event_json}};
+    for (int i = 0; i < 2; i++)
+        if (raw[i][1]) json_object_set_new(doc, raw[i][0], json_loads(raw[i][1], 0, NULL));
+    char *body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!body) abort();
+    *len = strlen(body);
     return body;
 }
 
@@ -98,10 +116,9 @@ tp_channel_t *tp_webhook_new(tp_config_t *cfg, tp_transfer_t *transfer,
         return NULL;
     }
     char why[400];
-    char *body = tp_channel_body_load(
-        tp_config_str(cfg, "notifier", "webhook_template", ""), DEFAULT_BODY,
-        why, sizeof why);
-    if (!body) {
+    const char *tpl = tp_config_str(cfg, "notifier", "webhook_template", "");
+    char *body = *tpl ? tp_channel_body_load(tpl, "", why, sizeof why) : NULL;
+    if (*tpl && !body) {
         snprintf(err, errlen, "notifier.webhook_template: %s", why);
         return NULL;
     }

@@ -3,7 +3,9 @@
  * Owns its settings ([notifier] webhook_url, the default receiver;
  * webhook_secret; webhook_template, a JSON body template, see
  * notifier_channel.h, so the same channel posts to DingTalk, WeCom or Slack
- * incoming webhooks). Every POST carries
+ * incoming webhooks). Without a template the body is Touchpoint's own:
+ * delivery, recipient, customer, kind, lang, subject, text, notification
+ * (the inbox entry) and event (the event delivered). Every POST carries
  *
  *   Idempotency-Key: <delivery id>           the same on every attempt
  *   X-Touchpoint-Timestamp: <unix seconds>   when this attempt was signed

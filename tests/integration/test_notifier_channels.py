@@ -118,6 +118,32 @@ def test_mail_server_down_then_back():
         sink.close()
 
 
+def test_circuit_breaker_pauses_a_channel_that_is_down():
+    sink = SmtpSink()
+    sink.stop()
+    w = world(sink, tmp_users(), breaker_failures="2", breaker_cooldown="3s",
+              max_attempts="30")
+    try:
+        for i in range(4):
+            assert w.post(reminder("brk-%d" % i, customer="BRK-%d" % i))[0] == 202
+        wait_until(lambda: "channel email: 2 failures in a row" in w.log("notifier"), 10,
+                   what="the breaker opening")
+        time.sleep(1)  # open: nothing is tried, no attempt is spent
+
+        def attempts():
+            return sum(int(w.redis.hgetall("tp:delivery:brk-%d/email/rep-e" % i)
+                           .get("attempts", 0)) for i in range(4))
+        spent = attempts()
+        time.sleep(1)
+        assert attempts() == spent, (spent, attempts())
+        assert spent <= 4, spent  # the four first tries at most, then waiting
+        sink.start()
+        wait_until(lambda: len(sink.messages()) == 4, 20, what="all four after the cooldown")
+    finally:
+        assert w.close()
+        sink.close()
+
+
 def test_permanent_refusal_dead_letter_and_replay_once():
     sink = SmtpSink(args=["-f", "RCPT", "-B", "550 5.1.1 no such user"])
     w = world(sink, tmp_users())
@@ -343,6 +369,7 @@ def test_bad_template_stops_start_naming_file_and_line():
 if __name__ == "__main__":
     run([test_email_and_signed_webhook,
          test_mail_server_down_then_back,
+         test_circuit_breaker_pauses_a_channel_that_is_down,
          test_permanent_refusal_dead_letter_and_replay_once,
          test_redelivered_event_sends_one_message,
          test_quiet_hours_hold_non_urgent_and_pass_urgent,
