@@ -97,18 +97,21 @@ int main(int argc, char **argv) {
     if (tp_service_core_open(&app.core, TP_SERVICE_NOTIFIER, argc, argv) < 0)
         return 1;
     tp_config_t *cfg = app.core.cfg;
+    /* send_timeout and the rest were webhook_* once: the old names still
+     * work (and are checked under their own names) */
+    char old_timeout[32], old_connect[32];
+    snprintf(old_timeout, sizeof old_timeout, "%lldms",
+             (long long)tp_config_ms(cfg, "notifier", "webhook_timeout", "10s"));
+    snprintf(old_connect, sizeof old_connect, "%lldms",
+             (long long)tp_config_ms(cfg, "notifier", "webhook_connect_timeout", "3s"));
     tp_transfer_options_t transfer_opts = {
-        .timeout_ms = (long)tp_config_ms(cfg, "notifier", "send_timeout",
-                                         tp_config_str(cfg, "notifier", "webhook_timeout", "10s")),
-        .connect_timeout_ms = (long)tp_config_ms(cfg, "notifier", "connect_timeout",
-                                                 tp_config_str(cfg, "notifier",
-                                                               "webhook_connect_timeout", "3s")),
+        .timeout_ms = (long)tp_config_ms(cfg, "notifier", "send_timeout", old_timeout),
+        .connect_timeout_ms = (long)tp_config_ms(cfg, "notifier", "connect_timeout", old_connect),
         .max_inflight = (int)tp_config_int(cfg, "notifier", "max_inflight", 10000, 1, 1000000),
-        .max_connections = (int)tp_config_int(cfg, "notifier", "max_connections",
-                                              tp_config_int(cfg, "notifier",
-                                                            "webhook_max_connections", 64,
-                                                            1, 100000),
-                                              1, 100000),
+        .max_connections = (int)tp_config_int(
+            cfg, "notifier", "max_connections",
+            tp_config_int(cfg, "notifier", "webhook_max_connections", 64, 1, 100000), 1,
+            100000),
     };
     tp_deliver_options_t deliver_opts;
     if (!(app.transfer = tp_transfer_new(app.core.loop, &transfer_opts)) ||
