@@ -71,7 +71,7 @@ static int notifier_configure(notifier_t *app, tp_deliver_options_t *deliver_opt
     for (int t = 1; t < TP_EVENT_COUNT; t++) {
         const tp_event_schema_t *schema = tp_proto_schema((tp_event_type_t)t);
         int to_customer = strstr(deliver_opts->customer_kinds, schema->name) != NULL;
-        if ((schema->consumers & TP_TO(NOTIFIER)) &&
+        if (t != TP_EVENT_NOTIFICATION_READ && (schema->consumers & TP_TO(NOTIFIER)) &&
             !tp_templates_has(app->templates, schema->name, to_customer ? "customer" : "",
                               lang, NULL))
             tp_log_warn("configuration: %s has no %s%s.%s.txt: %s goes to the inbox only",
