@@ -7,8 +7,9 @@ BUILD_PKGS="build-essential cmake pkg-config libzmq3-dev libuv1-dev libmsgpack-d
   libhiredis-dev node-llhttp libcurl4-openssl-dev libcmocka-dev libical-dev
   libinih-dev libjansson-dev libsodium-dev clang libclang-rt-14-dev"
 RUN_PKGS="redis-server redis-tools curl python3 procps tzdata"
-# postfix only for its smtp-sink: the notifier's tests send real mail to it
-TEST_PKGS="postfix"
+# the notifier's tests send real mail: postfix for its smtp-sink, aiosmtpd
+# (run by Debian's python3) and openssl for a server that insists on STARTTLS
+TEST_PKGS="postfix python3-aiosmtpd openssl"
 
 missing=""
 for p in $BUILD_PKGS $RUN_PKGS $TEST_PKGS; do

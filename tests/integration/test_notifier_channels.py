@@ -317,6 +317,42 @@ def test_digest_folds_non_urgent_reminders():
         sink.close()
 
 
+def test_starttls_to_a_server_that_requires_it():
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="tp-tls-")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", os.path.join(d, "key.pem"),
+                    "-out", os.path.join(d, "cert.pem")], check=True, capture_output=True)
+    from tp_harness import free_port
+    port = free_port()
+    server = subprocess.Popen(
+        ["/usr/bin/python3", os.path.join(os.path.dirname(__file__), "starttls_server.py"),
+         str(port), os.path.join(d, "cert.pem"), os.path.join(d, "key.pem"), d],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    w = None
+    try:
+        assert server.stdout.readline().strip() == "ready", server.stderr.read()
+        w = world(None, tmp_users(), smtp_url="smtp://127.0.0.1:%d/touchpoint.test" % port,
+                  smtp_require_tls="true", smtp_verify_peer="false")
+        assert w.post(reminder("tls-1"))[0] == 202
+
+        def got():
+            return [n for n in os.listdir(d) if n.endswith(".eml")]
+        wait_until(got, 15, what="the message over STARTTLS")
+        with open(os.path.join(d, got()[0]), "rb") as f:
+            first = f.readline()
+            raw = f.read()
+        assert first.startswith(b"TLS: ('TLS"), first  # e.g. TLS_AES_256_GCM_SHA384
+        assert b"X-Touchpoint-Delivery: tls-1/email/rep-e" in raw
+    finally:
+        if w:
+            assert w.close()
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_sms_gateway_and_the_timeline():
     users = tmp_users(**{"rep-s": {"channels": "inbox,sms", "phone": "+86 138-0000-1234",
                                    "lang": "en"}})
@@ -376,5 +412,6 @@ if __name__ == "__main__":
          test_customer_cap_and_manager_escalation,
          test_crash_mid_send_repeats_only_that_delivery_with_its_id,
          test_digest_folds_non_urgent_reminders,
+         test_starttls_to_a_server_that_requires_it,
          test_sms_gateway_and_the_timeline,
          test_bad_template_stops_start_naming_file_and_line])
