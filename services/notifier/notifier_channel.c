@@ -18,24 +18,59 @@ tp_verdict_t tp_channel_classify_http(long status, const char *error) {
     return TP_VERDICT_RETRY; /* 1xx, 3xx: we follow no redirect; try later */
 }
 
-int tp_channel_allow(const tp_channel_t *self, int64_t now, int64_t *until) {
-    if (self->open_until > now) {
-        if (until) *until = self->open_until;
+static void server_of(const tp_channel_t *self, const char *address, char *out,
+                      size_t len) {
+    out[0] = '\0';
+    if (self->server && address) self->server(address, out, len);
+}
+
+static tp_channel_server_t *server_find(tp_channel_t *self, const char *name) {
+    for (int i = 0; i < TP_CHANNEL_SERVERS; i++)
+        if ((self->servers[i].failures || self->servers[i].open_until) &&
+            strcmp(self->servers[i].name, name) == 0)
+            return &self->servers[i];
+    return NULL;
+}
+
+int tp_channel_allow(const tp_channel_t *self, const char *address, int64_t now,
+                     int64_t *until) {
+    char name[sizeof self->servers[0].name];
+    server_of(self, address, name, sizeof name);
+    const tp_channel_server_t *s = server_find((tp_channel_t *)self, name);
+    if (s && s->open_until > now) {
+        if (until) *until = s->open_until;
         return 0;
     }
     return 1;
 }
 
-int tp_channel_record(tp_channel_t *self, tp_verdict_t verdict, int64_t now) {
+int tp_channel_record(tp_channel_t *self, const char *address, tp_verdict_t verdict,
+                      int64_t now, char *server, size_t len) {
+    char name[sizeof self->servers[0].name];
+    server_of(self, address, name, sizeof name);
+    if (server && len) snprintf(server, len, "%s", name);
+    tp_channel_server_t *s = server_find(self, name);
     if (verdict != TP_VERDICT_RETRY) {
-        self->failures = 0;
-        self->open_until = 0;
+        if (s) memset(s, 0, sizeof *s); /* healthy: forgotten */
         return 0;
     }
     if (self->breaker_failures <= 0) return 0;
-    if (++self->failures >= self->breaker_failures && self->open_until <= now) {
-        self->open_until = now + self->breaker_cooldown_ms;
-        self->failures = 0; /* after the cooldown, one more round of tries */
+    if (!s) { /* a free slot, else the one closest to being forgotten */
+        s = &self->servers[0];
+        for (int i = 0; i < TP_CHANNEL_SERVERS; i++) {
+            tp_channel_server_t *c = &self->servers[i];
+            if (!c->failures && !c->open_until) {
+                s = c;
+                break;
+            }
+            if (c->open_until < s->open_until) s = c;
+        }
+        memset(s, 0, sizeof *s);
+        snprintf(s->name, sizeof s->name, "%s", name);
+    }
+    if (++s->failures >= self->breaker_failures && s->open_until <= now) {
+        s->open_until = now + self->breaker_cooldown_ms;
+        s->failures = 0; /* after the cooldown, one more round of tries */
         return 1;
     }
     return 0;

@@ -6,9 +6,11 @@
  * sends the same Message-ID and body); send starts one attempt through the
  * shared transfer client (notifier_transfer.h); classify says what an
  * outcome means (sent, try again later, never). Each channel also carries
- * a circuit breaker: after `breaker_failures` transient failures in a row
- * it opens for `breaker_cooldown`, and attempts wait instead of hammering a
- * server that is down.
+ * circuit breakers, one per server it talks to (the SMTP server, the SMS
+ * gateway, each webhook host): after `breaker_failures` transient failures
+ * in a row a server's breaker opens for `breaker_cooldown`, and attempts to
+ * it wait instead of hammering a server that is down, while the others go
+ * on.
  *
  * The in-app inbox is not a channel here: it is written in the same Redis
  * script that records the deliveries (notifier_deliver.c). Channels never
@@ -46,6 +48,15 @@ typedef struct tp_message {
 
 typedef struct tp_channel tp_channel_t;
 
+/* One server's breaker. */
+typedef struct tp_channel_server {
+    char name[160]; /* "host:port", "" for the channel's only server */
+    int failures;   /* transient, in a row */
+    int64_t open_until;
+} tp_channel_server_t;
+
+#define TP_CHANNEL_SERVERS 64
+
 struct tp_channel {
     const char *name; /* "email", "webhook", "sms", as in notification.* */
     /* The payload of `msg`'s delivery: caller owns the result (free), its
@@ -60,22 +71,30 @@ struct tp_channel {
                 void *arg);
     tp_verdict_t (*classify)(long status, const char *error);
     void (*destroy)(tp_channel_t *self);
-    /* circuit breaker, kept by tp_channel_allow / tp_channel_record */
-    int failures, breaker_failures;
-    int64_t open_until, breaker_cooldown_ms;
+    /* The server behind `address` into `out` ("host:port"); NULL when the
+     * channel has one server whatever the address. */
+    void (*server)(const char *address, char *out, size_t len);
+    /* circuit breakers, kept by tp_channel_allow / tp_channel_record */
+    int breaker_failures;
+    int64_t breaker_cooldown_ms;
+    tp_channel_server_t servers[TP_CHANNEL_SERVERS];
 };
 
 /* The verdict for an HTTP answer: 2xx sent; 408, 425, 429, 5xx and no
  * answer retry; other statuses permanent. */
 tp_verdict_t tp_channel_classify_http(long status, const char *error);
 
-/* 0 when the breaker is open at `now` (the attempt should wait until
- * *until), 1 when an attempt may start. */
-int tp_channel_allow(const tp_channel_t *self, int64_t now, int64_t *until);
-/* Feeds an attempt's verdict to the breaker (a permanent refusal is the
- * server working: it closes the breaker like a success). Returns 1 when
- * this verdict opened the breaker. */
-int tp_channel_record(tp_channel_t *self, tp_verdict_t verdict, int64_t now);
+/* 0 when the breaker of `address`'s server is open at `now` (the attempt
+ * should wait until *until), 1 when an attempt may start. */
+int tp_channel_allow(const tp_channel_t *self, const char *address, int64_t now,
+                     int64_t *until);
+/* Feeds an attempt's verdict to the breaker of `address`'s server (a
+ * permanent refusal is the server working: it closes the breaker like a
+ * success). Returns 1 when this verdict opened it; its name is then in
+ * `server` ("" for the channel's only server). Beyond TP_CHANNEL_SERVERS
+ * servers failing at once, the quietest breaker is forgotten. */
+int tp_channel_record(tp_channel_t *self, const char *address, tp_verdict_t verdict,
+                      int64_t now, char *server, size_t len);
 
 /* Body templates of the HTTP channels: a JSON document whose strings hold
  * {{field}} placeholders among TP_CHANNEL_BODY_FIELDS, so one setting fits

@@ -384,10 +384,12 @@ static void attempt_done_cb(long status, const char *error, void *arg) {
     tp_channel_t *ch = self->channels[a->channel];
     tp_verdict_t verdict = ch->classify(status, error);
     int64_t now = tp_now_ms();
-    if (tp_channel_record(ch, verdict, now))
-        tp_log_warn("channel %s: %d failures in a row; waiting %lld ms before "
-                    "the next attempt",
-                    ch->name, ch->breaker_failures, (long long)ch->breaker_cooldown_ms);
+    char server[160];
+    if (tp_channel_record(ch, a->address, verdict, now, server, sizeof server))
+        tp_log_warn("channel %s: %d failures in a row%s%s; waiting %lld ms before "
+                    "the next attempt there",
+                    ch->name, ch->breaker_failures, *server ? " at " : "", server,
+                    (long long)ch->breaker_cooldown_ms);
     if (verdict == TP_VERDICT_SENT) {
         settle(a, "sent", NULL, 0);
     } else {
@@ -421,7 +423,7 @@ static void attempt_start(tp_deliver_t *self, attempt_t *a, const char *payload,
         return;
     }
     int64_t until = 0;
-    if (!tp_channel_allow(ch, tp_now_ms(), &until)) {
+    if (!tp_channel_allow(ch, a->address, tp_now_ms(), &until)) {
         settle(a, "defer", NULL, until);
         free(a);
         return;

@@ -2,6 +2,7 @@
  * Owns its settings (copies). HMAC-SHA256 is libsodium's. */
 #include "notifier_webhook.h"
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -98,6 +99,22 @@ static void webhook_destroy(tp_channel_t *base) {
     free(self);
 }
 
+/* Each receiving host has its own breaker: one user's dead webhook does
+ * not hold the others'. libcurl parses the URL. */
+static void webhook_server(const char *address, char *out, size_t len) {
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, address, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+        snprintf(out, len, "%s:%s", host, port);
+    else
+        snprintf(out, len, "?");
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+}
+
 const char *tp_webhook_default_url(const tp_channel_t *base) {
     return ((const webhook_t *)base)->url;
 }
@@ -129,6 +146,7 @@ tp_channel_t *tp_webhook_new(tp_config_t *cfg, tp_transfer_t *transfer,
     self->base.send = webhook_send;
     self->base.classify = tp_channel_classify_http;
     self->base.destroy = webhook_destroy;
+    self->base.server = webhook_server;
     self->transfer = transfer;
     self->url = strdup(url);
     self->secret = strdup(tp_config_str(cfg, "notifier", "webhook_secret", ""));

@@ -389,6 +389,8 @@ def test_bad_template_stops_start_naming_file_and_line():
     d = tempfile.mkdtemp(prefix="tp-tpl-")
     src = os.path.join(os.environ.get("TP_SOURCE_DIR", "."), "deploy", "templates")
     for name in os.listdir(src):
+        if not os.path.isfile(os.path.join(src, name)):
+            continue
         with open(os.path.join(src, name), "rb") as f, open(os.path.join(d, name), "wb") as g:
             g.write(f.read())
     with open(os.path.join(d, "sla.breached.en.txt"), "w") as f:

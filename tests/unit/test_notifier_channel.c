@@ -38,20 +38,51 @@ static void test_breaker(void **state) {
     (void)state;
     tp_channel_t ch = {.name = "x", .breaker_failures = 3, .breaker_cooldown_ms = 1000};
     int64_t until = 0;
-    assert_true(tp_channel_allow(&ch, 0, &until));
-    assert_false(tp_channel_record(&ch, TP_VERDICT_RETRY, 10));
-    assert_false(tp_channel_record(&ch, TP_VERDICT_SENT, 11)); /* resets */
-    assert_false(tp_channel_record(&ch, TP_VERDICT_RETRY, 12));
-    assert_false(tp_channel_record(&ch, TP_VERDICT_RETRY, 13));
-    assert_true(tp_channel_record(&ch, TP_VERDICT_RETRY, 14)); /* opens */
-    assert_false(tp_channel_allow(&ch, 500, &until));
+    char server[64];
+    assert_true(tp_channel_allow(&ch, "a@b", 0, &until));
+    assert_false(tp_channel_record(&ch, "a@b", TP_VERDICT_RETRY, 10, server, sizeof server));
+    assert_false(tp_channel_record(&ch, "a@b", TP_VERDICT_SENT, 11, server, sizeof server));
+    assert_false(tp_channel_record(&ch, "a@b", TP_VERDICT_RETRY, 12, server, sizeof server));
+    assert_false(tp_channel_record(&ch, "c@d", TP_VERDICT_RETRY, 13, server, sizeof server));
+    assert_true(tp_channel_record(&ch, "a@b", TP_VERDICT_RETRY, 14, server, sizeof server));
+    assert_string_equal(server, ""); /* one server: every address shares it */
+    assert_false(tp_channel_allow(&ch, "e@f", 500, &until));
     assert_int_equal(until, 1014);
-    assert_true(tp_channel_allow(&ch, 1014, &until)); /* half a chance again */
+    assert_true(tp_channel_allow(&ch, "a@b", 1014, &until)); /* another round */
     /* a permanent refusal is the server working: it closes the breaker */
-    assert_false(tp_channel_record(&ch, TP_VERDICT_PERMANENT, 1015));
-    assert_true(tp_channel_allow(&ch, 1016, &until));
+    assert_false(tp_channel_record(&ch, "a@b", TP_VERDICT_PERMANENT, 1015, NULL, 0));
+    assert_true(tp_channel_allow(&ch, "a@b", 1016, &until));
     tp_channel_t off = {.name = "y"};
-    for (int i = 0; i < 100; i++) assert_false(tp_channel_record(&off, TP_VERDICT_RETRY, i));
+    for (int i = 0; i < 100; i++)
+        assert_false(tp_channel_record(&off, "a@b", TP_VERDICT_RETRY, i, NULL, 0));
+}
+
+static void test_breaker_per_webhook_host(void **state) {
+    (void)state;
+    char err[300];
+    tp_config_t *cfg = tp_config_new(NULL, err, sizeof err);
+    tp_channel_t *ch = tp_webhook_new(cfg, NULL, err, sizeof err);
+    assert_non_null(ch);
+    ch->breaker_failures = 2;
+    ch->breaker_cooldown_ms = 1000;
+    char server[64];
+    const char *dead = "https://dead.example/hook?token=secret";
+    assert_false(tp_channel_record(ch, dead, TP_VERDICT_RETRY, 1, server, sizeof server));
+    assert_true(tp_channel_record(ch, "https://dead.example/other", TP_VERDICT_RETRY, 2,
+                                  server, sizeof server));
+    assert_string_equal(server, "dead.example:443"); /* no path, no token */
+    int64_t until;
+    assert_false(tp_channel_allow(ch, dead, 3, &until));
+    assert_true(tp_channel_allow(ch, "https://alive.example/hook", 3, &until));
+    assert_true(tp_channel_allow(ch, "http://dead.example/hook", 3, &until)); /* port 80 */
+    /* many failing hosts at once: the table forgets, it never overflows */
+    char url[64];
+    for (int i = 0; i < 3 * TP_CHANNEL_SERVERS; i++) {
+        snprintf(url, sizeof url, "https://h%d.example/", i);
+        tp_channel_record(ch, url, TP_VERDICT_RETRY, 10 + i, NULL, 0);
+    }
+    tp_channel_destroy(&ch);
+    tp_config_destroy(&cfg);
 }
 
 static tp_message_t message(void) {
@@ -168,6 +199,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_verdicts),
         cmocka_unit_test(test_breaker),
+        cmocka_unit_test(test_breaker_per_webhook_host),
         cmocka_unit_test(test_signature_vector),
         cmocka_unit_test(test_webhook_body_templates),
         cmocka_unit_test(test_sms),
