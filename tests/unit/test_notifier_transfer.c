@@ -1,5 +1,6 @@
-/* test_notifier_webhook.c: the notifier's webhook client against a real
- * HTTP receiver.
+/* test_notifier_transfer.c: the notifier's transfer client against a real
+ * HTTP receiver and, for mail, postfix's smtp-sink (accepting, and refusing
+ * every recipient with 550).
  *
  * Each test starts its own receiver: python3's http.server on a free
  * 127.0.0.1 port (the receiver binds port 0 and reports it through a file),
@@ -654,6 +655,129 @@ static void test_callbacks_reenter(void **state) {
     free(ctx);
 }
 
+/* ---- SMTP, against postfix's smtp-sink ---- */
+
+/* Starts smtp-sink on a free port with `extra` options (NULL-terminated),
+ * dumping messages into fx->dir; returns its port. */
+static int start_sink(fixture_t *fx, pid_t *pid, const char *const *extra) {
+    int fd;
+    int port = closed_port(&fd);
+    close(fd);
+    char addr[64], dump[200];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    snprintf(dump, sizeof dump, "%s/mail.%%M.", fx->dir);
+    const char *argv[20] = {"smtp-sink"};
+    int n = 1;
+    if (getuid() == 0) argv[n++] = "-u", argv[n++] = "root";
+    for (int i = 0; extra && extra[i]; i++) argv[n++] = extra[i];
+    argv[n++] = "-d", argv[n++] = dump, argv[n++] = addr, argv[n++] = "64";
+    argv[n] = NULL;
+    *pid = fork();
+    assert_true(*pid >= 0);
+    if (*pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        execvp("smtp-sink", (char *const *)argv);
+        _exit(127);
+    }
+    for (int waited = 0; waited < 5000; waited += 20) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = connect(c, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(c);
+        if (ok) return port;
+        sleep_ms(20);
+    }
+    fail_msg("smtp-sink did not start");
+    return -1;
+}
+
+static void stop_sink(fixture_t *fx, pid_t pid) {
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    DIR *d = opendir(fx->dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strncmp(e->d_name, "mail.", 5) == 0) {
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", fx->dir, e->d_name);
+            unlink(path);
+        }
+    if (d) closedir(d);
+}
+
+static int mails_in(fixture_t *fx, const char *needle) {
+    int n = 0;
+    DIR *d = opendir(fx->dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strncmp(e->d_name, "mail.", 5) == 0) {
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", fx->dir, e->d_name);
+            char *text = read_file(path);
+            n += strstr(text, needle) != NULL;
+            free(text);
+        }
+    if (d) closedir(d);
+    return n;
+}
+
+static const char mail[] = "From: <tp@example.com>\r\nTo: <a@example.com>\r\n"
+                           "Subject: hello\r\nMessage-ID: <tp.1@example.com>\r\n\r\n"
+                           "the body\r\n.leading dot\r\n";
+
+static void test_mail_accepted_and_refused(void **state) {
+    fixture_t *fx = *state;
+    pid_t ok_pid, bad_pid;
+    int ok_port = start_sink(fx, &ok_pid, NULL);
+    static const char *const refuse[] = {"-f", "RCPT", "-B", "550 5.1.1 no such user", NULL};
+    int bad_port = start_sink(fx, &bad_pid, refuse);
+    tp_transfer_t *t = tp_transfer_new(&fx->loop, NULL);
+    assert_non_null(t);
+    char ok_url[64], bad_url[64];
+    snprintf(ok_url, sizeof ok_url, "smtp://127.0.0.1:%d/tp.test", ok_port);
+    snprintf(bad_url, sizeof bad_url, "smtp://127.0.0.1:%d/tp.test", bad_port);
+    tp_transfer_smtp_t ok = {.url = ok_url}, bad = {.url = bad_url};
+    tp_transfer_smtp_t tls = {.url = ok_url, .require_tls = 1};
+    outcome_t o[3] = {0};
+    assert_int_equal(tp_transfer_mail(t, &ok, "tp@example.com", "a@example.com", mail,
+                                      strlen(mail), on_done, &o[0]), 0);
+    assert_int_equal(tp_transfer_mail(t, &bad, "tp@example.com", "a@example.com", mail,
+                                      strlen(mail), on_done, &o[1]), 0);
+    /* smtp-sink offers no STARTTLS: insisting on TLS refuses to send */
+    assert_int_equal(tp_transfer_mail(t, &tls, "tp@example.com", "a@example.com", mail,
+                                      strlen(mail), on_done, &o[2]), 0);
+    /* an address that would smuggle a command is refused at once */
+    assert_int_equal(tp_transfer_mail(t, &ok, "tp@example.com", "a@b>\r\nRCPT TO:<c@d",
+                                      mail, strlen(mail), on_done, &o[2]), -1);
+    run_loop(&fx->loop, 10000);
+    assert_int_equal(o[0].calls, 1);
+    assert_string_equal(o[0].error, "");
+    assert_int_equal(o[0].status, 250);
+    assert_int_equal(o[1].calls, 1);
+    assert_int_equal(o[1].status, 550);
+    assert_true(o[1].error[0] != '\0');
+    assert_int_equal(o[2].calls, 1);
+    assert_true(o[2].error[0] != '\0');
+    assert_int_equal(mails_in(fx, "Message-ID: <tp.1@example.com>"), 1);
+    /* curl dot-stuffs, the server unstuffs: the line arrives as written */
+    assert_int_equal(mails_in(fx, "\n.leading dot"), 1);
+    stop_sink(fx, ok_pid);
+    stop_sink(fx, bad_pid);
+    finish(fx, &t);
+}
+
+static void test_put_with_a_method(void **state) {
+    fixture_t *fx = *state;
+    tp_transfer_t *t = tp_transfer_new(&fx->loop, NULL);
+    char url[128];
+    url_of(fx, "/sms", url, sizeof url);
+    outcome_t o = {0};
+    assert_int_equal(tp_transfer_http(t, "put", url, "{}", 2, NULL, on_done, &o), -1);
+    assert_int_equal(tp_transfer_http(t, "POST", url, "{}", 2, NULL, on_done, &o), 0);
+    run_loop(&fx->loop, 5000);
+    assert_int_equal(o.status, 200);
+    finish(fx, &t);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN); /* as the service's main does */
     tp_log_init("notifier-test", "unit", TP_LOG_INFO);
@@ -676,6 +800,8 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_callbacks_reenter, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_mail_accepted_and_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_with_a_method, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup(); /* a no-op when every webhook was destroyed */
