@@ -47,9 +47,23 @@ def reminder(ev_id, owner="rep-e", customer="MAIL-1", rule="R-TOUCH-1", **data):
             "customer": customer, "data": d}
 
 
+_tmp_dirs = []
+
+
+def _cleanup():
+    import shutil
+    for d in _tmp_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+import atexit  # noqa: E402
+atexit.register(_cleanup)
+
+
 def tmp_users(**extra):
     import tempfile
     d = tempfile.mkdtemp(prefix="tp-users-")
+    _tmp_dirs.append(d)
     return users_file(os.path.join(d, "users.ini"), **extra)
 
 
@@ -387,6 +401,7 @@ def test_sms_gateway_and_the_timeline():
 def test_bad_template_stops_start_naming_file_and_line():
     import tempfile
     d = tempfile.mkdtemp(prefix="tp-tpl-")
+    _tmp_dirs.append(d)
     src = os.path.join(os.environ.get("TP_SOURCE_DIR", "."), "deploy", "templates")
     for name in os.listdir(src):
         if not os.path.isfile(os.path.join(src, name)):
