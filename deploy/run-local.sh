@@ -22,12 +22,18 @@ fi
 
 "$top/deploy/stop-local.sh" --quiet || true
 
+# The bus's CURVE key pairs ([bus] keys_dir), made once and kept.
+"$build/tools/tp-keygen" "$var/keys" intake scoring scheduler notifier ticketing >/dev/null
+
 redis_port=$(awk -F= '/^\[redis\]/{s=1;next} /^\[/{s=0} s && $1~/^port/{gsub(/[ \t;].*/,"",$2); gsub(/ /,"",$2); print $2}' "$config")
 redis_port=${TP_REDIS_PORT:-${redis_port:-6390}}
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$var/redis" \
-  --appendonly yes --appendfsync everysec --save "" --daemonize yes \
+# One ACL user per service, passwords under var/secrets (kept across runs).
+bash "$top/deploy/redis-acl.sh" tp: "$var/secrets" >"$var/redis/users.acl"
+redis-server "$top/deploy/redis.conf" --port "$redis_port" --bind 127.0.0.1 --dir "$var/redis" \
+  --aclfile "$var/redis/users.acl" --daemonize yes \
   --pidfile "$var/run/redis.pid" --logfile "$var/log/redis.log"
-for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+admin=(redis-cli -p "$redis_port" --user admin --pass "$(cat "$var/secrets/admin.pass")" --no-auth-warning)
+for _ in $(seq 50); do "${admin[@]}" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 # A webhook receiver for the demo (a chat tool or CRM would be here).
 python3 "$top/deploy/local/demo_receiver.py" 8090 "$var/log/webhooks.log" \
@@ -60,7 +66,7 @@ Where to look:
   curl -H 'Authorization: Bearer tp-local-dev-key' http://127.0.0.1:$port/v1/inbox/rep-wang
   tail -f $var/log/webhooks.log     # reminders and SLA alarms as delivered
   tail -f $var/log/*.log            # service logs, one JSON object per line
-  redis-cli -p $redis_port xlen tp:{j}:journal
+  redis-cli -p $redis_port --user admin --pass \$(cat $var/secrets/admin.pass) xlen tp:{j}:journal
 The first-touch reminder for DEMO-ACME fires about 20 s after the lead and the
 urgent ticket breaches its SLA after 15 s. Stop everything with: make stop
 EOT

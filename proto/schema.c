@@ -16,6 +16,7 @@
 #define END {NULL, 0, 0, 0, 0, NULL, NULL, NULL}
 
 #define NAME_MAX_B 200
+#define TICKET_CATEGORIES "fault|question|complaint|change"
 #define CHANNELS_LEAD                                                         \
     "exhibition|community|cold_visit|referral|directory|search|phone|email|"  \
     "web|other"
@@ -64,6 +65,9 @@ static const tp_field_t call_ended[] = {
     STR("agent", 0, TP_ACTOR_MAX, "agent user id"),
     STR("queue", 0, 64, "phone system queue"),
     INT("duration_s", 1, 0, 86400 * 7, "call length in seconds"),
+    ENUM("category", 0, TICKET_CATEGORIES,
+         "what the caller reported (support queues; default from config)"),
+    STR("summary", 0, TP_TEXT_MAX, "what was said"),
     END};
 
 static const tp_field_t inquiry_received[] = {
@@ -76,21 +80,29 @@ static const tp_field_t inquiry_received[] = {
 static const tp_field_t ticket_opened[] = {
     KEY("ticket", 0, 64, "ticket id; intake assigns one when missing"),
     STR("title", 1, 500, "short description"),
-    ENUM("category", 1, "fault|question|complaint|change", "kind of request"),
+    ENUM("category", 1, TICKET_CATEGORIES,
+         "kind of request; a complaint is high priority at least (R-TICKET-5)"),
     ENUM("priority", 1, "urgent|high|normal|low", "priority"),
     ENUM("channel", 0, "phone|email|web|hotline|im", "where it came in"),
-    STR("owner", 0, TP_ACTOR_MAX, "agent to notify on breach"),
+    STR("owner", 0, TP_ACTOR_MAX,
+        "owning agent; default: picked in the department (R-TICKET-1)"),
+    STR("department", 0, 64, "owning department; default by category"),
     END};
 
 static const tp_field_t ticket_updated[] = {
     KEY("ticket", 1, 64, "ticket id"),
-    ENUM("action", 1, "assign|comment|status", "what the agent did"),
+    ENUM("action", 1, "assign|comment|status|transfer", "what the agent did"),
     STR("agent", 1, TP_ACTOR_MAX, "agent user id"),
     ENUM("status", 0,
          "new|assigned|in_progress|waiting_customer|resolved|closed",
          "new status (action status)"),
-    STR("note", 0, TP_TEXT_MAX, "comment or reason"),
+    STR("note", 0, TP_TEXT_MAX, "comment or reason (required to transfer)"),
+    STR("department", 0, 64, "transfer: the department it goes to"),
+    STR("to", 0, TP_ACTOR_MAX,
+        "transfer: the agent it goes to; default picked in the department"),
     END};
+static const tp_field_rule_t ticket_updated_rules[] = {
+    {"note", "action", "transfer"}, {NULL, NULL, NULL}};
 
 static const tp_field_t lead_graded[] = {
     ENUM("grade", 1, "A|B|C", "new grade"),
@@ -274,6 +286,40 @@ static const tp_field_t order_placed[] = {
     TIME("end", 0, "no reminders after this"),
     INT("advance_days", 0, 0, 365, "remind this many days ahead (default 7)"),
     STR("owner", 0, TP_ACTOR_MAX, "who follows up; default the account owner"),
+    END};
+
+static const tp_field_t email_received[] = {
+    STR("from", 1, 254, "sender's address"),
+    STR("to", 1, 254, "the support address it was sent to"),
+    STR("subject", 0, 500, "subject line"),
+    STR("message_id", 1, 998, "Message-ID of this email"),
+    STR("in_reply_to", 0, 998, "Message-ID it answers (In-Reply-To)"),
+    STR("text", 0, TP_TEXT_MAX, "the body as text"),
+    END};
+
+static const tp_field_t ticket_escalated[] = {
+    KEY("ticket", 1, 64, "ticket id"),
+    ENUM("step", 1, "warning|lead|manager|complaint",
+         "warning: share of the target used (to the owner); lead: breached "
+         "(to the department lead); manager: still breached later; "
+         "complaint: to the account owner"),
+    STR("owner", 1, TP_ACTOR_MAX, "who is notified"),
+    ENUM("target", 0, "first_response|resolution", "the SLA target (SLA steps)"),
+    TIME("deadline", 0, "the target's deadline"),
+    ENUM("priority", 0, "urgent|high|normal|low", "ticket priority"),
+    STR("department", 0, 64, "the ticket's department"),
+    STR("title", 0, 500, "ticket title"),
+    STR("text", 0, 1000, "what to do"),
+    END};
+
+static const tp_field_t survey_requested[] = {
+    KEY("ticket", 1, 64, "the closed ticket"),
+    STR("owner", 1, TP_ACTOR_MAX,
+        "recipient: the customer's contact (email, phone, or the customer id)"),
+    STR("email", 0, 254, "contact email, when known"),
+    STR("phone", 0, 40, "contact phone, when known"),
+    STR("title", 0, 500, "ticket title"),
+    STR("account_owner", 0, TP_ACTOR_MAX, "who follows a low score up"),
     END};
 
 static const tp_event_schema_t schemas[] = {

@@ -117,7 +117,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     tp_store_options_t so;
-    tp_service_store_options(cfg, &so);
+    tp_service_store_options(cfg, TP_SERVICE_NOTIFIER, &so); /* the notifier's rights */
     if (tp_config_check(cfg, err, sizeof err) < 0) {
         fprintf(stderr, "tp-deadletter: %s\n", err);
         tp_config_destroy(&cfg);

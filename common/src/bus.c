@@ -18,6 +18,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,9 +30,25 @@
  * idle handle resumes it on the next iteration. */
 #define TP_BUS_DRAIN_BUDGET 512
 
+/* A client key the ZAP handler admits. */
+typedef struct curve_client {
+    uint8_t key[32];
+    char user_id[64];
+} curve_client_t;
+
+#define TP_BUS_CLIENTS_MAX 64
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01" /* fixed by ZMTP 27/ZAP */
+
 struct tp_bus {
     uv_loop_t *loop;
     void *ctx;
+    /* CURVE: a server's key pair and admitted clients, or a client's key
+     * pair and its server's public key (Z85, NUL-terminated); "" unset. */
+    char server_public[41], server_secret[41];
+    char client_public[41], client_secret[41], client_server[41];
+    curve_client_t clients[TP_BUS_CLIENTS_MAX];
+    size_t nclients;
+    tp_bus_socket_t *zap; /* the ZAP handler (REP), when a server */
     tp_bus_socket_t *sockets; /* open sockets, newest first */
     size_t closing;           /* sockets whose handles are still closing */
     int destroyed;            /* tp_bus_destroy ran; the last close frees */
@@ -49,6 +66,7 @@ struct tp_bus_socket {
     int draining;     /* inside socket_drain */
     int closing;      /* tp_bus_socket_destroy ran */
     int handles_open; /* poll and kick not yet closed */
+    const char *peer; /* User-Id of the message being delivered, or NULL */
     uint64_t dropped; /* oversize messages dropped */
     tp_bus_socket_t *prev, *next;
 };
@@ -67,6 +85,8 @@ static const char *socket_kind(int zmq_type) {
         return "PUB";
     case ZMQ_SUB:
         return "SUB";
+    case ZMQ_REP:
+        return "REP";
     case ZMQ_PAIR:
         return "PAIR";
     default:
@@ -192,7 +212,11 @@ static int message_recv(tp_bus_socket_t *sock) {
             ptrs[i] = zmq_msg_data(&frames[i]);
             lens[i] = zmq_msg_size(&frames[i]);
         }
+        /* ZAP's User-Id travels with the frames the peer sent (not with
+         * the identity frame a ROUTER puts first); NULL without CURVE */
+        sock->peer = nframes > 0 ? zmq_msg_gets(&frames[nframes - 1], "User-Id") : NULL;
         sock->recv_cb(sock, ptrs, lens, nframes, sock->arg);
+        sock->peer = NULL;
     }
     for (size_t i = 0; i < nframes; i++)
         zmq_msg_close(&frames[i]);
@@ -264,6 +288,39 @@ static int socket_set_int(tp_bus_socket_t *sock, int option, int value,
     return -1;
 }
 
+static int socket_set_str(tp_bus_socket_t *sock, int option, const char *value,
+                          const char *name) {
+    if (zmq_setsockopt(sock->zsock, option, value, strlen(value)) == 0) return 0;
+    tp_log_error("bus: zmq_setsockopt(%s) on %s failed: %s", name, sock->kind,
+                 zmq_strerror(errno));
+    return -1;
+}
+
+/* CURVE options of a new socket: a server when it binds (and the bus is
+ * one), a client when it connects (and the bus is one). */
+static int socket_curve(tp_bus_socket_t *sock, int bind) {
+    tp_bus_t *bus = sock->bus;
+    if (bind && bus->server_secret[0]) {
+        /* Z85 keys go in as 40 characters plus the NUL (libzmq's rule) */
+        if (socket_set_int(sock, ZMQ_CURVE_SERVER, 1, "ZMQ_CURVE_SERVER") ||
+            zmq_setsockopt(sock->zsock, ZMQ_CURVE_SECRETKEY, bus->server_secret, 41) ||
+            socket_set_str(sock, ZMQ_ZAP_DOMAIN, "touchpoint", "ZMQ_ZAP_DOMAIN")) {
+            tp_log_error("bus: CURVE server options on %s failed: %s", sock->kind,
+                         zmq_strerror(errno));
+            return -1;
+        }
+    } else if (!bind && bus->client_secret[0]) {
+        if (zmq_setsockopt(sock->zsock, ZMQ_CURVE_SERVERKEY, bus->client_server, 41) ||
+            zmq_setsockopt(sock->zsock, ZMQ_CURVE_PUBLICKEY, bus->client_public, 41) ||
+            zmq_setsockopt(sock->zsock, ZMQ_CURVE_SECRETKEY, bus->client_secret, 41)) {
+            tp_log_error("bus: CURVE client options on %s failed: %s", sock->kind,
+                         zmq_strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 tp_bus_socket_t *tp_bus_socket_new(tp_bus_t *bus, int zmq_type,
                                    const char *endpoint, int bind, int hwm,
                                    tp_bus_recv_cb recv_cb, void *arg) {
@@ -297,6 +354,7 @@ tp_bus_socket_t *tp_bus_socket_new(tp_bus_t *bus, int zmq_type,
     if (zmq_type == ZMQ_ROUTER &&
         socket_set_int(sock, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY"))
         goto fail_options;
+    if (socket_curve(sock, bind) < 0) goto fail_options;
     if ((bind ? zmq_bind : zmq_connect)(sock->zsock, endpoint) == -1) {
         tp_log_error("bus: %s(%s, %s) failed: %s",
                      bind ? "zmq_bind" : "zmq_connect", sock->kind, endpoint,
@@ -403,4 +461,96 @@ void tp_bus_resume(tp_bus_socket_t *sock) {
                      uv_strerror(err));
     /* Input that arrived while paused raised its edge long ago. */
     socket_kick(sock);
+}
+
+/* ---- CURVE ---- */
+
+const char *tp_bus_peer(const tp_bus_socket_t *sock) { return sock->peer; }
+
+/* Copies a Z85 key of 40 characters into `out` (41 bytes). 0, or -1 when
+ * it is not one (libzmq decodes it to check). */
+static int key_copy(char out[41], const char *key, const char *what) {
+    uint8_t bin[32];
+    if (!key || strlen(key) != 40 || !zmq_z85_decode(bin, key)) {
+        tp_log_error("bus: %s is not a CURVE key (40 characters of Z85)", what);
+        return -1;
+    }
+    memcpy(out, key, 41);
+    return 0;
+}
+
+/* ZAP (ZMTP 27): version, request id, domain, address, identity,
+ * mechanism, credentials. Answers 200 with the client's user id for an
+ * admitted key, 400 otherwise. */
+static void zap_request(tp_bus_socket_t *sock, const void *const *frames,
+                        const size_t *lens, size_t nframes, void *arg) {
+    tp_bus_t *bus = arg;
+    const char *status = "400", *text = "unknown key", *user = "";
+    if (nframes < 6) return; /* not ZAP: no answer possible */
+    if (nframes == 7 && lens[5] == 5 && memcmp(frames[5], "CURVE", 5) == 0 &&
+        lens[6] == 32) {
+        for (size_t i = 0; i < bus->nclients; i++)
+            if (memcmp(bus->clients[i].key, frames[6], 32) == 0) {
+                status = "200", text = "OK", user = bus->clients[i].user_id;
+                break;
+            }
+        if (user[0] == '\0') {
+            char z85[41];
+            zmq_z85_encode(z85, frames[6], 32);
+            tp_log_warn("bus: refused a connection from %.*s: key %s is not admitted",
+                        (int)(lens[3] < 64 ? lens[3] : 64), (const char *)frames[3], z85);
+        }
+    } else {
+        text = "CURVE only";
+        tp_log_warn("bus: refused a connection without CURVE from %.*s",
+                    (int)(lens[3] < 64 ? lens[3] : 64), (const char *)frames[3]);
+    }
+    const void *reply[6] = {"1.0", frames[1], status, text, user, ""};
+    size_t rlens[6] = {3, lens[1], 3, strlen(text), strlen(user), 0};
+    if (tp_bus_send(sock, reply, rlens, 6) < 0)
+        tp_log_error("bus: ZAP answer not sent: %s", zmq_strerror(errno));
+}
+
+int tp_bus_curve_server(tp_bus_t *bus, const char *public_key, const char *secret_key) {
+    if (!zmq_has("curve")) {
+        tp_log_error("bus: this libzmq has no CURVE");
+        return -1;
+    }
+    if (!bus->zap) {
+        /* bound before any CURVE socket, so no handshake goes unanswered,
+         * and before the keys are set, so it stays plain itself */
+        bus->zap = tp_bus_socket_new(bus, ZMQ_REP, ZAP_ENDPOINT, 1, 0, zap_request, bus);
+        if (!bus->zap) return -1;
+    }
+    if (key_copy(bus->server_public, public_key, "the server's public key") < 0 ||
+        key_copy(bus->server_secret, secret_key, "the server's secret key") < 0)
+        return -1;
+    return 0;
+}
+
+int tp_bus_curve_admit(tp_bus_t *bus, const char *public_key, const char *user_id) {
+    char z85[41];
+    if (key_copy(z85, public_key, user_id) < 0) return -1;
+    if (bus->nclients == TP_BUS_CLIENTS_MAX || strlen(user_id) >= 64) {
+        tp_log_error("bus: cannot admit %s (at most %d keys, names under 64 bytes)",
+                     user_id, TP_BUS_CLIENTS_MAX);
+        return -1;
+    }
+    curve_client_t *c = &bus->clients[bus->nclients++];
+    zmq_z85_decode(c->key, z85);
+    snprintf(c->user_id, sizeof c->user_id, "%s", user_id);
+    return 0;
+}
+
+int tp_bus_curve_client(tp_bus_t *bus, const char *public_key, const char *secret_key,
+                        const char *server_key) {
+    if (!zmq_has("curve")) {
+        tp_log_error("bus: this libzmq has no CURVE");
+        return -1;
+    }
+    if (key_copy(bus->client_public, public_key, "this service's public key") < 0 ||
+        key_copy(bus->client_secret, secret_key, "this service's secret key") < 0 ||
+        key_copy(bus->client_server, server_key, "intake's public key") < 0)
+        return -1;
+    return 0;
 }

@@ -408,7 +408,7 @@ tp_consumer_t *tp_consumer_new(uv_loop_t *loop, tp_bus_t *bus,
     tp_key(self->lease_key, sizeof self->lease_key, ns, "lease:%s:reconcile", svc);
     self->lease_script = tp_store_script(store, "consumer_lease", LEASE_LUA);
     self->advance_script = tp_store_script(store, "consumer_advance", ADVANCE_LUA);
-    self->done_script = tp_store_script(store, "consumer_done", DONE_LUA);
+    self->done_script = tp_store_script_ro(store, "consumer_done", DONE_LUA);
 
     self->pull = tp_bus_socket_new(bus, ZMQ_PULL, self->endpoint, 0,
                                    self->opts.hwm, bus_cb, self);

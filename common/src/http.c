@@ -82,7 +82,8 @@ struct tp_http_request {
 typedef enum {
     TIMER_NONE,
     TIMER_IDLE,   /* waiting for a request to begin */
-    TIMER_READ,   /* a request has begun and must complete */
+    TIMER_HEAD,   /* a request has begun: its headers must complete */
+    TIMER_BODY,   /* its headers are in: its body must complete */
     TIMER_WRITE,  /* our answer is stuck: the client does not read */
     TIMER_LINGER  /* closing: discarding input until EOF */
 } http_timer_t;
@@ -107,6 +108,7 @@ struct tp_http_conn {
     unsigned parsing : 1;       /* inside conn_parse (maybe in the handler) */
     unsigned reading : 1;
     unsigned in_message : 1;    /* a request has begun, not completed */
+    unsigned in_body : 1;       /* ... and its headers are complete */
     unsigned want_close : 1;    /* close once every write is done */
     unsigned write_blocked : 1; /* wait for the kernel before parsing on */
     unsigned lingering : 1;
@@ -119,7 +121,7 @@ struct tp_http_server {
     tp_http_handler_cb handler;
     void *arg;
     size_t max_body, max_header;
-    uint64_t read_timeout_ms, idle_timeout_ms; /* 0: none */
+    uint64_t header_timeout_ms, body_timeout_ms, idle_timeout_ms; /* 0: none */
     int max_connections;
     int nconns;                 /* connections not yet closing */
     int refs;                   /* listener + connection structs alive */
@@ -498,7 +500,7 @@ static void on_timer(uv_timer_t *timer) {
     tp_http_conn_t *conn = timer->data;
     http_timer_t mode = conn->timer_mode;
     conn->timer_mode = TIMER_NONE;
-    if (mode == TIMER_READ && conn->in_message) {
+    if ((mode == TIMER_HEAD || mode == TIMER_BODY) && conn->in_message) {
         conn_reject(conn, 408); /* slowloris */
         return;
     }
@@ -528,11 +530,13 @@ static void conn_arm_timer(tp_http_conn_t *conn) {
         conn_set_timer(conn, TIMER_WRITE, server->idle_timeout_ms);
     else if (conn->busy || conn->want_close)
         conn_set_timer(conn, TIMER_NONE, 0); /* the handler's time is its own */
+    else if (conn->in_message && conn->in_body)
+        conn_set_timer(conn, TIMER_BODY, server->body_timeout_ms);
     else if (conn->in_message)
-        conn_set_timer(conn, TIMER_READ, server->read_timeout_ms);
-    else /* a fresh connection must start a request within read_timeout */
+        conn_set_timer(conn, TIMER_HEAD, server->header_timeout_ms);
+    else /* a fresh connection must start a request within header_timeout */
         conn_set_timer(conn, TIMER_IDLE, conn->served ? server->idle_timeout_ms
-                                                      : server->read_timeout_ms);
+                                                      : server->header_timeout_ms);
 }
 
 static void on_conn_close(uv_handle_t *handle) {
@@ -738,6 +742,7 @@ static int on_message_begin(llhttp_t *parser) {
     tp_http_conn_t *conn = parser_conn(parser);
     req_reset(conn->req);
     conn->in_message = 1;
+    conn->in_body = 0;
     conn_arm_timer(conn);
     return 0;
 }
@@ -862,6 +867,8 @@ static int on_headers_complete(llhttp_t *parser) {
                 return -1;
         }
     }
+    conn->in_body = 1; /* the body's own deadline starts now */
+    conn_arm_timer(conn);
     return 0;
 }
 
@@ -1029,9 +1036,12 @@ tp_http_server_t *tp_http_server_new(uv_loop_t *loop, const tp_http_options_t *o
     self->max_body = opts->max_body ? opts->max_body : HTTP_DEFAULT_MAX_BODY;
     self->max_header = opts->max_header ? opts->max_header : HTTP_DEFAULT_MAX_HEADER;
     /* 0: the default; negative: no timeout */
-    self->read_timeout_ms = opts->read_timeout_ms < 0 ? 0
-                            : opts->read_timeout_ms ? (uint64_t)opts->read_timeout_ms
-                                                    : HTTP_DEFAULT_READ_TIMEOUT_MS;
+    int read_ms = opts->read_timeout_ms ? opts->read_timeout_ms
+                                        : HTTP_DEFAULT_READ_TIMEOUT_MS;
+    int head_ms = opts->header_timeout_ms ? opts->header_timeout_ms : read_ms;
+    int body_ms = opts->body_timeout_ms ? opts->body_timeout_ms : read_ms;
+    self->header_timeout_ms = head_ms < 0 ? 0 : (uint64_t)head_ms;
+    self->body_timeout_ms = body_ms < 0 ? 0 : (uint64_t)body_ms;
     self->idle_timeout_ms = opts->idle_timeout_ms < 0 ? 0
                             : opts->idle_timeout_ms ? (uint64_t)opts->idle_timeout_ms
                                                     : HTTP_DEFAULT_IDLE_TIMEOUT_MS;

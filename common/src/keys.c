@@ -21,3 +21,17 @@ int tp_key(char *out, size_t outlen, const char *ns, const char *fmt, ...) {
 int tp_key_reminder_bucket(const char *customer) {
     return (int)(tp_id_hash(customer, strlen(customer)) % TP_REMINDER_BUCKETS);
 }
+
+int tp_key_reminder_field(char *out, size_t outlen, const char *reminder) {
+    const char *bar = strchr(reminder, '|');
+    int n = snprintf(out, outlen, "%s%s", TP_REMINDER_FIELD, bar ? bar + 1 : reminder);
+    return n < 0 || (size_t)n >= outlen ? -1 : n;
+}
+
+int tp_key_reminder_customer(char *out, size_t outlen, const char *reminder) {
+    const char *bar = strchr(reminder, '|');
+    if (!bar || bar == reminder || (size_t)(bar - reminder) >= outlen) return -1;
+    memcpy(out, reminder, (size_t)(bar - reminder));
+    out[bar - reminder] = '\0';
+    return (int)(bar - reminder);
+}

@@ -29,7 +29,7 @@ static const char *read_secret_file(const char *path) {
     static char secret[512];
     FILE *f = fopen(path, "r");
     if (!f) {
-        tp_log_error("redis.password_file: cannot open %s", path);
+        tp_log_error("redis: cannot open the password file %s", path);
         return NULL;
     }
     if (!fgets(secret, sizeof secret, f)) secret[0] = '\0';
@@ -38,13 +38,25 @@ static const char *read_secret_file(const char *path) {
     return secret;
 }
 
-void tp_service_store_options(tp_config_t *cfg, tp_store_options_t *out) {
+void tp_service_store_options(tp_config_t *cfg, tp_service_t svc, tp_store_options_t *out) {
     memset(out, 0, sizeof *out);
     out->host = tp_config_str(cfg, "redis", "host", "127.0.0.1");
     out->port = (int)tp_config_int(cfg, "redis", "port", 6379, 1, 65535);
     out->user = tp_config_str(cfg, "redis", "user", NULL);
     out->password = tp_config_str(cfg, "redis", "password", NULL);
     const char *file = tp_config_str(cfg, "redis", "password_file", NULL);
+    /* One ACL user per service (deploy/redis-acl.sh): the service's name,
+     * its password in <secrets_dir>/<service>.pass. */
+    static char acl_file[1024];
+    if (tp_config_bool(cfg, "redis", "acl", 0)) {
+        const char *name = tp_proto_service_name(svc);
+        if (!out->user || !*out->user) out->user = name;
+        if (!file || !*file) {
+            snprintf(acl_file, sizeof acl_file, "%s/%s.pass",
+                     tp_config_str(cfg, "redis", "secrets_dir", "var/secrets"), name);
+            file = acl_file;
+        }
+    }
     if (file && *file) out->password = read_secret_file(file);
     if (out->user && !*out->user) out->user = NULL;
     if (out->password && !*out->password) out->password = NULL;
@@ -173,6 +185,75 @@ int tp_service_run(uv_loop_t *loop, void (*stop)(void *arg), void *arg) {
 
 /* ---- the consuming service's core ---- */
 
+/* ---- bus security ---- */
+
+/* Reads the key file `<dir>/<name>.<ext>` ([curve] public, secret) into
+ * `public_key` and, when `secret_key` is not NULL, `secret_key`. */
+static int key_file(const char *dir, const char *name, const char *ext, char *public_key,
+                    char *secret_key) {
+    char path[1024], err[512];
+    snprintf(path, sizeof path, "%s/%s.%s", dir, name, ext);
+    tp_config_t *k = tp_config_new(path, err, sizeof err);
+    if (!k) {
+        tp_log_error("bus: %s (make keys with: tp-keygen %s intake scoring scheduler "
+                     "notifier ticketing)", err, dir);
+        return -1;
+    }
+    snprintf(public_key, 41, "%s", tp_config_str(k, "curve", "public", ""));
+    if (secret_key) snprintf(secret_key, 41, "%s", tp_config_str(k, "curve", "secret", ""));
+    tp_config_destroy(&k);
+    if (!public_key[0] || (secret_key && !secret_key[0])) {
+        tp_log_error("bus: %s holds no %s key", path, secret_key ? "secret" : "public");
+        return -1;
+    }
+    return 0;
+}
+
+int tp_service_bus_secure(tp_bus_t *bus, tp_config_t *cfg, tp_service_t svc) {
+    if (!tp_config_bool(cfg, "bus", "curve", 1)) {
+        tp_log_warn("bus: CURVE is off ([bus] curve = off): any local process can "
+                    "talk to the services; a development setting only");
+        return 0;
+    }
+    const char *dir = tp_config_str(cfg, "bus", "keys_dir", "");
+    if (!*dir) {
+        tp_log_error("bus: [bus] keys_dir is not set (CURVE is on; make keys with "
+                     "tp-keygen DIR intake scoring scheduler notifier ticketing)");
+        return -1;
+    }
+    char public_key[41], secret_key[41], server_key[41];
+    const char *self = tp_proto_service_name(svc);
+    if (key_file(dir, self, "key", public_key, secret_key) < 0) return -1;
+    if (svc != TP_SERVICE_INTAKE) {
+        if (key_file(dir, "intake", "pub", server_key, NULL) < 0) return -1;
+        return tp_bus_curve_client(bus, public_key, secret_key, server_key);
+    }
+    if (tp_bus_curve_server(bus, public_key, secret_key) < 0) return -1;
+    for (int s = 0; s < TP_SERVICE_COUNT; s++) {
+        if (s == TP_SERVICE_INTAKE) continue;
+        const char *name = tp_proto_service_name((tp_service_t)s);
+        if (key_file(dir, name, "pub", public_key, NULL) < 0 ||
+            tp_bus_curve_admit(bus, public_key, name) < 0)
+            return -1;
+    }
+    /* outside producers on the ZeroMQ ingress (a phone system, an
+     * integration): admitted by name, they may emit what intake accepts
+     * from the outside world only */
+    char names[1024];
+    snprintf(names, sizeof names, "%s", tp_config_str(cfg, "bus", "producers", ""));
+    for (char *save = NULL, *name = strtok_r(names, ", ", &save); name;
+         name = strtok_r(NULL, ", ", &save)) {
+        if (tp_proto_service(name) >= 0) {
+            tp_log_error("bus: [bus] producers: %s is a service's name", name);
+            return -1;
+        }
+        if (key_file(dir, name, "pub", public_key, NULL) < 0 ||
+            tp_bus_curve_admit(bus, public_key, name) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int tp_service_core_open(tp_service_core_t *core, tp_service_t svc, int argc,
                          char **argv) {
     memset(core, 0, sizeof *core);
@@ -183,12 +264,13 @@ int tp_service_core_open(tp_service_core_t *core, tp_service_t svc, int argc,
     core->loop = uv_default_loop();
     tp_store_options_t store_opts;
     tp_emitter_options_t emitter_opts;
-    tp_service_store_options(core->cfg, &store_opts);
+    tp_service_store_options(core->cfg, svc, &store_opts);
     tp_service_emitter_options(core->cfg, svc, &emitter_opts);
     tp_service_consumer_options(core->cfg, svc, core->instance,
                                 &core->consumer_opts);
     if ((core->store = tp_store_new(core->loop, &store_opts)) &&
         (core->bus = tp_bus_new(core->loop)) &&
+        tp_service_bus_secure(core->bus, core->cfg, svc) == 0 &&
         (core->emitter = tp_emitter_new(core->loop, core->bus, core->store,
                                         &emitter_opts)))
         return 0;

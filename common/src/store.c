@@ -50,6 +50,7 @@ typedef struct store_script {
     size_t lua_len;
     char sha[41];      /* "" until a SCRIPT LOAD answered; SHA1 is stable */
     int in_handshake;  /* the current handshake waits on its SCRIPT LOAD */
+    int read_only;     /* sent as EVALSHA_RO / EVAL_RO */
 } store_script_t;
 
 /* Heap-allocated, embedded handle: freed only in poll_closed, never in the
@@ -80,6 +81,7 @@ struct tp_store {
     uv_timer_t timer;            /* reconnect backoff, then handshake deadline */
     uv_timer_t watchdog;         /* replies owed but none coming: drop link */
     uint64_t command_timeout_ms;
+    uint64_t watchdog_tick;      /* loop time the watchdog last looked */
     uint64_t last_progress;      /* loop time of the last reply, or of the
                                     first command sent when none was owed */
     uv_getaddrinfo_t resolver;   /* only when host is not an address */
@@ -346,8 +348,17 @@ static void link_closed(const redisAsyncContext *cac, int status) {
 static void watchdog_fire(uv_timer_t *timer) {
     tp_store_t *self = timer->data;
     redisAsyncContext *ac = self->ac;
+    uint64_t now = uv_now(self->loop), last_tick = self->watchdog_tick;
+    self->watchdog_tick = now;
     if (!ac || !self->ready || self->pending == 0) return;
-    if (uv_now(self->loop) - self->last_progress < self->command_timeout_ms)
+    /* The loop itself stalled (a long callback): replies may sit unread
+     * in the socket. That is not the server's silence; start counting
+     * from now. */
+    if (now - last_tick > 2 * uv_timer_get_repeat(timer)) {
+        self->last_progress = now;
+        return;
+    }
+    if (now - self->last_progress < self->command_timeout_ms)
         return;
     tp_log_warn("store: no reply from %s:%d for %llu ms with %zu owed; "
                 "reconnecting", self->host, self->port,
@@ -723,6 +734,12 @@ int tp_store_script(tp_store_t *self, const char *name, const char *lua) {
     return self->nscripts++;
 }
 
+int tp_store_script_ro(tp_store_t *self, const char *name, const char *lua) {
+    int i = tp_store_script(self, name, lua);
+    if (i >= 0) self->scripts[i]->read_only = 1;
+    return i;
+}
+
 static int store_noscript(const redisReply *reply) {
     return reply->type == REDIS_REPLY_ERROR && reply->len >= 8 &&
            memcmp(reply->str, "NOSCRIPT", 8) == 0;
@@ -739,8 +756,8 @@ static void request_answered(redisAsyncContext *ac, void *r, void *privdata) {
         /* The server lost the script (restart, SCRIPT FLUSH): send the body
          * once; EVAL also puts it back in the server's cache. */
         req->retried = 1;
-        req->argv[0] = "EVAL";
-        req->argvlen[0] = 4;
+        req->argv[0] = req->script->read_only ? "EVAL_RO" : "EVAL";
+        req->argvlen[0] = strlen(req->argv[0]);
         req->argv[1] = req->script->lua;
         req->argvlen[1] = req->script->lua_len;
         if (redisAsyncCommandArgv(ac, request_answered, req, req->argc,
@@ -838,14 +855,14 @@ int tp_store_eval(tp_store_t *self, int script, tp_store_reply_cb cb,
     req->argv[2] = req->nkeys;
     req->argvlen[2] = strlen(req->nkeys);
     if (s->sha[0]) {
-        req->argv[0] = "EVALSHA";
-        req->argvlen[0] = 7;
+        req->argv[0] = s->read_only ? "EVALSHA_RO" : "EVALSHA";
+        req->argvlen[0] = strlen(req->argv[0]);
         req->argv[1] = s->sha;
         req->argvlen[1] = 40;
     } else { /* not loaded yet (registered mid-handshake, or bad script) */
         req->retried = 1;
-        req->argv[0] = "EVAL";
-        req->argvlen[0] = 4;
+        req->argv[0] = s->read_only ? "EVAL_RO" : "EVAL";
+        req->argvlen[0] = strlen(req->argv[0]);
         req->argv[1] = s->lua;
         req->argvlen[1] = s->lua_len;
     }

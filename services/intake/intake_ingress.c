@@ -52,6 +52,24 @@ static void journaled_cb(tp_journal_batch_t *batch, int outcome, void *arg) {
     free(p);
 }
 
+/* With CURVE, the sender's User-Id (from the ZAP handler: a service, or
+ * an outside producer of [bus] producers) must be the producer the
+ * catalogue names for the event's type: a service emits only its own
+ * events, an outside producer only what the outside world may send. */
+static int producer_check(tp_bus_socket_t *sock, const tp_event_t *ev,
+                          tp_event_error_t *err) {
+    const char *peer = tp_bus_peer(sock);
+    if (!peer) return 0; /* CURVE off: a development setting */
+    const tp_event_schema_t *schema = tp_proto_schema(ev->type);
+    int svc = tp_proto_service(peer);
+    if (schema && (svc >= 0 ? svc : (int)TP_SERVICE_INTAKE) == (int)schema->producer)
+        return 0;
+    snprintf(err->field, sizeof err->field, "type");
+    snprintf(err->message, sizeof err->message, "%s may not emit %s", peer,
+             schema ? schema->name : "this type");
+    return -1;
+}
+
 static void message_cb(tp_bus_socket_t *sock, const void *const *frames,
                        const size_t *lens, size_t nframes, void *arg) {
     tp_ingress_t *self = arg;
@@ -71,7 +89,9 @@ static void message_cb(tp_bus_socket_t *sock, const void *const *frames,
     tp_event_error_t err;
     tp_event_init(&ev);
     tp_journal_batch_t *b = tp_journal_batch_new(self->journal, 1);
+    tp_journal_batch_internal(b);
     if (tp_event_from_msgpack(&ev, frames[2], lens[2], &err) < 0 ||
+        producer_check(sock, &ev, &err) < 0 ||
         tp_journal_batch_add(b, &ev, &err) < 0) {
         char status[300];
         snprintf(status, sizeof status, "err %s: %s", err.field, err.message);

@@ -82,6 +82,7 @@ struct tp_journal_batch {
     entry_t *entries;
     size_t n, cap;
     int needs_resolve;
+    int internal; /* derived events: not refused for a backlog */
     tp_journal_done_cb cb;
     void *arg;
     int outcome;
@@ -107,6 +108,7 @@ struct tp_journal {
     tp_journal_batch_t *queued, **queued_tail; /* ready to journal */
     tp_journal_batch_t *finished, **finished_tail; /* outcome known */
     int pending;                                   /* submitted, not done */
+    int backlogged;                                /* tp_journal_set_backlogged */
     tp_journal_stats_t stats;
     const char **argv;                             /* scratch for flushes */
     size_t *argvlen;
@@ -128,6 +130,12 @@ tp_journal_batch_t *tp_journal_batch_new(tp_journal_t *self, size_t cap) {
     return b;
 }
 
+void tp_journal_batch_internal(tp_journal_batch_t *b) { b->internal = 1; }
+
+void tp_journal_set_backlogged(tp_journal_t *self, int backlogged) {
+    self->backlogged = backlogged;
+}
+
 void tp_journal_batch_destroy(tp_journal_batch_t **batch_p) {
     tp_journal_batch_t *b = batch_p ? *batch_p : NULL;
     if (!b) return;
@@ -140,6 +148,21 @@ void tp_journal_batch_destroy(tp_journal_batch_t **batch_p) {
     *batch_p = NULL;
 }
 
+/* 1 when `dept` is one of the comma-separated `list` (spaces ignored). */
+static int department_known(const char *list, const char *dept) {
+    size_t n = strlen(dept);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *end = p;
+        while (*end && *end != ',') end++;
+        const char *last = end;
+        while (last > p && last[-1] == ' ') last--;
+        if ((size_t)(last - p) == n && n && memcmp(p, dept, n) == 0) return 1;
+        p = end;
+    }
+    return 0;
+}
+
 int tp_journal_batch_add(tp_journal_batch_t *b, tp_event_t *ev,
                          tp_event_error_t *err) {
     if (b->n >= b->cap) {
@@ -150,6 +173,15 @@ int tp_journal_batch_add(tp_journal_batch_t *b, tp_event_t *ev,
     entry_t *e = &b->entries[b->n];
     memset(e, 0, sizeof *e);
     const char *cust = ev->customer[0] ? ev->customer : NULL;
+
+    if ((ev->type == TP_EVENT_TICKET_OPENED || ev->type == TP_EVENT_TICKET_UPDATED) &&
+        j->opts.departments && tp_event_str(ev, "department") &&
+        !department_known(j->opts.departments, tp_event_str(ev, "department"))) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "not a department: one of %.120s", j->opts.departments);
+        fail_field(err, "data.department", msg);
+        return -1;
+    }
 
     switch (ev->type) {
     case TP_EVENT_LEAD_CAPTURED: {
@@ -185,6 +217,16 @@ int tp_journal_batch_add(tp_journal_batch_t *b, tp_event_t *ev,
             return -1;
         }
         e->resolve = RESOLVE_CALL;
+        break;
+    }
+    case TP_EVENT_EMAIL_RECEIVED: {
+        /* the sender's address finds the customer, as a lead's does */
+        if (cust) break;
+        if (tp_ident_email(tp_event_str(ev, "from"), e->email, sizeof e->email) < 0) {
+            fail_field(err, "data.from", "not an email address: cannot find the customer");
+            return -1;
+        }
+        e->resolve = RESOLVE_LEAD;
         break;
     }
     case TP_EVENT_TICKET_OPENED:
@@ -506,6 +548,11 @@ void tp_journal_submit(tp_journal_batch_t *b, tp_journal_done_cb cb, void *arg) 
         start_flusher(j);
         return;
     }
+    if (j->backlogged && !b->internal) {
+        finish(b, TP_JOURNAL_BACKLOGGED);
+        start_flusher(j);
+        return;
+    }
     if (!tp_store_connected(j->store)) {
         finish(b, TP_JOURNAL_UNAVAILABLE);
         start_flusher(j);
@@ -534,7 +581,7 @@ tp_journal_t *tp_journal_new(uv_loop_t *loop, tp_store_t *store,
     tp_key(j->email_key, sizeof j->email_key, ns, "{j}:email");
     tp_key(j->ticket_key, sizeof j->ticket_key, ns, "{j}:ticket");
     j->journal_script = tp_store_script(store, "journal", JOURNAL_LUA);
-    j->resolve_script = tp_store_script(store, "resolve", RESOLVE_LUA);
+    j->resolve_script = tp_store_script_ro(store, "resolve", RESOLVE_LUA);
     j->queued_tail = &j->queued;
     j->finished_tail = &j->finished;
     uv_check_init(loop, &j->flusher);

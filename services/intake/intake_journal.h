@@ -24,15 +24,19 @@ typedef struct tp_journal_options {
     long long dedupe_ttl_s;  /* how long an event id is remembered */
     const char *default_cc;  /* phone country code, e.g. "86" */
     int max_pending;         /* batches waiting for Redis; beyond: busy */
+    const char *departments; /* ticket departments, "a,b,c" ([ticketing]
+                                departments); NULL: not checked */
 } tp_journal_options_t;
 
 /* Outcome of a batch: TP_JOURNAL_OK (every event journaled or found a
  * duplicate), _REJECTED (an event failed resolution; nothing journaled;
  * see tp_journal_batch_error), _UNAVAILABLE (Redis down or failed: the
  * producer retries; some events may be journaled and will then show as
- * duplicates), _BUSY (too much pending: retry later). */
+ * duplicates), _BUSY (too much pending: retry later), _BACKLOGGED (the
+ * journal holds more than its bound because a consumer is behind: slow
+ * down; derived events from the services still go in). */
 enum { TP_JOURNAL_OK = 0, TP_JOURNAL_REJECTED, TP_JOURNAL_UNAVAILABLE,
-       TP_JOURNAL_BUSY };
+       TP_JOURNAL_BUSY, TP_JOURNAL_BACKLOGGED };
 
 /* Runs once per submitted batch; the batch is borrowed until it returns,
  * then freed by the journal. */
@@ -59,6 +63,12 @@ int tp_journal_batch_add(tp_journal_batch_t *batch, tp_event_t *ev,
                          tp_event_error_t *err);
 /* Frees a batch that was never submitted. */
 void tp_journal_batch_destroy(tp_journal_batch_t **batch_p);
+/* Marks a batch of events derived by the services (the ZeroMQ ingress):
+ * a backlog does not refuse it, as the consumers catching up emit them. */
+void tp_journal_batch_internal(tp_journal_batch_t *batch);
+/* Set while the journal is over its bound with a consumer behind (see
+ * intake_trim): outside batches end TP_JOURNAL_BACKLOGGED meanwhile. */
+void tp_journal_set_backlogged(tp_journal_t *self, int backlogged);
 /* Takes ownership of the batch; `cb` runs exactly once, never before this
  * returns. */
 void tp_journal_submit(tp_journal_batch_t *batch, tp_journal_done_cb cb,

@@ -63,11 +63,11 @@ static const char AT_RISK_LUA[] =
     "return out\n";
 
 int tp_pipeline_script(tp_store_t *store) {
-    return tp_store_script(store, "pipeline", PIPELINE_LUA);
+    return tp_store_script_ro(store, "pipeline", PIPELINE_LUA);
 }
 
 int tp_at_risk_script(tp_store_t *store) {
-    return tp_store_script(store, "at_risk", AT_RISK_LUA);
+    return tp_store_script_ro(store, "at_risk", AT_RISK_LUA);
 }
 
 /* Adds number `v` to a running total kept as an integer while it can be. */

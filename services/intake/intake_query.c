@@ -19,11 +19,19 @@
 #include "tp/log.h"
 #include "tp/proto.h"
 
-/* KEYS[1] a customer's open reminder ids (set), KEYS[2] reminders (hash). */
+/* KEYS[1] a customer's scheduler state (hash; its open reminders
+ * "<customer>|<rest>" are the fields open:<rest>, tp/keys.h); ARGV[1] the
+ * customer. Returns reminder id, record, ... */
 static const char REMINDERS_LUA[] =
-    "local ids = redis.call('SMEMBERS', KEYS[1])\n"
-    "if #ids == 0 then return {} end\n"
-    "return redis.call('HMGET', KEYS[2], unpack(ids))\n";
+    "local out = {}\n"
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "for i = 1, #all, 2 do\n"
+    "  if string.sub(all[i], 1, 5) == '" TP_REMINDER_FIELD "' then\n"
+    "    out[#out + 1] = ARGV[1] .. '|' .. string.sub(all[i], 6)\n"
+    "    out[#out + 1] = all[i + 1]\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
 
 /* KEYS[1] a customer's deal ids (set); ARGV[1] the prefix of its deal keys
  * ("<ns>{c:<cust>}:deal:"). Returns id, HGETALL of the deal, id, ... */
@@ -47,6 +55,8 @@ struct tp_query {
     int timeline_script;
     int pipeline_script;
     int at_risk_script;
+    int ticket_script;
+    int tickets_script;
 };
 
 tp_query_t *tp_query_new(tp_store_t *store, const char *default_cc) {
@@ -54,14 +64,16 @@ tp_query_t *tp_query_new(tp_store_t *store, const char *default_cc) {
     if (!self) abort();
     self->store = store;
     snprintf(self->default_cc, sizeof self->default_cc, "%s", default_cc);
-    self->reminders_script = tp_store_script(store, "reminders", REMINDERS_LUA);
-    self->deals_script = tp_store_script(store, "deals", DEALS_LUA);
+    self->reminders_script = tp_store_script_ro(store, "reminders", REMINDERS_LUA);
+    self->deals_script = tp_store_script_ro(store, "deals", DEALS_LUA);
     self->timeline_script = tp_timeline_script(store);
     self->pipeline_script = tp_pipeline_script(store);
     self->at_risk_script = tp_at_risk_script(store);
+    self->ticket_script = tp_tickets_script(store);
+    self->tickets_script = tp_tickets_list_script(store);
     if (self->reminders_script < 0 || self->deals_script < 0 ||
         self->timeline_script < 0 || self->pipeline_script < 0 ||
-        self->at_risk_script < 0) {
+        self->at_risk_script < 0 || self->ticket_script < 0 || self->tickets_script < 0) {
         tp_log_error("intake: could not register the read scripts");
         free(self);
         return NULL;
@@ -206,6 +218,18 @@ static json_t *stored_json(const redisReply *r) {
     json_t *v = json_loadb(r->str, r->len, 0, NULL);
     if (!v) v = json_stringn(r->str, r->len);
     return v ? v : json_null();
+}
+
+json_t *tp_query_reminder(const char *id, const char *record, size_t len) {
+    json_t *o = json_loadb(record, len, 0, NULL);
+    char customer[TP_CUSTOMER_MAX + 1];
+    if (!json_is_object(o) || tp_key_reminder_customer(customer, sizeof customer, id) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "customer", json_string(customer));
+    return o;
 }
 
 /* The profile member `key`, stored as JSON text, parsed (the text itself
@@ -482,9 +506,13 @@ static void customer_part_cb(tp_store_t *store, redisReply *r, void *arg) {
             break;
         case PART_REMINDERS:
             v = json_array();
-            for (size_t i = 0; i < r->elements; i++)
-                if (r->element[i]->type == REDIS_REPLY_STRING)
-                    json_array_append_new(v, stored_json(r->element[i]));
+            for (size_t i = 0; i + 1 < r->elements; i += 2) {
+                const redisReply *id = r->element[i], *rec = r->element[i + 1];
+                json_t *o = id->type == REDIS_REPLY_STRING && rec->type == REDIS_REPLY_STRING
+                                ? tp_query_reminder(id->str, rec->str, rec->len)
+                                : NULL;
+                if (o) json_array_append_new(v, o);
+            }
             break;
         case PART_DEALS:
             v = deals_ranked(r);
@@ -541,16 +569,16 @@ static void get_customer(tp_query_t *self, tp_http_request_t *req,
         part_not_sent(rd, ctx);
     }
     int bucket = tp_key_reminder_bucket(id);
-    tp_key(k1, sizeof k1, ns, "{r%d}:cust:%s", bucket, id);
-    tp_key(k2, sizeof k2, ns, "{r%d}:rem", bucket);
-    const char *argv[2] = {k1, k2};
-    size_t lens[2] = {strlen(k1), strlen(k2)};
+    tp_key(k1, sizeof k1, ns, "{r%d}:state:%s", bucket, id);
+    const char *argv[2] = {k1, id};
+    size_t lens[2] = {strlen(k1), strlen(id)};
     if (tp_store_eval(self->store, self->reminders_script, customer_part_cb,
-                      CTX(PART_REMINDERS), 2, 2, argv, lens) < 0) {
+                      CTX(PART_REMINDERS), 1, 2, argv, lens) < 0) {
         part_not_sent(rd, ctx);
     }
     tp_key(k1, sizeof k1, ns, "{c:%s}:deals", id);
     tp_key(k2, sizeof k2, ns, "{c:%s}:deal:", id);
+    argv[1] = k2;
     lens[0] = strlen(k1);
     lens[1] = strlen(k2);
     if (tp_store_eval(self->store, self->deals_script, customer_part_cb,
@@ -674,6 +702,14 @@ int tp_query_handle(tp_query_t *self, tp_http_request_t *req) {
             return 0;
         }
         return -1;
+    }
+    if (strcmp(path, "/v1/tickets") == 0) {
+        tp_tickets_get(self->store, self->tickets_script, req);
+        return 0;
+    }
+    if (strncmp(path, "/v1/tickets/", 12) == 0 && !strchr(path + 12, '/')) {
+        tp_ticket_get(self->store, self->ticket_script, req, path + 12);
+        return 0;
     }
     if (strcmp(path, "/v1/reminders") == 0) {
         tp_reminders_get(self->store, req);

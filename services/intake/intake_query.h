@@ -5,8 +5,8 @@
  * /healthz. Owns the read scripts; reads only, never writes a key.
  *
  * The code is split by noun: intake_query.c (dispatch, the record, lookup,
- * inbox), intake_timeline.c (the paged timeline) and intake_lists.c (the
- * pipeline and the at-risk list). The second half of this header is what
+ * inbox), intake_timeline.c (the paged timeline), intake_lists.c (the
+ * pipeline and the at-risk list) and intake_tickets.c (tickets). The second half of this header is what
  * they share; only tp_query_new / _destroy / _handle are for other
  * modules. */
 #ifndef INTAKE_QUERY_H
@@ -62,6 +62,10 @@ json_t *tp_query_field_string(const json_t *o, const char *key);
 /* One stream entry [id, [field, value, ...]] as its fields plus "at" (the
  * stream id); NULL when the reply is not shaped like one. */
 json_t *tp_query_stream_entry(const redisReply *entry);
+/* A reminder as answered: its stored record (JSON text of `len` bytes)
+ * with its id and customer, which the storage keeps out of the record
+ * (tp/keys.h). NULL when the record does not parse. */
+json_t *tp_query_reminder(const char *id, const char *record, size_t len);
 
 /* The paged timeline: GET /v1/customers/{id}/timeline (intake_timeline.c).
  * Registers its script with `store`; returns the handle or -1. */
@@ -74,6 +78,12 @@ int tp_pipeline_script(tp_store_t *store);
 void tp_pipeline_get(tp_store_t *store, int script, tp_http_request_t *req);
 int tp_at_risk_script(tp_store_t *store);
 void tp_at_risk_get(tp_store_t *store, int script, tp_http_request_t *req);
+/* GET /v1/tickets/{id} and GET /v1/tickets?status=&department=&owner=
+ * &customer=&breached=&limit=&cursor= (intake_tickets.c). */
+int tp_tickets_script(tp_store_t *store);
+int tp_tickets_list_script(tp_store_t *store);
+void tp_ticket_get(tp_store_t *store, int script, tp_http_request_t *req, const char *id);
+void tp_tickets_get(tp_store_t *store, int script, tp_http_request_t *req);
 /* GET /v1/reminders?owner=&due_before= (intake_reminders.c). */
 void tp_reminders_get(tp_store_t *store, tp_http_request_t *req);
 

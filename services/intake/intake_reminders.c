@@ -2,7 +2,7 @@
  * what is due for a person (default: within the next 24 hours), soonest
  * first, each with the rule that planned it (issue 4). Reads the owner's
  * index reminders:owner:<user> (reminder id -> due), then each reminder's
- * record in its customer's bucket. Reads only. */
+ * record in its customer's scheduler state (tp/keys.h). Reads only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,18 +40,19 @@ static void answer(reminders_read_t *rd) {
 typedef struct item_ctx {
     reminders_read_t *rd;
     size_t index;
+    char id[]; /* the reminder, NUL-terminated */
 } item_ctx_t;
 
 static void item_cb(tp_store_t *store, redisReply *r, void *arg) {
-    item_ctx_t ctx = *(item_ctx_t *)arg;
-    free(arg);
-    reminders_read_t *rd = ctx.rd;
+    item_ctx_t *ctx = arg;
+    reminders_read_t *rd = ctx->rd;
     if (!r || r->type == REDIS_REPLY_ERROR) {
         rd->failed = 1;
     } else if (r->type == REDIS_REPLY_STRING) {
-        json_t *j = json_loadb(r->str, r->len, 0, NULL);
-        if (j) json_array_set_new(rd->items, ctx.index, j);
+        json_t *j = tp_query_reminder(ctx->id, r->str, r->len);
+        if (j) json_array_set_new(rd->items, ctx->index, j);
     } /* nil: closed meanwhile; its slot stays null and is dropped */
+    free(ctx);
     if (--rd->waiting == 0) {
         for (size_t i = json_array_size(rd->items); i-- > 0;)
             if (json_is_null(json_array_get(rd->items, i))) json_array_remove(rd->items, i);
@@ -71,20 +72,22 @@ static void index_cb(tp_store_t *store, redisReply *r, void *arg) {
     size_t n = rd->truncated ? TP_QUERY_LIST_MAX : r->elements;
     rd->waiting = 1; /* held while sending */
     for (size_t i = 0; i < n; i++) {
-        const char *id = r->element[i]->str;
-        const char *bar = strchr(id, '|');
-        if (!bar || (size_t)(bar - id) > TP_CUSTOMER_MAX) continue;
-        char customer[TP_CUSTOMER_MAX + 1], key[128];
-        memcpy(customer, id, (size_t)(bar - id));
-        customer[bar - id] = '\0';
-        tp_key(key, sizeof key, tp_store_ns(store), "{r%d}:rem",
-               tp_key_reminder_bucket(customer));
-        item_ctx_t *ctx = malloc(sizeof *ctx);
+        const redisReply *idr = r->element[i];
+        const char *id = idr->str;
+        char customer[TP_CUSTOMER_MAX + 1], field[512], key[256];
+        if (idr->type != REDIS_REPLY_STRING ||
+            tp_key_reminder_customer(customer, sizeof customer, id) < 0 ||
+            tp_key_reminder_field(field, sizeof field, id) < 0 ||
+            tp_key(key, sizeof key, tp_store_ns(store), "{r%d}:state:%s",
+                   tp_key_reminder_bucket(customer), customer) < 0)
+            continue;
+        item_ctx_t *ctx = malloc(sizeof *ctx + idr->len + 1);
         if (!ctx) abort();
         ctx->rd = rd;
         ctx->index = json_array_size(rd->items);
+        memcpy(ctx->id, id, idr->len + 1);
         json_array_append_new(rd->items, json_null());
-        if (tp_store_command(store, item_cb, ctx, "HGET %s %s", key, id) < 0) {
+        if (tp_store_command(store, item_cb, ctx, "HGET %s %s", key, field) < 0) {
             free(ctx);
             rd->failed = 1;
             continue;

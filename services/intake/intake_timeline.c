@@ -70,7 +70,7 @@ static const char TIMELINE_LUA[] =
     "return out\n";
 
 int tp_timeline_script(tp_store_t *store) {
-    return tp_store_script(store, "timeline", TIMELINE_LUA);
+    return tp_store_script_ro(store, "timeline", TIMELINE_LUA);
 }
 
 /* "<ms>-<seq>", both decimal and within 64 bits. */

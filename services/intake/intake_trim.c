@@ -1,5 +1,7 @@
 /* intake_trim.c: XTRIM MINID below every consumer's cursor and the
- * retention horizon. */
+ * retention horizon, and the journal's bound: while it holds more than
+ * max_journal entries with a consumer behind, the journal refuses outside
+ * events (tp_journal_set_backlogged) instead of growing without bound. */
 #include "intake_trim.h"
 
 #include <stdio.h>
@@ -11,35 +13,35 @@
 #include "tp/log.h"
 #include "tp/proto.h"
 
-/* KEYS journal, then one cursor per consuming service. ARGV horizon (ms):
- * trims what is older than the horizon and at or before every cursor (a
- * cursor names the last entry its service applied); a service without a
- * cursor yet holds everything.
- * Returns the number of entries trimmed. */
-static const char TRIM_LUA[] =
-    "local floor = ARGV[1] .. '-0'\n"
-    "local function older(a, b)\n"
-    "  local am, as = string.match(a, '^(%d+)-(%d+)$')\n"
-    "  local bm, bs = string.match(b, '^(%d+)-(%d+)$')\n"
-    "  if #am ~= #bm then return #am < #bm end\n"
-    "  if am ~= bm then return am < bm end\n"
-    "  return tonumber(as) < tonumber(bs)\n"
-    "end\n"
+/* KEYS journal, then one cursor per consuming service; ARGV the bound,
+ * then the services' names. Returns {entries, the first service behind
+ * the journal's end or ""}; below the bound, "" without looking. */
+static const char BACKLOG_LUA[] =
+    "local len = redis.call('XLEN', KEYS[1])\n"
+    "if len <= tonumber(ARGV[1]) then return {len, ''} end\n"
+    "local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][1]\n"
     "for i = 2, #KEYS do\n"
-    "  local c = redis.call('GET', KEYS[i])\n"
-    "  if not c then return 0 end\n"
-    "  local ms, seq = string.match(c, '^(%d+)-(%d+)$')\n"
-    "  local next = ms .. '-' .. (tonumber(seq) + 1)  -- c itself is applied\n"
-    "  if older(next, floor) then floor = next end\n"
+    "  if redis.call('GET', KEYS[i]) ~= last then return {len, ARGV[i]} end\n"
     "end\n"
-    "return redis.call('XTRIM', KEYS[1], 'MINID', floor)\n";
+    "return {len, ''}\n";
 
 struct tp_trim {
     tp_store_t *store;
-    int64_t retention_ms;
-    int script;
-    uv_timer_t timer;
+    tp_journal_t *journal;
+    tp_trim_options_t opts;
+    int backlog_script;
+    uv_timer_t timer, backlog_timer;
+    int backlogged;
+    int closing;
 };
+
+/* 1 when stream id `a` ("<ms>-<seq>") is older than `b`. */
+static int id_older(const char *a, const char *b) {
+    unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+    sscanf(a, "%llu-%llu", &am, &as);
+    sscanf(b, "%llu-%llu", &bm, &bs);
+    return am != bm ? am < bm : as < bs;
+}
 
 static void trimmed_cb(tp_store_t *store, redisReply *r, void *arg) {
     (void)store, (void)arg;
@@ -49,48 +51,130 @@ static void trimmed_cb(tp_store_t *store, redisReply *r, void *arg) {
         tp_log_error("journal trim: %s", r->str);
 }
 
-static void timer_cb(uv_timer_t *t) {
-    tp_trim_t *self = t->data;
-    if (!tp_store_connected(self->store)) return;
+/* The journal and every consuming service's cursor, as KEYS. */
+static int journal_keys(tp_trim_t *self, tp_argv_t *a) {
     const char *ns = tp_store_ns(self->store);
-    tp_argv_t a;
-    tp_argv_init(&a);
-    tp_argv_addf(&a, "%s{j}:journal", ns);
+    tp_argv_addf(a, "%s{j}:journal", ns);
     int nkeys = 1;
     for (int s = 0; s < TP_SERVICE_COUNT; s++) {
         if (s == TP_SERVICE_INTAKE) continue;
-        tp_argv_addf(&a, "%scursor:%s", ns, tp_proto_service_name((tp_service_t)s));
+        tp_argv_addf(a, "%scursor:%s", ns, tp_proto_service_name((tp_service_t)s));
         nkeys++;
     }
-    tp_argv_add_int(&a, tp_now_ms() - self->retention_ms);
-    tp_store_eval(self->store, self->script, trimmed_cb, NULL, nkeys, (int)a.n,
+    return nkeys;
+}
+
+/* The cursors are in: trim what is older than the retention horizon and
+ * at or before every cursor (a cursor names the last entry its service
+ * applied; a service without a cursor yet holds everything). Cursors only
+ * move forward, so trimming below a reading that is a moment old is safe;
+ * reading them apart from the XTRIM keeps intake's ACL user off the
+ * services' keys (it may read them, not write them). */
+static void cursors_cb(tp_store_t *store, redisReply *r, void *arg) {
+    tp_trim_t *self = arg;
+    if (self->closing || !r || r->type != REDIS_REPLY_ARRAY) {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("journal trim: %s", r->str);
+        return;
+    }
+    char floor[48];
+    snprintf(floor, sizeof floor, "%lld-0", (long long)(tp_now_ms() - self->opts.retention_ms));
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *c = r->element[i];
+        unsigned long long ms, seq;
+        if (c->type != REDIS_REPLY_STRING || sscanf(c->str, "%llu-%llu", &ms, &seq) != 2)
+            return; /* no cursor yet: that service holds everything */
+        char next[48]; /* the cursor itself is applied */
+        snprintf(next, sizeof next, "%llu-%llu", ms, seq + 1);
+        if (id_older(next, floor)) snprintf(floor, sizeof floor, "%s", next);
+    }
+    char key[128];
+    tp_key(key, sizeof key, tp_store_ns(store), "{j}:journal");
+    tp_store_command(store, trimmed_cb, NULL, "XTRIM %s MINID %s", key, floor);
+}
+
+static void timer_cb(uv_timer_t *t) {
+    tp_trim_t *self = t->data;
+    if (!tp_store_connected(self->store)) return;
+    tp_argv_t a;
+    tp_argv_init(&a);
+    journal_keys(self, &a);
+    a.v[0] = "MGET", a.len[0] = 4; /* the cursors only */
+    tp_store_command_argv(self->store, cursors_cb, self, (int)a.n, a.v, a.len);
+    tp_argv_clear(&a);
+}
+
+static void backlog_cb(tp_store_t *store, redisReply *r, void *arg) {
+    tp_trim_t *self = arg;
+    if (self->closing) return;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[1]->type != REDIS_REPLY_STRING) {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("journal backlog: %s", r->str);
+        return; /* keep the last verdict until Redis answers again */
+    }
+    long long len = r->element[0]->integer;
+    const char *behind = r->element[1]->str;
+    int backlogged = behind[0] != '\0';
+    if (backlogged && !self->backlogged)
+        tp_log_warn("journal: %lld entries, over max_journal %lld, and %s is behind: "
+                    "refusing new events (429) until it catches up", len,
+                    (long long)self->opts.max_journal, behind);
+    else if (!backlogged && self->backlogged)
+        tp_log_info("journal: %lld entries, taking new events again", len);
+    self->backlogged = backlogged;
+    tp_journal_set_backlogged(self->journal, backlogged);
+}
+
+static void backlog_timer_cb(uv_timer_t *t) {
+    tp_trim_t *self = t->data;
+    if (!tp_store_connected(self->store)) return;
+    tp_argv_t a;
+    tp_argv_init(&a);
+    int nkeys = journal_keys(self, &a);
+    tp_argv_add_int(&a, self->opts.max_journal);
+    for (int s = 0; s < TP_SERVICE_COUNT; s++)
+        if (s != TP_SERVICE_INTAKE)
+            tp_argv_add(&a, tp_proto_service_name((tp_service_t)s), (size_t)-1);
+    tp_store_eval(self->store, self->backlog_script, backlog_cb, self, nkeys, (int)a.n,
                   a.v, a.len);
     tp_argv_clear(&a);
 }
 
-tp_trim_t *tp_trim_new(uv_loop_t *loop, tp_store_t *store, int64_t retention_ms,
-                       int64_t interval_ms) {
+tp_trim_t *tp_trim_new(uv_loop_t *loop, tp_store_t *store, tp_journal_t *journal,
+                       const tp_trim_options_t *opts) {
     tp_trim_t *self = calloc(1, sizeof *self);
     if (!self) abort();
     self->store = store;
-    self->retention_ms = retention_ms;
-    self->script = tp_store_script(store, "journal_trim", TRIM_LUA);
-    if (self->script < 0) {
+    self->journal = journal;
+    self->opts = *opts;
+    self->backlog_script = tp_store_script_ro(store, "journal_backlog", BACKLOG_LUA);
+    if (self->backlog_script < 0) {
         free(self);
         return NULL;
     }
     uv_timer_init(loop, &self->timer);
-    self->timer.data = self;
-    uv_timer_start(&self->timer, timer_cb, (uint64_t)interval_ms,
-                   (uint64_t)interval_ms);
+    uv_timer_init(loop, &self->backlog_timer);
+    self->timer.data = self->backlog_timer.data = self;
+    uv_timer_start(&self->timer, timer_cb, (uint64_t)opts->interval_ms,
+                   (uint64_t)opts->interval_ms);
+    if (opts->max_journal > 0)
+        uv_timer_start(&self->backlog_timer, backlog_timer_cb,
+                       (uint64_t)opts->backlog_check_ms, (uint64_t)opts->backlog_check_ms);
     return self;
 }
 
-static void close_cb(uv_handle_t *h) { free(h->data); }
+static void close_cb(uv_handle_t *h) {
+    tp_trim_t *self = h->data;
+    if (++self->closing == 3) free(self); /* both timers closed */
+}
 
+/* Destroy the store first: a trim or backlog check waiting on Redis ends
+ * then. */
 void tp_trim_destroy(tp_trim_t **self_p) {
     tp_trim_t *self = self_p ? *self_p : NULL;
     if (!self) return;
     *self_p = NULL;
+    self->closing = 1;
     uv_close((uv_handle_t *)&self->timer, close_cb);
+    uv_close((uv_handle_t *)&self->backlog_timer, close_cb);
 }

@@ -54,24 +54,26 @@ int main(int argc, char **argv) {
     uv_loop_t *loop = uv_default_loop();
 
     tp_store_options_t store_opts;
-    tp_service_store_options(app.cfg, &store_opts);
+    tp_service_store_options(app.cfg, TP_SERVICE_INTAKE, &store_opts);
     const char *cc = tp_config_str(app.cfg, "intake", "default_country_code", "86");
     tp_journal_options_t journal_opts = {
         .dedupe_ttl_s = tp_config_ms(app.cfg, "intake", "dedupe_ttl", "7d") / 1000,
         .default_cc = cc,
         .max_pending = (int)tp_config_int(app.cfg, "intake", "max_pending",
                                           20000, 1, 10000000),
+        /* the deployment's departments: a ticket names one of them or gets 400 */
+        .departments = tp_config_str(app.cfg, "ticketing", "departments",
+                                     "sales,engineering,maintenance"),
     };
-    tp_http_options_t http_opts = {
-        .host = tp_config_str(app.cfg, "intake", "listen", "127.0.0.1"),
-        .port = (int)tp_config_int(app.cfg, "intake", "port", 8080, 0, 65535),
-        .max_body = (size_t)tp_config_int(app.cfg, "intake", "max_body",
-                                          1 << 20, 1024, 64 << 20),
-        .read_timeout_ms = (int)tp_config_ms(app.cfg, "intake", "read_timeout", "10s"),
-        .idle_timeout_ms = (int)tp_config_ms(app.cfg, "intake", "idle_timeout", "60s"),
+    tp_http_options_t http_opts;
+    tp_api_http_options(app.cfg, &http_opts);
+    tp_trim_options_t trim_opts = {
+        .retention_ms = tp_config_ms(app.cfg, "intake", "journal_retention", "7d"),
+        .interval_ms = tp_config_ms(app.cfg, "intake", "journal_trim_interval", "1m"),
+        .max_journal = tp_config_int(app.cfg, "intake", "max_journal", 2000000, 0,
+                                     1000000000000LL),
+        .backlog_check_ms = tp_config_ms(app.cfg, "intake", "backlog_check", "1s"),
     };
-    int64_t retention = tp_config_ms(app.cfg, "intake", "journal_retention", "7d");
-    int64_t trim_every = tp_config_ms(app.cfg, "intake", "journal_trim_interval", "1m");
     char err[256];
     if (tp_config_check(app.cfg, err, sizeof err) < 0) {
         tp_log_error("configuration: %s", err);
@@ -80,12 +82,13 @@ int main(int argc, char **argv) {
 
     if (!(app.store = tp_store_new(loop, &store_opts)) ||
         !(app.bus = tp_bus_new(loop)) ||
+        tp_service_bus_secure(app.bus, app.cfg, TP_SERVICE_INTAKE) < 0 ||
         !(app.router = tp_router_new(app.bus, app.cfg)) ||
         !(app.journal = tp_journal_new(loop, app.store, app.router, &journal_opts)) ||
         !(app.query = tp_query_new(app.store, cc)) ||
-        !(app.api = tp_api_new(app.cfg, app.journal, app.query)) ||
+        !(app.api = tp_api_new(app.cfg, loop, app.store, app.journal, app.query)) ||
         !(app.ingress = tp_ingress_new(app.bus, app.cfg, app.journal)) ||
-        !(app.trim = tp_trim_new(loop, app.store, retention, trim_every)) ||
+        !(app.trim = tp_trim_new(loop, app.store, app.journal, &trim_opts)) ||
         !(app.http = tp_http_server_new(loop, &http_opts, tp_api_handle, app.api))) {
         intake_stop(&app);
         tp_service_run(loop, NULL, NULL);

@@ -25,8 +25,8 @@ static void scheduler_stop(void *arg) {
 }
 
 /* A recurring reminder's next occurrence, for scheduler_fire. */
-static int64_t next_occurrence(void *plan, const char *json, char **next_json) {
-    return tp_plan_next_occurrence(plan, json, next_json);
+static int64_t next_occurrence(void *plan, const json_t *reminder, char **next_json) {
+    return tp_plan_next_occurrence(plan, reminder, next_json);
 }
 
 /* The business calendar ([scheduler] calendar) and the rules file's stage

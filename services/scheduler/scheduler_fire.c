@@ -5,52 +5,74 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uthash.h>
 
 #include "tp/argv.h"
 #include "tp/id.h"
 #include "tp/keys.h"
 #include "tp/log.h"
 
-/* KEYS due, rem, cust, outbox, the owner's reminders, the scheduler's
- * counters (fired: every claim that fired, across instances). ARGV reminder, due
- * ms, now, reminder.due envelope, next due ms (0: none) and next JSON of a
- * recurring reminder. Fires only a reminder still due at that time; a
- * recurring one moves to its next occurrence. Returns 1 fired, 0 not
- * (fired elsewhere, replanned or closed). */
+/* KEYS due, outbox, the scheduler's counters (fired: every claim that
+ * fired, across instances), then per reminder its customer's state (which
+ * holds its record, tp/keys.h) and its owner's reminders. ARGV now, then
+ * per reminder: id, state field, due ms, reminder.due envelope, next due ms
+ * (0: none) and next record of a recurring reminder. Fires each reminder
+ * still due at that time (a replanned or closed one, or one another
+ * instance fired, is not); a recurring one moves to its next occurrence.
+ * Returns one 1 (fired) or 0 (not) per reminder. One call claims a whole
+ * batch of one bucket: Redis runs one script for many reminders. */
 static const char FIRE_LUA[] =
-    "local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
-    "if not s or tonumber(s) ~= tonumber(ARGV[2]) then return 0 end\n"
-    "if tonumber(ARGV[5]) > 0 then\n"
-    "  redis.call('ZADD', KEYS[1], ARGV[5], ARGV[1])\n"
-    "  redis.call('HSET', KEYS[2], ARGV[1], ARGV[6])\n"
-    "  redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])\n"
-    "else\n"
-    "  redis.call('ZREM', KEYS[1], ARGV[1])\n"
-    "  redis.call('HDEL', KEYS[2], ARGV[1])\n"
-    "  redis.call('SREM', KEYS[3], ARGV[1])\n"
-    "  redis.call('ZREM', KEYS[5], ARGV[1])\n"
+    "local out, fired, env = {}, 0, {}\n"
+    "for i = 1, (#ARGV - 1) / 6 do\n"
+    "  local a, k = 1 + (i - 1) * 6, 3 + (i - 1) * 2\n"
+    "  local id = ARGV[a + 1]\n"
+    "  local s = redis.call('ZSCORE', KEYS[1], id)\n"
+    "  if s and tonumber(s) == tonumber(ARGV[a + 3]) then\n"
+    "    if tonumber(ARGV[a + 5]) > 0 then\n"
+    "      redis.call('ZADD', KEYS[1], ARGV[a + 5], id)\n"
+    "      redis.call('HSET', KEYS[k + 1], ARGV[a + 2], ARGV[a + 6])\n"
+    "      redis.call('ZADD', KEYS[k + 2], ARGV[a + 5], id)\n"
+    "    else\n"
+    "      redis.call('ZREM', KEYS[1], id)\n"
+    "      redis.call('HDEL', KEYS[k + 1], ARGV[a + 2])\n"
+    "      redis.call('ZREM', KEYS[k + 2], id)\n"
+    "    end\n"
+    "    env[#env + 1] = ARGV[1]\n"
+    "    env[#env + 1] = ARGV[a + 4]\n"
+    "    fired = fired + 1\n"
+    "    out[i] = 1\n"
+    "  else\n"
+    "    out[i] = 0\n"
+    "  end\n"
     "end\n"
-    "redis.call('ZADD', KEYS[4], ARGV[3], ARGV[4])\n"
-    "redis.call('HINCRBY', KEYS[6], 'fired', 1)\n"
-    "return 1\n";
-
-/* KEYS due, rem. ARGV until ms, limit. Returns reminder, due, JSON, ... */
-static const char SOON_LUA[] =
-    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],\n"
-    "                       'WITHSCORES', 'LIMIT', 0, ARGV[2])\n"
-    "local out = {}\n"
-    "for i = 1, #ids, 2 do\n"
-    "  out[#out + 1] = ids[i]\n"
-    "  out[#out + 1] = ids[i + 1]\n"
-    "  out[#out + 1] = redis.call('HGET', KEYS[2], ids[i]) or ''\n"
+    "if fired > 0 then\n"
+    "  redis.call('ZADD', KEYS[2], unpack(env))\n"
+    "  redis.call('HINCRBY', KEYS[3], 'fired', fired)\n"
     "end\n"
     "return out\n";
 
+/* At most this many reminders per claim script (Lua's unpack of the
+ * envelopes stays far below its stack limit). */
+#define FIRE_BATCH 256
+/* A poll pages through a bucket's due reminders up to this many pages. */
+#define POLL_PAGES_MAX 200
+/* Claim scripts in flight at most; the rest wait in the heap, and one
+ * timer callback prepares at most this many batches before the loop reads
+ * replies again. */
+#define FIRE_INFLIGHT_MAX 16
+/* Firing later than this counts (and is logged) as late. */
+#define LATE_MS 1000
+
+/* One reminder armed: in the heap by due time and in the index by "<due>
+ * <reminder>", so that arming the same reminder for the same time twice
+ * (planned here, then found by the poll) keeps one. */
 typedef struct armed {
     int64_t due;
     int bucket;
-    char *reminder;
-    char *json;
+    char *key;      /* "<due> <reminder>", owned */
+    char *reminder; /* inside key */
+    char *json;     /* owned */
+    UT_hash_handle hh;
 } armed_t;
 
 struct tp_fire {
@@ -58,10 +80,12 @@ struct tp_fire {
     tp_store_t *store;
     tp_emitter_t *emitter;
     tp_fire_options_t opts;
-    int fire_script, soon_script;
+    int fire_script;
     uv_timer_t next_timer, poll_timer;
-    armed_t *heap;
+    armed_t **heap;
     size_t n, cap;
+    armed_t *index; /* uthash head: every armed reminder by key */
+    int inflight;   /* claim scripts sent, not answered */
     int64_t armed_at; /* due time the next timer is set for, -1 none */
     tp_fire_stats_t stats;
     int closing;
@@ -72,12 +96,12 @@ struct tp_fire {
 /* ---- heap by due time ---- */
 
 static void heap_swap(tp_fire_t *f, size_t a, size_t b) {
-    armed_t t = f->heap[a];
+    armed_t *t = f->heap[a];
     f->heap[a] = f->heap[b];
     f->heap[b] = t;
 }
 
-static void heap_push(tp_fire_t *f, armed_t item) {
+static void heap_push(tp_fire_t *f, armed_t *item) {
     if (f->n == f->cap) {
         f->cap = f->cap ? f->cap * 2 : 256;
         f->heap = realloc(f->heap, f->cap * sizeof *f->heap);
@@ -85,20 +109,20 @@ static void heap_push(tp_fire_t *f, armed_t item) {
     }
     size_t i = f->n++;
     f->heap[i] = item;
-    while (i > 0 && f->heap[(i - 1) / 2].due > f->heap[i].due) {
+    while (i > 0 && f->heap[(i - 1) / 2]->due > f->heap[i]->due) {
         heap_swap(f, i, (i - 1) / 2);
         i = (i - 1) / 2;
     }
 }
 
-static armed_t heap_pop(tp_fire_t *f) {
-    armed_t top = f->heap[0];
+static armed_t *heap_pop(tp_fire_t *f) {
+    armed_t *top = f->heap[0];
     f->heap[0] = f->heap[--f->n];
     size_t i = 0;
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < f->n && f->heap[l].due < f->heap[m].due) m = l;
-        if (r < f->n && f->heap[r].due < f->heap[m].due) m = r;
+        if (l < f->n && f->heap[l]->due < f->heap[m]->due) m = l;
+        if (r < f->n && f->heap[r]->due < f->heap[m]->due) m = r;
         if (m == i) break;
         heap_swap(f, i, m);
         i = m;
@@ -107,124 +131,213 @@ static armed_t heap_pop(tp_fire_t *f) {
 }
 
 static void armed_free(armed_t *a) {
-    free(a->reminder);
+    if (!a) return;
+    free(a->key);
     free(a->json);
+    free(a);
 }
 
 /* ---- firing ---- */
 
-typedef struct fire_ctx {
-    tp_fire_t *fire;
-    armed_t item;
+/* One reminder of a claim batch. */
+typedef struct claim {
+    armed_t *item; /* owned */
     int64_t late_ms;
     msgpack_sbuffer payload;
-} fire_ctx_t;
+} claim_t;
 
-static void fired_cb(tp_store_t *store, redisReply *r, void *arg) {
-    fire_ctx_t *ctx = arg;
-    tp_fire_t *f = ctx->fire;
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-        f->stats.fired++;
-        if (ctx->late_ms > 1000) {
-            f->stats.late++;
-            tp_log_info("reminder %s fired %lld ms late", ctx->item.reminder,
-                        (long long)ctx->late_ms);
-        }
-        if (ctx->late_ms > f->stats.max_late_ms) f->stats.max_late_ms = ctx->late_ms;
-        tp_emitter_send(f->emitter, ctx->payload.data, ctx->payload.size);
-    } else if (r && r->type == REDIS_REPLY_INTEGER) {
-        f->stats.lost_race++;
-    } else if (r && r->type == REDIS_REPLY_ERROR) {
-        tp_log_error("fire %s: %s", ctx->item.reminder, r->str);
-    } /* NULL: Redis gone; the reminder stays due and the poll finds it */
-    armed_free(&ctx->item);
-    msgpack_sbuffer_destroy(&ctx->payload);
-    free(ctx);
-}
+/* One claim script in flight: reminders of one bucket. */
+typedef struct batch {
+    tp_fire_t *fire;
+    int64_t now;
+    int n;
+    claim_t claims[FIRE_BATCH];
+} batch_t;
 
-static void fire_one(tp_fire_t *f, armed_t item, int64_t now) {
-    fire_ctx_t *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) abort();
-    ctx->fire = f;
-    ctx->item = item;
-    ctx->late_ms = now > item.due ? now - item.due : 0;
-    msgpack_sbuffer_init(&ctx->payload);
-
-    json_t *rem = json_loads(item.json, 0, NULL);
-    char customer_buf[TP_CUSTOMER_MAX + 1] = "";
-    const char *cv = json_string_value(json_object_get(rem, "customer"));
-    if (cv) snprintf(customer_buf, sizeof customer_buf, "%s", cv);
-    const char *customer = cv ? customer_buf : NULL; /* outlives rem */
-    const char *rule = json_string_value(json_object_get(rem, "rule"));
-    char owner_buf[TP_ACTOR_MAX + 1] = "";
-    const char *ov = json_string_value(json_object_get(rem, "owner"));
-    if (ov) snprintf(owner_buf, sizeof owner_buf, "%s", ov);
-    const char *owner = ov ? owner_buf : NULL; /* outlives rem */
-    const char *text = json_string_value(json_object_get(rem, "text"));
-    json_t *data = json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:s}", "reminder",
-                             item.reminder, "rule", rule ? rule : "unknown",
-                             "owner", owner ? owner : "unassigned", "due_at",
-                             (json_int_t)item.due, "late_ms",
-                             (json_int_t)ctx->late_ms, "urgent",
-                             json_is_true(json_object_get(rem, "urgent")), "text",
-                             text ? text : "");
-    char id[TP_ID_MAX + 1];
-    snprintf(id, sizeof id, "rem:%.80s:%lld", item.reminder, (long long)item.due);
-    /* '|' is not allowed in event ids */
-    for (char *p = id; *p; p++)
-        if (*p == '|') *p = '/';
-    int packed = customer && tp_emit_pack(&ctx->payload, TP_EVENT_REMINDER_DUE, id,
-                                          item.due, TP_SERVICE_SCHEDULER,
-                                          customer, data) == 0;
-    if (!customer) json_decref(data);
-    json_decref(rem);
-    if (!packed) {
-        tp_log_error("reminder %s unreadable; left in place", item.reminder);
-        fired_cb(f->store, NULL, ctx);
-        return;
+static void batch_free(batch_t *b) {
+    for (int i = 0; i < b->n; i++) {
+        armed_free(b->claims[i].item);
+        msgpack_sbuffer_destroy(&b->claims[i].payload);
     }
-    const char *ns = tp_store_ns(f->store);
-    tp_argv_t a;
-    tp_argv_init(&a);
-    tp_argv_addf(&a, "%s{r%d}:due", ns, item.bucket);
-    tp_argv_addf(&a, "%s{r%d}:rem", ns, item.bucket);
-    tp_argv_addf(&a, "%s{r%d}:cust:%s", ns, item.bucket, customer ? customer : "");
-    tp_argv_add(&a, tp_emitter_outbox(f->emitter), (size_t)-1);
-    tp_argv_addf(&a, "%sreminders:owner:%s", ns, owner ? owner : "unassigned");
-    tp_argv_addf(&a, "%sstats:scheduler", ns);
-    tp_argv_add(&a, item.reminder, (size_t)-1);
-    tp_argv_add_int(&a, item.due);
-    tp_argv_add_int(&a, now);
-    tp_argv_add(&a, ctx->payload.data, ctx->payload.size);
-    char *next_json = NULL;
-    int64_t next_due = f->next ? f->next(f->next_arg, item.json, &next_json) : 0;
-    tp_argv_add_int(&a, next_due > item.due ? next_due : 0);
-    tp_argv_add(&a, next_json ? next_json : "", (size_t)-1);
-    int rc = tp_store_eval(f->store, f->fire_script, fired_cb, ctx, 6, (int)a.n,
-                           a.v, a.len);
-    tp_argv_clear(&a);
-    free(next_json);
-    if (rc < 0) fired_cb(f->store, NULL, ctx);
+    free(b);
 }
 
 static void rearm(tp_fire_t *f);
 
+static void fired_cb(tp_store_t *store, redisReply *r, void *arg) {
+    batch_t *b = arg;
+    tp_fire_t *f = b->fire;
+    f->inflight--;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)b->n) {
+        uint64_t late = 0;
+        int64_t max_late = 0;
+        for (int i = 0; i < b->n; i++) {
+            claim_t *c = &b->claims[i];
+            if (r->element[i]->type != REDIS_REPLY_INTEGER || r->element[i]->integer != 1) {
+                f->stats.lost_race++;
+                continue;
+            }
+            f->stats.fired++;
+            if (c->late_ms > LATE_MS) late++;
+            if (c->late_ms > max_late) max_late = c->late_ms;
+            tp_emitter_send(f->emitter, c->payload.data, c->payload.size);
+        }
+        f->stats.late += late;
+        if (max_late > f->stats.max_late_ms) f->stats.max_late_ms = max_late;
+        if (late > 0)
+            tp_log_info("fired %llu reminders late, up to %lld ms",
+                        (unsigned long long)late, (long long)max_late);
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
+        tp_log_error("fire: %s", r->str);
+    } /* NULL: Redis gone; the reminders stay due and the poll finds them */
+    batch_free(b);
+    if (!f->closing) rearm(f); /* a backlog waits for room in flight */
+}
+
+/* Packs reminder.due for `c` from `rem`, its stored reminder (borrowed).
+ * Returns 0, or -1 when the reminder is unreadable (it is left in place).
+ * Sets *customer and *owner. */
+static int claim_pack(claim_t *c, const json_t *rem, char *customer, size_t customer_len,
+                      char *owner, size_t owner_len) {
+    armed_t *item = c->item;
+    int has_customer = tp_key_reminder_customer(customer, customer_len, item->reminder) > 0;
+    const char *ov = json_string_value(json_object_get(rem, "owner"));
+    const char *rule = json_string_value(json_object_get(rem, "rule"));
+    const char *text = json_string_value(json_object_get(rem, "text"));
+    snprintf(owner, owner_len, "%s", ov ? ov : "unassigned");
+    json_t *data = json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:s}", "reminder",
+                             item->reminder, "rule", rule ? rule : "unknown", "owner",
+                             owner, "due_at", (json_int_t)item->due, "late_ms",
+                             (json_int_t)c->late_ms, "urgent",
+                             json_is_true(json_object_get(rem, "urgent")), "text",
+                             text ? text : "");
+    char id[TP_ID_MAX + 1];
+    snprintf(id, sizeof id, "rem:%.80s:%lld", item->reminder, (long long)item->due);
+    /* '|' is not allowed in event ids */
+    for (char *p = id; *p; p++)
+        if (*p == '|') *p = '/';
+    if (!has_customer || !rem || !data) {
+        json_decref(data);
+        return -1;
+    }
+    /* tp_emit_pack takes `data` */
+    return tp_emit_pack(&c->payload, TP_EVENT_REMINDER_DUE, id, item->due,
+                        TP_SERVICE_SCHEDULER, customer, data);
+}
+
+/* Claims `items` (all of `bucket`, owned) in one script. */
+static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t now) {
+    batch_t *b = calloc(1, sizeof *b);
+    if (!b) abort();
+    b->fire = f;
+    b->now = now;
+    const char *ns = tp_store_ns(f->store);
+    tp_argv_t keys, args;
+    tp_argv_init(&keys);
+    tp_argv_init(&args);
+    tp_argv_addf(&keys, "%s{r%d}:due", ns, bucket);
+    tp_argv_add(&keys, tp_emitter_outbox(f->emitter), (size_t)-1);
+    tp_argv_addf(&keys, "%sstats:scheduler", ns);
+    tp_argv_add_int(&args, now);
+    for (int i = 0; i < n; i++) {
+        claim_t *c = &b->claims[b->n];
+        c->item = items[i];
+        c->late_ms = now > c->item->due ? now - c->item->due : 0;
+        msgpack_sbuffer_init(&c->payload);
+        char customer[TP_CUSTOMER_MAX + 1], owner[TP_ACTOR_MAX + 1];
+        json_t *rem = json_loads(c->item->json, 0, NULL);
+        if (claim_pack(c, rem, customer, sizeof customer, owner, sizeof owner) != 0) {
+            tp_log_error("reminder %s unreadable; left in place", c->item->reminder);
+            json_decref(rem);
+            armed_free(c->item);
+            msgpack_sbuffer_destroy(&c->payload);
+            continue;
+        }
+        b->n++;
+        tp_argv_addf(&keys, "%s{r%d}:state:%s", ns, bucket, customer);
+        tp_argv_addf(&keys, "%sreminders:owner:%s", ns, owner);
+        char *next_json = NULL;
+        int64_t next_due = f->next ? f->next(f->next_arg, rem, &next_json) : 0;
+        json_decref(rem);
+        char field[TP_CUSTOMER_MAX + TP_ID_MAX + 64];
+        tp_key_reminder_field(field, sizeof field, c->item->reminder);
+        tp_argv_add(&args, c->item->reminder, (size_t)-1);
+        tp_argv_add_copy(&args, field, strlen(field));
+        tp_argv_add_int(&args, c->item->due);
+        tp_argv_add(&args, c->payload.data, c->payload.size);
+        tp_argv_add_int(&args, next_due > c->item->due ? next_due : 0);
+        tp_argv_add_copy(&args, next_json ? next_json : "", next_json ? strlen(next_json) : 0);
+        free(next_json);
+    }
+    int rc = -1;
+    if (b->n > 0) {
+        /* one list, keys first; the strings stay owned by keys and args */
+        tp_argv_t all;
+        tp_argv_init(&all);
+        for (size_t i = 0; i < keys.n; i++) tp_argv_add(&all, keys.v[i], keys.len[i]);
+        for (size_t i = 0; i < args.n; i++) tp_argv_add(&all, args.v[i], args.len[i]);
+        rc = tp_store_eval(f->store, f->fire_script, fired_cb, b, (int)keys.n,
+                           (int)all.n, all.v, all.len);
+        tp_argv_clear(&all);
+        if (rc == 0) f->inflight++;
+    }
+    tp_argv_clear(&keys);
+    tp_argv_clear(&args);
+    if (rc < 0) batch_free(b);
+}
+
+/* What is due by now, claimed in batches per bucket, while there is room
+ * in flight; a backlog goes on as replies come back. */
 static void next_timer_cb(uv_timer_t *t) {
     tp_fire_t *f = t->data;
     int64_t now = tp_now_ms();
     f->armed_at = -1;
-    while (f->n > 0 && f->heap[0].due <= now) fire_one(f, heap_pop(f), now);
+    armed_t *pending[TP_REMINDER_BUCKETS][FIRE_BATCH];
+    int npending[TP_REMINDER_BUCKETS] = {0};
+    while (f->n > 0 && f->heap[0]->due <= now && f->inflight < FIRE_INFLIGHT_MAX) {
+        armed_t *item = heap_pop(f);
+        HASH_DEL(f->index, item);
+        int b = item->bucket;
+        pending[b][npending[b]++] = item;
+        if (npending[b] == FIRE_BATCH) {
+            fire_batch(f, b, pending[b], npending[b], now);
+            npending[b] = 0;
+        }
+    }
+    for (int b = 0; b < TP_REMINDER_BUCKETS; b++)
+        if (npending[b] > 0) fire_batch(f, b, pending[b], npending[b], now);
     f->stats.armed = f->n;
     rearm(f);
 }
 
 static void rearm(tp_fire_t *f) {
     if (f->closing || f->n == 0) return;
-    int64_t due = f->heap[0].due;
+    if (f->inflight >= FIRE_INFLIGHT_MAX) { /* fired_cb calls again */
+        uv_timer_stop(&f->next_timer);
+        f->armed_at = -1;
+        return;
+    }
+    int64_t due = f->heap[0]->due;
     if (f->armed_at == due) return;
     int64_t wait = due - tp_now_ms();
     f->armed_at = due;
     uv_timer_start(&f->next_timer, next_timer_cb, wait > 0 ? (uint64_t)wait : 0, 0);
+}
+
+/* The index key of `reminder` armed for `due_ms`, allocated. */
+static char *armed_key(const char *reminder, int64_t due_ms) {
+    char *key = NULL;
+    if (asprintf(&key, "%lld %s", (long long)due_ms, reminder) < 0) abort();
+    return key;
+}
+
+/* 1 when `reminder` is armed for `due_ms` already. */
+static int armed_find(tp_fire_t *f, const char *reminder, int64_t due_ms) {
+    char *key = armed_key(reminder, due_ms);
+    armed_t *found = NULL;
+    HASH_FIND_STR(f->index, key, found);
+    free(key);
+    return found != NULL;
 }
 
 void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
@@ -232,12 +345,21 @@ void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
     tp_fire_t *f = arg;
     /* Only what falls due before the next poll looks further ahead. */
     if (f->closing || due_ms > tp_now_ms() + f->opts.lookahead_ms) return;
-    for (size_t i = 0; i < f->n; i++) /* already armed for this due time */
-        if (f->heap[i].due == due_ms && strcmp(f->heap[i].reminder, reminder) == 0)
-            return;
-    armed_t item = {.due = due_ms, .bucket = bucket,
-                    .reminder = strdup(reminder), .json = strdup(json)};
-    if (!item.reminder || !item.json) abort();
+    if (bucket < 0 || bucket >= TP_REMINDER_BUCKETS) return;
+    char *key = armed_key(reminder, due_ms);
+    armed_t *item = NULL;
+    HASH_FIND_STR(f->index, key, item);
+    if (item) { /* armed for this due time already */
+        free(key);
+        return;
+    }
+    item = calloc(1, sizeof *item);
+    if (!item || !(item->json = strdup(json))) abort();
+    item->due = due_ms;
+    item->bucket = bucket;
+    item->key = key;
+    item->reminder = item->key + strcspn(item->key, " ") + 1;
+    HASH_ADD_KEYPTR(hh, f->index, item->key, strlen(item->key), item);
     heap_push(f, item);
     f->stats.armed = f->n;
     if (f->armed_at < 0 || due_ms < f->armed_at) {
@@ -248,50 +370,82 @@ void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
 
 /* ---- the poll ---- */
 
+/* One page of one bucket's reminders due before `until`: the due index
+ * first, then each reminder's record from its customer's state. */
 typedef struct poll_ctx {
     tp_fire_t *fire;
-    int bucket;
+    int bucket, page;
+    int64_t until;
 } poll_ctx_t;
 
-static void soon_cb(tp_store_t *store, redisReply *r, void *arg) {
-    poll_ctx_t *ctx = arg;
-    tp_fire_t *f = ctx->fire;
-    int bucket = ctx->bucket;
-    free(ctx);
+/* One record read of a page. */
+typedef struct record_ctx {
+    tp_fire_t *fire;
+    int bucket;
+    int64_t due;
+    char reminder[]; /* the id, NUL-terminated */
+} record_ctx_t;
+
+static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until);
+
+static void record_cb(tp_store_t *store, redisReply *r, void *arg) {
+    record_ctx_t *rc = arg;
+    if (r && r->type == REDIS_REPLY_STRING && r->len > 0 && !rc->fire->closing)
+        tp_fire_arm(rc->reminder, rc->bucket, rc->due, r->str, rc->fire);
+    /* nil: closed since; anything else: the next poll tries again */
+    free(rc);
+}
+
+static void due_cb(tp_store_t *store, redisReply *r, void *arg) {
+    poll_ctx_t page = *(poll_ctx_t *)arg;
+    free(arg);
+    tp_fire_t *f = page.fire;
     if (!r || r->type != REDIS_REPLY_ARRAY || f->closing) return;
-    for (size_t i = 0; i + 2 < r->elements; i += 3) {
-        const redisReply *id = r->element[i], *due = r->element[i + 1],
-                         *json = r->element[i + 2];
-        if (id->type != REDIS_REPLY_STRING || json->type != REDIS_REPLY_STRING ||
-            json->len == 0)
+    const char *ns = tp_store_ns(store);
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *id = r->element[i], *due = r->element[i + 1];
+        char customer[TP_CUSTOMER_MAX + 1], field[TP_CUSTOMER_MAX + TP_ID_MAX + 64], key[256];
+        if (id->type != REDIS_REPLY_STRING || due->type != REDIS_REPLY_STRING ||
+            tp_key_reminder_customer(customer, sizeof customer, id->str) < 0 ||
+            tp_key_reminder_field(field, sizeof field, id->str) < 0 ||
+            tp_key(key, sizeof key, ns, "{r%d}:state:%s", page.bucket, customer) < 0)
             continue;
-        tp_fire_arm(id->str, bucket, atoll(due->str), json->str, f);
+        int64_t due_ms = atoll(due->str);
+        if (armed_find(f, id->str, due_ms)) continue; /* no need to read it */
+        record_ctx_t *rc = malloc(sizeof *rc + id->len + 1);
+        if (!rc) abort();
+        rc->fire = f;
+        rc->bucket = page.bucket;
+        rc->due = due_ms;
+        memcpy(rc->reminder, id->str, id->len + 1);
+        if (tp_store_command(store, record_cb, rc, "HGET %s %s", key, field) < 0) free(rc);
     }
+    /* A full page: a backlog (a burst falling due together, or downtime).
+     * Read on at once rather than a page per poll interval; what firing
+     * takes out meanwhile shifts the rest, and the next poll finds any
+     * reminder skipped that way. */
+    if (r->elements / 2 == (size_t)f->opts.poll_batch && page.page + 1 < POLL_PAGES_MAX)
+        poll_page(f, page.bucket, page.page + 1, page.until);
+}
+
+static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until) {
+    char due_key[128];
+    tp_key(due_key, sizeof due_key, tp_store_ns(f->store), "{r%d}:due", bucket);
+    poll_ctx_t *ctx = malloc(sizeof *ctx);
+    if (!ctx) abort();
+    *ctx = (poll_ctx_t){.fire = f, .bucket = bucket, .page = page, .until = until};
+    if (tp_store_command(f->store, due_cb, ctx,
+                         "ZRANGEBYSCORE %s -inf %lld WITHSCORES LIMIT %lld %d", due_key,
+                         (long long)until, (long long)page * f->opts.poll_batch,
+                         f->opts.poll_batch) < 0)
+        free(ctx);
 }
 
 static void poll_timer_cb(uv_timer_t *t) {
     tp_fire_t *f = t->data;
     if (!tp_store_connected(f->store)) return;
-    const char *ns = tp_store_ns(f->store);
-    char until[24], limit[16];
-    snprintf(until, sizeof until, "%lld",
-             (long long)(tp_now_ms() + f->opts.lookahead_ms));
-    snprintf(limit, sizeof limit, "%d", f->opts.poll_batch);
-    for (int b = 0; b < TP_REMINDER_BUCKETS; b++) {
-        char due_key[128], rem_key[128];
-        tp_key(due_key, sizeof due_key, ns, "{r%d}:due", b);
-        tp_key(rem_key, sizeof rem_key, ns, "{r%d}:rem", b);
-        const char *argv[4] = {due_key, rem_key, until, limit};
-        size_t lens[4] = {strlen(due_key), strlen(rem_key), strlen(until),
-                          strlen(limit)};
-        poll_ctx_t *ctx = malloc(sizeof *ctx);
-        if (!ctx) abort();
-        ctx->fire = f;
-        ctx->bucket = b;
-        if (tp_store_eval(f->store, f->soon_script, soon_cb, ctx, 2, 4, argv,
-                          lens) < 0)
-            free(ctx);
-    }
+    int64_t until = tp_now_ms() + f->opts.lookahead_ms;
+    for (int b = 0; b < TP_REMINDER_BUCKETS; b++) poll_page(f, b, 0, until);
 }
 
 tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store,
@@ -307,8 +461,7 @@ tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store,
     if (f->opts.poll_batch <= 0) f->opts.poll_batch = 1000;
     f->armed_at = -1;
     f->fire_script = tp_store_script(store, "scheduler_fire", FIRE_LUA);
-    f->soon_script = tp_store_script(store, "scheduler_soon", SOON_LUA);
-    if (f->fire_script < 0 || f->soon_script < 0) {
+    if (f->fire_script < 0) {
         free(f);
         return NULL;
     }
@@ -323,7 +476,8 @@ tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store,
 static void close_cb(uv_handle_t *h) {
     tp_fire_t *f = h->data;
     if (++f->closing < 3) return; /* both timers closed */
-    for (size_t i = 0; i < f->n; i++) armed_free(&f->heap[i]);
+    HASH_CLEAR(hh, f->index);
+    for (size_t i = 0; i < f->n; i++) armed_free(f->heap[i]);
     free(f->heap);
     free(f);
 }

@@ -12,6 +12,7 @@
 #ifndef SCHEDULER_FIRE_H
 #define SCHEDULER_FIRE_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -38,8 +39,9 @@ void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
                  const char *json, void *arg);
 
 /* The next due time and JSON (caller frees) of a recurring reminder that
- * fired, or 0 when it does not recur or the series ended. */
-typedef int64_t (*tp_fire_next_cb)(void *arg, const char *json, char **next_json);
+ * fired (as stored, parsed; borrowed), or 0 when it does not recur or the
+ * series ended. */
+typedef int64_t (*tp_fire_next_cb)(void *arg, const json_t *reminder, char **next_json);
 /* Sets how recurring reminders find their next occurrence. */
 void tp_fire_set_recurrence(tp_fire_t *self, tp_fire_next_cb next, void *arg);
 

@@ -18,15 +18,23 @@
 #include "tp/log.h"
 #include "tp/recur.h"
 
-/* KEYS state, the customer's reminder set, reminders. Returns {state,
- * {reminder id, JSON, ...}}. */
+/* KEYS state; ARGV customer. Returns {state fields, {reminder id, record,
+ * ...}}: the state hash holds the customer's open reminders "<customer>|
+ * <rest>" as fields open:<rest> (tp/keys.h), so one small hash, kept by
+ * Redis as one listpack, is all the scheduler stores per customer. */
 static const char READ_LUA[] =
-    "local rems = {}\n"
-    "for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
-    "  rems[#rems + 1] = id\n"
-    "  rems[#rems + 1] = redis.call('HGET', KEYS[3], id) or ''\n"
+    "local state, rems = {}, {}\n"
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "for i = 1, #all, 2 do\n"
+    "  if string.sub(all[i], 1, 5) == '" TP_REMINDER_FIELD "' then\n"
+    "    rems[#rems + 1] = ARGV[1] .. '|' .. string.sub(all[i], 6)\n"
+    "    rems[#rems + 1] = all[i + 1]\n"
+    "  else\n"
+    "    state[#state + 1] = all[i]\n"
+    "    state[#state + 1] = all[i + 1]\n"
+    "  end\n"
     "end\n"
-    "return {redis.call('HGETALL', KEYS[1]), rems}\n";
+    "return {state, rems}\n";
 
 #define MAX_ATTEMPTS 8
 #define MAX_PLANS 64
@@ -174,8 +182,8 @@ static void plan(plan_ctx_t *ctx, const reminder_spec_t *r) {
     int has_quiet = tp_quiet_parse(window, self->cal, &quiet) == 0;
     p->due = tp_sched_deliverable(&self->rules, self->cal, has_quiet ? &quiet : NULL,
                                   r->due, r->urgent);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:s}", "id", p->id,
-                          "customer", ev->customer, "rule", r->rule, "owner", p->owner,
+    /* the record: no id or customer, which its key and field give */
+    json_t *j = json_pack("{s:s, s:s, s:I, s:b, s:I, s:s, s:s}", "rule", r->rule, "owner", p->owner,
                           "due_at", (json_int_t)p->due, "urgent", r->urgent, "cause_ts",
                           (json_int_t)ev->ts, "cause", ev->id, "text", r->text);
     if (r->closed_by) json_object_set_new(j, "closed_by", json_string(r->closed_by));
@@ -215,8 +223,10 @@ static void plan_series(plan_ctx_t *ctx, reminder_spec_t *r, int64_t dtstart, in
     plan(ctx, r);
 }
 
-int64_t tp_plan_next_occurrence(const tp_plan_t *self, const char *json, char **next_json) {
-    json_t *j = json_loads(json, 0, NULL);
+int64_t tp_plan_next_occurrence(const tp_plan_t *self, const json_t *reminder,
+                                char **next_json) {
+    if (json_object_get(reminder, "rrule") == NULL) return 0;
+    json_t *j = json_deep_copy(reminder);
     const char *rrule = json_string_value(json_object_get(j, "rrule"));
     int64_t dtstart = json_integer_value(json_object_get(j, "dtstart"));
     int64_t occurrence = json_integer_value(json_object_get(j, "occurrence"));
@@ -496,6 +506,23 @@ static void on_payment_received(plan_ctx_t *ctx) {
     }
 }
 
+/* R-SAT-1: a low satisfaction score plans the account owner's follow-up,
+ * one per ticket (or answer); the owner's logged contact satisfies it. */
+static void on_survey_answered(plan_ctx_t *ctx) {
+    const tp_event_t *ev = ctx->ev;
+    const tp_sched_rules_t *rules = &ctx->plan->rules;
+    int64_t score = tp_event_int(ev, "score", rules->survey_low);
+    if (score >= rules->survey_low) return;
+    const char *ticket = tp_event_str(ev, "ticket");
+    char text[300];
+    snprintf(text, sizeof text, "Satisfaction %lld on %s: follow up with the customer",
+             (long long)score, ticket ? ticket : "a survey");
+    reminder_spec_t r = {.rule = "R-SAT-1", .subject = ticket ? ticket : ev->id,
+                         .owner = owner_of(ctx), .due = ev->ts + rules->survey_follow_up_ms,
+                         .closed_by = "contact", .text = text};
+    plan(ctx, &r);
+}
+
 static void on_order_placed(plan_ctx_t *ctx) {
     const tp_event_t *ev = ctx->ev;
     char rule[220];
@@ -565,9 +592,15 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     ctx_end(ctx, 0);
 }
 
+/* The state hash's field of `reminder` (tp/keys.h). */
+static const char *open_field(char *buf, size_t len, const char *reminder) {
+    if (tp_key_reminder_field(buf, len, reminder) < 0) buf[0] = '\0';
+    return buf;
+}
+
 static void apply_plans(plan_ctx_t *ctx) {
     tp_plan_t *self = ctx->plan;
-    const tp_event_t *ev = ctx->ev;
+    char field_buf[sizeof ctx->plans[0].id + 8];
     const char *ns = tp_store_ns(self->store);
     const char *ver = sget(ctx, "ver");
     tp_apply_t a;
@@ -575,8 +608,6 @@ static void apply_plans(plan_ctx_t *ctx) {
                   ctx->state_key, ver ? ver : "0");
     int k_state = tp_apply_key(&a, "%s", ctx->state_key);
     int k_due = tp_apply_key(&a, "%s{r%d}:due", ns, ctx->bucket);
-    int k_rem = tp_apply_key(&a, "%s{r%d}:rem", ns, ctx->bucket);
-    int k_cust = tp_apply_key(&a, "%s{r%d}:cust:%s", ns, ctx->bucket, ev->customer);
     size_t i;
     json_t *v;
     json_array_foreach(ctx->closing, i, v) {
@@ -584,10 +615,8 @@ static void apply_plans(plan_ctx_t *ctx) {
         json_t *r = json_object_get(ctx->open, id);
         tp_apply_cmd(&a, "ZREM", k_due);
         tp_apply_str(&a, id);
-        tp_apply_cmd(&a, "HDEL", k_rem);
-        tp_apply_str(&a, id);
-        tp_apply_cmd(&a, "SREM", k_cust);
-        tp_apply_str(&a, id);
+        tp_apply_cmd(&a, "HDEL", k_state);
+        tp_apply_str(&a, open_field(field_buf, sizeof field_buf, id));
         const char *owner = json_string_value(json_object_get(r, "owner"));
         if (owner) {
             tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%sreminders:owner:%s", ns, owner));
@@ -605,10 +634,8 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_cmd(&a, "ZADD", k_due);
         tp_apply_int(&a, pl->due);
         tp_apply_str(&a, pl->id);
-        tp_apply_cmd(&a, "HSET", k_rem);
-        tp_apply_pair(&a, pl->id, pl->json);
-        tp_apply_cmd(&a, "SADD", k_cust);
-        tp_apply_str(&a, pl->id);
+        tp_apply_cmd(&a, "HSET", k_state);
+        tp_apply_pair(&a, open_field(field_buf, sizeof field_buf, pl->id), pl->json);
         tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%sreminders:owner:%s", ns, pl->owner));
         tp_apply_int(&a, pl->due);
         tp_apply_str(&a, pl->id);
@@ -650,6 +677,7 @@ static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
     case TP_EVENT_PAYMENT_SCHEDULED: on_payment_scheduled(ctx); break;
     case TP_EVENT_PAYMENT_RECEIVED: on_payment_received(ctx); break;
     case TP_EVENT_ORDER_PLACED: on_order_placed(ctx); break;
+    case TP_EVENT_SURVEY_ANSWERED: on_survey_answered(ctx); break;
     default: break;
     }
     apply_plans(ctx);
@@ -657,13 +685,11 @@ static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
 
 static void read_customer(plan_ctx_t *ctx) {
     tp_plan_t *self = ctx->plan;
-    const char *ns = tp_store_ns(self->store);
     tp_argv_t a;
     tp_argv_init(&a);
     tp_argv_add(&a, ctx->state_key, (size_t)-1);
-    tp_argv_addf(&a, "%s{r%d}:cust:%s", ns, ctx->bucket, ctx->ev->customer);
-    tp_argv_addf(&a, "%s{r%d}:rem", ns, ctx->bucket);
-    int rc = tp_store_eval(self->store, self->read_script, read_cb, ctx, 3, (int)a.n, a.v,
+    tp_argv_add(&a, ctx->ev->customer, (size_t)-1);
+    int rc = tp_store_eval(self->store, self->read_script, read_cb, ctx, 1, (int)a.n, a.v,
                            a.len);
     tp_argv_clear(&a);
     if (rc < 0) ctx_end(ctx, -1);

@@ -11,7 +11,8 @@
  * ts. Never fires anything: scheduler_fire does.
  *
  * A reminder is "<customer>|<rule>[|<subject>]" in its customer's bucket
- * {r<n>}: due time in :due, JSON in :rem, listed in :cust:<customer>, and in
+ * {r<n>}: due time in :due, its record (JSON) a field of the customer's
+ * state hash (tp/keys.h), and in
  * reminders:owner:<owner> for the per-person query. Recurring reminders
  * carry their RRULE; scheduler_fire moves them to their next occurrence. */
 #ifndef SCHEDULER_PLAN_H
@@ -45,10 +46,10 @@ int tp_plan_tag(const tp_event_t *ev, char *tag, size_t len, void *arg);
 void tp_plan_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
                    const tp_event_t *ev, void *arg);
 
-/* When a recurring reminder (its JSON) fired for the occurrence it was due
- * for, its next due time and JSON (caller frees), or 0 when the series
- * ended. Used by scheduler_fire. */
-int64_t tp_plan_next_occurrence(const tp_plan_t *self, const char *json,
+/* When a recurring reminder (as stored, parsed; borrowed) fired for the
+ * occurrence it was due for, its next due time and JSON (caller frees), or
+ * 0 when it does not recur or the series ended. Used by scheduler_fire. */
+int64_t tp_plan_next_occurrence(const tp_plan_t *self, const json_t *reminder,
                                 char **next_json);
 
 #endif

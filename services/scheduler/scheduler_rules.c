@@ -58,6 +58,8 @@ void tp_sched_rules_load(tp_sched_rules_t *r, tp_config_t *cfg, tp_config_t *rul
     r->pay_ahead_ms = tp_config_ms(cfg, s, "pay_ahead", "3d");
     r->pay_overdue_ms = tp_config_ms(cfg, s, "pay_overdue", "1d");
     r->reorder_advance_days = (int)tp_config_int(cfg, s, "reorder_advance_days", 7, 0, 365);
+    r->survey_low = (int)tp_config_int(cfg, s, "survey_low", 4, 1, 6);
+    r->survey_follow_up_ms = tp_config_ms(cfg, s, "survey_follow_up", "1d");
     r->working_hours_only = tp_config_bool(cfg, s, "working_hours_only", 1);
     snprintf(r->quiet_hours, sizeof r->quiet_hours, "%s",
              tp_config_str(cfg, s, "quiet_hours", "21:00-08:00"));

@@ -30,6 +30,8 @@ typedef struct tp_sched_rules {
     int64_t pay_ahead_ms;        /* R-PAY-1: 3d before the due date */
     int64_t pay_overdue_ms;      /* R-PAY-1: escalate 1d after, then daily */
     int reorder_advance_days;    /* R-REORDER-1: 7 */
+    int survey_low;              /* R-SAT-1: a score below this (4) ... */
+    int64_t survey_follow_up_ms; /* R-SAT-1: ... plans a follow-up this late, 1d */
     int working_hours_only;      /* reminders to staff land in working time */
     char quiet_hours[16];        /* R-CAL-2: default window, "21:00-08:00" */
 } tp_sched_rules_t;

@@ -30,13 +30,18 @@ static const char PASSED_LUA[] =
     "end\n"
     "return out\n";
 
-/* KEYS sla:due, ticket, history, outbox. ARGV member, now, sla.breached
- * envelope, history entry, target. Returns 1 breached here, 0 not. */
+/* KEYS sla:due, ticket, history, outbox, tickets:breached. ARGV member,
+ * now, sla.breached envelope, history entry, target, "<cust>|<ticket>".
+ * Returns 1 breached here, 0 not (taken elsewhere, or breached before:
+ * a target breaches once even when its clock is rescheduled). */
 static const char BREACH_LUA[] =
     "if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
-    "redis.call('HSET', KEYS[2], 'breached_' .. ARGV[5], ARGV[2])\n"
+    "if redis.call('HSETNX', KEYS[2], 'breached_' .. ARGV[5], ARGV[2]) == 0 then\n"
+    "  return 0\n"
+    "end\n"
     "redis.call('RPUSH', KEYS[3], ARGV[4])\n"
     "redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])\n"
+    "redis.call('ZADD', KEYS[5], ARGV[2], ARGV[6])\n"
     "return 1\n";
 
 #define CHECK_BATCH "200"
@@ -103,12 +108,14 @@ static void breach(tp_sla_t *self, const char *member, int64_t deadline,
     tp_argv_addf(&a, "%s{c:%s}:ticket:%s", ns, customer, ticket);
     tp_argv_addf(&a, "%s{c:%s}:ticket:%s:history", ns, customer, ticket);
     tp_argv_add(&a, tp_emitter_outbox(self->emitter), (size_t)-1);
+    tp_argv_addf(&a, "%stickets:breached", ns);
     tp_argv_add(&a, member, (size_t)-1);
     tp_argv_add_int(&a, now);
     tp_argv_add(&a, ctx->payload.data, ctx->payload.size);
     tp_argv_add(&a, hist, (size_t)-1);
     tp_argv_add(&a, target, (size_t)-1);
-    int rc = tp_store_eval(self->store, self->breach_script, breached_cb, ctx, 4,
+    tp_argv_addf(&a, "%s|%s", customer, ticket);
+    int rc = tp_store_eval(self->store, self->breach_script, breached_cb, ctx, 5,
                            (int)a.n, a.v, a.len);
     tp_argv_clear(&a);
     free(hist);

@@ -22,7 +22,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${TP_FUZZ_BUILD:-$root/build-fuzz}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_event_json fuzz_event_msgpack fuzz_http fuzz_config
-                                     fuzz_rrule fuzz_calendar)
+                                     fuzz_rrule fuzz_calendar fuzz_auth)
 
 CC=${CC:-clang} cmake -S "$root" -B "$build" -DTP_FUZZ=ON >/dev/null
 cmake --build "$build" --target fuzzers -j "$(nproc)" >/dev/null

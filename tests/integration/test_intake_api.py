@@ -9,6 +9,9 @@ is a duplicate: reported, not journaled again (DESIGN "nothing lost, nothing
 done twice"). Reads: GET /v1/customers/<id> (404 when unknown), /v1/lookup by
 phone or email in their normal forms (R-SHARED-2), /healthz without a key.
 
+Scopes, request signatures and replays, rate limits, header and body caps,
+slow clients and parser abuse: test_intake_security.py.
+
 Most cases run intake alone, so that no service adds derived events to the
 journal while a test proves that a request added nothing (XLEN unchanged).
 """
@@ -104,7 +107,7 @@ def unpack(b, i=0):
 
 def journal_events(w):
     """Every journal entry's envelope, decoded."""
-    r = RawRedis(w.redis_port)
+    r = w.client(RawRedis)
     try:
         entries = r("XRANGE", JOURNAL, "-", "+") or []
     finally:
@@ -639,7 +642,7 @@ def post_timed(w, ev, timeout):
 def restart_redis(w):
     """Starts redis-server again on the same port and folder (its AOF)."""
     w._start_redis()
-    w.redis = Redis(w.redis_port)
+    w.redis = w.client()
 
 
 def test_redis_killed_503_then_recovers():

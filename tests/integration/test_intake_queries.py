@@ -639,7 +639,7 @@ def test_store_down_503():
             s, body = w.request("GET", path)
             assert s == 503 and body.get("error"), (path, s, body)
         w._start_redis()
-        w.redis = Redis(w.redis_port)
+        w.redis = w.client()
         wait_until(w._healthy, 15, what="intake reconnected to redis")
         for path in READS:
             assert w.request("GET", path)[0] == 200, path

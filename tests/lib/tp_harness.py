@@ -21,7 +21,8 @@ import urllib.error
 import urllib.request
 
 BUILD = os.environ.get("TP_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
-SOURCE = os.environ.get("TP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+SOURCE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+SOURCE = os.environ.get("TP_SOURCE_DIR", SOURCE_DIR)
 SERVICES = ["intake", "scoring", "scheduler", "notifier", "ticketing"]
 API_KEY = "test-key"
 
@@ -63,9 +64,11 @@ def wait_until(cond, timeout=20.0, interval=0.05, what="condition"):
 class Redis:
     """A minimal RESP client: enough for tests to read what services wrote."""
 
-    def __init__(self, port):
+    def __init__(self, port, auth=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.buf = b""
+        if auth:  # (user, password): an ACL user
+            self("AUTH", *auth)
 
     def close(self):
         self.sock.close()
@@ -150,6 +153,11 @@ class Receiver:
             request_queue_size = 1024  # the default 5 drops bursts of connects
             daemon_threads = True
 
+            def handle_error(self, request, client_address):
+                # a sender killed mid-request (chaos tests) is not news
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
+
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d/hook" % self.port
@@ -225,24 +233,48 @@ class SmtpSink:
 class World:
     """Redis + the five services, configured for a test.
 
-    `config` overrides keys: {"scheduler": {"first_touch_a": "2s"}}."""
+    `config` overrides keys: {"scheduler": {"first_touch_a": "2s"}}. `acl`:
+    Redis with one ACL user per service and the default user locked
+    (deploy/redis-acl.sh), as deployed; the test's own client is admin.
+    `keys`, when given, is the text of intake's keys file (written to the
+    world's folder as api-keys.ini); API_KEY stays valid beside it as an
+    [intake] api_keys key of every scope."""
 
-    def __init__(self, config=None, services=SERVICES, receiver=True):
+    def __init__(self, config=None, services=SERVICES, receiver=True, acl=True, keys=None):
         self.dir = tempfile.mkdtemp(prefix="tp-test-")
+        if keys is not None:
+            self.keys_path = os.path.join(self.dir, "api-keys.ini")
+            with open(self.keys_path, "w") as f:
+                f.write(keys)
+            config = dict(config or {})
+            config["intake"] = dict(config.get("intake", {}), keys_file=self.keys_path)
         self.procs = {}
         self.receiver = Receiver() if receiver else None
         self.redis_port = free_port()
         self.http_port = free_port()
         # the bus on unix sockets in the test's own folder: no ports to race for
         self.bus = {s: "ipc://%s/%s.sock" % (self.dir, s) for s in ["ingress"] + SERVICES[1:]}
+        self.acl_path = self.secrets_dir = self.redis_auth = None
+        if acl:
+            self.secrets_dir = os.path.join(self.dir, "secrets")
+            self.acl_path = os.path.join(self.dir, "users.acl")
+            with open(self.acl_path, "w") as f:
+                subprocess.run(["bash", os.path.join(SOURCE_DIR, "deploy", "redis-acl.sh"),
+                                "tp:", self.secrets_dir], stdout=f, check=True)
+            with open(os.path.join(self.secrets_dir, "admin.pass")) as f:
+                self.redis_auth = ("admin", f.read().strip())
         self._start_redis()
-        self.redis = Redis(self.redis_port)
+        self.redis = self.client()
         # business hours around the clock: SLA clocks of short tests do not
         # depend on the hour the suite runs at (the calendar has its own tests)
         self.calendar_path = os.path.join(self.dir, "always.ini")
         with open(self.calendar_path, "w") as f:
             f.write("[calendar]\ntime_zone = UTC\nwork_days = mon,tue,wed,thu,fri,sat,sun\n"
                     "work_hours = 00:00-24:00\n")
+        # CURVE on the bus, as deployed: a key pair per service (tp-keygen)
+        self.keys_dir = os.path.join(self.dir, "keys")
+        subprocess.run([os.path.join(BUILD, "tools", "tp-keygen"), self.keys_dir]
+                       + SERVICES + ["producer"], check=True, stdout=subprocess.DEVNULL)
         self.config_path = os.path.join(self.dir, "touchpoint.ini")
         self._write_config(config or {})
         for s in services:
@@ -252,11 +284,16 @@ class World:
 
     # ---- processes ----
 
+    def client(self, cls=Redis):
+        """A new connection to the test's Redis, as admin when ACLs are on."""
+        return cls(self.redis_port, auth=self.redis_auth)
+
     def _start_redis(self):
+        acl = ["--aclfile", self.acl_path] if self.acl_path else []
         self.redis_proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-             "--dir", self.dir, "--appendonly", "yes", "--appendfsync", "everysec",
-             "--save", "", "--logfile", os.path.join(self.dir, "redis.log")],
+            ["redis-server", os.path.join(SOURCE_DIR, "deploy", "redis.conf"),
+             "--port", str(self.redis_port), "--bind", "127.0.0.1",
+             "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")] + acl,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
@@ -270,9 +307,13 @@ class World:
     def _write_config(self, overrides):
         cfg = {
             "log": {"level": "info"},
-            "redis": {"host": "127.0.0.1", "port": self.redis_port,
-                      "namespace": "tp:"},
-            "bus": dict({"ingress_endpoint": self.bus["ingress"]},
+            "redis": dict({"host": "127.0.0.1", "port": self.redis_port,
+                           "namespace": "tp:"},
+                          **({"acl": "on", "secrets_dir": self.secrets_dir}
+                             if self.secrets_dir else {})),
+            "bus": dict({"ingress_endpoint": self.bus["ingress"],
+                         "curve": "on", "keys_dir": self.keys_dir,
+                         "producers": "producer"},
                         **{"%s_endpoint" % s: self.bus[s] for s in SERVICES[1:]}),
             "intake": {"port": self.http_port, "api_keys": API_KEY},
             "scoring": {"reconcile_lag": "1s", "reconcile_interval": "300ms"},
@@ -299,10 +340,12 @@ class World:
                 for k, v in keys.items():
                     f.write("%s = %s\n" % (k, v))
 
-    def start(self, service, instance=None):
+    def start(self, service, instance=None, env=None):
+        """Starts a service; `env` adds variables (TP_<SECTION>_<KEY>
+        overrides, e.g. a second intake's port)."""
         name = instance or service
         binary = os.path.join(BUILD, "services", service, "tp-" + service)
-        env = dict(os.environ, TP_CONFIG=self.config_path)
+        env = dict(os.environ, TP_CONFIG=self.config_path, **(env or {}))
         env["TP_%s_INSTANCE" % service.upper()] = name
         path = os.path.join(self.dir, name + ".log")
         before = os.path.getsize(path) if os.path.exists(path) else 0

@@ -655,6 +655,19 @@ static const char *const samples[] = {
     "{\"v\":1,\"id\":\"s-23\",\"type\":\"order.placed\",\"ts\":1717000000022,\"src\":\"api\","
     "\"customer\":\"acme\",\"data\":{\"order\":\"O-1\",\"product\":\"toner\","
     "\"rrule\":\"FREQ=MONTHLY;INTERVAL=2\",\"advance_days\":7}}",
+    /* email.received */
+    "{\"v\":1,\"id\":\"s-24\",\"type\":\"email.received\",\"ts\":1717000000023,\"src\":\"email\","
+    "\"customer\":\"acme\",\"data\":{\"from\":\"li@acme.example\",\"to\":\"support@tp.example\","
+    "\"subject\":\"Re: export\",\"message_id\":\"<m2@acme.example>\","
+    "\"in_reply_to\":\"<m1@acme.example>\",\"text\":\"still broken\"}}",
+    /* ticket.escalated */
+    "{\"v\":1,\"id\":\"s-25\",\"type\":\"ticket.escalated\",\"ts\":1717000000024,"
+    "\"src\":\"ticketing\",\"customer\":\"acme\",\"data\":{\"ticket\":\"T-1\",\"step\":\"lead\","
+    "\"owner\":\"eng-lead\",\"target\":\"resolution\",\"deadline\":1717000000000}}",
+    /* survey.requested */
+    "{\"v\":1,\"id\":\"s-26\",\"type\":\"survey.requested\",\"ts\":1717000000025,"
+    "\"src\":\"ticketing\",\"customer\":\"acme\",\"data\":{\"ticket\":\"T-1\","
+    "\"owner\":\"li@acme.example\",\"email\":\"li@acme.example\"}}",
 };
 
 /* A list field checks each item and names it (TP_FIELD_ARRAY), and a

@@ -810,6 +810,35 @@ static void test_slowloris_timeout(void **state) {
     assert_int_equal(fixture_stop(fx), 0);
 }
 
+/* Headers and body have deadlines of their own: headers sent just inside
+ * theirs give the body its full time, and a body trickling a byte at a time
+ * is still cut off when that time is up. */
+static void test_body_timeout(void **state) {
+    fixture_t *fx = *state;
+    tp_http_options_t opts = {.header_timeout_ms = 300, .body_timeout_ms = 600};
+    fixture_start(fx, &opts);
+    client_t *c = client_open(fx->port);
+    response_t r;
+    long t0 = now_ms();
+    client_send_str(c, "POST /echo HTTP/1.1\r\nHost: x\r\n");
+    sleep_ms(200);
+    client_send_str(c, "Content-Length: 100\r\n\r\n");
+    long t_head = now_ms();
+    for (int i = 0; i < 4; i++) { /* past the header deadline, within the body's */
+        sleep_ms(100);
+        client_send_str(c, "x");
+    }
+    assert_int_equal(client_read(c, &r, 0), 0);
+    long elapsed = now_ms() - t0;
+    assert_int_equal(r.status, 408);
+    assert_true(now_ms() - t_head >= 550);
+    assert_true(elapsed >= 700 && elapsed < 3000);
+    assert_true(client_eof(c));
+    client_close(&c);
+    assert_int_equal(fixture_stop(fx), 0);
+    assert_int_equal(atomic_load(&fx->handled), 0);
+}
+
 static void test_idle_timeout(void **state) {
     fixture_t *fx = *state;
     tp_http_options_t opts = {.idle_timeout_ms = 150};
@@ -907,6 +936,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_headers_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slowloris_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),

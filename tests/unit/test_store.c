@@ -561,6 +561,35 @@ static void test_reply_bound(void **state) {
     assert_int_equal(a->elements, 1000);
 }
 
+static void test_loop_stall_is_not_a_hung_server(void **state) {
+    fixture_t *fx = *state;
+    tp_store_options_t opts = store_options(redis.port);
+    opts.command_timeout_ms = 200;
+    fx->store = tp_store_new(&fx->loop, &opts);
+    assert_non_null(fx->store);
+    tp_store_on_state(fx->store, state_cb, fx);
+    RUN_UNTIL(fx, tp_store_connected(fx->store), 3000);
+    RUN_FOR(fx, 100); /* the watchdog has ticked */
+    /* The reply arrives while this process is busy elsewhere for 5x the
+     * timeout: it waits in the socket, and the server is not to blame. */
+    answer_t *a = &fx->ans[0];
+    assert_int_equal(tp_store_command(fx->store, answer_cb, a, "PING"), 0);
+    usleep(1000 * 1000);
+    RUN_UNTIL(fx, a->calls > 0, 3000);
+    assert_int_equal(a->calls, 1);
+    assert_int_equal(a->nulls, 0);
+    assert_string_equal(a->str, "PONG");
+    assert_int_equal(fx->nstates, 1); /* never dropped */
+    /* A server that really hangs is still given up on. */
+    assert_int_equal(kill(redis.pid, SIGSTOP), 0);
+    a = &fx->ans[1];
+    assert_int_equal(tp_store_command(fx->store, answer_cb, a, "PING"), 0);
+    RUN_UNTIL(fx, a->calls > 0, 3000);
+    kill(redis.pid, SIGCONT);
+    assert_int_equal(a->calls, 1);
+    assert_int_equal(a->nulls, 1);
+}
+
 static void test_handshake_deadline(void **state) {
     fixture_t *fx = *state;
     /* A stopped server still completes TCP connects (the kernel's backlog)
@@ -657,6 +686,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_refused_then_server_appears, setup, teardown),
         cmocka_unit_test_setup_teardown(test_name_resolution, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_stall_is_not_a_hung_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
     };

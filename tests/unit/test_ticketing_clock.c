@@ -88,6 +88,36 @@ static void test_R_TICKET_4_warning_point(void **state) {
     assert_int_equal(tp_sla_clock_point(&c, 500), tp_sla_clock_deadline(&c));
 }
 
+/* R-TICKET-4: the warning of a business-hours clock falls in working time,
+ * across the weekend, and moves with a pause like the deadline does. */
+static void test_R_TICKET_4_warning_point_across_the_weekend_and_a_pause(void **state) {
+    (void)state;
+    tp_sla_clock_t c;
+    /* Friday 17:00, two working hours: 80% (96 min) is Monday 09:36 */
+    tp_sla_clock_init(&c, at(2026, 11, 20, 17, 0), 2 * HOUR, cal);
+    assert_int_equal(tp_sla_clock_point(&c, 80), at(2026, 11, 23, 9, 36));
+    assert_int_equal(tp_sla_clock_point(&c, 50), at(2026, 11, 20, 18, 0));
+    /* waiting for the customer Friday 17:30 .. Monday 11:00 */
+    tp_sla_clock_pause(&c, at(2026, 11, 20, 17, 30));
+    assert_int_equal(tp_sla_clock_point(&c, 80), 0); /* no warning runs */
+    tp_sla_clock_resume(&c, at(2026, 11, 23, 11, 0));
+    /* 30 min used; 66 more to the warning, 90 to the deadline */
+    assert_int_equal(tp_sla_clock_point(&c, 80), at(2026, 11, 23, 12, 6));
+    assert_int_equal(tp_sla_clock_deadline(&c), at(2026, 11, 23, 12, 30));
+}
+
+/* A pause that lies wholly outside working time costs nothing. */
+static void test_R_TICKET_3_pause_outside_hours_changes_nothing(void **state) {
+    (void)state;
+    tp_sla_clock_t c, d;
+    tp_sla_clock_init(&c, at(2026, 11, 20, 16, 0), 4 * HOUR, cal);
+    tp_sla_clock_init(&d, at(2026, 11, 20, 16, 0), 4 * HOUR, cal);
+    tp_sla_clock_pause(&d, at(2026, 11, 21, 10, 0)); /* Saturday */
+    tp_sla_clock_resume(&d, at(2026, 11, 22, 10, 0)); /* Sunday */
+    assert_int_equal(tp_sla_clock_deadline(&c), tp_sla_clock_deadline(&d));
+    assert_int_equal(tp_sla_clock_deadline(&c), at(2026, 11, 23, 11, 0));
+}
+
 static void test_pause_list_full_keeps_the_clock_running(void **state) {
     (void)state;
     tp_sla_clock_t c;
@@ -113,6 +143,8 @@ int main(void) {
         cmocka_unit_test(test_R_TICKET_3_waiting_for_the_customer_pauses),
         cmocka_unit_test(test_R_TICKET_3_pause_on_a_24x7_clock),
         cmocka_unit_test(test_R_TICKET_4_warning_point),
+        cmocka_unit_test(test_R_TICKET_4_warning_point_across_the_weekend_and_a_pause),
+        cmocka_unit_test(test_R_TICKET_3_pause_outside_hours_changes_nothing),
         cmocka_unit_test(test_pause_list_full_keeps_the_clock_running),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

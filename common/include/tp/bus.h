@@ -47,4 +47,26 @@ int tp_bus_send(tp_bus_socket_t *sock, const void *const *frames,
 void tp_bus_pause(tp_bus_socket_t *sock);
 void tp_bus_resume(tp_bus_socket_t *sock);
 
+/* ---- CURVE (encryption and authentication between processes) ----
+ * Keys are Z85 text, 40 characters (tools/tp-keygen makes them). Set these
+ * before making sockets: the side that binds is the CURVE server, the side
+ * that connects the client. */
+
+/* Sockets that bind from now on are CURVE servers with this key pair, and
+ * admit only the clients tp_bus_curve_admit names: a ZAP handler on this
+ * bus refuses every other key during the handshake. Returns 0 or -1
+ * (logged). */
+int tp_bus_curve_server(tp_bus_t *bus, const char *public_key, const char *secret_key);
+/* Admits the client key `public_key` as `user_id` (a service name): its
+ * messages carry that User-Id (tp_bus_peer). Returns 0 or -1 (logged). */
+int tp_bus_curve_admit(tp_bus_t *bus, const char *public_key, const char *user_id);
+/* Sockets that connect from now on are CURVE clients with this key pair,
+ * talking only to the server whose public key is `server_key`. Returns 0
+ * or -1 (logged). */
+int tp_bus_curve_client(tp_bus_t *bus, const char *public_key, const char *secret_key,
+                        const char *server_key);
+/* Inside a receive callback: the User-Id the ZAP handler gave the sender,
+ * or NULL (no CURVE). */
+const char *tp_bus_peer(const tp_bus_socket_t *sock);
+
 #endif

@@ -2,7 +2,9 @@
  *
  * Owns the listening socket, its connections and their requests. Caps header
  * and body sizes (413 / 431 answered here, before any handler runs), cuts
- * off clients that stall mid-request (408), keeps connections alive, and
+ * off clients that stall mid-request (408: headers and body each have a
+ * deadline, so trickling a byte at a time does not keep a connection),
+ * closes idle keep-alive connections, and
  * handles one request per connection at a time (pipelined requests wait).
  * A handler may answer later, from another callback: the request stays
  * valid until tp_http_respond, even if the client has gone (the answer is
@@ -25,7 +27,12 @@ typedef struct tp_http_options {
     int port;                  /* 0: any free port (see tp_http_server_port) */
     size_t max_body;           /* default 1 MiB; larger: 413 */
     size_t max_header;         /* all header bytes, default 16 KiB; 431 */
-    int read_timeout_ms;       /* a started request must complete; 408 */
+    int read_timeout_ms;       /* default of the two below, default 10 s */
+    int header_timeout_ms;     /* request line and headers must be in within
+                                  this of their first byte (and a new
+                                  connection must send them); 408 */
+    int body_timeout_ms;       /* the body must be in within this of the
+                                  end of the headers; 408 */
     int idle_timeout_ms;       /* keep-alive connection idle; closed */
     int max_connections;       /* default 10000; beyond, accepted and closed */
 } tp_http_options_t;

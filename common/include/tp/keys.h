@@ -31,16 +31,33 @@
  *   at_risk                    zset: customer -> health, customers at risk
  *   health:watch               zset: customer -> next health check (ms)
  *   {c:<cust>}:tickets         hash: open ticket id -> summary (JSON)
- *   {c:<cust>}:ticket:<id>     hash: one ticket
+ *   {c:<cust>}:ticket:<id>     hash: one ticket (fields: services/ticketing/
+ *                              ticketing_ticket.c; esc_<target>_<step> and
+ *                              breached_<target> mark what went out once)
  *   {c:<cust>}:ticket:<id>:history  list: the ticket's history (JSON)
+ *   {c:<cust>}:ticket_ids      zset: every ticket id of the customer -> opened
+ *   {c:<cust>}:threads         hash: email Message-ID -> ticket id
+ *   tickets:all                zset: "<cust>|<ticket>" -> opened, every ticket
+ *   tickets:status:<status>    zset: the same per status
+ *   tickets:department:<dept>  zset: the same per department
+ *   tickets:owner:<user>       zset: the same per owning agent
+ *   tickets:open:<user>        zset: an agent's open tickets (assignment load)
+ *   tickets:breached           zset: "<cust>|<ticket>" -> first breach (ms)
+ *   ticketing:turn             hash: department -> round-robin counter (taken
+ *                              by ticketing's read, so instances differ)
+ *   ticketing:away             set: agents not assigned new tickets
+ *   sla:escalate               zset: "<cust>|<ticket>|<target>|<step>" -> due
+ *   ticket:autoclose           zset: "<cust>|<ticket>|<resolved ms>" -> due
  *   {r<n>}:due                 zset: reminder id -> due ms
- *   {r<n>}:rem                 hash: reminder id -> reminder (JSON)
- *   {r<n>}:cust:<cust>         set: the customer's open reminder ids
  *   {r<n>}:touch               hash: customer -> last logged contact (ms)
  *   {r<n>}:done:scheduler:<ev> string: scheduler applied event ev
  *   reminders:owner:<user>     zset: reminder id -> due, a person's reminders
- *   {r<n>}:state:<cust>        hash: what the scheduler knows of a customer
+ *   {r<n>}:state:<cust>        hash: what the scheduler knows of a customer,
+ *                              and its open reminders: "<cust>|<rest>"
+ *                              as the field open:<rest> -> record (JSON)
  *   stats:<svc>                hash: counters across instances (fired, ...)
+ *   replay:<mac>               string: a signed request intake has seen (expires
+ *                              after twice the replay window)
  *   sla:due                    zset: "<cust>|<ticket>|<target>" -> deadline
  *   {u:<user>}:inbox           list: in-app notifications (JSON), newest first
  *   {u:<user>}:done:notifier:<ev> string: notifier applied event ev
@@ -62,7 +79,9 @@
  *
  * Known gap for Redis Cluster (issue 8): the outbox, sla:due, delivery,
  * pipeline, at_risk and health:watch keys are written in the same script as customer
- * keys. */
+ * keys; so are ticketing's tickets:*, sla:escalate, ticket:autoclose and
+ * {j}:ticket, and intake's ticket queries read customer keys from one
+ * script. */
 #ifndef TP_KEYS_H
 #define TP_KEYS_H
 
@@ -77,5 +96,16 @@ int tp_key(char *out, size_t outlen, const char *ns, const char *fmt, ...)
 
 /* The reminder bucket of `customer`, 0 .. TP_REMINDER_BUCKETS-1. */
 int tp_key_reminder_bucket(const char *customer);
+
+/* A reminder "<customer>|<rest>" is the field TP_REMINDER_FIELD "<rest>" of
+ * its customer's scheduler state {r<n>}:state:<customer>, the field's value
+ * its record (JSON without id and customer, which the key and field give).
+ * Short fields keep a small hash one listpack. */
+#define TP_REMINDER_FIELD "open:"
+/* The state field of `reminder` into `out`. Returns its length or -1. */
+int tp_key_reminder_field(char *out, size_t outlen, const char *reminder);
+/* The customer of `reminder` into `out`. Returns its length, or -1 when
+ * `reminder` names none or it does not fit. */
+int tp_key_reminder_customer(char *out, size_t outlen, const char *reminder);
 
 #endif

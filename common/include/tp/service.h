@@ -21,7 +21,14 @@ const char *tp_service_endpoint(tp_config_t *cfg, tp_service_t svc);
 
 /* [redis] host, port, user, password (or password_file), namespace,
  * reconnect_min/max. Strings borrowed from cfg. */
-void tp_service_store_options(tp_config_t *cfg, tp_store_options_t *out);
+/* Redis options of service `svc` from [redis]; with acl = on, its own ACL
+ * user (the service's name) and password (<secrets_dir>/<svc>.pass). */
+void tp_service_store_options(tp_config_t *cfg, tp_service_t svc, tp_store_options_t *out);
+/* CURVE on `bus` from [bus] curve (default on) and keys_dir: intake is the
+ * server and admits the services' public keys (<dir>/<svc>.pub) with the
+ * service's name as User-Id; a service is a client with <dir>/<svc>.key
+ * and <dir>/intake.pub. Call before making sockets. 0, or -1 (logged). */
+int tp_service_bus_secure(tp_bus_t *bus, tp_config_t *cfg, tp_service_t svc);
 
 /* [<svc>] reconcile_lag, reconcile_interval, reconcile_batch, lease,
  * max_inflight, done_ttl and [bus] hwm for the service's consumer. */

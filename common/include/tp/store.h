@@ -52,6 +52,10 @@ const char *tp_store_ns(const tp_store_t *self);
 /* Registers a Lua script before or after connecting; returns its handle
  * (>= 0) or -1. `lua` is copied. */
 int tp_store_script(tp_store_t *self, const char *name, const char *lua);
+/* The same for a script that only reads: sent as EVALSHA_RO, so an ACL
+ * user with read access to its keys may run it (an EVALSHA needs write
+ * access to every key it names), and a replica could. */
+int tp_store_script_ro(tp_store_t *self, const char *name, const char *lua);
 
 /* Sends a command. Returns 0 (cb will run once) or -1 (cb never runs; not
  * connected). Arguments are copied. */

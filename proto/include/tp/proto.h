@@ -53,15 +53,18 @@ typedef enum {
        "A contact with the customer happened (R-GRADE-3, R-CAD-4).")          \
     XX(CALL_STARTED, call_started, NULL, "call.started", TP_TO(SCORING), INTAKE,                  \
        "The phone system picked up or placed a call.")                        \
-    XX(CALL_ENDED, call_ended, NULL, "call.ended", TP_TO(SCORING), INTAKE,                      \
-       "A call ended.")                                                       \
+    XX(CALL_ENDED, call_ended, NULL, "call.ended", TP_TO(SCORING) | TP_TO(TICKETING), INTAKE,  \
+       "A call ended; an inbound call on a support queue opens a ticket or "  \
+       "joins the caller's open one (R-TICKET-1, R-TICKET-7).")               \
     XX(INQUIRY_RECEIVED, inquiry_received, NULL, "inquiry.received",                                  \
        TP_TO(SCORING) | TP_TO(SCHEDULER), INTAKE,                             \
        "A customer asked something; the answer is due (R-SLA-1).")            \
     XX(TICKET_OPENED, ticket_opened, NULL, "ticket.opened", TP_TO(SCORING) | TP_TO(TICKETING),     \
        INTAKE, "An after-sales ticket was opened (R-TICKET-1).")              \
-    XX(TICKET_UPDATED, ticket_updated, NULL, "ticket.updated", TP_TO(SCORING) | TP_TO(TICKETING),   \
-       INTAKE, "An agent assigned, commented on or moved a ticket.")          \
+    XX(TICKET_UPDATED, ticket_updated, ticket_updated_rules, "ticket.updated",                      \
+       TP_TO(SCORING) | TP_TO(TICKETING), INTAKE,                             \
+       "An agent assigned, commented on, moved or transferred a ticket "      \
+       "(R-TICKET-1, R-TICKET-2).")                                           \
     XX(LEAD_GRADED, lead_graded, NULL, "lead.graded", TP_TO(SCHEDULER),            \
        SCORING, "A lead got a new grade (R-GRADE-2, R-GRADE-3).")             \
     XX(REMINDER_DUE, reminder_due, NULL, "reminder.due", TP_TO(SCORING) | TP_TO(NOTIFIER),        \
@@ -89,8 +92,10 @@ typedef enum {
     XX(CUSTOMER_MERGED, customer_merged, NULL, "customer.merged", TP_TO(SCORING),  \
        INTAKE, "Two records were found to be one customer; `from` joins "     \
        "the envelope's customer.")                                            \
-    XX(SURVEY_ANSWERED, survey_answered, NULL, "survey.answered", TP_TO(SCORING),  \
-       INTAKE, "A satisfaction score 1-5 (R-SAT-1).")                         \
+    XX(SURVEY_ANSWERED, survey_answered, NULL, "survey.answered",                   \
+       TP_TO(SCORING) | TP_TO(SCHEDULER) | TP_TO(TICKETING), INTAKE,                             \
+       "A satisfaction score 1-5 (R-SAT-1); below 4 plans the owner's "       \
+       "follow-up.")                                                          \
     XX(STAGE_CHANGED, stage_changed, NULL, "stage.changed", TP_TO(SCHEDULER),      \
        SCORING, "A deal moved to another stage, with the time it spent in "   \
        "the previous one (R-STAGE-1, R-STAGE-3).")                            \
@@ -106,7 +111,20 @@ typedef enum {
        "A scheduled payment came in; its reminders stop (R-PAY-1).")          \
     XX(ORDER_PLACED, order_placed, NULL, "order.placed",                      \
        TP_TO(SCORING) | TP_TO(SCHEDULER), INTAKE,                             \
-       "An order of consumables with its reorder cycle (R-REORDER-1).")
+       "An order of consumables with its reorder cycle (R-REORDER-1).")       \
+    XX(EMAIL_RECEIVED, email_received, NULL, "email.received",                \
+       TP_TO(SCORING) | TP_TO(TICKETING), INTAKE,                             \
+       "An inbound email: opens a ticket, or comments on (and reopens) the "  \
+       "ticket whose thread it answers (R-TICKET-1, R-TICKET-2).")            \
+    XX(TICKET_ESCALATED, ticket_escalated, NULL, "ticket.escalated",          \
+       TP_TO(SCORING) | TP_TO(NOTIFIER), TICKETING,                           \
+       "A ticket needs someone's attention: the SLA warning to the owner, "   \
+       "the department lead on breach, then the manager (R-TICKET-4); a "     \
+       "complaint to the account owner (R-TICKET-5). Once per step.")         \
+    XX(SURVEY_REQUESTED, survey_requested, NULL, "survey.requested",          \
+       TP_TO(SCORING) | TP_TO(NOTIFIER), TICKETING,                           \
+       "A closed ticket asks its customer's contact for a satisfaction "      \
+       "score (R-TICKET-6, R-SAT-1).")
 
 typedef enum {
     TP_EVENT_NONE = 0,

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# deploy/redis-acl.sh: the Redis ACL file for Touchpoint, one user per
+# service with only the commands and keys it needs, the default user locked.
+#
+#   deploy/redis-acl.sh NAMESPACE SECRETS_DIR > users.acl
+#
+# Passwords: SECRETS_DIR/<user>.pass (mode 0600), made once (random, 32
+# characters) and kept; services read theirs with [redis] acl = on and
+# secrets_dir (common/src/service.c), never from the configuration itself
+# and never into a log. Users:
+#   admin      operators and tests: everything
+#   intake     writes the journal and its indexes ({j}) and the signed
+#              requests it has seen (replay:<mac>); reads everything
+#              (the queries)
+#   scoring    the customer record and its indexes; the contact indexes
+#   scheduler  reminders ({r<n>}) and the per-person reminder index
+#   notifier   inboxes and digests ({u:<user>}), deliveries, the dead-letter
+#              set, digest:due, and the customer-facing cap counters
+#              ({c:<cust>}:contact_cap:*, R-CAD-3)
+#   ticketing  tickets (under their customer's tag), their indexes and
+#              queues, the SLA and escalation indexes, and ticket ids in
+#              {j}:ticket (for tickets it opens from calls and emails)
+# Every service also owns its cursor, reconcile lease, outbox and counters,
+# and reads everything under the namespace (the journal, the record). No
+# service may run administrative or dangerous commands (CONFIG, FLUSHALL,
+# KEYS, DEBUG, ...): commands are reads, writes, scripts and the
+# connection's own.
+set -euo pipefail
+ns=${1:?usage: redis-acl.sh NAMESPACE SECRETS_DIR}
+dir=${2:?usage: redis-acl.sh NAMESPACE SECRETS_DIR}
+mkdir -p "$dir"
+chmod 700 "$dir"
+
+pass() {
+    local f=$dir/$1.pass
+    if [ ! -s "$f" ]; then
+        (umask 077; head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32 >"$f")
+    fi
+    cat "$f"
+}
+
+cmds="-@all +@read +@write +@scripting +@connection +@transaction -@dangerous -@admin"
+own() { # the keys every consuming service owns
+    echo "~${ns}cursor:$1 ~${ns}lease:$1:* ~${ns}outbox:$1 ~${ns}stats:$1"
+}
+
+# The default user is locked rather than off: a random password that is
+# written nowhere. (Redis 7.0 replays the AOF's transactions as the default
+# user; switched off, it would refuse them on the next start and the data
+# would not come back.)
+echo "user default on #$(head -c 32 /dev/urandom | sha256sum | cut -c1-64) ~* &* +@all"
+echo "user admin on >$(pass admin) ~* &* +@all"
+echo "user intake on >$(pass intake) %R~${ns}* ~${ns}{j}:* ~${ns}replay:* $cmds"
+echo "user scoring on >$(pass scoring) %R~${ns}* $(own scoring) ~${ns}{c:*}:* ~${ns}pipeline:* ~${ns}at_risk ~${ns}health:watch ~${ns}{j}:phone ~${ns}{j}:email $cmds"
+echo "user scheduler on >$(pass scheduler) %R~${ns}* $(own scheduler) ~${ns}{r*}:* ~${ns}reminders:* $cmds"
+echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{u:*}:* ~${ns}delivery:* ~${ns}deliveries:* ~${ns}notifier:* ~${ns}deadletter ~${ns}digest:* ~${ns}{c:*}:contact_cap:* $cmds"
+echo "user ticketing on >$(pass ticketing) %R~${ns}* $(own ticketing) ~${ns}{c:*}:* ~${ns}sla:* ~${ns}tickets:* ~${ns}ticket:* ~${ns}ticketing:* ~${ns}{j}:ticket $cmds"

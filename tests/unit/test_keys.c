@@ -1,0 +1,47 @@
+/* test_keys.c: key formatting and the reminder naming of tp/keys.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tp/keys.h"
+
+static void test_key_fits_or_fails(void **state) {
+    char out[16];
+    assert_int_equal(tp_key(out, sizeof out, "tp:", "{r%d}:due", 3), 11);
+    assert_string_equal(out, "tp:{r3}:due");
+    assert_int_equal(tp_key(out, sizeof out, "tp:", "%s", "0123456789abcdef"), -1);
+}
+
+static void test_bucket_in_range_and_stable(void **state) {
+    int b = tp_key_reminder_bucket("C01JZB000000000000000000017");
+    assert_true(b >= 0 && b < TP_REMINDER_BUCKETS);
+    assert_int_equal(b, tp_key_reminder_bucket("C01JZB000000000000000000017"));
+}
+
+static void test_reminder_field_and_customer(void **state) {
+    char out[64];
+    const char *id = "C01JZB000000000000000000017|R-SLA-1|01JZB000000000000000000017";
+    assert_true(tp_key_reminder_field(out, sizeof out, id) > 0);
+    assert_string_equal(out, "open:R-SLA-1|01JZB000000000000000000017");
+    /* the customer's own hash: the field leaves the customer out and stays
+     * under Redis's listpack limit (64 bytes) for the longest rule ids */
+    assert_true(strlen(out) <= 64);
+    assert_int_equal(tp_key_reminder_customer(out, sizeof out, id), 27);
+    assert_string_equal(out, "C01JZB000000000000000000017");
+    assert_int_equal(tp_key_reminder_customer(out, sizeof out, "no-bar"), -1);
+    assert_int_equal(tp_key_reminder_customer(out, sizeof out, "|R-SLA-1"), -1);
+    assert_int_equal(tp_key_reminder_customer(out, 4, id), -1);
+    assert_int_equal(tp_key_reminder_field(out, 8, id), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_fits_or_fails),
+        cmocka_unit_test(test_bucket_in_range_and_stable),
+        cmocka_unit_test(test_reminder_field_and_customer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
