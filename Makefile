@@ -3,6 +3,8 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_SECONDS ?= 10
 JOBS ?= $(shell nproc)
+# Tests mostly wait on timers and sockets: twice the cores keeps them busy.
+TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 2 )))
 
 .PHONY: all deps build run stop test test-asan fuzz bench clean
 
@@ -21,18 +23,19 @@ run: build
 stop:
 	bash deploy/stop-local.sh
 
-# The whole suite, then again built with AddressSanitizer and UBSan, then a
+# The whole suite, then again built with AddressSanitizer and UBSan (the
+# chaos tests a little smaller there: ASan is several times slower), then a
 # short fuzz.
 test: build
-	cd $(BUILD) && ctest -j 2 --output-on-failure
+	cd $(BUILD) && ctest -j $(TEST_JOBS) --output-on-failure
 	$(MAKE) test-asan
-	$(MAKE) fuzz FUZZ_SECONDS=6
+	$(MAKE) fuzz FUZZ_SECONDS=5
 
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTP_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest -j 2 --output-on-failure
+	  CHAOS_EVENTS=3000 CHAOS_REMINDERS=3000 ctest -j $(TEST_JOBS) --output-on-failure
 
 # Each libFuzzer target for FUZZ_SECONDS, clang + ASan + UBSan (tests/fuzz/).
 fuzz: deps

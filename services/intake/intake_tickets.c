@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "intake_query.h"
+#include "intake_reply.h"
 #include "tp/id.h"
 #include "tp/keys.h"
 #include "tp/log.h"

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "intake_query.h"
+#include "intake_reply.h"
 #include "tp/keys.h"
 #include "tp/log.h"
 #include "tp/proto.h"

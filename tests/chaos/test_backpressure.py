@@ -23,7 +23,7 @@ from tp_harness import World, lead, run, wait_until
 
 STOPPED = float(os.environ.get("CHAOS_STOPPED", "6"))
 BOUND = 1500
-LEADS = 4000
+LEADS = 6000
 BATCH = 50
 
 
@@ -84,10 +84,13 @@ def test_stopped_consumer_backpressure_then_catch_up():
         print("statuses %s; journal peak %d entries (bound %d); intake RSS %d -> peak %d kB"
               % (dict(statuses), peak["xlen"], BOUND, rss_before, peak["rss"]), flush=True)
         assert refused_while_stopped > 0, statuses
-        # near the bound: what arrives between two checks, and the other
-        # services' derived events, which are never refused
-        assert peak["xlen"] < BOUND * 2, peak
-        assert peak["rss"] < rss_before + 20 * 1024, peak
+        # bounded: near the bound (what arrives between two checks, more on a
+        # loaded machine, and the services' derived events, never refused),
+        # far from everything the producer sent
+        assert peak["xlen"] < BOUND + 2000, peak
+        # (under AddressSanitizer RSS is its quarantine's, not intake's)
+        if "ASAN_OPTIONS" not in os.environ:
+            assert peak["rss"] < rss_before + 20 * 1024, peak
         assert len(acked) == LEADS
 
         wait_until(lambda: _all_graded(w), 60, interval=1,
