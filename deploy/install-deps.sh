@@ -7,9 +7,12 @@ BUILD_PKGS="build-essential cmake pkg-config libzmq3-dev libuv1-dev libmsgpack-d
   libhiredis-dev node-llhttp libcurl4-openssl-dev libcmocka-dev libical-dev
   libinih-dev libjansson-dev libsodium-dev uthash-dev clang libclang-rt-14-dev"
 RUN_PKGS="redis-server redis-tools curl python3 procps tzdata"
+# the notifier's tests send real mail: postfix for its smtp-sink, aiosmtpd
+# (run by Debian's python3) and openssl for a server that insists on STARTTLS
+TEST_PKGS="postfix python3-aiosmtpd openssl"
 
 missing=""
-for p in $BUILD_PKGS $RUN_PKGS; do
+for p in $BUILD_PKGS $RUN_PKGS $TEST_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
@@ -20,7 +23,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+# postfix asks how to route mail; Touchpoint needs no system mailer at all
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # The Debian package starts a system redis on 6379; Touchpoint runs its own.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now postfix >/dev/null 2>&1 || true; fi

@@ -14,7 +14,9 @@
 #              (the queries)
 #   scoring    the customer record and its indexes; the contact indexes
 #   scheduler  reminders ({r<n>}) and the per-person reminder index
-#   notifier   inboxes ({u:<user>}) and deliveries
+#   notifier   inboxes and digests ({u:<user>}), deliveries, the dead-letter
+#              set, digest:due, and the customer-facing cap counters
+#              ({c:<cust>}:contact_cap:*, R-CAD-3)
 #   ticketing  tickets (under their customer's tag), their indexes and
 #              queues, the SLA and escalation indexes, and ticket ids in
 #              {j}:ticket (for tickets it opens from calls and emails)
@@ -51,5 +53,5 @@ echo "user admin on >$(pass admin) ~* &* +@all"
 echo "user intake on >$(pass intake) %R~${ns}* ~${ns}{j}:* ~${ns}replay:* $cmds"
 echo "user scoring on >$(pass scoring) %R~${ns}* $(own scoring) ~${ns}{c:*}:* ~${ns}pipeline:* ~${ns}at_risk ~${ns}health:watch ~${ns}{j}:phone ~${ns}{j}:email $cmds"
 echo "user scheduler on >$(pass scheduler) %R~${ns}* $(own scheduler) ~${ns}{r*}:* ~${ns}reminders:* $cmds"
-echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{u:*}:* ~${ns}delivery:* ~${ns}deliveries:* ~${ns}notifier:* $cmds"
+echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{u:*}:* ~${ns}delivery:* ~${ns}deliveries:* ~${ns}notifier:* ~${ns}deadletter ~${ns}digest:* ~${ns}{c:*}:contact_cap:* $cmds"
 echo "user ticketing on >$(pass ticketing) %R~${ns}* $(own ticketing) ~${ns}{c:*}:* ~${ns}sla:* ~${ns}tickets:* ~${ns}ticket:* ~${ns}ticketing:* ~${ns}{j}:ticket $cmds"

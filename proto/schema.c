@@ -141,6 +141,11 @@ static const tp_field_t notification_failed[] = {
     STR("error", 0, 500, "last error"),
     END};
 
+static const tp_field_t notification_read[] = {
+    STR("owner", 1, TP_ACTOR_MAX, "the user who read it (whose inbox)"),
+    STR("notification", 1, TP_ID_MAX, "the event id of the inbox entry"),
+    END};
+
 static const tp_field_t sla_breached[] = {
     KEY("ticket", 1, 64, "ticket id"),
     ENUM("target", 1, "first_response|resolution", "which deadline"),

@@ -492,6 +492,17 @@ fail:
     return NULL;
 }
 
+tp_calendar_t *tp_calendar_new_zone(const char *zone_name) {
+    icaltimezone *zone =
+        zone_name && *zone_name ? icaltimezone_get_builtin_timezone(zone_name) : NULL;
+    if (!zone) return NULL;
+    tp_calendar_t *self = calendar_default();
+    free(self->zone_name);
+    self->zone_name = copy(zone_name);
+    self->zone = zone;
+    return self;
+}
+
 void tp_calendar_destroy(tp_calendar_t **self_p) {
     if (!self_p || !*self_p) return;
     tp_calendar_t *self = *self_p;

@@ -1,506 +1,156 @@
-/* notifier_webhook.c: webhook POSTs on curl's multi socket interface.
- *
- * Owns the curl multi handle, a uv_poll_t per socket curl watches (each its
- * own allocation, freed in its close callback), the one uv_timer_t curl's
- * timeouts run on (embedded; the webhook is freed in its close callback),
- * and the requests in flight (a list, so destroy can fail them). Never
- * blocks the loop, never calls back from inside tp_webhook_post, never logs
- * a URL, header or body.
- *
- * The flow: tp_webhook_post adds an easy handle; curl tells us which
- * sockets to watch (on_curl_socket) and when to wake it (on_curl_timer);
- * libuv wakes us (on_poll, on_timeout) and we hand the event back to curl
- * with curl_multi_socket_action, then collect finished transfers with
- * curl_multi_info_read (webhook_drain). curl forbids calling it from inside
- * its own callbacks, so those only (re)arm libuv handles. */
+/* notifier_webhook.c: webhook bodies from the template, signed POSTs.
+ * Owns its settings (copies). HMAC-SHA256 is libsodium's. */
 #include "notifier_webhook.h"
 
-#include <assert.h>
 #include <curl/curl.h>
-#include <stdarg.h>
+#include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "tp/log.h"
+#include "tp/id.h"
+#include "tp/proto.h"
 
-#define DEFAULT_TIMEOUT_MS 10000L
-#define DEFAULT_CONNECT_TIMEOUT_MS 3000L
-#define DEFAULT_MAX_INFLIGHT 10000
-#define DEFAULT_USER_AGENT "touchpoint-notifier/1"
-#define MAX_HEADER_LINE 8192
 
-/* One socket curl asked us to watch. */
-typedef struct webhook_socket {
-    uv_poll_t poll; /* data = this */
-    curl_socket_t fd;
-    tp_webhook_t *owner;
-    struct webhook_socket *prev, *next;
-} webhook_socket_t;
+typedef struct webhook {
+    tp_channel_t base; /* first */
+    tp_transfer_t *transfer;
+    char *url, *secret;
+    char *body; /* the body template; NULL: Touchpoint's own body */
+} webhook_t;
 
-/* One accepted POST, from tp_webhook_post until its callback returns. */
-typedef struct webhook_request {
-    CURL *easy; /* CURLOPT_PRIVATE = this */
-    struct curl_slist *headers;
-    tp_webhook_done_cb cb;
-    void *arg;
-    struct webhook_request *prev, *next;
-    char errbuf[CURL_ERROR_SIZE]; /* CURLOPT_ERRORBUFFER */
-    char body[];                  /* the caller's body, copied */
-} webhook_request_t;
-
-struct tp_webhook {
-    uv_loop_t *loop;
-    uv_timer_t timer; /* curl's timeout; data = self */
-    CURLM *multi;
-    webhook_request_t *requests; /* in flight */
-    size_t inflight;
-    size_t max_inflight;
-    webhook_socket_t *sockets; /* being watched */
-    long timeout_ms;
-    long connect_timeout_ms;
-    char *user_agent;
-    int closing; /* destroy has begun: accept nothing, arm nothing */
-    char errstr[128];
-};
-
-static void on_poll(uv_poll_t *poll, int status, int events);
-static void on_timeout(uv_timer_t *timer);
-
-/* Out of memory aborts; the supervisor restarts the service. */
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n, size);
-    if (!p) {
-        tp_log_error("webhook: out of memory (%zu bytes)", n * size);
-        abort();
-    }
-    return p;
+void tp_webhook_sign(const char *secret, const char *timestamp,
+                     const char *body, size_t len, char *out, size_t outlen) {
+    crypto_auth_hmacsha256_state st;
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret,
+                                strlen(secret));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)timestamp,
+                                  strlen(timestamp));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)body, len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    char hex[2 * sizeof mac + 1];
+    sodium_bin2hex(hex, sizeof hex, mac, sizeof mac);
+    snprintf(out, outlen, "v1=%s", hex);
+    sodium_memzero(&st, sizeof st);
 }
 
-static void set_errstr(tp_webhook_t *self, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void set_errstr(tp_webhook_t *self, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(self->errstr, sizeof self->errstr, fmt, ap);
-    va_end(ap);
-}
-
-/* ------------------------------------------------------------------ */
-/* Sockets: curl says what to watch, libuv watches                     */
-/* ------------------------------------------------------------------ */
-
-static void on_socket_close(uv_handle_t *handle) {
-    free(handle->data);
-}
-
-/* Stops watching and frees `sock` once libuv lets go of it. Called while
- * the fd is still open (curl announces REMOVE before closing), so libuv
- * can take it out of epoll cleanly. */
-static void socket_close(tp_webhook_t *self, webhook_socket_t *sock) {
-    if (sock->prev)
-        sock->prev->next = sock->next;
-    else
-        self->sockets = sock->next;
-    if (sock->next) sock->next->prev = sock->prev;
-    uv_close((uv_handle_t *)&sock->poll, on_socket_close);
-}
-
-/* CURLMOPT_SOCKETFUNCTION. Returning -1 makes curl fail every transfer in
- * progress, which then completes through webhook_drain as usual. */
-static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
-                          void *socketp) {
-    tp_webhook_t *self = userp;
-    webhook_socket_t *sock = socketp;
-
-    if (what == CURL_POLL_REMOVE) {
-        if (sock) {
-            curl_multi_assign(self->multi, fd, NULL);
-            socket_close(self, sock);
-        }
-        return 0;
-    }
-    if (self->closing) return 0;
-    if (!sock) {
-        sock = xcalloc(1, sizeof *sock);
-        int rc = uv_poll_init_socket(self->loop, &sock->poll, fd);
-        if (rc != 0) {
-            tp_log_error("webhook: uv_poll_init_socket(%d): %s", (int)fd,
-                         uv_strerror(rc));
-            free(sock);
-            return -1;
-        }
-        sock->poll.data = sock;
-        sock->fd = fd;
-        sock->owner = self;
-        sock->next = self->sockets;
-        if (self->sockets) self->sockets->prev = sock;
-        self->sockets = sock;
-        curl_multi_assign(self->multi, fd, sock);
-    }
-    int events = 0;
-    if (what & CURL_POLL_IN) events |= UV_READABLE;
-    if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-    int rc = uv_poll_start(&sock->poll, events, on_poll);
-    if (rc != 0) {
-        tp_log_error("webhook: uv_poll_start(%d): %s", (int)fd,
-                     uv_strerror(rc));
-        return -1;
-    }
-    return 0;
-}
-
-/* CURLMOPT_TIMERFUNCTION: one non-repeating timer; -1 deletes it. A 0 ms
- * timer still waits for the next loop iteration, as curl asks (no calling
- * back into curl from here). */
-static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
-    tp_webhook_t *self = userp;
-    if (self->closing) return 0;
-    if (timeout_ms < 0) {
-        uv_timer_stop(&self->timer);
-        return 0;
-    }
-    int rc = uv_timer_start(&self->timer, on_timeout, (uint64_t)timeout_ms, 0);
-    if (rc != 0) {
-        tp_log_error("webhook: uv_timer_start: %s", uv_strerror(rc));
-        return -1;
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Requests                                                            */
-/* ------------------------------------------------------------------ */
-
-/* Takes `req` out of curl and out of the in-flight list. Its callback has
- * not run yet; the caller runs it, then frees `req`. */
-static void request_detach(tp_webhook_t *self, webhook_request_t *req) {
-    curl_multi_remove_handle(self->multi, req->easy);
-    curl_easy_cleanup(req->easy);
-    req->easy = NULL;
-    curl_slist_free_all(req->headers); /* only after the easy handle */
-    req->headers = NULL;
-    if (req->prev)
-        req->prev->next = req->next;
-    else
-        self->requests = req->next;
-    if (req->next) req->next->prev = req->prev;
-    req->prev = req->next = NULL;
-    self->inflight--;
-}
-
-/* Runs the callbacks of finished transfers. Stops as soon as a callback
- * destroys the webhook: the multi handle is gone then, but `self` itself
- * lives until its timer's close callback, a later loop phase. */
-static void webhook_drain(tp_webhook_t *self) {
-    CURLMsg *msg;
-    int left;
-    while (!self->closing && (msg = curl_multi_info_read(self->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE) continue;
-        CURL *easy = msg->easy_handle;
-        CURLcode result = msg->data.result; /* msg dies with remove_handle */
-        char *priv = NULL;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
-        webhook_request_t *req = (webhook_request_t *)priv;
-        long status = 0;
-        const char *error = NULL;
-        if (result == CURLE_OK) {
-            curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-        } else {
-            error = req->errbuf[0] ? req->errbuf : curl_easy_strerror(result);
-        }
-        request_detach(self, req);
-        req->cb(status, error, req->arg);
-        free(req);
-    }
-}
-
-/* Hands a socket event (or CURL_SOCKET_TIMEOUT) to curl, then collects. */
-static void webhook_act(tp_webhook_t *self, curl_socket_t fd, int flags) {
-    int running = 0;
-    CURLMcode mc = curl_multi_socket_action(self->multi, fd, flags, &running);
-    if (mc != CURLM_OK)
-        tp_log_error("webhook: curl_multi_socket_action: %s",
-                     curl_multi_strerror(mc));
-    webhook_drain(self);
-}
-
-static void on_poll(uv_poll_t *poll, int status, int events) {
-    webhook_socket_t *sock = poll->data;
-    int flags = 0;
-    if (status < 0) {
-        flags = CURL_CSELECT_ERR; /* curl fails the connection */
-    } else {
-        if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
-        if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-    }
-    /* `sock` may be closed (not freed) during this call; not used after. */
-    webhook_act(sock->owner, sock->fd, flags);
-}
-
-static void on_timeout(uv_timer_t *timer) {
-    webhook_act(timer->data, CURL_SOCKET_TIMEOUT, 0);
-}
-
-/* The response body is not wanted; accept and drop it. */
-static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *arg) {
-    return size * nmemb;
-}
-
-/* "Name: value": a non-empty token, a colon, no CR or LF anywhere. */
-static int header_line_valid(const char *line) {
-    static const char tchar[] = "!#$%&'*+-.^_`|~";
-    size_t n = 0;
-    while (line[n] && line[n] != ':') {
-        unsigned char ch = (unsigned char)line[n];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-              (ch >= 'A' && ch <= 'Z') || strchr(tchar, ch)))
-            return 0;
-        n++;
-    }
-    if (n == 0 || line[n] != ':') return 0;
-    if (strpbrk(line, "\r\n")) return 0;
-    return strlen(line) <= MAX_HEADER_LINE;
-}
-
-/* Whether `headers` has a line for header `name` (case-insensitive). */
-static int header_named(const char *const *headers, const char *name) {
-    size_t n = strlen(name);
-    for (size_t i = 0; headers && headers[i]; i++)
-        if (strncasecmp(headers[i], name, n) == 0 && headers[i][n] == ':')
-            return 1;
-    return 0;
-}
-
-static struct curl_slist *slist_add(struct curl_slist *list, const char *s) {
-    struct curl_slist *grown = curl_slist_append(list, s); /* copies `s` */
-    if (!grown) {
-        tp_log_error("webhook: out of memory (curl_slist_append)");
-        abort();
-    }
-    return grown;
-}
-
-/* ------------------------------------------------------------------ */
-/* Public API                                                          */
-/* ------------------------------------------------------------------ */
-
-tp_webhook_t *tp_webhook_new(uv_loop_t *loop,
-                             const tp_webhook_options_t *opts) {
-    assert(loop);
-    static const tp_webhook_options_t defaults;
-    if (!opts) opts = &defaults;
-
-    CURLcode cc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (cc != CURLE_OK) {
-        tp_log_error("webhook: curl_global_init: %s", curl_easy_strerror(cc));
+static char *webhook_prepare(tp_channel_t *base, const tp_message_t *msg,
+                             size_t *len, char *err, size_t errlen) {
+    webhook_t *self = (webhook_t *)base;
+    const char *url = msg->address;
+    if (!url || (strncmp(url, "http://", 7) != 0 &&
+                 strncmp(url, "https://", 8) != 0)) {
+        snprintf(err, errlen, "no webhook URL");
         return NULL;
     }
-    const curl_version_info_data *ver = curl_version_info(CURLVERSION_NOW);
-    if (!(ver->features & CURL_VERSION_ASYNCHDNS))
-        tp_log_warn("webhook: libcurl %s resolves names synchronously; "
-                    "a slow DNS server will block the loop",
-                    ver->version);
-
-    tp_webhook_t *self = xcalloc(1, sizeof *self);
-    self->loop = loop;
-    self->timeout_ms =
-        opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
-    self->connect_timeout_ms = opts->connect_timeout_ms > 0
-                                   ? opts->connect_timeout_ms
-                                   : DEFAULT_CONNECT_TIMEOUT_MS;
-    self->max_inflight =
-        (size_t)(opts->max_inflight > 0 ? opts->max_inflight
-                                        : DEFAULT_MAX_INFLIGHT);
-    const char *ua = opts->user_agent ? opts->user_agent : DEFAULT_USER_AGENT;
-    self->user_agent = xcalloc(1, strlen(ua) + 1);
-    strcpy(self->user_agent, ua); /* sized just above */
-
-    int rc;
-    CURLMcode mc;
-    self->multi = curl_multi_init();
-    if (!self->multi) {
-        tp_log_error("webhook: curl_multi_init failed");
-        goto fail_multi;
+    if (self->body) {
+        char *body = tp_channel_body_render(self->body, msg, len);
+        if (!body) snprintf(err, errlen, "the body template gave no valid JSON");
+        return body;
     }
-    mc =
-        curl_multi_setopt(self->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    if (mc == CURLM_OK)
-        mc = curl_multi_setopt(self->multi, CURLMOPT_SOCKETDATA, self);
-    if (mc == CURLM_OK)
-        mc = curl_multi_setopt(self->multi, CURLMOPT_TIMERFUNCTION,
-                               on_curl_timer);
-    if (mc == CURLM_OK)
-        mc = curl_multi_setopt(self->multi, CURLMOPT_TIMERDATA, self);
-    if (mc == CURLM_OK && opts->max_connections > 0)
-        mc = curl_multi_setopt(self->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-                               (long)opts->max_connections);
-    if (mc != CURLM_OK) {
-        tp_log_error("webhook: curl_multi_setopt: %s", curl_multi_strerror(mc));
-        goto fail_setopt;
+    /* Touchpoint's own body: the message, the inbox entry, the event */
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "delivery",
+                            msg->delivery, "recipient", msg->recipient ? msg->recipient : "",
+                            "customer", msg->customer ? msg->customer : "", "kind",
+                            msg->kind ? msg->kind : "", "lang", msg->lang ? msg->lang : "",
+                            "subject", msg->subject ? msg->subject : "", "text",
+                            msg->text ? msg->text : "");
+    if (!doc) {
+        snprintf(err, errlen, "not UTF-8");
+        return NULL;
     }
-
-    rc = uv_timer_init(loop, &self->timer);
-    if (rc != 0) {
-        tp_log_error("webhook: uv_timer_init: %s", uv_strerror(rc));
-        goto fail_setopt;
-    }
-    self->timer.data = self;
-    return self;
-
-fail_setopt:
-    curl_multi_cleanup(self->multi);
-fail_multi:
-    free(self->user_agent);
-    free(self);
-    curl_global_cleanup();
-    return NULL;
+    const char *raw[2][2] = {{"notification", msg->item_json}, {"event", msg->event_json}};
+    for (int i = 0; i < 2; i++)
+        if (raw[i][1]) json_object_set_new(doc, raw[i][0], json_loads(raw[i][1], 0, NULL));
+    char *body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!body) abort();
+    *len = strlen(body);
+    return body;
 }
 
-static void on_timer_close(uv_handle_t *handle) {
-    tp_webhook_t *self = handle->data;
-    free(self->user_agent);
+static int webhook_send(tp_channel_t *base, const char *id, const char *address,
+                        const char *payload, size_t len, tp_transfer_done_cb cb,
+                        void *arg) {
+    webhook_t *self = (webhook_t *)base;
+    char key[TP_ID_MAX * 4 + 64], ts[64], stamp[96], sig[128], sighdr[160];
+    snprintf(key, sizeof key, "Idempotency-Key: %s", id);
+    snprintf(ts, sizeof ts, "%lld", (long long)(tp_now_ms() / 1000));
+    snprintf(stamp, sizeof stamp, "X-Touchpoint-Timestamp: %s", ts);
+    const char *headers[4] = {key, stamp, NULL, NULL};
+    if (*self->secret) {
+        tp_webhook_sign(self->secret, ts, payload, len, sig, sizeof sig);
+        snprintf(sighdr, sizeof sighdr, "X-Touchpoint-Signature: %s", sig);
+        headers[2] = sighdr;
+    }
+    return tp_transfer_post(self->transfer, address, payload, len, headers, cb,
+                            arg);
+}
+
+static void webhook_destroy(tp_channel_t *base) {
+    webhook_t *self = (webhook_t *)base;
+    free(self->url);
+    if (self->secret) sodium_memzero(self->secret, strlen(self->secret));
+    free(self->secret);
+    free(self->body);
     free(self);
 }
 
-void tp_webhook_destroy(tp_webhook_t **self_p) {
-    if (!self_p || !*self_p) return;
-    tp_webhook_t *self = *self_p;
-    *self_p = NULL;
-    if (self->closing) return; /* already being destroyed (a callback) */
-    self->closing = 1;
-
-    /* Take every request out of curl first, so their callbacks (run last)
-     * see a webhook that refuses new work but is still valid memory. */
-    webhook_request_t *pending = NULL;
-    while (self->requests) {
-        webhook_request_t *req = self->requests;
-        request_detach(self, req);
-        req->next = pending;
-        pending = req;
-    }
-    /* Stop watching while the fds are still open; curl's own REMOVEs
-     * during cleanup then find no socket context. */
-    while (self->sockets) {
-        curl_multi_assign(self->multi, self->sockets->fd, NULL);
-        socket_close(self, self->sockets);
-    }
-    curl_multi_cleanup(self->multi); /* closes cached connections */
-    self->multi = NULL;
-    curl_global_cleanup();
-
-    uv_timer_stop(&self->timer);
-    uv_close((uv_handle_t *)&self->timer, on_timer_close);
-
-    while (pending) {
-        webhook_request_t *req = pending;
-        pending = req->next;
-        req->cb(0, "shutting down", req->arg);
-        free(req);
-    }
+/* Each receiving host has its own breaker: one user's dead webhook does
+ * not hold the others'. libcurl parses the URL. */
+static void webhook_server(const char *address, char *out, size_t len) {
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, address, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+        snprintf(out, len, "%s:%s", host, port);
+    else
+        snprintf(out, len, "?");
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
 }
 
-int tp_webhook_post(tp_webhook_t *self, const char *url, const char *body,
-                    size_t len, const char *const *headers,
-                    tp_webhook_done_cb cb, void *arg) {
-    assert(self && url && cb && (body || len == 0));
-    if (self->closing) {
-        set_errstr(self, "shutting down");
-        return -1;
-    }
-    if (self->inflight >= self->max_inflight) {
-        set_errstr(self, "too many requests in flight (%zu)", self->inflight);
-        return -1;
-    }
-    for (size_t i = 0; headers && headers[i]; i++)
-        if (!header_line_valid(headers[i])) {
-            set_errstr(self, "invalid header line %zu", i);
-            return -1;
-        }
-
-    webhook_request_t *req = xcalloc(1, sizeof *req + len + 1);
-    if (len) memcpy(req->body, body, len);
-    req->cb = cb;
-    req->arg = arg;
-    req->easy = curl_easy_init();
-    if (!req->easy) {
-        tp_log_error("webhook: curl_easy_init failed");
-        set_errstr(self, "curl_easy_init failed");
-        goto fail_easy;
-    }
-
-    for (size_t i = 0; headers && headers[i]; i++)
-        req->headers = slist_add(req->headers, headers[i]);
-    if (!header_named(headers, "Content-Type"))
-        req->headers =
-            slist_add(req->headers, "Content-Type: application/json");
-    if (!header_named(headers, "Expect")) /* no 100-continue round trip */
-        req->headers = slist_add(req->headers, "Expect:");
-
-    CURL *easy = req->easy;
-    int bad = 0;
-    bad |= curl_easy_setopt(easy, CURLOPT_URL, url) != CURLE_OK;
-    bad |= curl_easy_setopt(easy, CURLOPT_POST, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                            (curl_off_t)len) != CURLE_OK;
-    bad |=
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, &req->body[0]) != CURLE_OK;
-    bad |= curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->headers) != CURLE_OK;
-    bad |=
-        curl_easy_setopt(easy, CURLOPT_USERAGENT, self->user_agent) != CURLE_OK;
-    bad |= curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, self->timeout_ms) !=
-           CURLE_OK;
-    bad |= curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                            self->connect_timeout_ms) != CURLE_OK;
-    bad |= curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the string form */
-    bad |=
-        curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-#else
-    bad |=
-        curl_easy_setopt(easy, CURLOPT_PROTOCOLS,
-                         (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
-#endif
-    bad |= curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
-    bad |=
-        curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, discard_body) != CURLE_OK;
-    bad |= curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->errbuf) != CURLE_OK;
-    bad |= curl_easy_setopt(easy, CURLOPT_PRIVATE, (void *)req) != CURLE_OK;
-    if (bad) {
-        tp_log_error("webhook: curl_easy_setopt failed");
-        set_errstr(self, "curl_easy_setopt failed");
-        goto fail_setopt;
-    }
-
-    CURLMcode mc = curl_multi_add_handle(self->multi, easy);
-    if (mc != CURLM_OK) {
-        tp_log_error("webhook: curl_multi_add_handle: %s",
-                     curl_multi_strerror(mc));
-        set_errstr(self, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
-        goto fail_setopt;
-    }
-    req->next = self->requests;
-    if (self->requests) self->requests->prev = req;
-    self->requests = req;
-    self->inflight++;
-    return 0;
-
-fail_setopt:
-    curl_easy_cleanup(req->easy);
-    curl_slist_free_all(req->headers);
-fail_easy:
-    free(req);
-    return -1;
+const char *tp_webhook_default_url(const tp_channel_t *base) {
+    return ((const webhook_t *)base)->url;
 }
 
-size_t tp_webhook_inflight(const tp_webhook_t *self) {
-    assert(self);
-    return self->inflight;
-}
-
-const char *tp_webhook_errstr(const tp_webhook_t *self) {
-    assert(self);
-    return self->errstr;
+tp_channel_t *tp_webhook_new(tp_config_t *cfg, tp_transfer_t *transfer,
+                             char *err, size_t errlen) {
+    err[0] = '\0';
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "sodium_init failed");
+        return NULL;
+    }
+    const char *url = tp_config_str(cfg, "notifier", "webhook_url", "");
+    if (*url && strncmp(url, "http://", 7) != 0 &&
+        strncmp(url, "https://", 8) != 0) {
+        snprintf(err, errlen, "notifier.webhook_url: expected http(s)://...");
+        return NULL;
+    }
+    char why[400];
+    const char *tpl = tp_config_str(cfg, "notifier", "webhook_template", "");
+    char *body = *tpl ? tp_channel_body_load(tpl, "", why, sizeof why) : NULL;
+    if (*tpl && !body) {
+        snprintf(err, errlen, "notifier.webhook_template: %s", why);
+        return NULL;
+    }
+    webhook_t *self = calloc(1, sizeof *self);
+    if (!self) abort();
+    self->base.name = "webhook";
+    self->base.prepare = webhook_prepare;
+    self->base.send = webhook_send;
+    self->base.classify = tp_channel_classify_http;
+    self->base.destroy = webhook_destroy;
+    self->base.server = webhook_server;
+    self->transfer = transfer;
+    self->url = strdup(url);
+    self->secret = strdup(tp_config_str(cfg, "notifier", "webhook_secret", ""));
+    if (!self->url || !self->secret) abort();
+    self->body = body;
+    return &self->base;
 }

@@ -66,7 +66,29 @@ def test_every_attempt_failing_ends_in_notification_failed():
         assert w.close()
 
 
+def test_read_marks_the_inbox_entry():
+    w = World()
+    try:
+        assert w.post(reminder_due("due-read-1"))[0] == 202
+        assert w.post(reminder_due("due-read-2"))[0] == 202
+        wait_until(lambda: len(w.request("GET", "/v1/inbox/rep-n")[1]["items"]) == 2, 10,
+                   what="two inbox entries")
+        read = {"id": "read-1", "type": "notification.read", "ts": now_ms(), "src": "web",
+                "customer": "NOTE-1", "data": {"owner": "rep-n", "notification": "due-read-1"}}
+        for _ in range(2):  # redelivered: still one mark
+            assert w.post(read)[0] == 202
+
+        def marks():
+            items = w.request("GET", "/v1/inbox/rep-n")[1]["items"]
+            return {i["event"]: i.get("read", False) for i in items}
+        wait_until(lambda: marks()["due-read-1"] is True, 10, what="the read mark")
+        assert marks() == {"due-read-1": True, "due-read-2": False}, marks()
+    finally:
+        assert w.close()
+
+
 if __name__ == "__main__":
     run([test_failed_webhook_is_retried_until_delivered_once,
          test_redelivered_reminder_sends_once,
-         test_every_attempt_failing_ends_in_notification_failed])
+         test_every_attempt_failing_ends_in_notification_failed,
+         test_read_marks_the_inbox_entry])

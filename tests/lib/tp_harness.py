@@ -22,6 +22,7 @@ import urllib.request
 
 BUILD = os.environ.get("TP_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 SOURCE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+SOURCE = os.environ.get("TP_SOURCE_DIR", SOURCE_DIR)
 SERVICES = ["intake", "scoring", "scheduler", "notifier", "ticketing"]
 API_KEY = "test-key"
 
@@ -172,6 +173,63 @@ class Receiver:
         self.server.server_close()
 
 
+class SmtpSink:
+    """A real SMTP server on loopback: postfix's smtp-sink, writing every
+    message it accepts to its own file in `dir`. `args` adds smtp-sink
+    options, e.g. ["-f", "RCPT", "-B", "550 5.1.1 no such user"] to refuse
+    every recipient for good. stop() and start() again on the same port
+    play a mail server that is down for a while."""
+
+    def __init__(self, port=None, args=()):
+        self.dir = tempfile.mkdtemp(prefix="tp-mail-")
+        os.chmod(self.dir, 0o755)
+        self.port = port or free_port()
+        self.url = "smtp://127.0.0.1:%d/touchpoint.test" % self.port
+        self.proc = None
+        self.start(args)
+
+    def start(self, args=()):
+        cmd = ["smtp-sink"]
+        if os.getuid() == 0:  # it insists on dropping privileges
+            import pwd
+            cmd += ["-u", pwd.getpwuid(os.getuid()).pw_name]
+        cmd += list(args) + ["-d", os.path.join(self.dir, "%M."),
+                             "127.0.0.1:%d" % self.port, "256"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.5) as c:
+                    return c.recv(100).startswith(b"220")
+            except OSError:
+                return False
+        wait_until(up, 10, what="smtp-sink on %d" % self.port)
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def messages(self):
+        """Every message received so far, parsed (email.message.Message),
+        oldest first."""
+        import email
+        import email.policy
+        out = []
+        for name in sorted(os.listdir(self.dir), key=lambda n: os.path.getmtime(
+                os.path.join(self.dir, n))):
+            with open(os.path.join(self.dir, name), "rb") as f:
+                raw = f.read()
+            if raw.endswith(b"\n"):  # smtp-sink writes a file once DATA ends
+                out.append(email.message_from_bytes(raw, policy=email.policy.default))
+        return out
+
+
 class World:
     """Redis + the five services, configured for a test.
 
@@ -268,7 +326,9 @@ class World:
                          "webhook_url": self.receiver.url if self.receiver else "",
                          "backoff": "200ms", "backoff_max": "1s",
                          "retry_poll": "100ms", "claim": "5s",
-                         "webhook_timeout": "3s"},
+                         "webhook_timeout": "3s",
+                         "templates": os.path.join(SOURCE, "deploy", "templates"),
+                         "default_lang": "en"},
             "ticketing": {"reconcile_lag": "1s", "reconcile_interval": "300ms",
                           "sla_check": "100ms", "calendar": self.calendar_path},
         }

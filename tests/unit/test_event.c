@@ -603,6 +603,10 @@ static const char *const samples[] = {
     "{\"v\":1,\"id\":\"s-11\",\"type\":\"notification.failed\",\"ts\":1717000000010,"
     "\"src\":\"notifier\",\"data\":{\"delivery\":\"d-2\",\"channel\":\"webhook\","
     "\"recipient\":\"u.lee\",\"cause\":\"s-9\",\"attempts\":1000,\"error\":\"HTTP 503\"}}",
+    /* notification.read */
+    "{\"v\":1,\"id\":\"s-11r\",\"type\":\"notification.read\",\"ts\":1717000000010,"
+    "\"src\":\"web\",\"customer\":\"acme\",\"data\":{\"owner\":\"u.lee\","
+    "\"notification\":\"s-9\"}}",
     /* sla.breached */
     "{\"v\":1,\"id\":\"s-12\",\"type\":\"sla.breached\",\"ts\":1717000000011,\"src\":\"ticketing\","
     "\"customer\":\"acme\",\"data\":{\"ticket\":\"T-100\",\"target\":\"first_response\","

@@ -30,6 +30,10 @@ typedef struct tp_calendar tp_calendar_t;
  * `err` when the file is unreadable or a line is wrong (unknown zone, bad
  * date, bad hours). Caller owns the result. */
 tp_calendar_t *tp_calendar_new(const char *path, char *err, size_t errlen);
+/* The default calendar in the IANA zone `zone_name` (a person's zone, for
+ * their quiet hours). Returns NULL when the zone is unknown. Caller owns the
+ * result. */
+tp_calendar_t *tp_calendar_new_zone(const char *zone_name);
 void tp_calendar_destroy(tp_calendar_t **self_p);
 
 /* The zone's name ("UTC" for the default). Borrowed. */

@@ -61,8 +61,21 @@
  *   sla:due                    zset: "<cust>|<ticket>|<target>" -> deadline
  *   {u:<user>}:inbox           list: in-app notifications (JSON), newest first
  *   {u:<user>}:done:notifier:<ev> string: notifier applied event ev
- *   delivery:<id>              hash: one outbound delivery and its state
- *   deliveries:due             zset: delivery id -> next attempt ms
+ *   delivery:<id>              hash: one outbound delivery (id
+ *                              "<event>/<channel>/<recipient>"): status
+ *                              (sending|sent|failed|capped), channel, address,
+ *                              body (the payload sent on every attempt),
+ *                              customer, recipient, cause, attempts,
+ *                              last_error, created_at, settled_at, replayed_at
+ *   deliveries:due             zset: delivery id -> next attempt ms (or the
+ *                              end of a claim, or of the quiet hours)
+ *   deadletter                 zset: delivery id -> failed at ms; replayed by
+ *                              tools/tp-deadletter
+ *   {u:<user>}:digest          list: lines waiting for the user's digest
+ *   {u:<user>}:digest:at       string: when that digest is due (ms; its id)
+ *   digest:due                 zset: user -> digest due ms (or claim end)
+ *   {c:<cust>}:contact_cap:<n> string: customer-facing messages in cap window
+ *                              n (R-CAD-3; expires with the window)
  *
  * Known gap for Redis Cluster (issue 8): the outbox, sla:due, delivery,
  * pipeline, at_risk and health:watch keys are written in the same script as customer

@@ -73,6 +73,9 @@ typedef enum {
        "A notification was delivered on one channel.")                        \
     XX(NOTIFICATION_FAILED, notification_failed, NULL, "notification.failed", TP_TO(SCORING), NOTIFIER, \
        "A notification could not be delivered after every retry.")            \
+    XX(NOTIFICATION_READ, notification_read, NULL, "notification.read",       \
+       TP_TO(SCORING) | TP_TO(NOTIFIER), INTAKE,                              \
+       "A user read an in-app notification; the inbox entry is marked read.") \
     XX(SLA_BREACHED, sla_breached, NULL, "sla.breached", TP_TO(SCORING) | TP_TO(NOTIFIER),        \
        TICKETING, "A ticket missed an SLA deadline (R-TICKET-3).")           \
     XX(LEAD_UPDATED, lead_updated, NULL, "lead.updated", TP_TO(SCORING), INTAKE,   \

@@ -1,5 +1,6 @@
-/* test_notifier_webhook.c: the notifier's webhook client against a real
- * HTTP receiver.
+/* test_notifier_transfer.c: the notifier's transfer client against a real
+ * HTTP receiver and, for mail, postfix's smtp-sink (accepting, and refusing
+ * every recipient with 550).
  *
  * Each test starts its own receiver: python3's http.server on a free
  * 127.0.0.1 port (the receiver binds port 0 and reports it through a file),
@@ -31,7 +32,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "notifier_webhook.h"
+#include "notifier_transfer.h"
 #include "tp/log.h"
 
 static const char receiver_py[] =
@@ -166,7 +167,7 @@ static int count_fds(void) {
 static int setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/tp_webhook_XXXXXX");
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/tp_transfer_XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->script, sizeof fx->script, "%s/receiver.py", fx->dir);
     snprintf(fx->log_path, sizeof fx->log_path, "%s/requests.jsonl", fx->dir);
@@ -258,10 +259,10 @@ static void run_loop(uv_loop_t *loop, uint64_t limit_ms) {
 }
 
 /* Destroys `wh`, lets libuv finish with its handles, closes the loop. */
-static void finish(fixture_t *fx, tp_webhook_t **wh) {
-    tp_webhook_destroy(wh);
+static void finish(fixture_t *fx, tp_transfer_t **wh) {
+    tp_transfer_destroy(wh);
     assert_null(*wh);
-    tp_webhook_destroy(wh); /* twice is fine */
+    tp_transfer_destroy(wh); /* twice is fine */
     run_loop(&fx->loop, 5000);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
 }
@@ -279,8 +280,8 @@ static void hex_of(const char *bytes, size_t len, char *out) {
 
 static void test_post_arrives_intact(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_options_t opts = {.user_agent = "tp-test/1"};
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, &opts);
+    tp_transfer_options_t opts = {.user_agent = "tp-test/1"};
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, &opts);
     assert_non_null(wh);
 
     static const char body[] = "{\"type\":\"lead.captured\",\"id\":\"d-1\","
@@ -291,16 +292,16 @@ static void test_post_arrives_intact(void **state) {
     url_of(fx, "/hooks/a", url, sizeof url);
     outcome_t o = {0};
     assert_int_equal(
-        tp_webhook_post(wh, url, body, sizeof body - 1, headers, on_done, &o),
+        tp_transfer_post(wh, url, body, sizeof body - 1, headers, on_done, &o),
         0);
     assert_int_equal(o.calls, 0); /* never from inside post */
-    assert_int_equal(tp_webhook_inflight(wh), 1);
+    assert_int_equal(tp_transfer_inflight(wh), 1);
     run_loop(&fx->loop, 10000);
 
     assert_int_equal(o.calls, 1);
     assert_int_equal(o.status, 200);
     assert_string_equal(o.error, "");
-    assert_int_equal(tp_webhook_inflight(wh), 0);
+    assert_int_equal(tp_transfer_inflight(wh), 0);
 
     char *log = read_file(fx->log_path);
     char hex[2 * sizeof body + 1], want[2 * sizeof body + 32];
@@ -321,14 +322,14 @@ static void test_post_arrives_intact(void **state) {
 /* A second request after the first completes rides the same connection. */
 static void test_connection_reused(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, NULL);
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, NULL);
     assert_non_null(wh);
     char url[128];
     url_of(fx, "/reuse", url, sizeof url);
     outcome_t o[2] = {{0}};
     for (int i = 0; i < 2; i++) {
         assert_int_equal(
-            tp_webhook_post(wh, url, "{}", 2, NULL, on_done, &o[i]), 0);
+            tp_transfer_post(wh, url, "{}", 2, NULL, on_done, &o[i]), 0);
         run_loop(&fx->loop, 10000);
         assert_int_equal(o[i].calls, 1);
         assert_int_equal(o[i].status, 200);
@@ -348,10 +349,10 @@ static void test_connection_reused(void **state) {
 
 static void test_thousand_in_flight(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_options_t opts = {.timeout_ms = 30000,
+    tp_transfer_options_t opts = {.timeout_ms = 30000,
                                  .connect_timeout_ms = 10000};
     int fds_before = count_fds();
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, &opts);
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, &opts);
     assert_non_null(wh);
     outcome_t *o = calloc(BULK, sizeof *o);
     assert_non_null(o);
@@ -362,11 +363,11 @@ static void test_thousand_in_flight(void **state) {
         int len = snprintf(body, sizeof body, "{\"n\":%d}", i);
         snprintf(key, sizeof key, "Idempotency-Key: bulk-%d", i);
         const char *headers[] = {key, NULL};
-        assert_int_equal(tp_webhook_post(wh, url, body, (size_t)len, headers,
+        assert_int_equal(tp_transfer_post(wh, url, body, (size_t)len, headers,
                                          on_done, &o[i]),
                          0);
     }
-    assert_int_equal(tp_webhook_inflight(wh), BULK);
+    assert_int_equal(tp_transfer_inflight(wh), BULK);
     int64_t t0 = now_ms();
     run_loop(&fx->loop, 50000);
     int64_t took = now_ms() - t0;
@@ -374,7 +375,7 @@ static void test_thousand_in_flight(void **state) {
         assert_int_equal(o[i].calls, 1);
         assert_int_equal(o[i].status, 200);
     }
-    assert_int_equal(tp_webhook_inflight(wh), 0);
+    assert_int_equal(tp_transfer_inflight(wh), 0);
     char *log = read_file(fx->log_path);
     assert_int_equal(count_lines(log), BULK);
     assert_int_equal(count_substr(log, "\"idempotency-key\": \"bulk-"), BULK);
@@ -385,7 +386,7 @@ static void test_thousand_in_flight(void **state) {
     print_message("%d POSTs completed in %lld ms\n", BULK, (long long)took);
     free(o);
     assert_true(count_fds() >= fds_before + 100); /* kept for reuse */
-    tp_webhook_destroy(&wh);
+    tp_transfer_destroy(&wh);
     run_loop(&fx->loop, 5000);
     assert_int_equal(count_fds(), fds_before); /* every socket closed */
     assert_int_equal(uv_loop_close(&fx->loop), 0);
@@ -393,12 +394,12 @@ static void test_thousand_in_flight(void **state) {
 
 static void test_server_error_is_a_status(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, NULL);
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, NULL);
     assert_non_null(wh);
     char url[128];
     url_of(fx, "/fail", url, sizeof url);
     outcome_t o = {0};
-    assert_int_equal(tp_webhook_post(wh, url, "{}", 2, NULL, on_done, &o), 0);
+    assert_int_equal(tp_transfer_post(wh, url, "{}", 2, NULL, on_done, &o), 0);
     run_loop(&fx->loop, 10000);
     assert_int_equal(o.calls, 1);
     assert_int_equal(o.status, 500);
@@ -408,14 +409,14 @@ static void test_server_error_is_a_status(void **state) {
 
 static void test_connection_refused(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, NULL);
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, NULL);
     assert_non_null(wh);
     int fd;
     int port = closed_port(&fd);
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", port);
     outcome_t o = {0};
-    assert_int_equal(tp_webhook_post(wh, url, "{}", 2, NULL, on_done, &o), 0);
+    assert_int_equal(tp_transfer_post(wh, url, "{}", 2, NULL, on_done, &o), 0);
     run_loop(&fx->loop, 10000);
     close(fd);
     assert_int_equal(o.calls, 1);
@@ -427,14 +428,14 @@ static void test_connection_refused(void **state) {
 
 static void test_timeout(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_options_t opts = {.timeout_ms = 300};
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, &opts);
+    tp_transfer_options_t opts = {.timeout_ms = 300};
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, &opts);
     assert_non_null(wh);
     char url[128];
     url_of(fx, "/sleep/3000", url, sizeof url);
     outcome_t o = {0};
     int64_t t0 = now_ms();
-    assert_int_equal(tp_webhook_post(wh, url, "{}", 2, NULL, on_done, &o), 0);
+    assert_int_equal(tp_transfer_post(wh, url, "{}", 2, NULL, on_done, &o), 0);
     run_loop(&fx->loop, 10000);
     int64_t took = now_ms() - t0;
     assert_int_equal(o.calls, 1);
@@ -448,8 +449,8 @@ static void test_timeout(void **state) {
 /* Refusals return -1 and never call back; a bad scheme is a callback. */
 static void test_refusals(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_options_t opts = {.max_inflight = 2};
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, &opts);
+    tp_transfer_options_t opts = {.max_inflight = 2};
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, &opts);
     assert_non_null(wh);
     char url[128];
     url_of(fx, "/refuse", url, sizeof url);
@@ -457,20 +458,20 @@ static void test_refusals(void **state) {
 
     const char *smuggled[] = {"X-Ok: 1", "X-Bad: 1\r\nX-Injected: 1", NULL};
     assert_int_equal(
-        tp_webhook_post(wh, url, "{}", 2, smuggled, on_done, &o[0]), -1);
-    assert_non_null(strstr(tp_webhook_errstr(wh), "header"));
+        tp_transfer_post(wh, url, "{}", 2, smuggled, on_done, &o[0]), -1);
+    assert_non_null(strstr(tp_transfer_errstr(wh), "header"));
     const char *nameless[] = {": value", NULL};
     assert_int_equal(
-        tp_webhook_post(wh, url, "{}", 2, nameless, on_done, &o[0]), -1);
+        tp_transfer_post(wh, url, "{}", 2, nameless, on_done, &o[0]), -1);
 
-    assert_int_equal(tp_webhook_post(wh, "file:///etc/passwd", "{}", 2, NULL,
+    assert_int_equal(tp_transfer_post(wh, "file:///etc/passwd", "{}", 2, NULL,
                                      on_done, &o[1]),
                      0);
-    assert_int_equal(tp_webhook_post(wh, url, "", 0, NULL, on_done, &o[2]), 0);
-    assert_int_equal(tp_webhook_post(wh, url, "{}", 2, NULL, on_done, &o[3]),
+    assert_int_equal(tp_transfer_post(wh, url, "", 0, NULL, on_done, &o[2]), 0);
+    assert_int_equal(tp_transfer_post(wh, url, "{}", 2, NULL, on_done, &o[3]),
                      -1); /* max_inflight */
-    assert_non_null(strstr(tp_webhook_errstr(wh), "in flight"));
-    assert_int_equal(tp_webhook_inflight(wh), 2);
+    assert_non_null(strstr(tp_transfer_errstr(wh), "in flight"));
+    assert_int_equal(tp_transfer_inflight(wh), 2);
     run_loop(&fx->loop, 10000);
 
     assert_int_equal(o[0].calls, 0);
@@ -486,9 +487,9 @@ static void test_refusals(void **state) {
     assert_null(strstr(log, "x-injected"));
     free(log);
 
-    tp_webhook_t *none = NULL;
-    tp_webhook_destroy(&none);
-    tp_webhook_destroy(NULL);
+    tp_transfer_t *none = NULL;
+    tp_transfer_destroy(&none);
+    tp_transfer_destroy(NULL);
     finish(fx, &wh);
 }
 
@@ -499,14 +500,14 @@ static void test_refusals(void **state) {
 #define SLOW 50
 
 typedef struct shutdown_ctx {
-    tp_webhook_t *wh;
+    tp_transfer_t *wh;
     outcome_t o[SLOW];
 } shutdown_ctx_t;
 
 static void on_destroy_timer(uv_timer_t *timer) {
     shutdown_ctx_t *ctx = timer->data;
-    assert_int_equal(tp_webhook_inflight(ctx->wh), SLOW);
-    tp_webhook_destroy(&ctx->wh);
+    assert_int_equal(tp_transfer_inflight(ctx->wh), SLOW);
+    tp_transfer_destroy(&ctx->wh);
     assert_null(ctx->wh);
     uv_close((uv_handle_t *)timer, NULL);
 }
@@ -516,13 +517,13 @@ static void test_destroy_in_flight(void **state) {
     shutdown_ctx_t *ctx = calloc(1, sizeof *ctx);
     assert_non_null(ctx);
     int fds_before = count_fds();
-    ctx->wh = tp_webhook_new(&fx->loop, NULL);
+    ctx->wh = tp_transfer_new(&fx->loop, NULL);
     assert_non_null(ctx->wh);
     char url[128];
     url_of(fx, "/sleep/5000", url, sizeof url);
     for (int i = 0; i < SLOW; i++)
         assert_int_equal(
-            tp_webhook_post(ctx->wh, url, "{}", 2, NULL, on_done, &ctx->o[i]),
+            tp_transfer_post(ctx->wh, url, "{}", 2, NULL, on_done, &ctx->o[i]),
             0);
     uv_timer_t timer; /* destroy once the requests are on the wire */
     assert_int_equal(uv_timer_init(&fx->loop, &timer), 0);
@@ -547,15 +548,15 @@ static void test_destroy_in_flight(void **state) {
 /* Destroy right after posting, before the loop ever ran. */
 static void test_destroy_before_running(void **state) {
     fixture_t *fx = *state;
-    tp_webhook_t *wh = tp_webhook_new(&fx->loop, NULL);
+    tp_transfer_t *wh = tp_transfer_new(&fx->loop, NULL);
     assert_non_null(wh);
     char url[128];
     url_of(fx, "/never", url, sizeof url);
     outcome_t o[10] = {{0}};
     for (int i = 0; i < 10; i++)
         assert_int_equal(
-            tp_webhook_post(wh, url, "{}", 2, NULL, on_done, &o[i]), 0);
-    tp_webhook_destroy(&wh);
+            tp_transfer_post(wh, url, "{}", 2, NULL, on_done, &o[i]), 0);
+    tp_transfer_destroy(&wh);
     for (int i = 0; i < 10; i++) {
         assert_int_equal(o[i].calls, 1);
         assert_string_equal(o[i].error, "shutting down");
@@ -572,13 +573,13 @@ static void test_destroy_before_running(void **state) {
 #define BURST 40
 
 typedef struct reentry_ctx {
-    tp_webhook_t *wh;
+    tp_transfer_t *wh;
     char url[128];
     int chained; /* chain callbacks so far */
     long chain_status[CHAIN];
     int burst_calls[BURST];
     int burst_ok, burst_shut;
-    int post_after_destroy; /* tp_webhook_post's result once destroyed */
+    int post_after_destroy; /* tp_transfer_post's result once destroyed */
 } reentry_ctx_t;
 
 static void on_chain(long http_status, const char *error, void *arg) {
@@ -586,7 +587,7 @@ static void on_chain(long http_status, const char *error, void *arg) {
     ctx->chain_status[ctx->chained++] = http_status;
     if (ctx->chained < CHAIN)
         assert_int_equal(
-            tp_webhook_post(ctx->wh, ctx->url, "{}", 2, NULL, on_chain, ctx),
+            tp_transfer_post(ctx->wh, ctx->url, "{}", 2, NULL, on_chain, ctx),
             0);
 }
 
@@ -607,11 +608,11 @@ static void on_burst(long http_status, const char *error, void *arg) {
     assert_int_equal(http_status, 200);
     ctx->burst_ok++;
     if (ctx->wh) { /* the first to finish shuts everything down */
-        tp_webhook_t *alias = ctx->wh;
-        tp_webhook_destroy(&ctx->wh);
+        tp_transfer_t *alias = ctx->wh;
+        tp_transfer_destroy(&ctx->wh);
         /* still valid memory until the loop runs on; refuses work */
         ctx->post_after_destroy =
-            tp_webhook_post(alias, ctx->url, "{}", 2, NULL, on_burst, slot);
+            tp_transfer_post(alias, ctx->url, "{}", 2, NULL, on_burst, slot);
     }
 }
 
@@ -620,11 +621,11 @@ static void test_callbacks_reenter(void **state) {
     reentry_ctx_t *ctx = calloc(1, sizeof *ctx);
     assert_non_null(ctx);
     burst_slot_t slots[BURST];
-    ctx->wh = tp_webhook_new(&fx->loop, NULL);
+    ctx->wh = tp_transfer_new(&fx->loop, NULL);
     assert_non_null(ctx->wh);
     url_of(fx, "/chain", ctx->url, sizeof ctx->url);
     assert_int_equal(
-        tp_webhook_post(ctx->wh, ctx->url, "{}", 2, NULL, on_chain, ctx), 0);
+        tp_transfer_post(ctx->wh, ctx->url, "{}", 2, NULL, on_chain, ctx), 0);
     run_loop(&fx->loop, 10000);
     assert_int_equal(ctx->chained, CHAIN);
     for (int i = 0; i < CHAIN; i++)
@@ -636,7 +637,7 @@ static void test_callbacks_reenter(void **state) {
     url_of(fx, "/sleep/4000", slow, sizeof slow);
     for (int i = 0; i < BURST; i++) {
         slots[i] = (burst_slot_t){ctx, i};
-        assert_int_equal(tp_webhook_post(ctx->wh, i % 2 ? slow : ctx->url, "{}",
+        assert_int_equal(tp_transfer_post(ctx->wh, i % 2 ? slow : ctx->url, "{}",
                                          2, NULL, on_burst, &slots[i]),
                          0);
     }
@@ -652,6 +653,129 @@ static void test_callbacks_reenter(void **state) {
     assert_int_equal(ctx->burst_ok + ctx->burst_shut, BURST);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
     free(ctx);
+}
+
+/* ---- SMTP, against postfix's smtp-sink ---- */
+
+/* Starts smtp-sink on a free port with `extra` options (NULL-terminated),
+ * dumping messages into fx->dir; returns its port. */
+static int start_sink(fixture_t *fx, pid_t *pid, const char *const *extra) {
+    int fd;
+    int port = closed_port(&fd);
+    close(fd);
+    char addr[64], dump[200];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    snprintf(dump, sizeof dump, "%s/mail.%%M.", fx->dir);
+    const char *argv[20] = {"smtp-sink"};
+    int n = 1;
+    if (getuid() == 0) argv[n++] = "-u", argv[n++] = "root";
+    for (int i = 0; extra && extra[i]; i++) argv[n++] = extra[i];
+    argv[n++] = "-d", argv[n++] = dump, argv[n++] = addr, argv[n++] = "64";
+    argv[n] = NULL;
+    *pid = fork();
+    assert_true(*pid >= 0);
+    if (*pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        execvp("smtp-sink", (char *const *)argv);
+        _exit(127);
+    }
+    for (int waited = 0; waited < 5000; waited += 20) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = connect(c, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(c);
+        if (ok) return port;
+        sleep_ms(20);
+    }
+    fail_msg("smtp-sink did not start");
+    return -1;
+}
+
+static void stop_sink(fixture_t *fx, pid_t pid) {
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    DIR *d = opendir(fx->dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strncmp(e->d_name, "mail.", 5) == 0) {
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", fx->dir, e->d_name);
+            unlink(path);
+        }
+    if (d) closedir(d);
+}
+
+static int mails_in(fixture_t *fx, const char *needle) {
+    int n = 0;
+    DIR *d = opendir(fx->dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strncmp(e->d_name, "mail.", 5) == 0) {
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", fx->dir, e->d_name);
+            char *text = read_file(path);
+            n += strstr(text, needle) != NULL;
+            free(text);
+        }
+    if (d) closedir(d);
+    return n;
+}
+
+static const char mail[] = "From: <tp@example.com>\r\nTo: <a@example.com>\r\n"
+                           "Subject: hello\r\nMessage-ID: <tp.1@example.com>\r\n\r\n"
+                           "the body\r\n.leading dot\r\n";
+
+static void test_mail_accepted_and_refused(void **state) {
+    fixture_t *fx = *state;
+    pid_t ok_pid, bad_pid;
+    int ok_port = start_sink(fx, &ok_pid, NULL);
+    static const char *const refuse[] = {"-f", "RCPT", "-B", "550 5.1.1 no such user", NULL};
+    int bad_port = start_sink(fx, &bad_pid, refuse);
+    tp_transfer_t *t = tp_transfer_new(&fx->loop, NULL);
+    assert_non_null(t);
+    char ok_url[64], bad_url[64];
+    snprintf(ok_url, sizeof ok_url, "smtp://127.0.0.1:%d/tp.test", ok_port);
+    snprintf(bad_url, sizeof bad_url, "smtp://127.0.0.1:%d/tp.test", bad_port);
+    tp_transfer_smtp_t ok = {.url = ok_url}, bad = {.url = bad_url};
+    tp_transfer_smtp_t tls = {.url = ok_url, .require_tls = 1};
+    outcome_t o[3] = {0};
+    assert_int_equal(tp_transfer_mail(t, &ok, "tp@example.com", "a@example.com", mail,
+                                      strlen(mail), on_done, &o[0]), 0);
+    assert_int_equal(tp_transfer_mail(t, &bad, "tp@example.com", "a@example.com", mail,
+                                      strlen(mail), on_done, &o[1]), 0);
+    /* smtp-sink offers no STARTTLS: insisting on TLS refuses to send */
+    assert_int_equal(tp_transfer_mail(t, &tls, "tp@example.com", "a@example.com", mail,
+                                      strlen(mail), on_done, &o[2]), 0);
+    /* an address that would smuggle a command is refused at once */
+    assert_int_equal(tp_transfer_mail(t, &ok, "tp@example.com", "a@b>\r\nRCPT TO:<c@d",
+                                      mail, strlen(mail), on_done, &o[2]), -1);
+    run_loop(&fx->loop, 10000);
+    assert_int_equal(o[0].calls, 1);
+    assert_string_equal(o[0].error, "");
+    assert_int_equal(o[0].status, 250);
+    assert_int_equal(o[1].calls, 1);
+    assert_int_equal(o[1].status, 550);
+    assert_true(o[1].error[0] != '\0');
+    assert_int_equal(o[2].calls, 1);
+    assert_true(o[2].error[0] != '\0');
+    assert_int_equal(mails_in(fx, "Message-ID: <tp.1@example.com>"), 1);
+    /* curl dot-stuffs, the server unstuffs: the line arrives as written */
+    assert_int_equal(mails_in(fx, "\n.leading dot"), 1);
+    stop_sink(fx, ok_pid);
+    stop_sink(fx, bad_pid);
+    finish(fx, &t);
+}
+
+static void test_put_with_a_method(void **state) {
+    fixture_t *fx = *state;
+    tp_transfer_t *t = tp_transfer_new(&fx->loop, NULL);
+    char url[128];
+    url_of(fx, "/sms", url, sizeof url);
+    outcome_t o = {0};
+    assert_int_equal(tp_transfer_http(t, "put", url, "{}", 2, NULL, on_done, &o), -1);
+    assert_int_equal(tp_transfer_http(t, "POST", url, "{}", 2, NULL, on_done, &o), 0);
+    run_loop(&fx->loop, 5000);
+    assert_int_equal(o.status, 200);
+    finish(fx, &t);
 }
 
 int main(void) {
@@ -676,6 +800,8 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_callbacks_reenter, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_mail_accepted_and_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_with_a_method, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup(); /* a no-op when every webhook was destroyed */
