@@ -100,8 +100,8 @@ static void respond_error(tp_http_request_t *req, int status,
     free(body);
 }
 
-static void bad_event(tp_http_request_t *req, int batch, size_t i,
-                      const tp_event_error_t *err) {
+static void event_refused(tp_http_request_t *req, int status, int batch, size_t i,
+                          const tp_event_error_t *err) {
     char field[160], message[400];
     if (batch)
         snprintf(field, sizeof field, "events[%zu]%s%s", i,
@@ -110,7 +110,29 @@ static void bad_event(tp_http_request_t *req, int batch, size_t i,
         snprintf(field, sizeof field, "%s", err->field);
     snprintf(message, sizeof message, "%s%s%s", field, field[0] ? ": " : "",
              err->message);
-    respond_error(req, 400, message, field);
+    respond_error(req, status, message, field);
+}
+
+static void bad_event(tp_http_request_t *req, int batch, size_t i,
+                      const tp_event_error_t *err) {
+    event_refused(req, 400, batch, i, err);
+}
+
+/* Events the services derive (lead.graded, reminder.due, sla.breached...)
+ * come from their services over the bus; over HTTP only with the
+ * events:derived scope (tests, replays by an operator). 0, or -1 with the
+ * reason in `err`. */
+static int derived_check(const tp_auth_client_t *client, const tp_event_t *ev,
+                         tp_event_error_t *err) {
+    const tp_event_schema_t *schema = tp_proto_schema(ev->type);
+    if (!schema || schema->producer == TP_SERVICE_INTAKE ||
+        tp_auth_client_allows(client, TP_SCOPE_EVENTS_DERIVED))
+        return 0;
+    snprintf(err->field, sizeof err->field, "type");
+    snprintf(err->message, sizeof err->message,
+             "%s comes from %s; posting it needs the events:derived scope", schema->name,
+             tp_proto_service_name(schema->producer));
+    return -1;
 }
 
 /* Signed requests are remembered in Redis for twice the replay window
@@ -172,9 +194,10 @@ static void journaled_cb(tp_journal_batch_t *batch, int outcome, void *arg) {
 }
 
 /* Parses and validates the body into a batch (caller owns it); NULL when
- * refused (answered 400). `*is_batch`: the body was {"events": [...]}. */
+ * refused (answered 400, or 403 for a derived event `client` may not
+ * post). `*is_batch`: the body was {"events": [...]}. */
 static tp_journal_batch_t *events_parse(tp_api_t *self, tp_http_request_t *req,
-                                        int *is_batch) {
+                                        const tp_auth_client_t *client, int *is_batch) {
     size_t len;
     const char *body = tp_http_body(req, &len);
     json_error_t jerr;
@@ -220,8 +243,17 @@ static tp_journal_batch_t *events_parse(tp_api_t *self, tp_http_request_t *req,
             bad_event(req, batch, i, &err);
             goto fail;
         }
-        if (tp_event_from_json(&ev, obj, &err) < 0 ||
-            tp_journal_batch_add(b, &ev, &err) < 0) {
+        if (tp_event_from_json(&ev, obj, &err) < 0) {
+            tp_event_clear(&ev);
+            bad_event(req, batch, i, &err);
+            goto fail;
+        }
+        if (derived_check(client, &ev, &err) < 0) {
+            tp_event_clear(&ev);
+            event_refused(req, 403, batch, i, &err);
+            goto fail;
+        }
+        if (tp_journal_batch_add(b, &ev, &err) < 0) {
             tp_event_clear(&ev);
             bad_event(req, batch, i, &err);
             goto fail;
@@ -250,9 +282,10 @@ static void events_submit(tp_api_t *self, tp_http_request_t *req,
     tp_journal_submit(b, journaled_cb, ctx);
 }
 
-static void post_events(tp_api_t *self, tp_http_request_t *req) {
+static void post_events(tp_api_t *self, tp_http_request_t *req,
+                        const tp_auth_client_t *client) {
     int is_batch;
-    tp_journal_batch_t *b = events_parse(self, req, &is_batch);
+    tp_journal_batch_t *b = events_parse(self, req, client, &is_batch);
     if (b) events_submit(self, req, b, is_batch, "");
 }
 
@@ -352,7 +385,7 @@ static void post_signed(tp_api_t *self, tp_http_request_t *req,
     }
     if (rate_limited(self, req, client) < 0) return;
     int is_batch;
-    tp_journal_batch_t *batch = events_parse(self, req, &is_batch);
+    tp_journal_batch_t *batch = events_parse(self, req, client, &is_batch);
     if (!batch) return;
     char hex[2 * TP_AUTH_MAC_BYTES + 1];
     sodium_bin2hex(hex, sizeof hex, mac, sizeof mac);
@@ -406,7 +439,7 @@ void tp_api_handle(tp_http_request_t *req, void *arg) {
         if (strcmp(method, "POST") != 0)
             respond_error(req, 405, "use POST", NULL);
         else
-            post_events(self, req);
+            post_events(self, req, client);
         return;
     }
     if (scope != TP_SCOPE_NONE && strcmp(method, "GET") == 0 &&

@@ -23,14 +23,15 @@
     XX(CUSTOMERS_READ, 1, "customers:read")    \
     XX(TICKETS_READ, 2, "tickets:read")        \
     XX(REMINDERS_READ, 3, "reminders:read")    \
-    XX(INBOX_READ, 4, "inbox:read")
+    XX(INBOX_READ, 4, "inbox:read")            \
+    XX(EVENTS_DERIVED, 5, "events:derived")
 
 typedef enum {
     TP_SCOPE_NONE = 0, /* any valid key (unknown paths: 404 after auth) */
 #define XX(name, bit, text) TP_SCOPE_##name = 1u << (bit),
     TP_SCOPE_MAP(XX)
 #undef XX
-    TP_SCOPE_ALL = (1u << 5) - 1
+    TP_SCOPE_ALL = (1u << 6) - 1
 } tp_scope_t;
 
 /* Headers of a signed request. */

@@ -239,8 +239,8 @@ int tp_deliver_options_load(tp_deliver_options_t *o, tp_config_t *cfg,
     o->retry_poll_ms = tp_config_ms(cfg, "notifier", "retry_poll", "1s");
     o->inbox_max = (int)tp_config_int(cfg, "notifier", "inbox_max", 200, 1, 100000);
     o->fallback_lang = tp_config_str(cfg, "notifier", "fallback_lang", "en");
-    o->escalate = tp_config_str(cfg, "notifier", "escalate",
-                                "sla.breached,customer.at_risk");
+    /* ticketing escalates its own breaches step by step (ticket.escalated) */
+    o->escalate = tp_config_str(cfg, "notifier", "escalate", "customer.at_risk");
     o->customer_rules = tp_config_str(cfg, "notifier", "customer_rules", "");
     o->customer_kinds = tp_config_str(cfg, "notifier", "customer_kinds", "");
     o->customer_lang = tp_config_str(cfg, "notifier", "customer_lang", "zh-CN");

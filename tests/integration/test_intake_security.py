@@ -190,6 +190,15 @@ def test_keys_and_scopes():
         for key, method, path, body, scope in cases:
             _, parsed = refused(w, 403, method, path, body, key=key)
             assert parsed["scope"] == scope and scope in parsed["error"], (path, parsed)
+        # an event a service derives: 403 naming the type, without events:derived
+        derived = json.dumps({"type": "reminder.due", "id": "sec-derived", "ts": 1,
+                              "src": "scheduler", "customer": "SEC-1",
+                              "data": {"reminder": "r", "rule": "R-CAD-1", "owner": "rep-1",
+                                       "due_at": 1}}).encode()
+        _, parsed = refused(w, 403, "POST", "/v1/events", derived, key=WRITER)
+        assert parsed["field"] == "type" and "events:derived" in parsed["error"], parsed
+        status, _, parsed = http(w, "POST", "/v1/events", derived, key=LIMITED)
+        assert status == 202, parsed  # scopes = * has it
         # with the scope, the reads answer (intake alone: no record is built)
         status, _, parsed = http(w, "GET", "/v1/customers/SEC-1", key=READER)
         assert status == 404 and parsed["error"] == "no such customer", (status, parsed)

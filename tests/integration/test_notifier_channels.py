@@ -233,7 +233,8 @@ def test_quiet_hours_hold_non_urgent_and_pass_urgent():
 def test_customer_cap_and_manager_escalation():
     sink = SmtpSink()
     w = world(sink, tmp_users(), customer_rules="R-DAYS-1", customer_cap="1",
-              customer_cap_period="1h", customer_lang="en")
+              customer_cap_period="1h", customer_lang="en",
+              escalate="sla.breached,customer.at_risk")
     try:
         w.redis("HSET", "tp:{c:CAP-1}:profile", "name", "Cap Ltd", "contact_name",
                 "Ms Li", "contact_email", "li@cap.example")
