@@ -492,6 +492,9 @@ static void zap_request(tp_bus_socket_t *sock, const void *const *frames,
         for (size_t i = 0; i < bus->nclients; i++)
             if (memcmp(bus->clients[i].key, frames[6], 32) == 0) {
                 status = "200", text = "OK", user = bus->clients[i].user_id;
+                /* once per connection: when a service is reachable */
+                tp_log_info("bus: admitted %s from %.*s", user,
+                            (int)(lens[3] < 64 ? lens[3] : 64), (const char *)frames[3]);
                 break;
             }
         if (user[0] == '\0') {

@@ -350,6 +350,7 @@ class World:
         path = os.path.join(self.dir, name + ".log")
         before = os.path.getsize(path) if os.path.exists(path) else 0
         log = open(path, "ab")
+        admitted = self._admitted(service)
         proc = subprocess.Popen([binary], env=env, stdout=log, stderr=log)
         self.procs[name] = proc
         ready = " listening on " if service == "intake" else " consuming "
@@ -362,7 +363,24 @@ class World:
                 f.seek(before)
                 return ready in f.read()
         wait_until(started, 20, what="%s ready" % name)
+        if admitted is not None:
+            # both of its sockets through intake's CURVE handshake: an event
+            # posted now goes over the bus, not to the reconcile walk
+            wait_until(lambda: self._admitted(service) >= admitted + 2, 20,
+                       what="%s admitted by intake" % name)
         return proc
+
+    def _admitted(self, service):
+        """How often intake's log says it admitted `service` on the bus;
+        None when that cannot be waited for (intake, no CURVE, no intake)."""
+        path = os.path.join(self.dir, "intake.log")
+        if service == "intake" or "intake" not in self.procs or not os.path.exists(path):
+            return None
+        with open(self.config_path) as f:
+            if "curve = off" in f.read():
+                return None
+        with open(path, errors="replace") as f:
+            return f.read().count("bus: admitted %s " % service)
 
     def kill(self, name, sig=signal.SIGKILL):
         p = self.procs.pop(name)
