@@ -22,7 +22,9 @@ def breaches(w):
 
 
 def test_R_TICKET_3_waiting_for_the_customer_pauses_the_resolution_clock():
-    w = World({"ticketing": {"resolution_high": "2s", "first_response_high": "1h"}})
+    # 5 s: the pause must land before the target passes, also under ASan on
+    # a loaded machine
+    w = World({"ticketing": {"resolution_high": "5s", "first_response_high": "1h"}})
     try:
         opened = now_ms()
         assert w.post({"type": "ticket.opened", "ts": opened, "src": "hotline",
@@ -34,7 +36,7 @@ def test_R_TICKET_3_waiting_for_the_customer_pauses_the_resolution_clock():
         wait_until(lambda: w.redis("HGET", "tp:{c:CLOCK-1}:ticket:T-C1", "paused_at"), 5,
                    what="the clock paused")
         assert w.redis("ZSCORE", "tp:sla:due", "CLOCK-1|T-C1|resolution") is None
-        time.sleep(3)  # past the 2 s target while paused: no breach
+        time.sleep(max(0.0, (opened + 6000 - now_ms()) / 1000.0))  # past the target, paused
         assert breaches(w) == []
         paused_ms = now_ms() - opened
         assert w.post(update("T-C1", "status", status="in_progress",
@@ -42,8 +44,8 @@ def test_R_TICKET_3_waiting_for_the_customer_pauses_the_resolution_clock():
         wait_until(lambda: w.redis("ZSCORE", "tp:sla:due", "CLOCK-1|T-C1|resolution"), 5,
                    what="the clock resumed")
         due = int(float(w.redis("ZSCORE", "tp:sla:due", "CLOCK-1|T-C1|resolution")))
-        assert due >= opened + 2000 + paused_ms - 1000, (due - opened, paused_ms)
-        wait_until(lambda: breaches(w), 10, what="the resolution breach")
+        assert due >= opened + 5000 + paused_ms - 3000, (due - opened, paused_ms)
+        wait_until(lambda: breaches(w), 15, what="the resolution breach")
         time.sleep(1)
         assert len(breaches(w)) == 1 and "resolution" in breaches(w)[0], breaches(w)
         t = w.redis.hgetall("tp:{c:CLOCK-1}:ticket:T-C1")
