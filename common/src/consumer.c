@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uthash.h>
+
 #include "tp/id.h"
 #include "tp/keys.h"
 #include "tp/log.h"
@@ -46,7 +48,19 @@ struct tp_consumer_job {
     walk_step_t *step; /* NULL when the event came from the bus */
     tp_event_t ev;
     char done_key[DONE_KEY_MAX];
+    char tag[TP_CUSTOMER_MAX + 16];
+    struct tp_consumer_job *queued; /* next job of the same tag waiting */
 };
+
+/* A tag (a customer) with a job being applied, and the jobs of that tag
+ * waiting behind it, in arrival order: one customer's events are applied
+ * one after another, as the journal has them, so an update never
+ * overtakes the event it follows (ticket.updated after ticket.opened). */
+typedef struct tag_turn {
+    char tag[TP_CUSTOMER_MAX + 16]; /* the uthash key */
+    tp_consumer_job_t *head, *tail; /* waiting */
+    UT_hash_handle hh;
+} tag_turn_t;
 
 /* One step of the journal walk and the jobs it started. */
 struct walk_step {
@@ -79,6 +93,7 @@ struct tp_consumer {
     char done_ttl[24];
     int lease_script, advance_script, done_script;
     tp_consumer_stats_t stats;
+    tag_turn_t *turns; /* uthash: tags with a job being applied */
 };
 
 static void walk(tp_consumer_t *self);
@@ -91,6 +106,7 @@ static tp_consumer_job_t *job_new(tp_consumer_t *self, tp_event_t *ev) {
     tp_consumer_job_t *job = calloc(1, sizeof *job);
     if (!job) abort();
     job->consumer = self;
+    snprintf(job->tag, sizeof job->tag, "%s", tag);
     job->ev = *ev; /* move */
     tp_event_init(ev);
     if (tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
@@ -109,14 +125,47 @@ static void job_free(tp_consumer_job_t *job) {
     free(job);
 }
 
+/* Applies `job` now, or queues it behind the job of its tag being applied
+ * (it then counts as in flight already: max_inflight bounds both). */
 static void job_start(tp_consumer_job_t *job) {
     tp_consumer_t *self = job->consumer;
+    tag_turn_t *turn = NULL;
+    HASH_FIND_STR(self->turns, job->tag, turn);
     self->stats.inflight++;
+    int waits = turn != NULL;
+    if (turn) {
+        if (turn->tail) turn->tail->queued = job;
+        else turn->head = job;
+        turn->tail = job;
+    } else {
+        turn = calloc(1, sizeof *turn);
+        if (!turn) abort();
+        snprintf(turn->tag, sizeof turn->tag, "%s", job->tag);
+        HASH_ADD_STR(self->turns, tag, turn);
+    }
     if (!self->paused && self->stats.inflight >= self->opts.max_inflight) {
         self->paused = 1;
         tp_bus_pause(self->pull);
     }
+    if (waits) return; /* turn_next starts it */
     self->apply(self, job, &job->ev, self->arg);
+}
+
+/* `job` of `tag` is done: the next of its tag goes, or the tag is free. */
+static void turn_next(tp_consumer_t *self, const char *tag) {
+    tag_turn_t *turn = NULL;
+    HASH_FIND_STR(self->turns, tag, turn);
+    if (!turn) return;
+    tp_consumer_job_t *next = turn->head;
+    if (!next) {
+        HASH_DEL(self->turns, turn);
+        free(turn);
+        return;
+    }
+    turn->head = next->queued;
+    if (!turn->head) turn->tail = NULL;
+    next->queued = NULL;
+    self->apply(self, next, &next->ev, self->arg);
 }
 
 static void step_end(tp_consumer_t *self, walk_step_t *step);
@@ -134,7 +183,10 @@ void tp_consumer_job_done(tp_consumer_job_t *job, int status) {
         self->paused = 0;
         tp_bus_resume(self->pull);
     }
+    char tag[sizeof job->tag];
+    memcpy(tag, job->tag, sizeof tag);
     job_free(job);
+    turn_next(self, tag); /* the tag's next job, if one waits */
     if (step && status != 0) step->failed = 1;
     if (self->step) step_pump(self, self->step); /* room for the walk */
     if (step && --step->remaining == 0) step_end(self, step);
@@ -426,7 +478,19 @@ tp_consumer_t *tp_consumer_new(uv_loop_t *loop, tp_bus_t *bus,
     return self;
 }
 
-static void walk_timer_close_cb(uv_handle_t *h) { free(h->data); }
+static void walk_timer_close_cb(uv_handle_t *h) {
+    tp_consumer_t *self = h->data;
+    tag_turn_t *turn, *tmp;
+    HASH_ITER(hh, self->turns, turn, tmp) { /* jobs still waiting their turn */
+        for (tp_consumer_job_t *job = turn->head, *next; job; job = next) {
+            next = job->queued;
+            job_free(job);
+        }
+        HASH_DEL(self->turns, turn);
+        free(turn);
+    }
+    free(self);
+}
 
 void tp_consumer_destroy(tp_consumer_t **self_p) {
     tp_consumer_t *self = self_p ? *self_p : NULL;

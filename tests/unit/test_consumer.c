@@ -62,6 +62,7 @@ typedef struct {
 typedef struct pending {
     member_t *m;
     tp_consumer_job_t *job;
+    char customer[TP_CUSTOMER_MAX + 1];
     uv_timer_t timer;
     int timer_used;
     struct pending *prev, *next;
@@ -90,6 +91,9 @@ struct fixture {
     int inflight_bound;    /* > 0: check stats.inflight <= this in apply */
     int inflight_violations;
     int inflight_worst;
+    int customer_overlaps;  /* a job started while one of its customer ran */
+    int order_violations;   /* CUST-<n>'s events started out of push order */
+    int last_started[16];   /* per CUST-<n>: index of the last event started */
 };
 
 static tp_test_redis_t redis;
@@ -304,10 +308,19 @@ static void apply_cb(tp_consumer_t *c, tp_consumer_job_t *job,
     snprintf(want, sizeof want, "tp:{c:%s}:done:scoring:%s", ev->customer, ev->id);
     if (strcmp(tp_consumer_job_done_key(job), want) != 0) fx->bad_done_key++;
 
+    for (pending_t *q = fx->pending; q; q = q->next)
+        if (q->m == m && strcmp(q->customer, ev->customer) == 0) fx->customer_overlaps++;
+    int cust;
+    if (t && sscanf(ev->customer, "CUST-%d", &cust) == 1 && cust >= 0 && cust < 16) {
+        int idx = (int)(t - fx->events);
+        if (idx < fx->last_started[cust]) fx->order_violations++;
+        fx->last_started[cust] = idx;
+    }
     pending_t *p = calloc(1, sizeof *p);
     if (!p) abort();
     p->m = m;
     p->job = job;
+    snprintf(p->customer, sizeof p->customer, "%s", ev->customer);
     p->next = fx->pending;
     if (p->next) p->next->prev = p;
     fx->pending = p;
@@ -795,6 +808,9 @@ static void test_max_inflight_bus(void **state) {
     assert_int_equal(st.inflight, 0);
     assert_int_equal(fx->inflight_violations, 0);
     assert_int_equal(m->max_inflight_seen, 4); /* the bound was reached */
+    /* one customer's events one after another, in the order they came */
+    assert_int_equal(fx->customer_overlaps, 0);
+    assert_int_equal(fx->order_violations, 0);
     for (int i = 0; i < N; i++) {
         assert_int_equal(fx->events[i].calls, 1);
         assert_int_equal(applied(fx, &fx->events[i]), 1);
