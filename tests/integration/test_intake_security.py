@@ -291,6 +291,9 @@ def test_signatures_and_replays():
         for name in ("ingress", "scoring", "scheduler", "notifier", "ticketing"):
             env["TP_BUS_%s_ENDPOINT" % name.upper()] = "ipc://%s/%s-2.sock" % (w.dir, name)
         w.start("intake", "intake-2", env=env)
+        # listening is not yet connected to Redis (slow under ASan)
+        wait_until(lambda: (http(w, "GET", "/healthz", port=port2)[2] or {}).get("redis")
+                   == "up", 15, what="intake-2 connected to redis")
         third = json.dumps(contact(id="signed-3")).encode()
         h3 = sign(third)
         status, _, parsed = http(w, "POST", "/v1/events", third, key=SIGNER, headers=h3)
