@@ -2,6 +2,7 @@
  * over SMTP. Owns its settings (copies). base64 and the Message-ID hash are
  * libsodium's; SMTP is libcurl's (notifier_transfer.c). */
 #include "notifier_email.h"
+#include "notifier_text.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -16,26 +17,6 @@ typedef struct email {
     int require_tls, verify_peer;
 } email_t;
 
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-} buf_t;
-
-static void put(buf_t *b, const char *s, size_t len) {
-    if (b->n + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + len + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) abort();
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-}
-
-static void puts_(buf_t *b, const char *s) { put(b, s, strlen(s)); }
 
 static int plain_ascii(const char *s) {
     for (; *s; s++)
@@ -45,9 +26,9 @@ static int plain_ascii(const char *s) {
 
 /* RFC 2047: "=?UTF-8?B?...?=" words of at most 45 input bytes (60 encoded,
  * 75 with the wrapper), never splitting a UTF-8 sequence, folded. */
-static void put_encoded_words(buf_t *b, const char *s) {
+static void put_encoded_words(tp_text_t *b, const char *s) {
     if (plain_ascii(s) && strlen(s) < 900 && !strstr(s, "=?")) {
-        puts_(b, s);
+        tp_text_adds(b, s);
         return;
     }
     size_t n = strlen(s), i = 0;
@@ -62,44 +43,44 @@ static void put_encoded_words(buf_t *b, const char *s) {
         char enc[sodium_base64_ENCODED_LEN(45, sodium_base64_VARIANT_ORIGINAL)];
         sodium_bin2base64(enc, sizeof enc, (const unsigned char *)s + i, take,
                           sodium_base64_VARIANT_ORIGINAL);
-        if (!first) puts_(b, "\r\n ");
-        puts_(b, "=?UTF-8?B?");
-        puts_(b, enc);
-        puts_(b, "?=");
+        if (!first) tp_text_adds(b, "\r\n ");
+        tp_text_adds(b, "=?UTF-8?B?");
+        tp_text_adds(b, enc);
+        tp_text_adds(b, "?=");
         first = 0;
         i += take;
     }
 }
 
 /* `s` with every line end made CRLF, base64 in lines of 76. */
-static void put_base64_body(buf_t *b, const char *s) {
-    buf_t crlf = {0};
-    put(&crlf, "", 0);
+static void put_base64_body(tp_text_t *b, const char *s) {
+    tp_text_t crlf = {0};
+    tp_text_add(&crlf, "", 0);
     for (const char *p = s; *p; p++) {
         if (*p == '\r') continue;
         if (*p == '\n')
-            put(&crlf, "\r\n", 2);
+            tp_text_add(&crlf, "\r\n", 2);
         else
-            put(&crlf, p, 1);
+            tp_text_add(&crlf, p, 1);
     }
     for (size_t i = 0; i < crlf.n; i += 57) {
         size_t take = crlf.n - i > 57 ? 57 : crlf.n - i;
         char enc[sodium_base64_ENCODED_LEN(57, sodium_base64_VARIANT_ORIGINAL)];
         sodium_bin2base64(enc, sizeof enc, (const unsigned char *)crlf.p + i,
                           take, sodium_base64_VARIANT_ORIGINAL);
-        puts_(b, enc);
-        puts_(b, "\r\n");
+        tp_text_adds(b, enc);
+        tp_text_adds(b, "\r\n");
     }
     free(crlf.p);
 }
 
-static void put_part(buf_t *b, const char *boundary, const char *type,
+static void put_part(tp_text_t *b, const char *boundary, const char *type,
                      const char *content) {
-    puts_(b, "--");
-    puts_(b, boundary);
-    puts_(b, "\r\nContent-Type: ");
-    puts_(b, type);
-    puts_(b, "; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    tp_text_adds(b, "--");
+    tp_text_adds(b, boundary);
+    tp_text_adds(b, "\r\nContent-Type: ");
+    tp_text_adds(b, type);
+    tp_text_adds(b, "; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n");
     put_base64_body(b, content);
 }
 
@@ -126,43 +107,43 @@ char *tp_email_compose(const tp_message_t *msg, const char *from,
              days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
              tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 
-    buf_t b = {0};
-    puts_(&b, "From: ");
+    tp_text_t b = {0};
+    tp_text_adds(&b, "From: ");
     if (from_name && *from_name) {
         put_encoded_words(&b, from_name);
-        puts_(&b, " ");
+        tp_text_adds(&b, " ");
     }
-    puts_(&b, "<");
-    puts_(&b, from);
-    puts_(&b, ">\r\nTo: <");
-    puts_(&b, msg->address);
-    puts_(&b, ">\r\nSubject: ");
+    tp_text_adds(&b, "<");
+    tp_text_adds(&b, from);
+    tp_text_adds(&b, ">\r\nTo: <");
+    tp_text_adds(&b, msg->address);
+    tp_text_adds(&b, ">\r\nSubject: ");
     put_encoded_words(&b, msg->subject);
-    puts_(&b, "\r\nDate: ");
-    puts_(&b, date);
-    puts_(&b, "\r\nMessage-ID: <tp.");
-    puts_(&b, hex);
-    puts_(&b, "@");
-    puts_(&b, domain);
-    puts_(&b, ">\r\nMIME-Version: 1.0\r\nAuto-Submitted: auto-generated\r\n");
+    tp_text_adds(&b, "\r\nDate: ");
+    tp_text_adds(&b, date);
+    tp_text_adds(&b, "\r\nMessage-ID: <tp.");
+    tp_text_adds(&b, hex);
+    tp_text_adds(&b, "@");
+    tp_text_adds(&b, domain);
+    tp_text_adds(&b, ">\r\nMIME-Version: 1.0\r\nAuto-Submitted: auto-generated\r\n");
     if (plain_ascii(msg->delivery) && strlen(msg->delivery) < 900) {
-        puts_(&b, "X-Touchpoint-Delivery: ");
-        puts_(&b, msg->delivery);
-        puts_(&b, "\r\n");
+        tp_text_adds(&b, "X-Touchpoint-Delivery: ");
+        tp_text_adds(&b, msg->delivery);
+        tp_text_adds(&b, "\r\n");
     }
     if (msg->html && *msg->html) {
         char boundary[48];
         snprintf(boundary, sizeof boundary, "tp-%s", hex);
-        puts_(&b, "Content-Type: multipart/alternative; boundary=\"");
-        puts_(&b, boundary);
-        puts_(&b, "\"\r\n\r\n");
+        tp_text_adds(&b, "Content-Type: multipart/alternative; boundary=\"");
+        tp_text_adds(&b, boundary);
+        tp_text_adds(&b, "\"\r\n\r\n");
         put_part(&b, boundary, "text/plain", msg->text);
         put_part(&b, boundary, "text/html", msg->html);
-        puts_(&b, "--");
-        puts_(&b, boundary);
-        puts_(&b, "--\r\n");
+        tp_text_adds(&b, "--");
+        tp_text_adds(&b, boundary);
+        tp_text_adds(&b, "--\r\n");
     } else {
-        puts_(&b, "Content-Type: text/plain; charset=UTF-8\r\n"
+        tp_text_adds(&b, "Content-Type: text/plain; charset=UTF-8\r\n"
                   "Content-Transfer-Encoding: base64\r\n\r\n");
         put_base64_body(&b, msg->text);
     }

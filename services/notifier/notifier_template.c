@@ -4,6 +4,7 @@
  * against the catalogue in proto/ at load; never reads a file after
  * loading. */
 #include "notifier_template.h"
+#include "notifier_text.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,28 +26,7 @@ struct tp_templates {
     size_t n, cap;
 };
 
-/* ---- a growable string ---- */
-
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-} buf_t;
-
-static void buf_add(buf_t *b, const char *s, size_t len) {
-    if (b->n + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + len + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) abort();
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-}
-
-static void buf_add_escaped(buf_t *b, const char *s, int html, int json) {
+static void buf_add_escaped(tp_text_t *b, const char *s, int html, int json) {
     for (; *s; s++) {
         const char *rep = NULL;
         char tmp[8];
@@ -69,9 +49,9 @@ static void buf_add_escaped(buf_t *b, const char *s, int html, int json) {
             }
         }
         if (rep)
-            buf_add(b, rep, strlen(rep));
+            tp_text_add(b, rep, strlen(rep));
         else
-            buf_add(b, s, 1);
+            tp_text_add(b, s, 1);
     }
 }
 
@@ -196,14 +176,14 @@ static int line_check(const char *line, const tp_event_schema_t *schema,
 }
 
 static int expand(const char *text, const json_t *fields, int html, int json,
-                  buf_t *out, char *err, size_t errlen) {
-    buf_add(out, "", 0);
+                  tp_text_t *out, char *err, size_t errlen) {
+    tp_text_add(out, "", 0);
     const char *p = text;
     for (const char *open = strstr(p, "{{"); open; open = strstr(p, "{{")) {
-        buf_add(out, p, (size_t)(open - p));
+        tp_text_add(out, p, (size_t)(open - p));
         placeholder_t ph;
         if (placeholder_parse(open, &ph) < 0) { /* checked at load */
-            buf_add(out, "{{", 2);
+            tp_text_add(out, "{{", 2);
             p = open + 2;
             continue;
         }
@@ -221,13 +201,13 @@ static int expand(const char *text, const json_t *fields, int html, int json,
         }
         p = ph.end;
     }
-    buf_add(out, p, strlen(p));
+    tp_text_add(out, p, strlen(p));
     return 0;
 }
 
 int tp_template_expand(const char *text, const json_t *fields, int json_escape,
                        char **out) {
-    buf_t b = {0};
+    tp_text_t b = {0};
     if (expand(text, fields, 0, json_escape, &b, NULL, 0) < 0) {
         free(b.p);
         *out = NULL;
@@ -245,11 +225,11 @@ static char *read_file(const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
-    buf_t b = {0};
+    tp_text_t b = {0};
     char chunk[4096];
     size_t n;
-    buf_add(&b, "", 0);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_add(&b, chunk, n);
+    tp_text_add(&b, "", 0);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) tp_text_add(&b, chunk, n);
     int bad = ferror(f);
     fclose(f);
     if (bad || strlen(b.p) != b.n) {
@@ -476,7 +456,7 @@ int tp_templates_render(const tp_templates_t *self, const char *type,
         snprintf(err, errlen, "no template for %s (%s)", type, lang);
         return -1;
     }
-    buf_t s = {0}, x = {0}, h = {0};
+    tp_text_t s = {0}, x = {0}, h = {0};
     if (expand(t->subject, fields, 0, 0, &s, err, errlen) < 0 ||
         expand(t->text, fields, 0, 0, &x, err, errlen) < 0 ||
         (t->html && expand(t->html, fields, 1, 0, &h, err, errlen) < 0)) {

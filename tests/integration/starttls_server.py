@@ -6,9 +6,9 @@ line "TLS: <cipher>". Used by test_notifier_channels.py.
     starttls_server.py PORT CERT KEY DIR"""
 import asyncio
 import os
+import signal
 import ssl
 import sys
-import time
 
 from aiosmtpd.controller import Controller
 
@@ -35,8 +35,9 @@ c = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=ctx,
                require_starttls=True)
 c.start()
 print("ready", flush=True)
+# until the test stops it (SIGTERM) or ^C
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 try:
-    while True:
-        time.sleep(3600)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
 finally:
     c.stop()

@@ -574,7 +574,7 @@ static void test_loop_stall_is_not_a_hung_server(void **state) {
      * timeout: it waits in the socket, and the server is not to blame. */
     answer_t *a = &fx->ans[0];
     assert_int_equal(tp_store_command(fx->store, answer_cb, a, "PING"), 0);
-    usleep(1000 * 1000);
+    usleep(5 * opts.command_timeout_ms * 1000);
     RUN_UNTIL(fx, a->calls > 0, 3000);
     assert_int_equal(a->calls, 1);
     assert_int_equal(a->nulls, 0);
