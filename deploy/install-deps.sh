@@ -5,7 +5,8 @@ set -euo pipefail
 
 BUILD_PKGS="build-essential cmake pkg-config libzmq3-dev libuv1-dev libmsgpack-dev
   libhiredis-dev node-llhttp libcurl4-openssl-dev libcmocka-dev libical-dev
-  libinih-dev libjansson-dev libsodium-dev uthash-dev clang libclang-rt-14-dev"
+  libinih-dev libjansson-dev libsodium-dev uthash-dev clang libclang-rt-14-dev
+  libsystemd-dev"
 RUN_PKGS="redis-server redis-tools curl python3 procps tzdata"
 # the notifier's tests send real mail: postfix for its smtp-sink, aiosmtpd
 # (run by Debian's python3) and openssl for a server that insists on STARTTLS

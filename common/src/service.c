@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "tp/log.h"
+#include "tp/notify.h"
 
 #define ENDPOINT_BASE_PORT 5700
 
@@ -150,6 +151,7 @@ tp_config_t *tp_service_config(int argc, char **argv, tp_service_t svc,
 
 typedef struct run_state {
     uv_signal_t sigint, sigterm;
+    tp_notify_t *notify;
     void (*stop)(void *arg);
     void *arg;
     int stopping;
@@ -162,13 +164,29 @@ static void signal_cb(uv_signal_t *h, int signum) {
     tp_log_info("stopping on signal %d", signum);
     uv_close((uv_handle_t *)&rs->sigint, NULL);
     uv_close((uv_handle_t *)&rs->sigterm, NULL);
+    tp_notify_stopping(rs->notify);
+    tp_notify_destroy(&rs->notify);
     if (rs->stop) rs->stop(rs->arg);
 }
 
 int tp_service_run(uv_loop_t *loop, void (*stop)(void *arg), void *arg) {
+    return tp_service_run_ready(loop, NULL, NULL, stop, arg);
+}
+
+int tp_service_run_ready(uv_loop_t *loop, tp_notify_ready_cb ready,
+                         void *ready_arg, void (*stop)(void *arg), void *arg) {
     signal(SIGPIPE, SIG_IGN);
     if (stop) {
         run_state_t rs = {.stop = stop, .arg = arg};
+        /* the supervisor hears READY=1 only from a service that runs: a
+         * failed start (stop == NULL) never says it */
+        if (!(rs.notify = tp_notify_new(loop))) {
+            stop(arg);
+            uv_run(loop, UV_RUN_DEFAULT);
+            uv_loop_close(loop);
+            return -1;
+        }
+        tp_notify_ready(rs.notify, ready, ready_arg);
         uv_signal_init(loop, &rs.sigint);
         uv_signal_init(loop, &rs.sigterm);
         rs.sigint.data = rs.sigterm.data = &rs;

@@ -45,6 +45,13 @@ static void intake_stop(void *arg) {
     tp_bus_destroy(&app->bus);
 }
 
+/* Ready for systemd (READY=1) once it listens, which it does by now, and
+ * has Redis: before that every request would be answered 503. */
+static int intake_ready(void *arg) {
+    intake_t *app = arg;
+    return app->store && tp_store_connected(app->store);
+}
+
 int main(int argc, char **argv) {
     char instance[64];
     intake_t app = {0};
@@ -98,7 +105,7 @@ int main(int argc, char **argv) {
     tp_log_info("intake %s listening on http://%s:%d", instance, http_opts.host,
                 tp_http_server_port(app.http));
 
-    int rc = tp_service_run(loop, intake_stop, &app);
+    int rc = tp_service_run_ready(loop, intake_ready, &app, intake_stop, &app);
     tp_config_destroy(&app.cfg);
     return rc == 0 ? 0 : 1;
 }

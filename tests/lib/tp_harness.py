@@ -64,8 +64,8 @@ def wait_until(cond, timeout=20.0, interval=0.05, what="condition"):
 class Redis:
     """A minimal RESP client: enough for tests to read what services wrote."""
 
-    def __init__(self, port, auth=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port, auth=None, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=10)
         self.buf = b""
         if auth:  # (user, password): an ACL user
             self("AUTH", *auth)
@@ -123,9 +123,10 @@ class Redis:
 
 class Receiver:
     """A real HTTP server recording every webhook POST (path, headers, body).
-    Paths under /fail answer 500 while `failing` is set."""
+    Paths under /fail answer 500 while `failing` is set. `host`: the
+    address it listens on (another network namespace reaches it there)."""
 
-    def __init__(self):
+    def __init__(self, host="127.0.0.1"):
         self.requests = []
         self.failing = False
         self.lock = threading.Lock()
@@ -158,9 +159,9 @@ class Receiver:
                 if not isinstance(sys.exc_info()[1], ConnectionError):
                     super().handle_error(request, client_address)
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server((host, 0), Handler)
         self.port = self.server.server_address[1]
-        self.url = "http://127.0.0.1:%d/hook" % self.port
+        self.url = "http://%s:%d/hook" % (host, self.port)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -182,7 +183,6 @@ class SmtpSink:
 
     def __init__(self, port=None, args=()):
         self.dir = tempfile.mkdtemp(prefix="tp-mail-")
-        os.chmod(self.dir, 0o755)
         self.port = port or free_port()
         self.url = "smtp://127.0.0.1:%d/touchpoint.test" % self.port
         self.proc = None
@@ -238,10 +238,21 @@ class World:
     (deploy/redis-acl.sh), as deployed; the test's own client is admin.
     `keys`, when given, is the text of intake's keys file (written to the
     world's folder as api-keys.ini); API_KEY stays valid beside it as an
-    [intake] api_keys key of every scope."""
+    [intake] api_keys key of every scope.
 
-    def __init__(self, config=None, services=SERVICES, receiver=True, acl=True, keys=None):
+    `hosts` places processes on other hosts (network namespaces):
+    {name: (netns, address)} for "redis", "intake", each service, and
+    "test" (where the test's own receiver listens, reachable from the
+    others). Each process named runs under `ip netns exec NETNS`; Redis
+    and intake bind their address, the bus goes over TCP to intake's. The
+    namespaces and links are the caller's (tests/integration/test_multihost.py)."""
+
+    def __init__(self, config=None, services=SERVICES, receiver=True, acl=True, keys=None,
+                 hosts=None):
         self.dir = tempfile.mkdtemp(prefix="tp-test-")
+        self.hosts = dict(hosts or {})
+        self.redis_host = self.addr("redis")
+        self.http_host = self.addr("intake")
         if keys is not None:
             self.keys_path = os.path.join(self.dir, "api-keys.ini")
             with open(self.keys_path, "w") as f:
@@ -249,11 +260,16 @@ class World:
             config = dict(config or {})
             config["intake"] = dict(config.get("intake", {}), keys_file=self.keys_path)
         self.procs = {}
-        self.receiver = Receiver() if receiver else None
+        self.receiver = Receiver(self.addr("test")) if receiver else None
         self.redis_port = free_port()
         self.http_port = free_port()
-        # the bus on unix sockets in the test's own folder: no ports to race for
-        self.bus = {s: "ipc://%s/%s.sock" % (self.dir, s) for s in ["ingress"] + SERVICES[1:]}
+        # the bus on unix sockets in the test's own folder: no ports to race
+        # for; over TCP to intake's address when it is on a host of its own
+        if "intake" in self.hosts:
+            self.bus = {s: "tcp://%s:%d" % (self.http_host, free_port())
+                        for s in ["ingress"] + SERVICES[1:]}
+        else:
+            self.bus = {s: "ipc://%s/%s.sock" % (self.dir, s) for s in ["ingress"] + SERVICES[1:]}
         self.acl_path = self.secrets_dir = self.redis_auth = None
         if acl:
             self.secrets_dir = os.path.join(self.dir, "secrets")
@@ -284,21 +300,31 @@ class World:
 
     # ---- processes ----
 
+    def addr(self, name):
+        """The address process `name` is reached at: its host's, or loopback."""
+        return self.hosts[name][1] if name in self.hosts else "127.0.0.1"
+
+    def wrap(self, name):
+        """The command prefix that runs process `name` on its host: `ip netns
+        exec NETNS` (which execs, so the pid is the process's own)."""
+        return ["ip", "netns", "exec", self.hosts[name][0]] if name in self.hosts else []
+
     def client(self, cls=Redis):
         """A new connection to the test's Redis, as admin when ACLs are on."""
-        return cls(self.redis_port, auth=self.redis_auth)
+        return cls(self.redis_port, auth=self.redis_auth, host=self.redis_host)
 
     def _start_redis(self):
         acl = ["--aclfile", self.acl_path] if self.acl_path else []
         self.redis_proc = subprocess.Popen(
+            self.wrap("redis") +
             ["redis-server", os.path.join(SOURCE_DIR, "deploy", "redis.conf"),
-             "--port", str(self.redis_port), "--bind", "127.0.0.1",
+             "--port", str(self.redis_port), "--bind", self.redis_host,
              "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")] + acl,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
             try:
-                Redis(self.redis_port).close()
+                Redis(self.redis_port, host=self.redis_host).close()
                 return True
             except OSError:
                 return False
@@ -307,7 +333,7 @@ class World:
     def _write_config(self, overrides):
         cfg = {
             "log": {"level": "info"},
-            "redis": dict({"host": "127.0.0.1", "port": self.redis_port,
+            "redis": dict({"host": self.redis_host, "port": self.redis_port,
                            "namespace": "tp:"},
                           **({"acl": "on", "secrets_dir": self.secrets_dir}
                              if self.secrets_dir else {})),
@@ -315,7 +341,8 @@ class World:
                          "curve": "on", "keys_dir": self.keys_dir,
                          "producers": "producer"},
                         **{"%s_endpoint" % s: self.bus[s] for s in SERVICES[1:]}),
-            "intake": {"port": self.http_port, "api_keys": API_KEY},
+            "intake": {"listen": self.http_host, "port": self.http_port,
+                       "api_keys": API_KEY},
             "scoring": {"reconcile_lag": "1s", "reconcile_interval": "300ms"},
             # reminders fire when due whatever the hour the suite runs at;
             # the calendar and quiet hours have tests of their own
@@ -340,9 +367,11 @@ class World:
                 for k, v in keys.items():
                     f.write("%s = %s\n" % (k, v))
 
-    def start(self, service, instance=None, env=None):
+    def start(self, service, instance=None, env=None, wrap=None):
         """Starts a service; `env` adds variables (TP_<SECTION>_<KEY>
-        overrides, e.g. a second intake's port)."""
+        overrides, e.g. a second intake's port). `wrap` is a command prefix
+        (default: its host's, see wrap()); the process it starts must exec
+        the service, so that signals reach it."""
         name = instance or service
         binary = os.path.join(BUILD, "services", service, "tp-" + service)
         env = dict(os.environ, TP_CONFIG=self.config_path, **(env or {}))
@@ -351,7 +380,8 @@ class World:
         before = os.path.getsize(path) if os.path.exists(path) else 0
         log = open(path, "ab")
         admitted = self._admitted(service)
-        proc = subprocess.Popen([binary], env=env, stdout=log, stderr=log)
+        prefix = self.wrap(service) if wrap is None else list(wrap)
+        proc = subprocess.Popen(prefix + [binary], env=env, stdout=log, stderr=log)
         self.procs[name] = proc
         ready = " listening on " if service == "intake" else " consuming "
 
@@ -419,7 +449,7 @@ class World:
 
     def request(self, method, path, body=None, key=API_KEY, raw=None, headers=None):
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.http_port, path),
+        req = urllib.request.Request("http://%s:%d%s" % (self.http_host, self.http_port, path),
                                      data=data, method=method)
         if key is not None:
             req.add_header("Authorization", "Bearer " + key)

@@ -10,6 +10,7 @@
 #include "tp/config.h"
 #include "tp/consumer.h"
 #include "tp/emit.h"
+#include "tp/notify.h"
 #include "tp/proto.h"
 #include "tp/store.h"
 
@@ -48,8 +49,15 @@ tp_config_t *tp_service_config(int argc, char **argv, tp_service_t svc,
 
 /* Runs `loop` until SIGINT or SIGTERM, then calls `stop(arg)` (which
  * destroys the service's modules) and runs the loop until every handle is
- * closed. Returns 0 when the loop closed cleanly. */
+ * closed. Returns 0 when the loop closed cleanly. Under systemd (NOTIFY_SOCKET)
+ * it tells READY=1 as the loop starts, pings the watchdog, and tells
+ * STOPPING=1 on the signal (tp/notify.h). */
 int tp_service_run(uv_loop_t *loop, void (*stop)(void *arg), void *arg);
+/* tp_service_run, but READY=1 waits until ready(ready_arg) returns nonzero
+ * (polled on the loop; ready_arg borrowed until then or the signal): intake
+ * is ready once it listens and has Redis. */
+int tp_service_run_ready(uv_loop_t *loop, tp_notify_ready_cb ready,
+                         void *ready_arg, void (*stop)(void *arg), void *arg);
 
 /* What every consuming service is made of: its configuration, loop, Redis,
  * bus, outbox emitter and event consumer. main.c adds its own modules
