@@ -10,7 +10,10 @@ BUILD_PKGS="build-essential cmake pkg-config libzmq3-dev libuv1-dev libmsgpack-d
 RUN_PKGS="redis-server redis-tools curl python3 procps tzdata"
 # the notifier's tests send real mail: postfix for its smtp-sink, aiosmtpd
 # (run by Debian's python3) and openssl for a server that insists on STARTTLS
-TEST_PKGS="postfix python3-aiosmtpd openssl"
+# deploy tests: manifests parsed with python3-yaml, checked with python3-jsonschema
+# against the pinned schemas in tests/deploy; systemd-analyze for the units
+TEST_PKGS="postfix python3-aiosmtpd openssl python3-yaml python3-jsonschema systemd
+  iproute2"
 
 missing=""
 for p in $BUILD_PKGS $RUN_PKGS $TEST_PKGS; do
