@@ -134,12 +134,13 @@ class Bench:
         self.ingress = "tcp://127.0.0.1:%d" % h.free_port()
         cfg = {
             # tp-scoring-feed stands in for intake without its CURVE keys:
-            # the plain bus
-            "bus": {"curve": "off"},
+            # the plain bus (one "bus" entry: a second one would replace it
+            # and leave CURVE on, refusing the feed's handshakes)
+            "bus": {"curve": "off", "scoring_endpoint": self.endpoint,
+                    "ingress_endpoint": self.ingress},
             # info: the harness waits for the "consuming" line (nothing is
             # logged per event at that level)
             "log": {"level": "info"},
-            "bus": {"scoring_endpoint": self.endpoint, "ingress_endpoint": self.ingress},
             "scoring": {"reconcile_lag": LAG, "reconcile_interval": "10ms",
                         "rules": os.path.join(ROOT, "deploy/local/rules.ini"),
                         "health_sweep": "10m"},
