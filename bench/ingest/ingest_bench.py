@@ -35,7 +35,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "../.."))
 sys.path.insert(0, os.path.join(ROOT, "tests/lib"))
 sys.path.insert(0, os.path.join(ROOT, "bench/lib"))
 import tp_harness as h  # noqa: E402
-from tpbench import (CpuWatch, Monitor, commandstats, env_int, info,  # noqa: E402,F401
+from tpbench import (write_result, CpuWatch, Monitor, commandstats, env_int, info,  # noqa: E402,F401
                      log, parse_monitor_line, randomize, record_pid, redis_benchmark,
                      redis_cpu)
 
@@ -439,6 +439,19 @@ class Bench:
                lat.get("max_ms"), lat.get("errors")))
         print("\n".join(out))
         sys.stdout.flush()
+        figures = []
+        for name, label in (("http", "HTTP batches of %d, %d conns" % (B, HTTP_CONNS)),
+                            ("zmq", "ZeroMQ ingress, window %d" % ZMQ_WINDOW)):
+            r = self.results.get(name)
+            if r:
+                figures.append({"name": "ingest to applied, " + label, "value": r["eps"],
+                                "unit": "events/s", "ceiling": c_b,
+                                "note": "ceiling: Redis, the services' scripts, best batching"})
+        if lat:
+            figures.append({"name": "single-event POST p99 at %s/s" % lat.get("rate"),
+                            "value": float(lat.get("p99_ms") or 0), "unit": "ms",
+                            "note": "open loop, %d conns" % LAT_CONNS})
+        write_result("ingest", figures)
 
 
 def main():

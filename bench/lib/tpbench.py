@@ -235,3 +235,20 @@ def redis_benchmark(port, args, n, clients, pipeline, keyspace=2000000000):
             except ValueError:
                 continue
     raise RuntimeError("redis-benchmark said: %r %r" % (out[-300:], err[-300:]))
+
+
+# ---- results for bench/report ----
+
+def write_result(bench, figures):
+    """When TP_BENCH_RESULT names a file (bench/report sets it), writes the
+    bench's headline figures there as JSON: {"bench": name, "figures":
+    [{"name", "value", "unit", "ceiling", "peer", "note"}...]}; `ceiling`
+    and `peer` are the same quantity's bound and a peer system's figure, or
+    None. The printed report stays the bench's own."""
+    import json
+    path = os.environ.get("TP_BENCH_RESULT")
+    if not path:
+        return
+    rows = [dict({"ceiling": None, "peer": None, "note": ""}, **f) for f in figures]
+    with open(path, "w") as f:
+        json.dump({"bench": bench, "cores": os.cpu_count(), "figures": rows}, f, indent=1)

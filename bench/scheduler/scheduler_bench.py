@@ -56,7 +56,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "../.."))
 sys.path.insert(0, os.path.join(ROOT, "tests/lib"))
 sys.path.insert(0, os.path.join(ROOT, "bench/lib"))
 import tp_harness as h  # noqa: E402
-from tpbench import (CpuWatch, commandstats, env_int, info, log,  # noqa: E402
+from tpbench import (CpuWatch, write_result, commandstats, env_int, info, log,  # noqa: E402
                      record_pid, stats_delta)
 
 RUN_DIR = os.environ["TP_BENCH_DIR"]
@@ -678,6 +678,23 @@ class Bench:
                 r_["count"] for r_ in rows), "", "", "", "", total / n))
         print("\n".join(out))
         sys.stdout.flush()
+        num = lambda v: float(v) if v not in (None, "", "n/a") else None  # noqa: E731
+        peer = "BullMQ %s" % self.bull_version
+        write_result("scheduler", [
+            {"name": "schedule rate (burst, N=%d)" % N, "unit": "reminders/s",
+             "value": num(T.get("sched_rate")), "peer": num(B.get("sched_rate")),
+             "note": "peer: %s; target >= %.0fx it" % (peer, TARGET_X)},
+            {"name": "fire rate (all due at once)", "unit": "reminders/s",
+             "value": num(T.get("fire_rate")), "peer": num(B.get("fire_rate")),
+             "note": "peer: %s; target >= %.0fx it" % (peer, TARGET_X)},
+            {"name": "lateness p99 (paced %d/s)" % LAT_RATE, "unit": "ms",
+             "value": num(T.get("paced", {}).get("late_p99_ms")),
+             "peer": num(B.get("paced", {}).get("late_p99_ms")), "ceiling": TARGET_P99,
+             "note": "peer: %s; bound = the target" % peer},
+            {"name": "bytes per pending reminder", "unit": "B",
+             "value": num(T.get("mem_total")), "peer": num(B.get("mem_total")),
+             "ceiling": TARGET_BYTES, "note": "peer: %s; bound = the target" % peer},
+        ])
 
     @staticmethod
     def scheduler_bytes(rows, n):

@@ -71,7 +71,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "../.."))
 sys.path.insert(0, os.path.join(ROOT, "tests/lib"))
 sys.path.insert(0, os.path.join(ROOT, "bench/lib"))
 import tp_harness as h  # noqa: E402
-from tpbench import (CpuWatch, Monitor, commandstats, env_int, info, log,  # noqa: E402
+from tpbench import (CpuWatch, write_result, Monitor, commandstats, env_int, info, log,  # noqa: E402
                      parse_monitor_line, randomize, record_pid, redis_benchmark,
                      redis_cpu, stats_delta)
 
@@ -542,6 +542,7 @@ class Bench:
     # ---- report ----
 
     def report(self):
+        self.figures = []
         out = []
         P = out.append
         P("")
@@ -588,6 +589,9 @@ class Bench:
             ceil, us, parts = self.chain(r, walk)
             chains[name] = (ceil, us, parts)
             P("%-34s %10.0f %12.0f %7.0f%%" % (label, r["eps"], ceil, 100 * r["eps"] / ceil))
+            self.figures.append({"name": "tp-scoring alone, " + label, "value": r["eps"],
+                                 "unit": "events/s", "ceiling": ceil,
+                                 "note": "ceiling: Redis, scoring's scripts, the run's mix"})
         for name, (ceil, us, parts) in chains.items():
             r = self.results[name]
             P("  ceiling %-7s = %.1f us of Redis per event: %s; in the run redis used "
@@ -653,6 +657,7 @@ class Bench:
                   r["verify"]["outbox_left"], done, r["verify"]["ver_sum"]))
         print("\n".join(out))
         sys.stdout.flush()
+        write_result("scoring", self.figures)
 
     def perf_report(self):
         """Per phase: the share of samples by process, then for redis-server
