@@ -65,7 +65,7 @@ def classify(args):
         return "zrem"
     if cmd == b"XRANGE":
         return "xrange"
-    if cmd != b"EVALSHA":
+    if cmd not in (b"EVALSHA", b"EVALSHA_RO"):  # read-only scripts go as EVALSHA_RO
         return None
     nkeys = int(args[2])
     keys, argv = args[3:3 + nkeys], args[3 + nkeys:]
@@ -108,7 +108,7 @@ def batched(kind, args, n):
             raise RuntimeError("resolve call of an unexpected shape")
         ks = keys
         av = argv[0:4] * n
-    return [b"EVALSHA", sha, str(len(ks)).encode()] + ks + av
+    return [args[0], sha, str(len(ks)).encode()] + ks + av
 
 
 # ---- phases ----
@@ -214,7 +214,8 @@ class Bench:
         if missing:
             for line in lines:
                 client, args = parse_monitor_line(line)
-                if args and client != "lua" and args[0].upper() == b"EVALSHA":
+                if args and client != "lua" and args[0].upper() in (b"EVALSHA",
+                                                                    b"EVALSHA_RO"):
                     log("seen: " + b" ".join(args[:3 + int(args[2])])[:300].decode(
                         "latin-1"))
             raise RuntimeError("MONITOR capture lacks %s; saw %s" %

@@ -126,10 +126,13 @@ def ceiling(rows, cores):
         hog = max(("Redis", last["redis_cpu_pct"]), ("the scoring instances",
                   last["scoring_cpu_pct"]), ("other processes", last["other_cpu_pct"]),
                   key=lambda x: x[1])
-        return ("The ceiling is this machine's CPU: %s, with all %d cores %.0f%% busy "
+        slower = (" (here more were slower than one: they compete for the same cores "
+                  "with Redis and everything else on the machine)" if gain < 0.95 else "")
+        return ("The ceiling is this machine's CPU: %s%s, with all %d cores %.0f%% busy "
                 "(most of it %s, %.0f%% of a core) and Redis at %.0f%% of its one core; "
                 "on more cores (or instances on other hosts) it would go on until Redis's "
-                "core is full." % (where, cores, 100 * busy, hog[0], hog[1], 100 * redis))
+                "core is full." % (where, slower, cores, 100 * busy, hog[0], hog[1],
+                                   100 * redis))
     return ("Neither Redis (%.0f%% of a core) nor the CPU (%.0f%% of %d cores) is full: %s; "
             "the limit is the pipeline's latency (events in flight per instance), so more "
             "instances still help." % (100 * redis, 100 * busy, cores, where))

@@ -682,7 +682,7 @@ class Bench:
         peer = "BullMQ %s" % self.bull_version
         write_result("scheduler", [
             {"name": "schedule rate (burst, N=%d)" % N, "unit": "reminders/s",
-             "value": num(T.get("sched_rate")), "peer": num(B.get("sched_rate")),
+             "value": num(T.get("sched_rate")) or None, "peer": num(B.get("sched_rate")),
              "note": "peer: %s; target >= %.0fx it" % (peer, TARGET_X)},
             {"name": "fire rate (all due at once)", "unit": "reminders/s",
              "value": num(T.get("fire_rate")), "peer": num(B.get("fire_rate")),

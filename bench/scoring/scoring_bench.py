@@ -368,7 +368,7 @@ class Bench:
                 self.t["xrange"] = args
             elif cmd == b"ZREM" and b"outbox:" in args[1]:
                 self.t["zrem"] = args
-            elif cmd == b"EVALSHA":
+            elif cmd in (b"EVALSHA", b"EVALSHA_RO"):  # read-only scripts: _RO
                 nkeys = int(args[2])
                 keys, argv = args[3:3 + nkeys], args[3 + nkeys:]
                 if nkeys == 5 and keys[0].endswith(b":profile") and \
