@@ -216,7 +216,7 @@ static int key_file(const char *dir, const char *name, const char *ext, char *pu
     snprintf(path, sizeof path, "%s/%s.%s", dir, name, ext);
     tp_config_t *k = tp_config_new(path, err, sizeof err);
     if (!k) {
-        tp_log_error("bus: %s (make keys with: tp-keygen %s intake scoring scheduler "
+        tp_log_error("bus: %s (make keys with: tpctl keygen curve --dir %s intake scoring scheduler "
                      "notifier ticketing)", err, dir);
         return -1;
     }
@@ -239,7 +239,7 @@ int tp_service_bus_secure(tp_bus_t *bus, tp_config_t *cfg, tp_service_t svc) {
     const char *dir = tp_config_str(cfg, "bus", "keys_dir", "");
     if (!*dir) {
         tp_log_error("bus: [bus] keys_dir is not set (CURVE is on; make keys with "
-                     "tp-keygen DIR intake scoring scheduler notifier ticketing)");
+                     "tpctl keygen curve --dir DIR intake scoring scheduler notifier ticketing)");
         return -1;
     }
     char public_key[41], secret_key[41], server_key[41];
