@@ -39,9 +39,9 @@ static int query(tpctl_t *t, const char *path, const char *what,
 }
 
 static const tp_column_t TIMELINE_COLS[] = {
-    {"ID", "id", TP_COLUMN_TEXT},   {"TIME", "ts", TP_COLUMN_TIME},
-    {"TYPE", "type", TP_COLUMN_TEXT}, {"SRC", "src", TP_COLUMN_TEXT},
-    {"ACTOR", "actor", TP_COLUMN_TEXT}, {"CUSTOMER", "customer", TP_COLUMN_TEXT},
+    {"TIME", "ts", TP_COLUMN_TIME},       {"TYPE", "type", TP_COLUMN_TEXT},
+    {"SRC", "src", TP_COLUMN_TEXT},       {"EVENT", "event", TP_COLUMN_TEXT},
+    {"CUSTOMER", "customer", TP_COLUMN_TEXT}, {"SUMMARY", "summary", TP_COLUMN_TEXT},
 };
 #define NCOLS(c) (sizeof(c) / sizeof *(c))
 
@@ -120,7 +120,7 @@ int tpctl_customer(tpctl_t *t, int argc, char **argv) {
 
 static void show_tickets(const json_t *answer, int64_t now) {
     static const tp_column_t cols[] = {
-        {"TICKET", "id", TP_COLUMN_TEXT},         {"STATUS", "status", TP_COLUMN_TEXT},
+        {"TICKET", "ticket", TP_COLUMN_TEXT},         {"STATUS", "status", TP_COLUMN_TEXT},
         {"PRIORITY", "priority", TP_COLUMN_TEXT}, {"CATEGORY", "category", TP_COLUMN_TEXT},
         {"CUSTOMER", "customer", TP_COLUMN_TEXT}, {"DEPARTMENT", "department", TP_COLUMN_TEXT},
         {"OPENED", "opened_at", TP_COLUMN_TIME},  {"RESOLUTION", "sla.resolution.state", TP_COLUMN_TEXT},
@@ -160,7 +160,7 @@ int tpctl_tickets(tpctl_t *t, int argc, char **argv) {
 
 static void show_reminders(const json_t *answer, int64_t now) {
     static const tp_column_t cols[] = {
-        {"DUE", "due_at", TP_COLUMN_TIME},       {"IN", "due_at", TP_COLUMN_AGE},
+        {"DUE", "due_at", TP_COLUMN_TIME},       {"IN", "due_at", TP_COLUMN_UNTIL},
         {"RULE", "rule", TP_COLUMN_TEXT},        {"CUSTOMER", "customer", TP_COLUMN_TEXT},
         {"REMINDER", "id", TP_COLUMN_TEXT},      {"TEXT", "text", TP_COLUMN_TEXT},
     };

@@ -88,6 +88,11 @@ size_t tp_table_cell(const json_t *obj, const tp_column_t *col, int64_t now_ms, 
     if (col->kind != TP_COLUMN_TEXT && number_of(v, &n) == 0) {
         if (col->kind == TP_COLUMN_TIME) tp_table_time(n, out, outlen);
         else if (col->kind == TP_COLUMN_AGE) tp_table_duration(now_ms - n, out, outlen);
+        else if (col->kind == TP_COLUMN_UNTIL) {
+            char d[64];
+            tp_table_duration(n >= now_ms ? n - now_ms : now_ms - n, d, sizeof d);
+            snprintf(out, outlen, n >= now_ms ? "in %s" : "%s ago", d);
+        }
         else tp_table_duration(n, out, outlen);
     } else {
         scalar_text(v, out, outlen);
@@ -157,7 +162,14 @@ static void flatten(const json_t *obj, const char *prefix, json_t *pairs) {
                 if (json_array_size(v) == 0) snprintf(text, sizeof text, "-");
             }
         } else {
-            scalar_text(v, text, sizeof text);
+            int64_t ms;
+            size_t kl = strlen(k);
+            /* times as UTC: *_at fields and ts, when they hold ms */
+            if (((kl > 3 && strcmp(k + kl - 3, "_at") == 0) || strcmp(k, "ts") == 0) &&
+                number_of(v, &ms) == 0 && ms > 100000000000LL)
+                tp_table_time(ms, text, sizeof text);
+            else
+                scalar_text(v, text, sizeof text);
         }
         json_array_append_new(pairs, json_pack("[ss]", key, text));
     }

@@ -18,6 +18,7 @@ typedef enum {
     TP_COLUMN_TIME, /* ms since the epoch -> 2026-12-03T17:45:02Z */
     TP_COLUMN_AGE,  /* ms since the epoch -> how long ago, "12s" */
     TP_COLUMN_MS,   /* a duration in ms -> "1m05s" */
+    TP_COLUMN_UNTIL, /* ms since the epoch -> "in 2h05m" or "3m12s ago" */
 } tp_column_kind_t;
 
 typedef struct tp_column {
