@@ -157,6 +157,7 @@ int tpctl_http(tpctl_t *t, const char *method, const char *path, const char *bod
     char base[512], url[4096], key[1024], auth[1100];
     intake_url(t, base, sizeof base);
     char err[256];
+    long timeout_ms = (long)tp_config_ms(t->cfg, "tpctl", "http_timeout", "30s");
     if (api_key(t, key, sizeof key) < 0) return -1;
     if (tp_config_check(t->cfg, err, sizeof err) < 0)
         return tpctl_fail(t, TPCTL_FAIL, "%s", err), -1;
@@ -176,8 +177,7 @@ int tpctl_http(tpctl_t *t, const char *method, const char *path, const char *bod
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
-                     (long)tp_config_ms(t->cfg, "tpctl", "http_timeout", "30s"));
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     if (body) {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);

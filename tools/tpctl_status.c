@@ -65,14 +65,14 @@ static int64_t lag_max(tpctl_t *t) {
 
 /* {service, cursor, entries, capped, oldest_at, oldest_age_ms} of every
  * consuming service. NULL after printing why. */
-static json_t *lag_rows(tpctl_t *t, int64_t now) {
+static json_t *lag_rows(tpctl_t *t, int64_t now, int64_t max) {
     json_t *rows = json_array();
     for (int i = 0; i < tp_horizon_count(); i++) {
         const char *svc = tp_horizon_service(i);
         int64_t entries, oldest;
         int capped;
         char cursor[64];
-        if (tpctl_lag_of(t, svc, lag_max(t), &entries, &capped, &oldest, cursor,
+        if (tpctl_lag_of(t, svc, max, &entries, &capped, &oldest, cursor,
                          sizeof cursor) < 0) {
             json_decref(rows);
             return NULL;
@@ -90,9 +90,10 @@ static json_t *lag_rows(tpctl_t *t, int64_t now) {
 
 int tpctl_lag(tpctl_t *t, int argc, char **argv) {
     if (argc > 0) return tpctl_fail(t, TPCTL_USAGE, "unexpected argument '%s'", argv[0]);
+    int64_t max = lag_max(t); /* read before tpctl_redis checks the configuration */
     if (!tpctl_redis(t)) return TPCTL_FAIL;
     int64_t now = tp_now_ms();
-    json_t *rows = lag_rows(t, now);
+    json_t *rows = lag_rows(t, now, max);
     if (!rows) return TPCTL_FAIL;
     int rc = TPCTL_OK;
     if (t->json) {
@@ -139,9 +140,10 @@ int tpctl_status(tpctl_t *t, int argc, char **argv) {
                           older);
     if (older && !prune)
         return tpctl_fail(t, TPCTL_USAGE, "--older-than goes with --prune");
+    int64_t max = lag_max(t);
     if (!tpctl_redis(t)) return TPCTL_FAIL;
     int64_t now = tp_now_ms();
-    json_t *lags = lag_rows(t, now);
+    json_t *lags = lag_rows(t, now, max);
     if (!lags) return TPCTL_FAIL;
     json_t *rows = json_array(), *pruned = json_array();
     int rc = TPCTL_OK;

@@ -81,6 +81,8 @@ def test_usage_errors_name_the_argument():
     assert rc == 1 and "/nonexistent/event.json" in err, err
     rc, _, err = tpctl("customer", "C1", env={"TP_TPCTL_API_KEY_FILE": ""})
     assert rc == 1 and "tpctl.api_key_file is not set" in err, err
+    rc, _, err = tpctl("lag", env={"TP_TPCTL_LAG_COUNT_MAX": "lots"})
+    assert rc == 1 and "tpctl.lag_count_max" in err, err
     rc, _, err = tpctl("status", env={"TP_REDIS_PORT": "1", "TP_REDIS_ACL": "off"})
     assert rc == 1 and "cannot connect to Redis" in err, err
     assert tpctl("help")[0] == 0
