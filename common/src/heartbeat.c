@@ -125,7 +125,9 @@ tp_heartbeat_t *tp_heartbeat_new(uv_loop_t *loop, const tp_store_options_t *stor
         tp_log_error("heartbeat: service name too long");
         goto fail_key;
     }
-    self->store = tp_store_new(loop, store_opts);
+    tp_store_options_t link = *store_opts;
+    link.name = "heartbeat"; /* its log lines apart from the service's own link */
+    self->store = tp_store_new(loop, &link);
     if (!self->store) goto fail_key;
     tp_store_on_state(self->store, state_cb, self);
     uv_timer_init(loop, &self->timer);
