@@ -103,7 +103,10 @@ void tp_service_emitter_options(tp_config_t *cfg, tp_service_t svc,
 }
 
 int64_t tp_service_heartbeat_interval(tp_config_t *cfg, tp_service_t svc) {
-    const char *def = tp_config_str(cfg, "service", "heartbeat_interval", "2s");
+    /* [service] first, so a bad value there is named as service.heartbeat_interval */
+    char def[32];
+    snprintf(def, sizeof def, "%lldms",
+             (long long)tp_config_ms(cfg, "service", "heartbeat_interval", "2s"));
     int64_t ms = tp_config_ms(cfg, tp_proto_service_name(svc), "heartbeat_interval", def);
     return ms > 0 ? ms : 2000;
 }
