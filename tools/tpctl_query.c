@@ -66,10 +66,8 @@ static void show_record(const json_t *answer, int64_t now) {
         json_t *iv;
         json_object_foreach(json_array_get(v, 0), ik, iv) {
             if (n == NCOLS(cols) || json_is_object(iv) || json_is_array(iv)) continue;
-            size_t len = strlen(ik);
-            int is_time = (len > 3 && strcmp(ik + len - 3, "_at") == 0) || strcmp(ik, "ts") == 0 ||
-                          strcmp(ik, "due") == 0;
-            cols[n++] = (tp_column_t){ik, ik, is_time ? TP_COLUMN_TIME : TP_COLUMN_TEXT};
+            cols[n++] = (tp_column_t){ik, ik,
+                                      tp_table_time_key(ik) ? TP_COLUMN_TIME : TP_COLUMN_TEXT};
         }
         tp_table_print(stdout, v, cols, n, now);
     }

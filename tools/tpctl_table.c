@@ -37,6 +37,13 @@ void tp_table_duration(int64_t ms, char *out, size_t outlen) {
                  s % 86400 / 3600);
 }
 
+int tp_table_time_key(const char *key) {
+    size_t n = strlen(key);
+    return strcmp(key, "ts") == 0 || strcmp(key, "due") == 0 ||
+           (n > 3 && strcmp(key + n - 3, "_at") == 0) ||
+           (n > 4 && strcmp(key + n - 4, "_due") == 0);
+}
+
 /* The value at dotted `path`, or NULL. */
 static const json_t *lookup(const json_t *obj, const char *path) {
     char part[128];
@@ -163,10 +170,8 @@ static void flatten(const json_t *obj, const char *prefix, json_t *pairs) {
             }
         } else {
             int64_t ms;
-            size_t kl = strlen(k);
-            /* times as UTC: *_at fields and ts, when they hold ms */
-            if (((kl > 3 && strcmp(k + kl - 3, "_at") == 0) || strcmp(k, "ts") == 0) &&
-                number_of(v, &ms) == 0 && ms > 100000000000LL)
+            /* times as UTC, when they hold ms */
+            if (tp_table_time_key(k) && number_of(v, &ms) == 0 && ms > 100000000000LL)
                 tp_table_time(ms, text, sizeof text);
             else
                 scalar_text(v, text, sizeof text);

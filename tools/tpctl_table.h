@@ -43,6 +43,10 @@ size_t tp_table_cell(const json_t *obj, const tp_column_t *col, int64_t now_ms, 
  * aligned. */
 void tp_table_print_record(FILE *out, const json_t *obj);
 
+/* 1 when a field named `key` holds a time (ms since the epoch) by the
+ * record's naming: ts, due, *_at, *_due. */
+int tp_table_time_key(const char *key);
+
 /* "2026-12-03T17:45:02Z"; "-" for ms <= 0. */
 void tp_table_time(int64_t ms, char *out, size_t outlen);
 /* "850ms", "4s", "3m12s", "2h05m", "4d03h"; negative: "-" then the rest. */

@@ -26,6 +26,10 @@ static void test_durations_and_times(void **state) {
     assert_string_equal(out, "2026-12-03T17:58:50Z");
     tp_table_time(0, out, sizeof out);
     assert_string_equal(out, "-");
+    assert_true(tp_table_time_key("ts") && tp_table_time_key("opened_at") &&
+                tp_table_time_key("resolution_due") && tp_table_time_key("due"));
+    assert_false(tp_table_time_key("at") || tp_table_time_key("status") ||
+                 tp_table_time_key("_due"));
 }
 
 static void test_time_arguments(void **state) {
