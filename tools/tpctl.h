@@ -74,10 +74,13 @@ int tpctl_customer(tpctl_t *t, int argc, char **argv);
 int tpctl_tickets(tpctl_t *t, int argc, char **argv);
 int tpctl_reminders(tpctl_t *t, int argc, char **argv);
 
-/* The journal backlog of consuming service `svc`: entries after its
- * cursor (counted up to `max`; *capped set when there were more) and the
- * time of the oldest of them (0: none). Returns 0 or -1 (printed). */
-int tpctl_lag_of(tpctl_t *t, const char *svc, int64_t max, int64_t *entries, int *capped,
-                 int64_t *oldest_ms, char *cursor, size_t cursor_len);
+/* The journal backlog behind one service's cursor (keys as
+ * tp_horizon_keys names them): entries after the cursor (counted up to
+ * `max`; *capped set when there were more), the time of the oldest of
+ * them (0: none) and the cursor itself ("" when none). Returns 0 or -1
+ * (printed). */
+int tpctl_lag_of(tpctl_t *t, const char *journal_key, const char *cursor_key, int64_t max,
+                 int64_t *entries, int *capped, int64_t *oldest_ms, char *cursor,
+                 size_t cursor_len);
 
 #endif

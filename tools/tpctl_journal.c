@@ -29,6 +29,8 @@ int tpctl_journal(tpctl_t *t, int argc, char **argv) {
     tp_argv_t a;
     tp_argv_init(&a);
     tp_horizon_keys(&a, t->ns);
+    char journal[256];
+    snprintf(journal, sizeof journal, "%s", a.v[0]);
     a.v[0] = "MGET", a.len[0] = 4; /* the cursors only */
     redisReply *r = tpctl_reply(
         t, redisCommandArgv(t->redis, (int)a.n, a.v, a.len), "MGET cursors");
@@ -57,12 +59,11 @@ int tpctl_journal(tpctl_t *t, int argc, char **argv) {
     int can = tp_horizon_floor(cursors, n, now, retention, floor, sizeof floor) == 0;
     if (can) {
         redisReply *x = tpctl_reply(
-            t, redisCommand(t->redis, "XTRIM %s{j}:journal MINID %s", t->ns, floor), "XTRIM");
+            t, redisCommand(t->redis, "XTRIM %s MINID %s", journal, floor), "XTRIM");
         if (!x) rc = TPCTL_FAIL;
         else trimmed = x->integer, freeReplyObject(x);
     }
-    redisReply *len = rc == TPCTL_OK ? tpctl_reply(t, redisCommand(t->redis, "XLEN %s{j}:journal",
-                                                                   t->ns), "XLEN")
+    redisReply *len = rc == TPCTL_OK ? tpctl_reply(t, redisCommand(t->redis, "XLEN %s", journal), "XLEN")
                                      : NULL;
     if (rc == TPCTL_OK && !len) rc = TPCTL_FAIL;
     if (rc == TPCTL_OK) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tp/argv.h"
 #include "tp/config.h"
 #include "tp/heartbeat.h"
 #include "tp/horizon.h"
@@ -27,11 +28,12 @@ static const char PRUNE_LUA[] =
     "   tonumber(b.seen_at) >= tonumber(ARGV[2]) then return 0 end\n"
     "return redis.call('HDEL', KEYS[1], ARGV[1])\n";
 
-int tpctl_lag_of(tpctl_t *t, const char *svc, int64_t max, int64_t *entries, int *capped,
-                 int64_t *oldest_ms, char *cursor, size_t cursor_len) {
+int tpctl_lag_of(tpctl_t *t, const char *journal_key, const char *cursor_key, int64_t max,
+                 int64_t *entries, int *capped, int64_t *oldest_ms, char *cursor,
+                 size_t cursor_len) {
     redisContext *c = t->redis;
     *entries = 0, *capped = 0, *oldest_ms = 0;
-    redisReply *r = tpctl_reply(t, redisCommand(c, "GET %scursor:%s", t->ns, svc), "GET cursor");
+    redisReply *r = tpctl_reply(t, redisCommand(c, "GET %s", cursor_key), "GET cursor");
     if (!r) return -1;
     char from[64] = "-";
     cursor[0] = '\0';
@@ -42,7 +44,7 @@ int tpctl_lag_of(tpctl_t *t, const char *svc, int64_t max, int64_t *entries, int
     freeReplyObject(r);
     /* counted a page at a time, up to `max`: the journal may be long */
     for (;;) {
-        r = tpctl_reply(t, redisCommand(c, "XRANGE %s{j}:journal %s + COUNT 1000", t->ns, from),
+        r = tpctl_reply(t, redisCommand(c, "XRANGE %s %s + COUNT 1000", journal_key, from),
                         "XRANGE journal");
         if (!r) return -1;
         size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
@@ -67,13 +69,17 @@ static int64_t lag_max(tpctl_t *t) {
  * consuming service. NULL after printing why. */
 static json_t *lag_rows(tpctl_t *t, int64_t now, int64_t max) {
     json_t *rows = json_array();
+    tp_argv_t keys; /* the journal, then each service's cursor: intake's names */
+    tp_argv_init(&keys);
+    tp_horizon_keys(&keys, t->ns);
     for (int i = 0; i < tp_horizon_count(); i++) {
         const char *svc = tp_horizon_service(i);
         int64_t entries, oldest;
         int capped;
         char cursor[64];
-        if (tpctl_lag_of(t, svc, max, &entries, &capped, &oldest, cursor,
+        if (tpctl_lag_of(t, keys.v[0], keys.v[1 + i], max, &entries, &capped, &oldest, cursor,
                          sizeof cursor) < 0) {
+            tp_argv_clear(&keys);
             json_decref(rows);
             return NULL;
         }
@@ -85,6 +91,7 @@ static json_t *lag_rows(tpctl_t *t, int64_t now, int64_t max) {
                             json_integer(oldest ? (json_int_t)(now - oldest) : 0));
         json_array_append_new(rows, o);
     }
+    tp_argv_clear(&keys);
     return rows;
 }
 
