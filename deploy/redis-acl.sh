@@ -20,8 +20,14 @@
 #   ticketing  tickets (under their customer's tag), their indexes and
 #              queues, the SLA and escalation indexes, and ticket ids in
 #              {j}:ticket (for tickets it opens from calls and emails)
-# Every service also owns its cursor, reconcile lease, outbox and counters,
-# and reads everything under the namespace (the journal, the record). No
+#   tpctl      the operator's command line (tools/tpctl.c): reads the
+#              heartbeats, cursors and journal, prunes stale heartbeats,
+#              trims the journal (XTRIM), lists and replays dead letters;
+#              nothing else, not even reads of customer data (it asks
+#              intake's HTTP API for those)
+# Every service also owns its cursor, reconcile lease, outbox, counters and
+# its heartbeat field set (heartbeat:<svc>), and reads everything under the
+# namespace (the journal, the record). No
 # service may run administrative or dangerous commands (CONFIG, FLUSHALL,
 # KEYS, DEBUG, ...): commands are reads, writes, scripts and the
 # connection's own.
@@ -41,7 +47,7 @@ pass() {
 
 cmds="-@all +@read +@write +@scripting +@connection +@transaction -@dangerous -@admin"
 own() { # the keys every consuming service owns
-    echo "~${ns}cursor:$1 ~${ns}lease:$1:* ~${ns}outbox:$1 ~${ns}stats:$1"
+    echo "~${ns}cursor:$1 ~${ns}lease:$1:* ~${ns}outbox:$1 ~${ns}stats:$1 ~${ns}heartbeat:$1"
 }
 
 # The default user is locked rather than off: a random password that is
@@ -50,8 +56,11 @@ own() { # the keys every consuming service owns
 # would not come back.)
 echo "user default on #$(head -c 32 /dev/urandom | sha256sum | cut -c1-64) ~* &* +@all"
 echo "user admin on >$(pass admin) ~* &* +@all"
-echo "user intake on >$(pass intake) %R~${ns}* ~${ns}{j}:* ~${ns}replay:* $cmds"
+echo "user intake on >$(pass intake) %R~${ns}* ~${ns}{j}:* ~${ns}replay:* ~${ns}heartbeat:intake $cmds"
 echo "user scoring on >$(pass scoring) %R~${ns}* $(own scoring) ~${ns}{c:*}:* ~${ns}pipeline:* ~${ns}at_risk ~${ns}health:watch ~${ns}{j}:phone ~${ns}{j}:email $cmds"
 echo "user scheduler on >$(pass scheduler) %R~${ns}* $(own scheduler) ~${ns}{r*}:* ~${ns}reminders:* $cmds"
 echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{u:*}:* ~${ns}delivery:* ~${ns}deliveries:* ~${ns}notifier:* ~${ns}deadletter ~${ns}digest:* ~${ns}{c:*}:contact_cap:* $cmds"
 echo "user ticketing on >$(pass ticketing) %R~${ns}* $(own ticketing) ~${ns}{c:*}:* ~${ns}sla:* ~${ns}tickets:* ~${ns}ticket:* ~${ns}ticketing:* ~${ns}{j}:ticket $cmds"
+# tpctl: only the commands its commands send (and those its scripts call)
+tpctl_cmds="-@all +@connection +hgetall +hget +hdel +get +mget +xlen +xrange +xrevrange +xtrim +zrange +zscore +zadd +zrem +hmget +hset +eval"
+echo "user tpctl on >$(pass tpctl) %R~${ns}cursor:* ~${ns}heartbeat:* ~${ns}{j}:journal ~${ns}deadletter ~${ns}deliveries:due ~${ns}delivery:* $tpctl_cmds"

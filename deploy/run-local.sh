@@ -23,12 +23,17 @@ fi
 "$top/deploy/stop-local.sh" --quiet || true
 
 # The bus's CURVE key pairs ([bus] keys_dir), made once and kept.
-"$build/tools/tp-keygen" "$var/keys" intake scoring scheduler notifier ticketing >/dev/null
+"$build/tools/tpctl" keygen curve --dir "$var/keys" intake scoring scheduler notifier ticketing >/dev/null
 
 redis_port=$(awk -F= '/^\[redis\]/{s=1;next} /^\[/{s=0} s && $1~/^port/{gsub(/[ \t;].*/,"",$2); gsub(/ /,"",$2); print $2}' "$config")
 redis_port=${TP_REDIS_PORT:-${redis_port:-6390}}
 # One ACL user per service, passwords under var/secrets (kept across runs).
 bash "$top/deploy/redis-acl.sh" tp: "$var/secrets" >"$var/redis/users.acl"
+# tpctl's API key for intake (deploy/local/api-keys.ini [tpctl], read by
+# tpctl from [tpctl] api_key_file), random, made once and kept like the
+# Redis passwords.
+[ -s "$var/secrets/tpctl.apikey" ] ||
+  (umask 077; head -c 32 /dev/urandom | sha256sum | cut -c1-64 >"$var/secrets/tpctl.apikey")
 redis-server "$top/deploy/redis.conf" --port "$redis_port" --bind 127.0.0.1 --dir "$var/redis" \
   --aclfile "$var/redis/users.acl" --daemonize yes \
   --pidfile "$var/run/redis.pid" --logfile "$var/log/redis.log"
@@ -64,6 +69,8 @@ Where to look:
   curl -H 'Authorization: Bearer tp-local-dev-key' http://127.0.0.1:$port/v1/customers/DEMO-ACME
   curl -H 'Authorization: Bearer tp-local-dev-key' 'http://127.0.0.1:$port/v1/lookup?phone=13800138000'
   curl -H 'Authorization: Bearer tp-local-dev-key' http://127.0.0.1:$port/v1/inbox/rep-wang
+  $build/tools/tpctl -c $config status   # every instance, its age, applied events, lag
+  $build/tools/tpctl -c $config customer DEMO-ACME --timeline
   tail -f $var/log/webhooks.log     # reminders and SLA alarms as delivered
   tail -f $var/log/*.log            # service logs, one JSON object per line
   redis-cli -p $redis_port --user admin --pass \$(cat $var/secrets/admin.pass) xlen tp:{j}:journal

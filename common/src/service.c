@@ -40,6 +40,11 @@ static const char *read_secret_file(const char *path) {
 }
 
 void tp_service_store_options(tp_config_t *cfg, tp_service_t svc, tp_store_options_t *out) {
+    tp_service_store_options_as(cfg, tp_proto_service_name(svc), out);
+}
+
+void tp_service_store_options_as(tp_config_t *cfg, const char *name,
+                                 tp_store_options_t *out) {
     memset(out, 0, sizeof *out);
     out->host = tp_config_str(cfg, "redis", "host", "127.0.0.1");
     out->port = (int)tp_config_int(cfg, "redis", "port", 6379, 1, 65535);
@@ -50,7 +55,6 @@ void tp_service_store_options(tp_config_t *cfg, tp_service_t svc, tp_store_optio
      * its password in <secrets_dir>/<service>.pass. */
     static char acl_file[1024];
     if (tp_config_bool(cfg, "redis", "acl", 0)) {
-        const char *name = tp_proto_service_name(svc);
         if (!out->user || !*out->user) out->user = name;
         if (!file || !*file) {
             snprintf(acl_file, sizeof acl_file, "%s/%s.pass",
@@ -97,6 +101,26 @@ void tp_service_emitter_options(tp_config_t *cfg, tp_service_t svc,
     out->endpoint = tp_service_endpoint(cfg, TP_SERVICE_INTAKE);
     out->resend_after_ms = tp_config_ms(cfg, s, "resend_after", "2s");
     out->sweep_interval_ms = tp_config_ms(cfg, s, "outbox_sweep", "1s");
+}
+
+int64_t tp_service_heartbeat_interval(tp_config_t *cfg, tp_service_t svc) {
+    /* [service] first, so a bad value there is named as service.heartbeat_interval */
+    char def[32];
+    snprintf(def, sizeof def, "%lldms",
+             (long long)tp_config_ms(cfg, "service", "heartbeat_interval", "2s"));
+    int64_t ms = tp_config_ms(cfg, tp_proto_service_name(svc), "heartbeat_interval", def);
+    return ms > 0 ? ms : 2000;
+}
+
+tp_heartbeat_t *tp_service_heartbeat_new(uv_loop_t *loop, tp_config_t *cfg,
+                                         tp_service_t svc, const char *instance,
+                                         int64_t interval_ms) {
+    tp_store_options_t store_opts;
+    tp_service_store_options(cfg, svc, &store_opts);
+    tp_heartbeat_options_t opts = {.service = tp_proto_service_name(svc),
+                                   .instance = instance,
+                                   .interval_ms = interval_ms};
+    return tp_heartbeat_new(loop, &store_opts, &opts);
 }
 
 /* SIGINT and SIGTERM stay blocked from the start of main until
@@ -213,7 +237,7 @@ static int key_file(const char *dir, const char *name, const char *ext, char *pu
     snprintf(path, sizeof path, "%s/%s.%s", dir, name, ext);
     tp_config_t *k = tp_config_new(path, err, sizeof err);
     if (!k) {
-        tp_log_error("bus: %s (make keys with: tp-keygen %s intake scoring scheduler "
+        tp_log_error("bus: %s (make keys with: tpctl keygen curve --dir %s intake scoring scheduler "
                      "notifier ticketing)", err, dir);
         return -1;
     }
@@ -236,7 +260,7 @@ int tp_service_bus_secure(tp_bus_t *bus, tp_config_t *cfg, tp_service_t svc) {
     const char *dir = tp_config_str(cfg, "bus", "keys_dir", "");
     if (!*dir) {
         tp_log_error("bus: [bus] keys_dir is not set (CURVE is on; make keys with "
-                     "tp-keygen DIR intake scoring scheduler notifier ticketing)");
+                     "tpctl keygen curve --dir DIR intake scoring scheduler notifier ticketing)");
         return -1;
     }
     char public_key[41], secret_key[41], server_key[41];
@@ -286,6 +310,7 @@ int tp_service_core_open(tp_service_core_t *core, tp_service_t svc, int argc,
     tp_service_emitter_options(core->cfg, svc, &emitter_opts);
     tp_service_consumer_options(core->cfg, svc, core->instance,
                                 &core->consumer_opts);
+    core->heartbeat_interval_ms = tp_service_heartbeat_interval(core->cfg, svc);
     if ((core->store = tp_store_new(core->loop, &store_opts)) &&
         (core->bus = tp_bus_new(core->loop)) &&
         tp_service_bus_secure(core->bus, core->cfg, svc) == 0 &&
@@ -299,6 +324,12 @@ int tp_service_core_open(tp_service_core_t *core, tp_service_t svc, int argc,
     return -1;
 }
 
+static uint64_t consumer_applied(void *arg) {
+    tp_consumer_stats_t stats;
+    tp_consumer_stats(arg, &stats);
+    return stats.applied;
+}
+
 int tp_service_core_consume(tp_service_core_t *core, tp_consumer_tag_cb tag,
                             tp_consumer_apply_cb apply, void *arg) {
     char err[256];
@@ -309,12 +340,18 @@ int tp_service_core_consume(tp_service_core_t *core, tp_consumer_tag_cb tag,
     core->consumer = tp_consumer_new(core->loop, core->bus, core->store,
                                      &core->consumer_opts, tag, apply, arg);
     if (!core->consumer) return -1;
+    core->heartbeat = tp_service_heartbeat_new(core->loop, core->cfg, core->service,
+                                               core->instance,
+                                               core->heartbeat_interval_ms);
+    if (!core->heartbeat) return -1;
+    tp_heartbeat_set_applied(core->heartbeat, consumer_applied, core->consumer);
     tp_log_info("%s %s consuming %s", tp_proto_service_name(core->service),
                 core->instance, core->consumer_opts.endpoint);
     return 0;
 }
 
 void tp_service_core_stop_store(tp_service_core_t *core) {
+    tp_heartbeat_destroy(&core->heartbeat); /* before the consumer it counts */
     tp_store_destroy(&core->store);
 }
 

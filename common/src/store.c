@@ -90,6 +90,7 @@ struct tp_store {
     int destroying;
 
     char *host;
+    char label[48]; /* "store" or "store <name>", for log lines */
     int port;
     char *user;
     char *password;
@@ -304,8 +305,8 @@ static void schedule_reconnect(tp_store_t *self) {
 static void link_failed(tp_store_t *self, const char *stage, const char *why) {
     self->attempts++;
     if (self->attempts == 1 || self->attempts % STORE_LOG_EVERY == 0)
-        tp_log_warn("store: %s to %s:%d failed (attempt %u, retrying): %s",
-                    stage, self->host, self->port, self->attempts, why);
+        tp_log_warn("%s: %s to %s:%d failed (attempt %u, retrying): %s",
+                    self->label, stage, self->host, self->port, self->attempts, why);
     schedule_reconnect(self);
 }
 
@@ -313,10 +314,10 @@ static void link_ready(tp_store_t *self) {
     self->ready = 1;
     uv_timer_stop(&self->timer);
     if (self->attempts)
-        tp_log_info("store: connected to %s:%d after %u failed attempts",
-                    self->host, self->port, self->attempts);
+        tp_log_info("%s: connected to %s:%d after %u failed attempts",
+                    self->label, self->host, self->port, self->attempts);
     else
-        tp_log_info("store: connected to %s:%d", self->host, self->port);
+        tp_log_info("%s: connected to %s:%d", self->label, self->host, self->port);
     self->attempts = 0;
     store_announce(self, 1);
 }
@@ -329,7 +330,7 @@ static void link_closed(const redisAsyncContext *cac, int status) {
     self->ac = NULL;
     if (self->ready) {
         self->ready = 0;
-        tp_log_warn("store: lost connection to %s:%d: %s", self->host,
+        tp_log_warn("%s: lost connection to %s:%d: %s", self->label, self->host,
                     self->port, cac->err ? cac->errstr : "closed");
         schedule_reconnect(self);
         store_announce(self, 0);
@@ -360,8 +361,8 @@ static void watchdog_fire(uv_timer_t *timer) {
     }
     if (now - self->last_progress < self->command_timeout_ms)
         return;
-    tp_log_warn("store: no reply from %s:%d for %llu ms with %zu owed; "
-                "reconnecting", self->host, self->port,
+    tp_log_warn("%s: no reply from %s:%d for %llu ms with %zu owed; "
+                "reconnecting", self->label, self->host, self->port,
                 (unsigned long long)self->command_timeout_ms, self->pending);
     self->ac = NULL;
     self->ready = 0;
@@ -623,6 +624,8 @@ tp_store_t *tp_store_new(uv_loop_t *loop, const tp_store_options_t *opts) {
     tp_store_t *self = store_alloc(sizeof *self);
     self->loop = loop;
     self->host = store_strdup(opts->host ? opts->host : "127.0.0.1");
+    snprintf(self->label, sizeof self->label, "store%s%.40s", opts->name ? " " : "",
+             opts->name ? opts->name : "");
     self->port = opts->port ? opts->port : 6379;
     self->user = opts->user ? store_strdup(opts->user) : NULL;
     self->password = opts->password ? store_strdup(opts->password) : NULL;

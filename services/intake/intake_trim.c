@@ -1,13 +1,16 @@
 /* intake_trim.c: XTRIM MINID below every consumer's cursor and the
  * retention horizon, and the journal's bound: while it holds more than
  * max_journal entries with a consumer behind, the journal refuses outside
- * events (tp_journal_set_backlogged) instead of growing without bound. */
+ * events (tp_journal_set_backlogged) instead of growing without bound.
+ * The floor's rule is common/src/horizon.c, shared with `tpctl journal
+ * trim`. */
 #include "intake_trim.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "tp/argv.h"
+#include "tp/horizon.h"
 #include "tp/id.h"
 #include "tp/keys.h"
 #include "tp/log.h"
@@ -35,14 +38,6 @@ struct tp_trim {
     int closing;
 };
 
-/* 1 when stream id `a` ("<ms>-<seq>") is older than `b`. */
-static int id_older(const char *a, const char *b) {
-    unsigned long long am = 0, as = 0, bm = 0, bs = 0;
-    sscanf(a, "%llu-%llu", &am, &as);
-    sscanf(b, "%llu-%llu", &bm, &bs);
-    return am != bm ? am < bm : as < bs;
-}
-
 static void trimmed_cb(tp_store_t *store, redisReply *r, void *arg) {
     (void)store, (void)arg;
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
@@ -53,15 +48,7 @@ static void trimmed_cb(tp_store_t *store, redisReply *r, void *arg) {
 
 /* The journal and every consuming service's cursor, as KEYS. */
 static int journal_keys(tp_trim_t *self, tp_argv_t *a) {
-    const char *ns = tp_store_ns(self->store);
-    tp_argv_addf(a, "%s{j}:journal", ns);
-    int nkeys = 1;
-    for (int s = 0; s < TP_SERVICE_COUNT; s++) {
-        if (s == TP_SERVICE_INTAKE) continue;
-        tp_argv_addf(a, "%scursor:%s", ns, tp_proto_service_name((tp_service_t)s));
-        nkeys++;
-    }
-    return nkeys;
+    return tp_horizon_keys(a, tp_store_ns(self->store));
 }
 
 /* The cursors are in: trim what is older than the retention horizon and
@@ -76,17 +63,14 @@ static void cursors_cb(tp_store_t *store, redisReply *r, void *arg) {
         if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("journal trim: %s", r->str);
         return;
     }
+    const char *cursors[TP_SERVICE_COUNT] = {0};
+    size_t n = r->elements < TP_SERVICE_COUNT ? r->elements : TP_SERVICE_COUNT;
+    for (size_t i = 0; i < n; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING) cursors[i] = r->element[i]->str;
     char floor[48];
-    snprintf(floor, sizeof floor, "%lld-0", (long long)(tp_now_ms() - self->opts.retention_ms));
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *c = r->element[i];
-        unsigned long long ms, seq;
-        if (c->type != REDIS_REPLY_STRING || sscanf(c->str, "%llu-%llu", &ms, &seq) != 2)
-            return; /* no cursor yet: that service holds everything */
-        char next[48]; /* the cursor itself is applied */
-        snprintf(next, sizeof next, "%llu-%llu", ms, seq + 1);
-        if (id_older(next, floor)) snprintf(floor, sizeof floor, "%s", next);
-    }
+    if (tp_horizon_floor(cursors, n, tp_now_ms(), self->opts.retention_ms, floor,
+                         sizeof floor) < 0)
+        return; /* no cursor yet: that service holds everything */
     char key[128];
     tp_key(key, sizeof key, tp_store_ns(store), "{j}:journal");
     tp_store_command(store, trimmed_cb, NULL, "XTRIM %s MINID %s", key, floor);
@@ -132,9 +116,8 @@ static void backlog_timer_cb(uv_timer_t *t) {
     tp_argv_init(&a);
     int nkeys = journal_keys(self, &a);
     tp_argv_add_int(&a, self->opts.max_journal);
-    for (int s = 0; s < TP_SERVICE_COUNT; s++)
-        if (s != TP_SERVICE_INTAKE)
-            tp_argv_add(&a, tp_proto_service_name((tp_service_t)s), (size_t)-1);
+    for (int i = 0; i < tp_horizon_count(); i++)
+        tp_argv_add(&a, tp_horizon_service(i), (size_t)-1);
     tp_store_eval(self->store, self->backlog_script, backlog_cb, self, nkeys, (int)a.n,
                   a.v, a.len);
     tp_argv_clear(&a);

@@ -28,12 +28,21 @@ typedef struct intake {
     tp_ingress_t *ingress;
     tp_http_server_t *http;
     tp_trim_t *trim;
+    tp_heartbeat_t *heartbeat;
 } intake_t;
+
+/* The heartbeat's "applied": events this instance journaled. */
+static uint64_t journal_accepted(void *arg) {
+    tp_journal_stats_t stats;
+    tp_journal_stats(arg, &stats);
+    return stats.accepted;
+}
 
 /* Teardown in reverse; the store goes first so that every batch waiting on
  * Redis completes (answered 503) while its answerers still exist. */
 static void intake_stop(void *arg) {
     intake_t *app = arg;
+    tp_heartbeat_destroy(&app->heartbeat);
     tp_http_server_destroy(&app->http);
     tp_store_destroy(&app->store);
     tp_journal_destroy(&app->journal);
@@ -81,6 +90,7 @@ int main(int argc, char **argv) {
                                      1000000000000LL),
         .backlog_check_ms = tp_config_ms(app.cfg, "intake", "backlog_check", "1s"),
     };
+    int64_t beat_ms = tp_service_heartbeat_interval(app.cfg, TP_SERVICE_INTAKE);
     char err[256];
     if (tp_config_check(app.cfg, err, sizeof err) < 0) {
         tp_log_error("configuration: %s", err);
@@ -96,12 +106,15 @@ int main(int argc, char **argv) {
         !(app.api = tp_api_new(app.cfg, loop, app.store, app.journal, app.query)) ||
         !(app.ingress = tp_ingress_new(app.bus, app.cfg, app.journal)) ||
         !(app.trim = tp_trim_new(loop, app.store, app.journal, &trim_opts)) ||
-        !(app.http = tp_http_server_new(loop, &http_opts, tp_api_handle, app.api))) {
+        !(app.http = tp_http_server_new(loop, &http_opts, tp_api_handle, app.api)) ||
+        !(app.heartbeat = tp_service_heartbeat_new(loop, app.cfg, TP_SERVICE_INTAKE,
+                                                   instance, beat_ms))) {
         intake_stop(&app);
         tp_service_run(loop, NULL, NULL);
         tp_config_destroy(&app.cfg);
         return 1;
     }
+    tp_heartbeat_set_applied(app.heartbeat, journal_accepted, app.journal);
     tp_log_info("intake %s listening on http://%s:%d", instance, http_opts.host,
                 tp_http_server_port(app.http));
 

@@ -17,7 +17,7 @@
  * the cap per customer and period (R-CAD-3) is recorded as capped and not
  * sent. Outcomes: sent -> notification.sent; a permanent refusal or the
  * last of max_attempts -> notification.failed and the dead-letter set
- * (tools/tp-deadletter replays it); otherwise a retry after exponential
+ * (`tpctl deadletter replay` replays it); otherwise a retry after exponential
  * backoff with jitter, by whichever instance claims it. A claim expires,
  * so a crash mid-send repeats only that delivery, with the same id. While a
  * channel's circuit breaker is open its deliveries wait without spending

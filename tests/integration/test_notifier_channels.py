@@ -2,7 +2,7 @@
 smtp-sink on loopback (the test reads the messages it wrote), webhooks to a
 real HTTP receiver that checks the signature the way README tells a
 receiver to; a mail server down for a while (retries until it is back), a
-permanent refusal (the dead-letter set, replayed once by tp-deadletter), a
+permanent refusal (the dead-letter set, replayed once by tpctl deadletter), a
 redelivered event (one message), quiet hours (R-CAL-2) and the
 per-customer cap (R-CAD-3)."""
 import hashlib
@@ -170,15 +170,16 @@ def test_permanent_refusal_dead_letter_and_replay_once():
         assert d["status"] == "failed" and d["attempts"] == "1", d  # no retry on 550
         assert "550" in d["last_error"], d
         wait_until(lambda: w.journal("notification.failed"), 10, what="notification.failed")
-        tool = os.path.join(BUILD, "tools", "tp-deadletter")
-        out = subprocess.run([tool, "-c", w.config_path, "list"], capture_output=True,
-                             text=True, check=True).stdout
+        tool = os.path.join(BUILD, "tools", "tpctl")
+        out = subprocess.run([tool, "-c", w.config_path, "deadletter", "list"],
+                             capture_output=True, text=True, check=True).stdout
         assert dead in out and "550" in out, out
 
         sink.stop()
         sink.start()  # the mailbox exists now
         for _ in range(2):  # replaying twice sends once
-            subprocess.run([tool, "-c", w.config_path, "replay", dead], capture_output=True)
+            subprocess.run([tool, "-c", w.config_path, "deadletter", "replay", dead],
+                           capture_output=True)
         wait_until(lambda: sink.messages(), 10, what="the replayed message")
         time.sleep(1.5)
         assert len(sink.messages()) == 1

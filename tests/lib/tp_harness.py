@@ -287,10 +287,11 @@ class World:
         with open(self.calendar_path, "w") as f:
             f.write("[calendar]\ntime_zone = UTC\nwork_days = mon,tue,wed,thu,fri,sat,sun\n"
                     "work_hours = 00:00-24:00\n")
-        # CURVE on the bus, as deployed: a key pair per service (tp-keygen)
+        # CURVE on the bus, as deployed: a key pair per service (tpctl keygen curve)
         self.keys_dir = os.path.join(self.dir, "keys")
-        subprocess.run([os.path.join(BUILD, "tools", "tp-keygen"), self.keys_dir]
-                       + SERVICES + ["producer"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([os.path.join(BUILD, "tools", "tpctl"), "keygen", "curve",
+                        "--dir", self.keys_dir] + SERVICES + ["producer"],
+                       check=True, stdout=subprocess.DEVNULL)
         self.config_path = os.path.join(self.dir, "touchpoint.ini")
         self._write_config(config or {})
         for s in services:

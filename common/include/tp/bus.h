@@ -48,7 +48,7 @@ void tp_bus_pause(tp_bus_socket_t *sock);
 void tp_bus_resume(tp_bus_socket_t *sock);
 
 /* ---- CURVE (encryption and authentication between processes) ----
- * Keys are Z85 text, 40 characters (tools/tp-keygen makes them). Set these
+ * Keys are Z85 text, 40 characters (`tpctl keygen curve` makes them). Set these
  * before making sockets: the side that binds is the CURVE server, the side
  * that connects the client. */
 

@@ -12,6 +12,8 @@
  *   cursor:<svc>               string: last journal id reconciled by svc
  *   lease:<svc>:reconcile      string: instance holding the reconcile lease
  *   outbox:<svc>               zset: derived events not yet acked by intake
+ *   heartbeat:<svc>            hash: instance -> its last beat (JSON, tp/heartbeat.h);
+ *                              removed on a clean stop, read by `tpctl status`
  *   {c:<cust>}:profile         hash: the shared customer record (fields:
  *                              services/scoring/scoring_record.c; read by
  *                              services/intake/intake_query.c)
@@ -70,7 +72,7 @@
  *   deliveries:due             zset: delivery id -> next attempt ms (or the
  *                              end of a claim, or of the quiet hours)
  *   deadletter                 zset: delivery id -> failed at ms; replayed by
- *                              tools/tp-deadletter
+ *                              `tpctl deadletter`
  *   {u:<user>}:digest          list: lines waiting for the user's digest
  *   {u:<user>}:digest:at       string: when that digest is due (ms; its id)
  *   digest:due                 zset: user -> digest due ms (or claim end)

@@ -10,6 +10,7 @@
 #include "tp/config.h"
 #include "tp/consumer.h"
 #include "tp/emit.h"
+#include "tp/heartbeat.h"
 #include "tp/notify.h"
 #include "tp/proto.h"
 #include "tp/store.h"
@@ -25,6 +26,10 @@ const char *tp_service_endpoint(tp_config_t *cfg, tp_service_t svc);
 /* Redis options of service `svc` from [redis]; with acl = on, its own ACL
  * user (the service's name) and password (<secrets_dir>/<svc>.pass). */
 void tp_service_store_options(tp_config_t *cfg, tp_service_t svc, tp_store_options_t *out);
+/* The same for the ACL user `name` (a tool's own, e.g. "tpctl"): with
+ * acl = on, user `name` and <secrets_dir>/<name>.pass. */
+void tp_service_store_options_as(tp_config_t *cfg, const char *name,
+                                 tp_store_options_t *out);
 /* CURVE on `bus` from [bus] curve (default on) and keys_dir: intake is the
  * server and admits the services' public keys (<dir>/<svc>.pub) with the
  * service's name as User-Id; a service is a client with <dir>/<svc>.key
@@ -39,6 +44,16 @@ void tp_service_consumer_options(tp_config_t *cfg, tp_service_t svc,
 /* [<svc>] resend_after, outbox_sweep for the service's emitter. */
 void tp_service_emitter_options(tp_config_t *cfg, tp_service_t svc,
                                 tp_emitter_options_t *out);
+
+/* [<svc>] heartbeat_interval (default: [service] heartbeat_interval, 2s),
+ * read now so tp_config_check covers it. */
+int64_t tp_service_heartbeat_interval(tp_config_t *cfg, tp_service_t svc);
+/* Starts `svc`'s heartbeat (tp/heartbeat.h) for `instance`, on a Redis
+ * connection of its own with the service's options, beating every
+ * `interval_ms`. Caller owns the result; NULL on failure (logged). */
+tp_heartbeat_t *tp_service_heartbeat_new(uv_loop_t *loop, tp_config_t *cfg,
+                                         tp_service_t svc, const char *instance,
+                                         int64_t interval_ms);
 
 /* Loads the configuration named by argv ("-c FILE", or TP_CONFIG, or none),
  * sets up logging ([log] level, [<svc>] instance or host-pid) and writes
@@ -72,6 +87,8 @@ typedef struct tp_service_core {
     tp_emitter_t *emitter;
     tp_consumer_t *consumer;
     tp_consumer_options_t consumer_opts;
+    tp_heartbeat_t *heartbeat;     /* from consume until stop_store */
+    int64_t heartbeat_interval_ms;
 } tp_service_core_t;
 
 /* Reads the configuration (argv or TP_CONFIG), sets up logging, and makes
@@ -80,12 +97,14 @@ typedef struct tp_service_core {
 int tp_service_core_open(tp_service_core_t *core, tp_service_t svc, int argc,
                          char **argv);
 /* Checks every configuration value read so far (stopping with a message
- * naming section.key), then starts consuming the service's events. Returns
+ * naming section.key), then starts consuming the service's events and
+ * beating (the heartbeat's "applied" is the consumer's count). Returns
  * 0 or -1 (logged). */
 int tp_service_core_consume(tp_service_core_t *core, tp_consumer_tag_cb tag,
                             tp_consumer_apply_cb apply, void *arg);
 /* Closes Redis first: every reply still owed arrives as NULL, so work in
- * flight ends while the service's own modules still exist. */
+ * flight ends while the service's own modules still exist. Also ends the
+ * heartbeat (its field is removed: a clean stop). */
 void tp_service_core_stop_store(tp_service_core_t *core);
 /* Destroys the consumer, emitter and bus; call after the service's own
  * modules are gone. */

@@ -34,6 +34,9 @@ typedef struct tp_store_options {
     int reconnect_max_ms;     /* default 5000 */
     int command_timeout_ms;   /* replies owed, none for this long: the link
                                  is dropped (callbacks get NULL), default 3000 */
+    const char *name;         /* in the link's log lines ("store heartbeat:
+                                 connected ..."), for a process with two
+                                 links; NULL: plain "store:" */
 } tp_store_options_t;
 
 /* Connects in the background and keeps reconnecting. Strings are copied.
