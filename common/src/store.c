@@ -74,6 +74,7 @@ typedef struct store_request {
     const char **argv;
     size_t *argvlen;
     char nkeys[16];
+    uint64_t sent_ns;       /* uv_hrtime when sent, for the reply hook */
 } store_request_t;
 
 struct tp_store {
@@ -108,6 +109,8 @@ struct tp_store {
 
     tp_store_state_cb state_cb;
     void *state_arg;
+    tp_store_reply_hook_cb reply_hook;
+    void *reply_hook_arg;
 
     store_script_t **scripts;
     int nscripts;
@@ -665,6 +668,7 @@ void tp_store_destroy(tp_store_t **self_p) {
     self->destroying = 1;
     self->ready = 0;
     self->state_cb = NULL;
+    self->reply_hook = NULL; /* its owner may go before the store's replies */
     if (self->resolving) uv_cancel((uv_req_t *)&self->resolver);
     uv_timer_stop(&self->timer);
     uv_close((uv_handle_t *)&self->timer, timer_closed);
@@ -681,6 +685,12 @@ void tp_store_on_state(tp_store_t *self, tp_store_state_cb cb, void *arg) {
     assert(self);
     self->state_cb = cb;
     self->state_arg = arg;
+}
+
+void tp_store_on_reply(tp_store_t *self, tp_store_reply_hook_cb cb, void *arg) {
+    assert(self);
+    self->reply_hook = cb;
+    self->reply_hook_arg = arg;
 }
 
 int tp_store_connected(const tp_store_t *self) {
@@ -770,6 +780,9 @@ static void request_answered(redisAsyncContext *ac, void *r, void *privdata) {
 
     tp_store_reply_cb cb = req->cb;
     void *arg = req->arg;
+    if (self->reply_hook)
+        self->reply_hook(self, (double)(uv_hrtime() - req->sent_ns) / 1e9,
+                         reply && reply->type != REDIS_REPLY_ERROR, self->reply_hook_arg);
     free(req);
     self->last_progress = uv_now(self->loop);
     assert(self->pending > 0);
@@ -783,6 +796,7 @@ static store_request_t *request_new(tp_store_t *self, tp_store_reply_cb cb,
     req->store = self;
     req->cb = cb;
     req->arg = arg;
+    req->sent_ns = uv_hrtime();
     return req;
 }
 
