@@ -218,7 +218,14 @@ void tp_consumer_job_done(tp_consumer_job_t *job, int status) {
     if (step && --step->remaining == 0) step_end(self, step);
 }
 
-void tp_consumer_job_duplicate(tp_consumer_job_t *job) { job->duplicate = 1; }
+void tp_consumer_job_duplicate(tp_consumer_job_t *job) {
+    if (job) job->duplicate = 1;
+}
+
+int tp_consumer_reply_seen(const redisReply *reply) {
+    return reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+           reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 0;
+}
 
 const char *tp_consumer_job_done_key(const tp_consumer_job_t *job) {
     return job->done_key;

@@ -27,6 +27,17 @@ static const char BACKLOG_LUA[] =
     "local r = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])\n"
     "return {#r, r[1] and r[1][1] or ''}\n";
 
+/* A read of tp_exporter_track. */
+typedef struct tracked_read {
+    tp_exporter_t *exporter;
+    tp_series_t *series;
+    int argc;
+    char **argv;
+    int in_flight;
+    int64_t last;             /* its last answer */
+    struct tracked_read *next;
+} tracked_read_t;
+
 struct tp_exporter {
     uv_loop_t *loop;
     tp_store_t *store;
@@ -51,6 +62,7 @@ struct tp_exporter {
     /* series kept for speed */
     tp_series_t *redis_roundtrip, *redis_errors;
     tp_series_t *backlog_series, *backlog_age, *journal_series;
+    tracked_read_t *reads;
 };
 
 /* ---- Redis round trips (the store's reply hook) ---- */
@@ -108,6 +120,48 @@ static void journal_length_cb(tp_store_t *store, redisReply *r, void *arg) {
     self->measured_at = uv_now(self->loop);
 }
 
+static void tracked_cb(tp_store_t *store, redisReply *r, void *arg) {
+    (void)store;
+    tracked_read_t *read = arg;
+    read->in_flight = 0;
+    if (!r || r->type != REDIS_REPLY_INTEGER) return;
+    read->last = r->integer;
+    int64_t sum = 0; /* the series is the sum of its reads' last answers */
+    for (tracked_read_t *o = read->exporter->reads; o; o = o->next)
+        if (o->series == read->series) sum += o->last;
+    tp_series_set(read->series, (double)sum);
+}
+
+static void tracked_send(tp_exporter_t *self) {
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)tp_now_ms());
+    for (tracked_read_t *read = self->reads; read; read = read->next) {
+        if (read->in_flight) continue;
+        const char *argv[16];
+        for (int i = 0; i < read->argc; i++)
+            argv[i] = strcmp(read->argv[i], TP_EXPORTER_NOW) == 0 ? now : read->argv[i];
+        if (tp_store_command_argv(self->store, tracked_cb, read, read->argc, argv, NULL) == 0)
+            read->in_flight = 1;
+    }
+}
+
+int tp_exporter_track(tp_exporter_t *self, tp_series_t *series, int argc,
+                      const char *const *argv) {
+    if (!self || !series || argc < 1 || argc > 16) return -1;
+    tracked_read_t *read = calloc(1, sizeof *read);
+    if (!read) abort();
+    read->exporter = self;
+    read->series = series;
+    read->argc = argc;
+    read->argv = calloc((size_t)argc, sizeof *read->argv);
+    if (!read->argv) abort();
+    for (int i = 0; i < argc; i++)
+        if (!(read->argv[i] = strdup(argv[i]))) abort();
+    read->next = self->reads;
+    self->reads = read;
+    return 0;
+}
+
 static void refresh_tick(uv_timer_t *t) {
     tp_exporter_t *self = t->data;
     if (!tp_store_connected(self->store)) return;
@@ -120,6 +174,7 @@ static void refresh_tick(uv_timer_t *t) {
                                         self->cursor_key);
         if (rc < 0) self->refreshing = 0;
     }
+    tracked_send(self);
     if (self->refresh) self->refresh(self, self->refresh_arg);
 }
 
@@ -305,7 +360,16 @@ tp_exporter_t *tp_exporter_new(uv_loop_t *loop, tp_store_t *store, tp_metrics_t 
     return self;
 }
 
-static void timer_closed(uv_handle_t *h) { free(h->data); }
+static void timer_closed(uv_handle_t *h) {
+    tp_exporter_t *self = h->data;
+    for (tracked_read_t *read = self->reads, *next; read; read = next) {
+        next = read->next;
+        for (int i = 0; i < read->argc; i++) free(read->argv[i]);
+        free(read->argv);
+        free(read);
+    }
+    free(self);
+}
 
 void tp_exporter_destroy(tp_exporter_t **self_p) {
     tp_exporter_t *self = self_p ? *self_p : NULL;

@@ -73,6 +73,9 @@ void tp_consumer_job_done(tp_consumer_job_t *job, int status);
  * (its done mark was there), so it counts as a duplicate, not as applied,
  * in tp_events_duplicate_total. */
 void tp_consumer_job_duplicate(tp_consumer_job_t *job);
+/* 1 when `reply` is {0}: what TP_LUA_DONE_CHECK (and tp_apply's
+ * TP_APPLY_DUPLICATE) answers for an event applied before; else 0. */
+int tp_consumer_reply_seen(const redisReply *reply);
 
 /* KEYS[1] of the apply script: "<ns>{<tag>}:done:<svc>:<event id>".
  * Borrowed until tp_consumer_job_done. */

@@ -64,6 +64,15 @@ void tp_exporter_watch_consumer(tp_exporter_t *self, tp_consumer_t *consumer);
 /* `cb(self, arg)` on every refresh tick; `arg` borrowed. One per exporter. */
 void tp_exporter_on_refresh(tp_exporter_t *self, tp_exporter_refresh_cb cb, void *arg);
 
+/* A Redis read run on every refresh tick whose integer reply sets
+ * `series` (borrowed from the exporter's registry): ZCARD of an index,
+ * ZCOUNT of what is due. Several reads tracked into one series are summed
+ * (e.g. one per bucket). An argument equal to TP_EXPORTER_NOW is replaced
+ * by the time of the tick in ms. `argv` is copied. Returns 0 or -1. */
+#define TP_EXPORTER_NOW "$now"
+int tp_exporter_track(tp_exporter_t *self, tp_series_t *series, int argc,
+                      const char *const *argv);
+
 /* Options from [<svc>] metrics_listen (host:port, "off"; default
  * 127.0.0.1:9700 for intake, 9701.. in catalogue order; port 0: any free
  * port), ready_backlog (default 1000 entries, -1: none), ready_age
