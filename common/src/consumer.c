@@ -194,12 +194,11 @@ void tp_consumer_job_done(tp_consumer_job_t *job, int status) {
     tp_consumer_t *self = job->consumer;
     walk_step_t *step = job->step;
     self->stats.inflight--;
-    if (status == 0 && job->duplicate)
-        self->stats.duplicates++;
-    else if (status == 0)
+    if (status == 0)
         self->stats.applied++;
     else
         self->stats.failed++;
+    if (status == 0 && job->duplicate) self->stats.duplicates++;
     tp_event_type_t type = job->ev.type;
     count(status != 0 ? self->m_failed : job->duplicate ? self->m_duplicate : self->m_applied,
           type);

@@ -93,7 +93,8 @@ typedef struct tp_consumer_stats {
     uint64_t reconciled; /* handed over by the journal walk */
     uint64_t applied;    /* jobs done with status 0 */
     uint64_t failed;     /* jobs done with status -1 */
-    uint64_t duplicates; /* jobs done with status 0 found applied already */
+    uint64_t duplicates; /* of the applied, those found applied already
+                            (tp_consumer_job_duplicate) */
     int inflight;
     int bus_peers;       /* ZeroMQ connections of the PULL socket */
 } tp_consumer_stats_t;
