@@ -21,6 +21,7 @@
 #include "tp/config.h"
 #include "tp/event.h"
 #include "tp/service.h"
+#include "tp/log.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: tp-send [-c CONFIG] --as NAME EVENT.json\n");
@@ -45,6 +46,7 @@ static int key_read(const char *dir, const char *name, const char *ext, char *pu
 
 int main(int argc, char **argv) {
     const char *config = getenv("TP_CONFIG"), *as = NULL, *file = NULL;
+    tp_log_stream(stderr); /* stdout is this tool's answer; logs go aside */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) config = argv[++i];
         else if (strcmp(argv[i], "--as") == 0 && i + 1 < argc) as = argv[++i];

@@ -20,6 +20,7 @@
 #include "tp/config.h"
 #include "tp/id.h"
 #include "tp/service.h"
+#include "tp/log.h"
 
 /* KEYS deadletter, deliveries:due, delivery. ARGV id, now. */
 static const char REPLAY_LUA[] =
@@ -104,6 +105,7 @@ static int replay(redisContext *c, const char *ns, int argc, char **argv) {
 
 int main(int argc, char **argv) {
     const char *path = getenv("TP_CONFIG");
+    tp_log_stream(stderr); /* stdout is this tool's answer; logs go aside */
     int i = 1;
     if (i + 1 < argc && strcmp(argv[i], "-c") == 0) {
         path = argv[i + 1];
