@@ -46,6 +46,21 @@ void tp_log_context_clear(void) {
     context_event[0] = context_customer[0] = '\0';
 }
 
+int tp_log_context_save(tp_log_context_t *out) {
+    memcpy(out->event, context_event, sizeof out->event);
+    memcpy(out->customer, context_customer, sizeof out->customer);
+    return context_event[0] || context_customer[0];
+}
+
+void tp_log_context_restore(const tp_log_context_t *ctx) {
+    if (!ctx) {
+        tp_log_context_clear();
+        return;
+    }
+    memcpy(context_event, ctx->event, sizeof context_event);
+    memcpy(context_customer, ctx->customer, sizeof context_customer);
+}
+
 /* Appends `s` to `out` as the inside of a JSON string; stops short of
  * `cap` on a whole escape. Returns the length written. */
 static size_t json_escape(char *out, size_t cap, const char *s) {

@@ -75,6 +75,7 @@ typedef struct store_request {
     size_t *argvlen;
     char nkeys[16];
     uint64_t sent_ns;       /* uv_hrtime when sent, for the reply hook */
+    tp_log_context_t *log_context; /* the sender's (an apply's event), or NULL */
 } store_request_t;
 
 struct tp_store {
@@ -780,6 +781,10 @@ static void request_answered(redisAsyncContext *ac, void *r, void *privdata) {
 
     tp_store_reply_cb cb = req->cb;
     void *arg = req->arg;
+    /* the sender's log context holds while its callback runs */
+    tp_log_context_t outer, *inner = req->log_context;
+    tp_log_context_save(&outer);
+    if (inner) tp_log_context_restore(inner);
     if (self->reply_hook)
         self->reply_hook(self, (double)(uv_hrtime() - req->sent_ns) / 1e9,
                          reply && reply->type != REDIS_REPLY_ERROR, self->reply_hook_arg);
@@ -788,6 +793,10 @@ static void request_answered(redisAsyncContext *ac, void *r, void *privdata) {
     assert(self->pending > 0);
     self->pending--;
     if (cb) cb(self, reply, arg);
+    if (inner) {
+        tp_log_context_restore(&outer);
+        free(inner);
+    }
 }
 
 static store_request_t *request_new(tp_store_t *self, tp_store_reply_cb cb,
@@ -797,6 +806,11 @@ static store_request_t *request_new(tp_store_t *self, tp_store_reply_cb cb,
     req->cb = cb;
     req->arg = arg;
     req->sent_ns = uv_hrtime();
+    tp_log_context_t now;
+    if (tp_log_context_save(&now)) {
+        req->log_context = store_alloc(sizeof now);
+        *req->log_context = now;
+    }
     return req;
 }
 
@@ -812,6 +826,7 @@ int tp_store_command(tp_store_t *self, tp_store_reply_cb cb, void *arg,
     va_end(ap);
     if (rc != REDIS_OK) {
         tp_log_error("store: redisvAsyncCommand(\"%s\"): bad format", fmt);
+        free(req->log_context);
         free(req);
         return -1;
     }
@@ -830,6 +845,7 @@ int tp_store_command_argv(tp_store_t *self, tp_store_reply_cb cb, void *arg,
         tp_log_error("store: redisAsyncCommandArgv(%.*s): cannot queue",
                      argvlen ? (int)argvlen[0] : (int)strlen(argv[0]),
                      argv[0]);
+        free(req->log_context);
         free(req);
         return -1;
     }
@@ -883,6 +899,7 @@ int tp_store_eval(tp_store_t *self, int script, tp_store_reply_cb cb,
     if (redisAsyncCommandArgv(ac, request_answered, req, req->argc, req->argv,
                               req->argvlen) != REDIS_OK) {
         tp_log_error("store: eval %s: cannot queue", s->name);
+        free(req->log_context);
         free(req);
         return -1;
     }

@@ -172,9 +172,9 @@ def test_every_service_reports_what_it_applied():
                         got[(svc, t)] = value(s, "tp_events_applied_total", type=t)
             return got == dict(want) and want
         want = wait_until(applied_all, SETTLE, interval=0.5, what="applied counts = journal")
-        assert want[("scoring", "lead.captured")] == 4
-        assert want[("scheduler", "lead.graded")] == 4  # derived by scoring, routed on
-        assert want[("ticketing", "ticket.opened")] == 1
+        assert want[("scoring", "lead.captured")] == 4, want
+        assert want[("scheduler", "lead.graded")] == 4, want  # derived by scoring, routed on
+        assert want[("ticketing", "ticket.opened")] == 1, want
 
         # the backlog behind the cursor drains to 0 once reconcile has walked
         wait_until(lambda: all(value(scrape(w, n), "tp_reconcile_backlog") == 0
@@ -183,31 +183,39 @@ def test_every_service_reports_what_it_applied():
         for name in CONSUMERS:
             s = scrape(w, name)
             assert value(s, "tp_events_failed_total") == 0, name
-            assert value(s, "tp_redis_connected") == 1 and value(s, "tp_bus_connected") == 1
+            assert value(s, "tp_redis_connected") == 1, name
+            assert value(s, "tp_bus_connected") == 1, name
             assert value(s, "tp_reconcile_backlog_age_seconds") == 0, name
             assert value(s, "tp_ready") == 1, name
             # every apply timed, and the labels name the service and instance
             applied = value(s, "tp_events_applied_total") + value(s, "tp_events_duplicate_total")
-            assert value(s, "tp_apply_seconds_count") == applied, name
+            assert value(s, "tp_apply_seconds_count") == applied, (name, s)
             assert value(s, "tp_redis_roundtrip_seconds_count") > 0, name
             for (n, labels) in s:
                 assert dict(labels).get("service") == name, (n, labels)
                 assert dict(labels).get("instance") == name, (n, labels)
 
-        s = scrape(w, "intake")
-        journal = len(w.journal())
-        assert value(s, "tp_journal_length") == journal, (s, journal)
-        assert value(s, "tp_intake_events_total", outcome="accepted") == journal
+        # Redis-backed numbers are refreshed each [metrics] refresh: they
+        # agree with Redis within one refresh of a quiet moment
+        def journal_agrees():
+            s, journal = scrape(w, "intake"), len(w.journal())
+            return value(s, "tp_journal_length") == journal and (s, journal)
+        s, journal = wait_until(journal_agrees, SETTLE, interval=0.5,
+                                what="tp_journal_length = XLEN")
+        assert value(s, "tp_intake_events_total", outcome="accepted") == journal, s
         assert value(s, "tp_intake_events_total", outcome="duplicate") == 2
         assert value(s, "tp_intake_events_total", outcome="rejected") == 1
         assert value(s, "tp_http_requests_total", code="202") == 2
         assert value(s, "tp_http_requests_total", code="400") == 1
 
-        s = scrape(w, "scheduler")
-        pending = sum(w.redis("ZCARD", "tp:{r%d}:due" % b) for b in range(16))
-        assert pending > 0 and value(s, "tp_reminders_pending") == pending, (pending, s)
+        def pending_agrees():
+            pending = sum(w.redis("ZCARD", "tp:{r%d}:due" % b) for b in range(16))
+            return pending > 0 and value(scrape(w, "scheduler"), "tp_reminders_pending") == pending
+        wait_until(pending_agrees, SETTLE, interval=0.5, what="tp_reminders_pending = ZCARDs")
+        wait_until(lambda: sum(v for (n, _), v in scrape(w, "ticketing").items()
+                               if n == "tp_tickets") == 1, SETTLE, interval=0.5,
+                   what="one ticket in tp_tickets")
         s = scrape(w, "ticketing")
-        assert value(s, "tp_tickets", state="new") + value(s, "tp_tickets", state="assigned") == 1
         assert any(n == "tp_sla_breaches_total" for n, _ in s), "no tp_sla_breaches_total"
         assert any(n == "tp_sla_warnings_total" for n, _ in s), "no tp_sla_warnings_total"
 

@@ -35,6 +35,19 @@ void tp_log(tp_log_level_t level, const char *fmt, ...)
 void tp_log_context_set(const char *event_id, const char *customer);
 void tp_log_context_clear(void);
 
+/* The context as a value, for work that goes on in a later callback: the
+ * store saves it with each command and restores it around the reply's
+ * callback, so the lines of an apply's whole chain of Redis replies carry
+ * their event. */
+typedef struct tp_log_context {
+    char event[128];
+    char customer[128];
+} tp_log_context_t;
+/* Copies the current context into `out`; returns 1 when one is set. */
+int tp_log_context_save(tp_log_context_t *out);
+/* Makes `ctx` current (NULL: clears). */
+void tp_log_context_restore(const tp_log_context_t *ctx);
+
 /* Formats one line (with its '\n') into `out`, as tp_log writes it, for
  * tests. Returns its length (truncated to fit `cap`). */
 size_t tp_log_format(char *out, size_t cap, tp_log_level_t level, const char *msg);
