@@ -141,6 +141,9 @@ static void socket_close(tp_bus_socket_t *sock) {
     if (sock->closing) return;
     sock->closing = 1;
     if (sock->monitor) { /* still allocated: frees happen in callbacks */
+        /* stop the monitor before either socket closes: an event sent into
+         * the pipe of a PAIR already closed is never freed by libzmq */
+        zmq_socket_monitor(sock->zsock, NULL, 0);
         socket_close(sock->monitor);
         sock->monitor = NULL;
     }

@@ -163,6 +163,8 @@ def test_every_service_reports_what_it_applied():
 
         # every consuming service applied, once, every journal entry routed to it
         def applied_all():
+            if len(w.journal("lead.graded")) < 4:  # scoring's derived events still coming
+                return False
             want = expected_applied(w, table)
             got = {}
             for name in CONSUMERS:

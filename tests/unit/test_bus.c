@@ -373,6 +373,28 @@ static void test_watched_peers(void **state) {
     world_close(&w, &bus);
 }
 
+/* A service stopping with its peer still there: the bus closes a watched
+ * socket while its monitor has events to report (its disconnection);
+ * nothing may leak (ASan's leak check runs at exit). */
+static void test_watched_close_while_connected(void **state) {
+    for (int round = 0; round < 20; round++) {
+        world_t w;
+        world_init(&w);
+        tp_bus_t *bus = tp_bus_new(&w.loop), *peer_bus = tp_bus_new(&w.loop);
+        char ep[128];
+        ipc_endpoint(ep, sizeof ep, round ? "watched-again" : "watched-close");
+        ipc_count -= round ? 1 : 0; /* one path, reused */
+        tp_bus_socket_t *push = tp_bus_socket_new(peer_bus, ZMQ_PUSH, ep, 1, 0, NULL, NULL);
+        tp_bus_socket_t *pull =
+            tp_bus_socket_new_watched(bus, ZMQ_PULL, ep, 0, 0, NULL, NULL);
+        assert_non_null(push);
+        wait_peers(&w, pull, 1);
+        if (round % 2) tp_bus_socket_destroy(&pull); /* alone, or with the bus */
+        tp_bus_destroy(&bus);
+        world_close(&w, &peer_bus);
+    }
+}
+
 /* ---- pause / resume ---------------------------------------------------- */
 
 static void test_pause_resume(void **state) {
@@ -499,6 +521,7 @@ int main(void) {
         cmocka_unit_test(test_router_dealer),
         cmocka_unit_test(test_send_no_peer),
         cmocka_unit_test(test_watched_peers),
+        cmocka_unit_test(test_watched_close_while_connected),
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_oversize_dropped),
         cmocka_unit_test(test_destroy_inside_callback),
