@@ -96,13 +96,18 @@ struct tp_consumer {
     int lease_script, advance_script, done_script;
     tp_consumer_stats_t stats;
     tag_turn_t *turns; /* uthash: tags with a job being applied */
-    /* metrics per event type (NULL without a registry) */
+    /* metrics per event type (NULL without a registry), and their series
+     * by type once used (a lookup by name per event is not needed) */
     tp_metric_t *m_received, *m_applied, *m_duplicate, *m_failed, *m_seconds;
+    tp_series_t *s_received[TP_EVENT_COUNT], *s_applied[TP_EVENT_COUNT],
+        *s_duplicate[TP_EVENT_COUNT], *s_failed[TP_EVENT_COUNT], *s_seconds[TP_EVENT_COUNT];
 };
 
-/* The consumer's metrics for `type`; all NULL-safe. */
-static void count(tp_metric_t *metric, tp_event_type_t type) {
-    tp_series_inc(tp_metric_at(metric, tp_proto_type_name(type)));
+/* The series of `metric` for `type`, cached in `cache`; NULL-safe. */
+static tp_series_t *series_of(tp_metric_t *metric, tp_series_t **cache, tp_event_type_t type) {
+    if ((int)type < 0 || type >= TP_EVENT_COUNT) return NULL;
+    if (!cache[type]) cache[type] = tp_metric_at(metric, tp_proto_type_name(type));
+    return cache[type];
 }
 
 /* Runs the apply callback with the event's id and customer on every log
@@ -165,7 +170,7 @@ static void job_start(tp_consumer_job_t *job) {
         tp_bus_pause(self->pull);
     }
     job->started_ns = uv_hrtime();
-    count(self->m_received, job->ev.type);
+    tp_series_inc(series_of(self->m_received, self->s_received, job->ev.type));
     if (waits) return; /* turn_next starts it */
     job_apply(self, job);
 }
@@ -200,9 +205,10 @@ void tp_consumer_job_done(tp_consumer_job_t *job, int status) {
         self->stats.failed++;
     if (status == 0 && job->duplicate) self->stats.duplicates++;
     tp_event_type_t type = job->ev.type;
-    count(status != 0 ? self->m_failed : job->duplicate ? self->m_duplicate : self->m_applied,
-          type);
-    tp_series_observe(tp_metric_at(self->m_seconds, tp_proto_type_name(type)),
+    tp_series_inc(status != 0       ? series_of(self->m_failed, self->s_failed, type)
+                  : job->duplicate ? series_of(self->m_duplicate, self->s_duplicate, type)
+                                   : series_of(self->m_applied, self->s_applied, type));
+    tp_series_observe(series_of(self->m_seconds, self->s_seconds, type),
                       (double)(uv_hrtime() - job->started_ns) / 1e9);
     if (self->paused && self->stats.inflight <= self->opts.max_inflight / 2) {
         self->paused = 0;

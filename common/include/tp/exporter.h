@@ -77,8 +77,9 @@ int tp_exporter_track(tp_exporter_t *self, tp_series_t *series, int argc,
  * 127.0.0.1:9700 for intake, 9701.. in catalogue order; port 0: any free
  * port), ready_backlog (default 1000 entries, -1: none), ready_age
  * (default 0: none) and [metrics] refresh (1s), backlog_max (100000).
- * Strings borrowed from cfg. Returns 0, or -1 with a message naming the
- * key in `err` (numbers and durations are checked by tp_config_check). */
+ * `out->host` is kept in static storage, one per service. Returns 0, or
+ * -1 with a message naming the key in `err` (numbers and durations are
+ * checked by tp_config_check). */
 int tp_exporter_options_load(tp_config_t *cfg, tp_service_t svc,
                              tp_exporter_options_t *out, char *err, size_t errlen);
 
