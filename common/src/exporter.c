@@ -326,7 +326,7 @@ tp_exporter_t *tp_exporter_new(uv_loop_t *loop, tp_store_t *store, tp_metrics_t 
     snprintf(self->host, sizeof self->host, "%s", opts->host ? opts->host : "127.0.0.1");
     self->opts.host = self->host;
     if (self->opts.refresh_ms <= 0) self->opts.refresh_ms = 1000;
-    if (self->opts.backlog_max <= 0) self->opts.backlog_max = 100000;
+    if (self->opts.backlog_max <= 0) self->opts.backlog_max = 10000;
     const char *ns = tp_store_ns(store);
     tp_key(self->journal_key, sizeof self->journal_key, ns, "{j}:journal");
     tp_key(self->cursor_key, sizeof self->cursor_key, ns, "cursor:%s",
@@ -414,7 +414,7 @@ int tp_exporter_options_load(tp_config_t *cfg, tp_service_t svc, tp_exporter_opt
     snprintf(def, sizeof def, "127.0.0.1:%d", METRICS_BASE_PORT + (int)svc);
     const char *listen = tp_config_str(cfg, name, "metrics_listen", def);
     out->refresh_ms = tp_config_ms(cfg, "metrics", "refresh", "1s");
-    out->backlog_max = (int)tp_config_int(cfg, "metrics", "backlog_max", 100000, 1, 10000000);
+    out->backlog_max = (int)tp_config_int(cfg, "metrics", "backlog_max", 10000, 1, 1000000);
     out->ready_backlog = tp_config_int(cfg, name, "ready_backlog", 1000, -1, 1000000000000LL);
     out->ready_age_ms = tp_config_ms(cfg, name, "ready_age", "0");
     if (strcmp(listen, "off") == 0) {

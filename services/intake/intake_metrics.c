@@ -12,7 +12,18 @@ static void collect_events(tp_metric_t *m, void *arg) {
     tp_series_set(tp_metric_at(m, "duplicate"), (double)st.duplicates);
 }
 
+static void collect_pending(tp_metric_t *m, void *arg) {
+    tp_journal_stats_t st;
+    tp_journal_stats(arg, &st);
+    tp_series_set(tp_metric_at(m), st.pending);
+}
+
 tp_series_t *tp_intake_metrics_register(tp_metrics_t *metrics, tp_journal_t *journal) {
+    tp_metric_on_collect(tp_metrics_gauge(metrics, "tp_intake_pending",
+                                          "Batches of events waiting for Redis to journal "
+                                          "them (beyond [intake] max_pending: 503).",
+                                          NULL),
+                         collect_pending, journal);
     tp_metric_t *events = tp_metrics_counter(
         metrics, "tp_intake_events_total",
         "Events by outcome: accepted (journaled), duplicate (an id seen before), rejected "

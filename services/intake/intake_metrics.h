@@ -1,6 +1,7 @@
 /* intake_metrics.h: intake's own metrics: HTTP requests by status code
- * (tp_http_requests_total{code}) and events by outcome
- * (tp_intake_events_total{outcome}: accepted, duplicate, rejected).
+ * (tp_http_requests_total{code}), events by outcome
+ * (tp_intake_events_total{outcome}: accepted, duplicate, rejected) and
+ * batches waiting for Redis (tp_intake_pending).
  *
  * Owns nothing but the families it registers in the borrowed registry and
  * the journal it reads at scrape (its in-memory counters, no Redis). The

@@ -41,7 +41,7 @@ static void test_defaults_follow_the_catalogue(void **state) {
     assert_int_equal(o.refresh_ms, 1000);
     assert_int_equal(o.ready_backlog, 1000);
     assert_int_equal(o.ready_age_ms, 0);
-    assert_int_equal(o.backlog_max, 100000);
+    assert_int_equal(o.backlog_max, 10000);
     assert_int_equal(tp_config_check(cfg, err, sizeof err), 0);
     tp_config_destroy(&cfg);
 }

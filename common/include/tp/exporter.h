@@ -37,7 +37,7 @@ typedef struct tp_exporter_options {
     int64_t ready_backlog;     /* entries; more: not ready (< 0: no bound) */
     int64_t ready_age_ms;      /* oldest unapplied entry older: not ready
                                   (0: no bound) */
-    int backlog_max;           /* entries counted at most, default 100000 */
+    int backlog_max;           /* entries counted at most, default 10000 */
 } tp_exporter_options_t;
 
 /* Starts the timer and (port >= 0) the listener, and logs "metrics:
@@ -76,7 +76,7 @@ int tp_exporter_track(tp_exporter_t *self, tp_series_t *series, int argc,
 /* Options from [<svc>] metrics_listen (host:port, "off"; default
  * 127.0.0.1:9700 for intake, 9701.. in catalogue order; port 0: any free
  * port), ready_backlog (default 1000 entries, -1: none), ready_age
- * (default 0: none) and [metrics] refresh (1s), backlog_max (100000).
+ * (default 0: none) and [metrics] refresh (1s), backlog_max (10000).
  * `out->host` is kept in static storage, one per service. Returns 0, or
  * -1 with a message naming the key in `err` (numbers and durations are
  * checked by tp_config_check). */
