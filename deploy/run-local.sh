@@ -73,6 +73,8 @@ Where to look:
   $build/tools/tpctl -c $config customer DEMO-ACME --timeline
   tail -f $var/log/webhooks.log     # reminders and SLA alarms as delivered
   tail -f $var/log/*.log            # service logs, one JSON object per line
+  curl http://127.0.0.1:9701/metrics   # Prometheus text; 9700 intake .. 9704 ticketing
+  curl http://127.0.0.1:9701/readyz    # 200, or 503 and why (also /healthz)
   redis-cli -p $redis_port --user admin --pass \$(cat $var/secrets/admin.pass) xlen tp:{j}:journal
 The first-touch reminder for DEMO-ACME fires about 20 s after the lead and the
 urgent ticket breaches its SLA after 15 s. Stop everything with: make stop

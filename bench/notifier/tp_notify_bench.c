@@ -18,6 +18,7 @@
 #include "notifier_webhook.h"
 #include "tp/config.h"
 #include "tp/id.h"
+#include "tp/log.h"
 
 static tp_channel_t *channel;
 static const char *url;
@@ -61,6 +62,7 @@ static void start_one(void) {
 }
 
 int main(int argc, char **argv) {
+    tp_log_stream(stderr); /* stdout is this tool's answer; logs go aside */
     if (argc < 4) {
         fprintf(stderr, "usage: tp-notify-bench URL N INFLIGHT [MAX_CONNECTIONS]\n");
         return 2;

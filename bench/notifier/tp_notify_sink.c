@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "tp/http.h"
+#include "tp/log.h"
 
 static unsigned long long received;
 
@@ -32,6 +33,7 @@ static void on_signal(uv_signal_t *s, int signum) {
 }
 
 int main(int argc, char **argv) {
+    tp_log_stream(stderr); /* stdout is this tool's answer; logs go aside */
     if (argc != 2) {
         fprintf(stderr, "usage: tp-notify-sink PORT\n");
         return 2;

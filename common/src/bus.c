@@ -68,6 +68,8 @@ struct tp_bus_socket {
     int handles_open; /* poll and kick not yet closed */
     const char *peer; /* User-Id of the message being delivered, or NULL */
     uint64_t dropped; /* oversize messages dropped */
+    tp_bus_socket_t *monitor; /* PAIR reading this socket's monitor events */
+    int peers;        /* connections counted by the monitor, -1 unwatched */
     tp_bus_socket_t *prev, *next;
 };
 
@@ -138,6 +140,13 @@ static void socket_handle_closed(uv_handle_t *handle) {
 static void socket_close(tp_bus_socket_t *sock) {
     if (sock->closing) return;
     sock->closing = 1;
+    if (sock->monitor) { /* still allocated: frees happen in callbacks */
+        /* stop the monitor before either socket closes: an event sent into
+         * the pipe of a PAIR already closed is never freed by libzmq */
+        zmq_socket_monitor(sock->zsock, NULL, 0);
+        socket_close(sock->monitor);
+        sock->monitor = NULL;
+    }
     tp_bus_t *bus = sock->bus;
     if (sock->prev)
         sock->prev->next = sock->next;
@@ -321,9 +330,47 @@ static int socket_curve(tp_bus_socket_t *sock, int bind) {
     return 0;
 }
 
+static void monitor_event(tp_bus_socket_t *monitor, const void *const *frames,
+                          const size_t *lens, size_t nframes, void *arg);
+
+/* Before `sock` binds or connects (libzmq reports only what happens after
+ * the monitor is set): its monitor and a PAIR reading it. 0 or -1. */
+static int socket_monitor(tp_bus_socket_t *sock) {
+    static unsigned serial;
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://tp-monitor-%u", ++serial);
+    if (zmq_socket_monitor(sock->zsock, endpoint,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) == -1) {
+        tp_log_error("bus: zmq_socket_monitor on %s failed: %s", sock->kind,
+                     zmq_strerror(errno));
+        return -1;
+    }
+    /* inproc has no security handshake: CURVE options do not apply */
+    sock->monitor = tp_bus_socket_new(sock->bus, ZMQ_PAIR, endpoint, 0, 0, monitor_event, sock);
+    if (!sock->monitor) return -1;
+    sock->peers = 0;
+    return 0;
+}
+
+static tp_bus_socket_t *socket_make(tp_bus_t *bus, int zmq_type, const char *endpoint,
+                                    int bind, int hwm, tp_bus_recv_cb recv_cb, void *arg,
+                                    int watch);
+
 tp_bus_socket_t *tp_bus_socket_new(tp_bus_t *bus, int zmq_type,
                                    const char *endpoint, int bind, int hwm,
                                    tp_bus_recv_cb recv_cb, void *arg) {
+    return socket_make(bus, zmq_type, endpoint, bind, hwm, recv_cb, arg, 0);
+}
+
+tp_bus_socket_t *tp_bus_socket_new_watched(tp_bus_t *bus, int zmq_type,
+                                           const char *endpoint, int bind, int hwm,
+                                           tp_bus_recv_cb recv_cb, void *arg) {
+    return socket_make(bus, zmq_type, endpoint, bind, hwm, recv_cb, arg, 1);
+}
+
+static tp_bus_socket_t *socket_make(tp_bus_t *bus, int zmq_type, const char *endpoint,
+                                    int bind, int hwm, tp_bus_recv_cb recv_cb, void *arg,
+                                    int watch) {
     assert(bus && !bus->destroyed && endpoint);
     tp_bus_socket_t *sock = calloc(1, sizeof *sock);
     if (!sock) abort();
@@ -331,6 +378,7 @@ tp_bus_socket_t *tp_bus_socket_new(tp_bus_t *bus, int zmq_type,
     sock->recv_cb = recv_cb;
     sock->arg = arg;
     sock->kind = socket_kind(zmq_type);
+    sock->peers = -1;
 
     sock->zsock = zmq_socket(bus->ctx, zmq_type);
     if (!sock->zsock) {
@@ -355,6 +403,7 @@ tp_bus_socket_t *tp_bus_socket_new(tp_bus_t *bus, int zmq_type,
         socket_set_int(sock, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY"))
         goto fail_options;
     if (socket_curve(sock, bind) < 0) goto fail_options;
+    if (watch && socket_monitor(sock) < 0) goto fail_options;
     if ((bind ? zmq_bind : zmq_connect)(sock->zsock, endpoint) == -1) {
         tp_log_error("bus: %s(%s, %s) failed: %s",
                      bind ? "zmq_bind" : "zmq_connect", sock->kind, endpoint,
@@ -395,9 +444,13 @@ tp_bus_socket_t *tp_bus_socket_new(tp_bus_t *bus, int zmq_type,
     sock->next = bus->sockets;
     if (bus->sockets) bus->sockets->prev = sock;
     bus->sockets = sock;
+    /* libzmq signals ZMQ_FD only on a change it has not yet reported: a
+     * monitor's PAIR may hold events from before the poll began */
+    if (sock->monitor) socket_kick(sock->monitor);
     return sock;
 
 fail_options:
+    tp_bus_socket_destroy(&sock->monitor);
     zmq_close(sock->zsock);
 fail_socket:
     free(sock);
@@ -466,6 +519,25 @@ void tp_bus_resume(tp_bus_socket_t *sock) {
 /* ---- CURVE ---- */
 
 const char *tp_bus_peer(const tp_bus_socket_t *sock) { return sock->peer; }
+
+/* ---- connection monitor ---- */
+
+/* A monitor event: frame 1 is the event (uint16) and its value (uint32),
+ * frame 2 the endpoint. */
+static void monitor_event(tp_bus_socket_t *monitor, const void *const *frames,
+                          const size_t *lens, size_t nframes, void *arg) {
+    (void)monitor;
+    tp_bus_socket_t *sock = arg;
+    if (nframes < 1 || lens[0] < 2) return;
+    uint16_t event;
+    memcpy(&event, frames[0], sizeof event);
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        sock->peers++;
+    else if (event == ZMQ_EVENT_DISCONNECTED && sock->peers > 0)
+        sock->peers--;
+}
+
+int tp_bus_socket_peers(const tp_bus_socket_t *sock) { return sock ? sock->peers : -1; }
 
 /* Copies a Z85 key of 40 characters into `out` (41 bytes). 0, or -1 when
  * it is not one (libzmq decodes it to check). */

@@ -50,6 +50,8 @@ struct tp_consumer_job {
     char done_key[DONE_KEY_MAX];
     char tag[TP_CUSTOMER_MAX + 16];
     struct tp_consumer_job *queued; /* next job of the same tag waiting */
+    uint64_t started_ns;            /* uv_hrtime when handed over */
+    int duplicate;                  /* tp_consumer_job_duplicate */
 };
 
 /* A tag (a customer) with a job being applied, and the jobs of that tag
@@ -94,7 +96,27 @@ struct tp_consumer {
     int lease_script, advance_script, done_script;
     tp_consumer_stats_t stats;
     tag_turn_t *turns; /* uthash: tags with a job being applied */
+    /* metrics per event type (NULL without a registry), and their series
+     * by type once used (a lookup by name per event is not needed) */
+    tp_metric_t *m_received, *m_applied, *m_duplicate, *m_failed, *m_seconds;
+    tp_series_t *s_received[TP_EVENT_COUNT], *s_applied[TP_EVENT_COUNT],
+        *s_duplicate[TP_EVENT_COUNT], *s_failed[TP_EVENT_COUNT], *s_seconds[TP_EVENT_COUNT];
 };
+
+/* The series of `metric` for `type`, cached in `cache`; NULL-safe. */
+static tp_series_t *series_of(tp_metric_t *metric, tp_series_t **cache, tp_event_type_t type) {
+    if ((int)type < 0 || type >= TP_EVENT_COUNT) return NULL;
+    if (!cache[type]) cache[type] = tp_metric_at(metric, tp_proto_type_name(type));
+    return cache[type];
+}
+
+/* Runs the apply callback with the event's id and customer on every log
+ * line it writes. */
+static void job_apply(tp_consumer_t *self, tp_consumer_job_t *job) {
+    tp_log_context_set(job->ev.id, job->ev.customer);
+    self->apply(self, job, &job->ev, self->arg);
+    tp_log_context_clear();
+}
 
 static void walk(tp_consumer_t *self);
 
@@ -147,8 +169,10 @@ static void job_start(tp_consumer_job_t *job) {
         self->paused = 1;
         tp_bus_pause(self->pull);
     }
+    job->started_ns = uv_hrtime();
+    tp_series_inc(series_of(self->m_received, self->s_received, job->ev.type));
     if (waits) return; /* turn_next starts it */
-    self->apply(self, job, &job->ev, self->arg);
+    job_apply(self, job);
 }
 
 /* `job` of `tag` is done: the next of its tag goes, or the tag is free. */
@@ -165,7 +189,7 @@ static void turn_next(tp_consumer_t *self, const char *tag) {
     turn->head = next->queued;
     if (!turn->head) turn->tail = NULL;
     next->queued = NULL;
-    self->apply(self, next, &next->ev, self->arg);
+    job_apply(self, next);
 }
 
 static void step_end(tp_consumer_t *self, walk_step_t *step);
@@ -179,6 +203,13 @@ void tp_consumer_job_done(tp_consumer_job_t *job, int status) {
         self->stats.applied++;
     else
         self->stats.failed++;
+    if (status == 0 && job->duplicate) self->stats.duplicates++;
+    tp_event_type_t type = job->ev.type;
+    tp_series_inc(status != 0       ? series_of(self->m_failed, self->s_failed, type)
+                  : job->duplicate ? series_of(self->m_duplicate, self->s_duplicate, type)
+                                   : series_of(self->m_applied, self->s_applied, type));
+    tp_series_observe(series_of(self->m_seconds, self->s_seconds, type),
+                      (double)(uv_hrtime() - job->started_ns) / 1e9);
     if (self->paused && self->stats.inflight <= self->opts.max_inflight / 2) {
         self->paused = 0;
         tp_bus_resume(self->pull);
@@ -190,6 +221,15 @@ void tp_consumer_job_done(tp_consumer_job_t *job, int status) {
     if (step && status != 0) step->failed = 1;
     if (self->step) step_pump(self, self->step); /* room for the walk */
     if (step && --step->remaining == 0) step_end(self, step);
+}
+
+void tp_consumer_job_duplicate(tp_consumer_job_t *job) {
+    if (job) job->duplicate = 1;
+}
+
+int tp_consumer_reply_seen(const redisReply *reply) {
+    return reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+           reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 0;
 }
 
 const char *tp_consumer_job_done_key(const tp_consumer_job_t *job) {
@@ -462,14 +502,31 @@ tp_consumer_t *tp_consumer_new(uv_loop_t *loop, tp_bus_t *bus,
     self->advance_script = tp_store_script(store, "consumer_advance", ADVANCE_LUA);
     self->done_script = tp_store_script_ro(store, "consumer_done", DONE_LUA);
 
-    self->pull = tp_bus_socket_new(bus, ZMQ_PULL, self->endpoint, 0,
-                                   self->opts.hwm, bus_cb, self);
+    self->pull = tp_bus_socket_new_watched(bus, ZMQ_PULL, self->endpoint, 0,
+                                           self->opts.hwm, bus_cb, self);
     if (!self->pull || self->lease_script < 0 || self->advance_script < 0 ||
         self->done_script < 0) {
         tp_bus_socket_destroy(&self->pull);
         free(self);
         return NULL;
     }
+    tp_metrics_t *m = opts->metrics;
+    self->m_received = tp_metrics_counter(m, "tp_events_received_total",
+                                          "Events of this service's types handed to it, from "
+                                          "the bus or the reconcile walk.",
+                                          "type");
+    self->m_applied = tp_metrics_counter(m, "tp_events_applied_total",
+                                         "Events applied (their effect made).", "type");
+    self->m_duplicate = tp_metrics_counter(m, "tp_events_duplicate_total",
+                                           "Events found applied already (seen again).",
+                                           "type");
+    self->m_failed = tp_metrics_counter(m, "tp_events_failed_total",
+                                        "Applies that failed; reconcile retries them.", "type");
+    self->m_seconds = tp_metrics_histogram(m, "tp_apply_seconds",
+                                           "Time from handing an event over (queueing behind "
+                                           "its customer included) to its apply's end.",
+                                           "type", NULL, 0);
+    self->opts.metrics = NULL; /* not kept beyond the families */
     uv_timer_init(loop, &self->walk_timer);
     self->walk_timer.data = self;
     uv_timer_start(&self->walk_timer, walk_timer_cb,
@@ -502,4 +559,5 @@ void tp_consumer_destroy(tp_consumer_t **self_p) {
 
 void tp_consumer_stats(const tp_consumer_t *self, tp_consumer_stats_t *out) {
     *out = self->stats;
+    out->bus_peers = tp_bus_socket_peers(self->pull);
 }

@@ -128,6 +128,8 @@ struct tp_http_server {
     int port;
     int destroying;
     tp_http_conn_t *conns;
+    tp_http_status_cb status_cb; /* every answer's status, for metrics */
+    void *status_arg;
     /* Shared by every connection: a read callback consumes its bytes before
      * the next read begins (one thread, one loop). */
     char readbuf[HTTP_READ_BUFFER];
@@ -414,6 +416,7 @@ static int conn_send(tp_http_conn_t *conn, int status, const char *content_type,
                      const char *body, size_t len, const char *extra, int close,
                      int head, int http10) {
     int no_body = (status >= 100 && status < 200) || status == 204 || status == 304;
+    if (conn->server->status_cb) conn->server->status_cb(status, conn->server->status_arg);
     const char *reason = status_reason(status);
     size_t reason_len = strlen(reason);
     size_t type_len = content_type && !no_body ? strlen(content_type) : 0;
@@ -1151,6 +1154,11 @@ void tp_http_respond(tp_http_request_t *req, int status, const char *content_typ
     req_reset(req);
     if (rc == 0)
         conn_drive(conn); /* no-op when called from the handler: parsing goes on */
+}
+
+void tp_http_server_on_status(tp_http_server_t *self, tp_http_status_cb cb, void *arg) {
+    self->status_cb = cb;
+    self->status_arg = arg;
 }
 
 void tp_http_respond_json(tp_http_request_t *req, int status, const char *json) {

@@ -311,7 +311,18 @@ int tp_service_core_open(tp_service_core_t *core, tp_service_t svc, int argc,
     tp_service_consumer_options(core->cfg, svc, core->instance,
                                 &core->consumer_opts);
     core->heartbeat_interval_ms = tp_service_heartbeat_interval(core->cfg, svc);
+    tp_exporter_options_t exporter_opts;
+    char err[256];
+    if (tp_exporter_options_load(core->cfg, svc, &exporter_opts, err, sizeof err) < 0) {
+        tp_log_error("configuration: %s", err);
+        tp_config_destroy(&core->cfg);
+        return -1;
+    }
+    core->metrics = tp_metrics_new(tp_proto_service_name(svc), core->instance);
+    core->consumer_opts.metrics = core->metrics;
     if ((core->store = tp_store_new(core->loop, &store_opts)) &&
+        (core->exporter = tp_exporter_new(core->loop, core->store, core->metrics,
+                                          &exporter_opts)) &&
         (core->bus = tp_bus_new(core->loop)) &&
         tp_service_bus_secure(core->bus, core->cfg, svc) == 0 &&
         (core->emitter = tp_emitter_new(core->loop, core->bus, core->store,
@@ -345,6 +356,7 @@ int tp_service_core_consume(tp_service_core_t *core, tp_consumer_tag_cb tag,
                                                core->heartbeat_interval_ms);
     if (!core->heartbeat) return -1;
     tp_heartbeat_set_applied(core->heartbeat, consumer_applied, core->consumer);
+    tp_exporter_watch_consumer(core->exporter, core->consumer);
     tp_log_info("%s %s consuming %s", tp_proto_service_name(core->service),
                 core->instance, core->consumer_opts.endpoint);
     return 0;
@@ -353,12 +365,14 @@ int tp_service_core_consume(tp_service_core_t *core, tp_consumer_tag_cb tag,
 void tp_service_core_stop_store(tp_service_core_t *core) {
     tp_heartbeat_destroy(&core->heartbeat); /* before the consumer it counts */
     tp_store_destroy(&core->store);
+    tp_exporter_destroy(&core->exporter);
 }
 
 void tp_service_core_close(tp_service_core_t *core) {
     tp_consumer_destroy(&core->consumer);
     tp_emitter_destroy(&core->emitter);
     tp_bus_destroy(&core->bus);
+    tp_metrics_destroy(&core->metrics);
 }
 
 int tp_service_core_run(tp_service_core_t *core, void (*stop)(void *arg),

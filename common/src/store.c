@@ -74,6 +74,8 @@ typedef struct store_request {
     const char **argv;
     size_t *argvlen;
     char nkeys[16];
+    uint64_t sent_ns;       /* uv_hrtime when sent, for the reply hook */
+    tp_log_context_t *log_context; /* the sender's (an apply's event), or NULL */
 } store_request_t;
 
 struct tp_store {
@@ -109,6 +111,8 @@ struct tp_store {
 
     tp_store_state_cb state_cb;
     void *state_arg;
+    tp_store_reply_hook_cb reply_hook;
+    void *reply_hook_arg;
 
     store_script_t **scripts;
     int nscripts;
@@ -668,6 +672,7 @@ void tp_store_destroy(tp_store_t **self_p) {
     self->destroying = 1;
     self->ready = 0;
     self->state_cb = NULL;
+    self->reply_hook = NULL; /* its owner may go before the store's replies */
     if (self->resolving) uv_cancel((uv_req_t *)&self->resolver);
     uv_timer_stop(&self->timer);
     uv_close((uv_handle_t *)&self->timer, timer_closed);
@@ -684,6 +689,12 @@ void tp_store_on_state(tp_store_t *self, tp_store_state_cb cb, void *arg) {
     assert(self);
     self->state_cb = cb;
     self->state_arg = arg;
+}
+
+void tp_store_on_reply(tp_store_t *self, tp_store_reply_hook_cb cb, void *arg) {
+    assert(self);
+    self->reply_hook = cb;
+    self->reply_hook_arg = arg;
 }
 
 int tp_store_connected(const tp_store_t *self) {
@@ -773,11 +784,22 @@ static void request_answered(redisAsyncContext *ac, void *r, void *privdata) {
 
     tp_store_reply_cb cb = req->cb;
     void *arg = req->arg;
+    /* the sender's log context holds while its callback runs */
+    tp_log_context_t outer, *inner = req->log_context;
+    tp_log_context_save(&outer);
+    if (inner) tp_log_context_restore(inner);
+    if (self->reply_hook)
+        self->reply_hook(self, (double)(uv_hrtime() - req->sent_ns) / 1e9,
+                         reply && reply->type != REDIS_REPLY_ERROR, self->reply_hook_arg);
     free(req);
     self->last_progress = uv_now(self->loop);
     assert(self->pending > 0);
     self->pending--;
     if (cb) cb(self, reply, arg);
+    if (inner) {
+        tp_log_context_restore(&outer);
+        free(inner);
+    }
 }
 
 static store_request_t *request_new(tp_store_t *self, tp_store_reply_cb cb,
@@ -786,6 +808,12 @@ static store_request_t *request_new(tp_store_t *self, tp_store_reply_cb cb,
     req->store = self;
     req->cb = cb;
     req->arg = arg;
+    req->sent_ns = uv_hrtime();
+    tp_log_context_t now;
+    if (tp_log_context_save(&now)) {
+        req->log_context = store_alloc(sizeof now);
+        *req->log_context = now;
+    }
     return req;
 }
 
@@ -801,6 +829,7 @@ int tp_store_command(tp_store_t *self, tp_store_reply_cb cb, void *arg,
     va_end(ap);
     if (rc != REDIS_OK) {
         tp_log_error("store: redisvAsyncCommand(\"%s\"): bad format", fmt);
+        free(req->log_context);
         free(req);
         return -1;
     }
@@ -819,6 +848,7 @@ int tp_store_command_argv(tp_store_t *self, tp_store_reply_cb cb, void *arg,
         tp_log_error("store: redisAsyncCommandArgv(%.*s): cannot queue",
                      argvlen ? (int)argvlen[0] : (int)strlen(argv[0]),
                      argv[0]);
+        free(req->log_context);
         free(req);
         return -1;
     }
@@ -872,6 +902,7 @@ int tp_store_eval(tp_store_t *self, int script, tp_store_reply_cb cb,
     if (redisAsyncCommandArgv(ac, request_answered, req, req->argc, req->argv,
                               req->argvlen) != REDIS_OK) {
         tp_log_error("store: eval %s: cannot queue", s->name);
+        free(req->log_context);
         free(req);
         return -1;
     }

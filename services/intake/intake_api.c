@@ -24,7 +24,12 @@ struct tp_api {
     tp_query_t *query;
     tp_auth_t *auth;
     size_t max_batch;
+    tp_series_t *rejected; /* events refused for a field (metrics) */
 };
+
+void tp_api_count_rejected(tp_api_t *self, tp_series_t *rejected) {
+    self->rejected = rejected;
+}
 
 tp_api_t *tp_api_new(tp_config_t *cfg, uv_loop_t *loop, tp_store_t *store,
                      tp_journal_t *journal, tp_query_t *query) {
@@ -100,9 +105,10 @@ static void respond_error(tp_http_request_t *req, int status,
     free(body);
 }
 
-static void event_refused(tp_http_request_t *req, int status, int batch, size_t i,
-                          const tp_event_error_t *err) {
+static void event_refused(tp_api_t *self, tp_http_request_t *req, int status, int batch,
+                          size_t i, const tp_event_error_t *err) {
     char field[160], message[400];
+    tp_series_inc(self->rejected);
     if (batch)
         snprintf(field, sizeof field, "events[%zu]%s%s", i,
                  err->field[0] ? "." : "", err->field);
@@ -113,9 +119,9 @@ static void event_refused(tp_http_request_t *req, int status, int batch, size_t 
     respond_error(req, status, message, field);
 }
 
-static void bad_event(tp_http_request_t *req, int batch, size_t i,
+static void bad_event(tp_api_t *self, tp_http_request_t *req, int batch, size_t i,
                       const tp_event_error_t *err) {
-    event_refused(req, 400, batch, i, err);
+    event_refused(self, req, 400, batch, i, err);
 }
 
 /* Events the services derive (lead.graded, reminder.due, sla.breached...)
@@ -179,7 +185,7 @@ static void journaled_cb(tp_journal_batch_t *batch, int outcome, void *arg) {
     if (outcome == TP_JOURNAL_REJECTED) {
         size_t i;
         const tp_event_error_t *err = tp_journal_batch_error(batch, &i);
-        bad_event(req, ctx->batch, i, err);
+        bad_event(ctx->api, req, ctx->batch, i, err);
     } else {
         const char *msg = outcome == TP_JOURNAL_BUSY ? "intake is overloaded, retry later"
                           : outcome == TP_JOURNAL_BACKLOGGED
@@ -240,22 +246,22 @@ static tp_journal_batch_t *events_parse(tp_api_t *self, tp_http_request_t *req,
         if (!json_is_object(obj)) {
             snprintf(err.field, sizeof err.field, "%s", "");
             snprintf(err.message, sizeof err.message, "must be an event object");
-            bad_event(req, batch, i, &err);
+            bad_event(self, req, batch, i, &err);
             goto fail;
         }
         if (tp_event_from_json(&ev, obj, &err) < 0) {
             tp_event_clear(&ev);
-            bad_event(req, batch, i, &err);
+            bad_event(self, req, batch, i, &err);
             goto fail;
         }
         if (derived_check(client, &ev, &err) < 0) {
             tp_event_clear(&ev);
-            event_refused(req, 403, batch, i, &err);
+            event_refused(self, req, 403, batch, i, &err);
             goto fail;
         }
         if (tp_journal_batch_add(b, &ev, &err) < 0) {
             tp_event_clear(&ev);
-            bad_event(req, batch, i, &err);
+            bad_event(self, req, batch, i, &err);
             goto fail;
         }
     }

@@ -13,6 +13,7 @@
 #include "intake_query.h"
 #include "tp/config.h"
 #include "tp/http.h"
+#include "tp/metrics.h"
 #include "tp/store.h"
 
 typedef struct tp_api tp_api_t;
@@ -25,6 +26,9 @@ typedef struct tp_api tp_api_t;
 tp_api_t *tp_api_new(tp_config_t *cfg, uv_loop_t *loop, tp_store_t *store,
                      tp_journal_t *journal, tp_query_t *query);
 void tp_api_destroy(tp_api_t **self_p);
+/* Counts events refused for a field (400, 403) in `rejected` (borrowed,
+ * NULL: not counted). */
+void tp_api_count_rejected(tp_api_t *self, tp_series_t *rejected);
 
 /* intake's HTTP server options from [intake]: listen, port, max_body,
  * max_header, header_timeout, body_timeout, idle_timeout (read_timeout:

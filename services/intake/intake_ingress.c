@@ -14,7 +14,12 @@
 struct tp_ingress {
     tp_bus_socket_t *router;
     tp_journal_t *journal;
+    tp_series_t *rejected; /* events refused for a field (metrics) */
 };
+
+void tp_ingress_count_rejected(tp_ingress_t *self, tp_series_t *rejected) {
+    self->rejected = rejected;
+}
 
 typedef struct pending_answer {
     tp_ingress_t *ingress;
@@ -44,6 +49,7 @@ static void journaled_cb(tp_journal_batch_t *batch, int outcome, void *arg) {
             const tp_event_error_t *err = tp_journal_batch_error(batch, NULL);
             snprintf(status, sizeof status, "err %s: %s", err->field,
                      err->message);
+            tp_series_inc(self->rejected);
             answer(self, p, status);
         } else {
             answer(self, p, "busy");
@@ -96,6 +102,7 @@ static void message_cb(tp_bus_socket_t *sock, const void *const *frames,
         char status[300];
         snprintf(status, sizeof status, "err %s: %s", err.field, err.message);
         tp_log_warn("ingress: refused an event: %s", status);
+        tp_series_inc(self->rejected);
         answer(self, p, status);
         tp_event_clear(&ev);
         tp_journal_batch_destroy(&b);

@@ -8,6 +8,7 @@
 
 #include "intake_journal.h"
 #include "tp/bus.h"
+#include "tp/metrics.h"
 #include "tp/config.h"
 
 typedef struct tp_ingress tp_ingress_t;
@@ -18,5 +19,8 @@ tp_ingress_t *tp_ingress_new(tp_bus_t *bus, tp_config_t *cfg,
                              tp_journal_t *journal);
 /* Destroy after the journal: answers still owed refer to the ingress. */
 void tp_ingress_destroy(tp_ingress_t **self_p);
+/* Counts events refused for a field in `rejected` (borrowed, NULL: not
+ * counted). */
+void tp_ingress_count_rejected(tp_ingress_t *self, tp_series_t *rejected);
 
 #endif

@@ -7,11 +7,13 @@
 #include "intake_api.h"
 #include "intake_ingress.h"
 #include "intake_journal.h"
+#include "intake_metrics.h"
 #include "intake_query.h"
 #include "intake_route.h"
 #include "intake_trim.h"
 #include "tp/bus.h"
 #include "tp/config.h"
+#include "tp/exporter.h"
 #include "tp/http.h"
 #include "tp/log.h"
 #include "tp/service.h"
@@ -29,6 +31,8 @@ typedef struct intake {
     tp_http_server_t *http;
     tp_trim_t *trim;
     tp_heartbeat_t *heartbeat;
+    tp_metrics_t *metrics;
+    tp_exporter_t *exporter;
 } intake_t;
 
 /* The heartbeat's "applied": events this instance journaled. */
@@ -45,6 +49,7 @@ static void intake_stop(void *arg) {
     tp_heartbeat_destroy(&app->heartbeat);
     tp_http_server_destroy(&app->http);
     tp_store_destroy(&app->store);
+    tp_exporter_destroy(&app->exporter);
     tp_journal_destroy(&app->journal);
     tp_trim_destroy(&app->trim);
     tp_ingress_destroy(&app->ingress);
@@ -52,6 +57,7 @@ static void intake_stop(void *arg) {
     tp_query_destroy(&app->query);
     tp_router_destroy(&app->router);
     tp_bus_destroy(&app->bus);
+    tp_metrics_destroy(&app->metrics);
 }
 
 /* Ready for systemd (READY=1) once it listens, which it does by now, and
@@ -91,13 +97,18 @@ int main(int argc, char **argv) {
         .backlog_check_ms = tp_config_ms(app.cfg, "intake", "backlog_check", "1s"),
     };
     int64_t beat_ms = tp_service_heartbeat_interval(app.cfg, TP_SERVICE_INTAKE);
+    tp_exporter_options_t exporter_opts;
     char err[256];
-    if (tp_config_check(app.cfg, err, sizeof err) < 0) {
+    if (tp_exporter_options_load(app.cfg, TP_SERVICE_INTAKE, &exporter_opts, err,
+                                 sizeof err) < 0 ||
+        tp_config_check(app.cfg, err, sizeof err) < 0) {
         tp_log_error("configuration: %s", err);
         return 1;
     }
 
+    app.metrics = tp_metrics_new("intake", instance);
     if (!(app.store = tp_store_new(loop, &store_opts)) ||
+        !(app.exporter = tp_exporter_new(loop, app.store, app.metrics, &exporter_opts)) ||
         !(app.bus = tp_bus_new(loop)) ||
         tp_service_bus_secure(app.bus, app.cfg, TP_SERVICE_INTAKE) < 0 ||
         !(app.router = tp_router_new(app.bus, app.cfg)) ||
@@ -115,6 +126,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     tp_heartbeat_set_applied(app.heartbeat, journal_accepted, app.journal);
+    tp_series_t *rejected = tp_intake_metrics_register(app.metrics, app.journal);
+    tp_api_count_rejected(app.api, rejected);
+    tp_ingress_count_rejected(app.ingress, rejected);
+    tp_intake_metrics_watch_http(app.metrics, app.http);
     tp_log_info("intake %s listening on http://%s:%d", instance, http_opts.host,
                 tp_http_server_port(app.http));
 

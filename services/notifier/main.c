@@ -124,8 +124,10 @@ int main(int argc, char **argv) {
     }
     if (!(app.deliver = tp_deliver_new(app.core.loop, app.core.store, app.core.emitter,
                                        app.templates, app.recipients, app.channels,
-                                       &deliver_opts)) ||
-        tp_service_core_consume(&app.core, tp_deliver_tag, tp_deliver_apply,
+                                       &deliver_opts)))
+        return tp_service_core_abort(&app.core, notifier_stop, &app);
+    tp_deliver_count_in(app.deliver, app.core.metrics);
+    if (tp_service_core_consume(&app.core, tp_deliver_tag, tp_deliver_apply,
                                 app.deliver) < 0)
         return tp_service_core_abort(&app.core, notifier_stop, &app);
     return tp_service_core_run(&app.core, notifier_stop, &app);

@@ -205,6 +205,7 @@ struct tp_deliver {
     int digest_claim_script, digest_record_script, read_script;
     uv_timer_t retry_timer;
     int closing;
+    tp_metric_t *deliveries; /* tp_deliveries_total{channel,status}, or NULL */
 };
 
 /* One attempt of one delivery. */
@@ -310,6 +311,8 @@ static int64_t backoff(const tp_deliver_t *self, int attempts) {
 typedef struct settle_ctx {
     tp_deliver_t *deliver;
     msgpack_sbuffer derived;
+    const char *status; /* for tp_deliveries_total: sent, retrying, failed */
+    int channel;
 } settle_ctx_t;
 
 static void settle_free(settle_ctx_t *sc) {
@@ -320,6 +323,13 @@ static void settle_free(settle_ctx_t *sc) {
 static void result_cb(tp_store_t *store, redisReply *r, void *arg) {
     (void)store;
     settle_ctx_t *sc = arg;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1 && sc->status) {
+        /* recorded here (not settled before by another attempt): count it */
+        const char *channel = channel_names[sc->channel];
+        tp_series_inc(tp_metric_at(sc->deliver->deliveries, channel, sc->status));
+        if (strcmp(sc->status, "failed") == 0) /* parked in the dead-letter set */
+            tp_series_inc(tp_metric_at(sc->deliver->deliveries, channel, "dead"));
+    }
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1 &&
         sc->derived.size && !sc->deliver->closing)
         tp_emitter_send(sc->deliver->emitter, sc->derived.data, sc->derived.size);
@@ -338,6 +348,10 @@ static void settle(attempt_t *a, const char *outcome, const char *error,
     if (!sc) abort();
     sc->deliver = self;
     msgpack_sbuffer_init(&sc->derived);
+    sc->channel = a->channel;
+    sc->status = defer ? NULL : strcmp(outcome, "retry") == 0 ? "retrying"
+                            : strcmp(outcome, "sent") == 0   ? "sent"
+                                                             : "failed";
     if (strcmp(outcome, "retry") != 0 && !defer && a->customer[0]) {
         int sent = strcmp(outcome, "sent") == 0;
         json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:i}", "delivery", a->id,
@@ -490,6 +504,7 @@ static void delivered_cb(tp_store_t *store, redisReply *r, void *arg) {
     int ok = r && r->type == REDIS_REPLY_ARRAY;
     if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("deliver: %s", r->str);
     /* the job ends first: `ev` is not used after this */
+    if (tp_consumer_reply_seen(r)) tp_consumer_job_duplicate(ctx->job);
     tp_consumer_job_done(ctx->job, ok ? 0 : -1);
     int capped = 0;
     for (size_t i = 0; ok && i < r->elements; i++) {
@@ -859,6 +874,7 @@ static void profile_cb(tp_store_t *store, redisReply *r, void *arg) {
 static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
     (void)store;
     if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("notification.read: %s", r->str);
+    if (tp_consumer_reply_seen(r)) tp_consumer_job_duplicate(arg);
     tp_consumer_job_done(arg, r && r->type == REDIS_REPLY_ARRAY ? 0 : -1);
 }
 
@@ -1105,6 +1121,15 @@ static void retry_timer_cb(uv_timer_t *t) {
     tp_store_eval(self->store, self->digest_claim_script, digests_claimed_cb, self, 1,
                   (int)v.n, v.v, v.len);
     tp_argv_clear(&v);
+}
+
+void tp_deliver_count_in(tp_deliver_t *self, tp_metrics_t *metrics) {
+    self->deliveries = tp_metrics_counter(
+        metrics, "tp_deliveries_total",
+        "Delivery attempts by channel and outcome: sent, retrying (failed, tried again "
+        "later), failed (given up) and dead (parked in the dead-letter set: every "
+        "failed one).",
+        "channel,status");
 }
 
 tp_deliver_t *tp_deliver_new(uv_loop_t *loop, tp_store_t *store,

@@ -34,6 +34,7 @@
 #include "tp/config.h"
 #include "tp/consumer.h"
 #include "tp/emit.h"
+#include "tp/metrics.h"
 #include "tp/store.h"
 
 typedef struct tp_deliver tp_deliver_t;
@@ -69,6 +70,9 @@ int tp_deliver_options_load(tp_deliver_options_t *opts, tp_config_t *cfg,
 
 /* Everything borrowed (channels may be NULL: off); option strings copied.
  * Caller owns the result. */
+/* Counts delivery outcomes in `metrics` (borrowed; must outlive the
+ * deliverer) as tp_deliveries_total{channel,status}. */
+void tp_deliver_count_in(tp_deliver_t *self, tp_metrics_t *metrics);
 tp_deliver_t *tp_deliver_new(uv_loop_t *loop, tp_store_t *store,
                              tp_emitter_t *emitter,
                              const tp_templates_t *templates,

@@ -2,6 +2,7 @@
  * them on time, once, in working hours and outside quiet hours, as
  * reminder.due (domain.md sections 2, 3, 4 and 7). */
 #include "scheduler_fire.h"
+#include "scheduler_metrics.h"
 #include "scheduler_plan.h"
 #include "scheduler_rules.h"
 #include "tp/calendar.h"
@@ -67,6 +68,7 @@ int main(int argc, char **argv) {
     if (rules_load(&app, &rules) < 0 ||
         !(app.fire = tp_fire_new(app.core.loop, app.core.store, app.core.emitter,
                                  &fire_opts)) ||
+        tp_sched_metrics_register(app.core.exporter, app.fire) < 0 ||
         !(app.plan = tp_plan_new(app.core.store, &rules, app.calendar, cfg, tp_fire_arm,
                                  app.fire)) ||
         tp_service_core_consume(&app.core, tp_plan_tag, tp_plan_apply, app.plan) < 0)

@@ -589,6 +589,7 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
         for (int i = 0; i < ctx->nplans; i++)
             ctx->plan->armed(ctx->plans[i].id, ctx->bucket, ctx->plans[i].due,
                              ctx->plans[i].json, ctx->plan->arg);
+    if (r->element[0]->integer == TP_APPLY_DUPLICATE) tp_consumer_job_duplicate(ctx->job);
     ctx_end(ctx, 0);
 }
 

@@ -808,6 +808,7 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
         for (int i = 0; i < ctx->nderived; i++)
             tp_emitter_send(ctx->record->emitter, ctx->derived[i].data,
                             ctx->derived[i].size);
+    if (outcome == TP_APPLY_DUPLICATE && ctx->job) tp_consumer_job_duplicate(ctx->job);
     finish(ctx, 0);
 }
 

@@ -6,6 +6,7 @@
  * escalation step, and closes quiet resolved tickets. */
 #include "ticketing_autoclose.h"
 #include "ticketing_escalate.h"
+#include "ticketing_metrics.h"
 #include "ticketing_roster.h"
 #include "ticketing_sla.h"
 #include "ticketing_ticket.h"
@@ -62,6 +63,7 @@ int main(int argc, char **argv) {
                                sla_check, rules.default_owner)) ||
         !(app.escalate = tp_escalate_new(app.core.loop, app.core.store, app.core.emitter,
                                          app.roster, sla_check)) ||
+        tp_ticketing_metrics_register(app.core.exporter, app.sla, app.escalate) < 0 ||
         !(app.autoclose = tp_autoclose_new(app.core.loop, app.core.store, app.tickets,
                                            sla_check)) ||
         tp_service_core_consume(&app.core, tp_ticketing_tag, tp_ticketing_apply,

@@ -54,10 +54,12 @@ struct tp_escalate {
     char due_key[128];
     int due_script, claim_script;
     uv_timer_t timer;
+    uint64_t warnings; /* owner warnings sent from this instance */
 };
 
 typedef struct claim_ctx {
     tp_escalate_t *escalate;
+    int warning; /* the step is the owner's warning */
     msgpack_sbuffer payload;
 } claim_ctx_t;
 
@@ -70,9 +72,10 @@ const char *tp_escalate_recipient(const tp_roster_t *roster, const char *step,
 
 static void claimed_cb(tp_store_t *store, redisReply *r, void *arg) {
     claim_ctx_t *ctx = arg;
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+        ctx->escalate->warnings += ctx->warning;
         tp_emitter_send(ctx->escalate->emitter, ctx->payload.data, ctx->payload.size);
-    else if (r && r->type == REDIS_REPLY_ERROR)
+    } else if (r && r->type == REDIS_REPLY_ERROR)
         tp_log_error("escalate: %s", r->str);
     msgpack_sbuffer_destroy(&ctx->payload);
     free(ctx);
@@ -101,6 +104,7 @@ static void escalate(tp_escalate_t *self, redisReply **f) {
     claim_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) abort();
     ctx->escalate = self;
+    ctx->warning = strcmp(step, "warning") == 0;
     msgpack_sbuffer_init(&ctx->payload);
     json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ticket", ticket, "step",
                              step, "owner", to, "target", target, "priority",
@@ -187,6 +191,8 @@ tp_escalate_t *tp_escalate_new(uv_loop_t *loop, tp_store_t *store, tp_emitter_t 
                    (uint64_t)check_interval_ms);
     return self;
 }
+
+uint64_t tp_escalate_warnings(const tp_escalate_t *self) { return self ? self->warnings : 0; }
 
 static void close_cb(uv_handle_t *h) { free(h->data); }
 

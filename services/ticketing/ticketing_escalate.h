@@ -31,4 +31,7 @@ void tp_escalate_destroy(tp_escalate_t **self_p);
 const char *tp_escalate_recipient(const tp_roster_t *roster, const char *step,
                                   const char *department, const char *owner);
 
+/* Owner warnings (the first escalation step) sent from this instance. */
+uint64_t tp_escalate_warnings(const tp_escalate_t *self);
+
 #endif

@@ -172,6 +172,8 @@ tp_sla_t *tp_sla_new(uv_loop_t *loop, tp_store_t *store, tp_emitter_t *emitter,
 
 static void close_cb(uv_handle_t *h) { free(h->data); }
 
+uint64_t tp_sla_breaches(const tp_sla_t *self) { return self ? self->breaches : 0; }
+
 void tp_sla_destroy(tp_sla_t **self_p) {
     tp_sla_t *self = self_p ? *self_p : NULL;
     if (!self) return;

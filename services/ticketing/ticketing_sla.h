@@ -20,4 +20,7 @@ tp_sla_t *tp_sla_new(uv_loop_t *loop, tp_store_t *store, tp_emitter_t *emitter,
 /* Destroy the store first, then this. */
 void tp_sla_destroy(tp_sla_t **self_p);
 
+/* Deadlines breached (sla.breached derived) by this instance. */
+uint64_t tp_sla_breaches(const tp_sla_t *self);
+
 #endif

@@ -742,6 +742,8 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     if (r->element[0]->integer == TP_APPLY_DONE)
         for (int d = 0; d < c->nderived; d++)
             tp_emitter_send(c->tk->emitter, c->derived[d].data, c->derived[d].size);
+    if (r->element[0]->integer == TP_APPLY_DUPLICATE && c->job)
+        tp_consumer_job_duplicate(c->job);
     change_end(c, 0);
 }
 

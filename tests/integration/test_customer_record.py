@@ -262,7 +262,7 @@ def test_bad_rules_file_names_the_line():
         p = subprocess.run([os.path.join(BUILD, "services", "scoring", "tp-scoring")],
                            env=env, capture_output=True, text=True, timeout=20)
         assert p.returncode == 1, p
-        assert "%s:3: grade.threshold_a" % rules in p.stderr, p.stderr
+        assert "%s:3: grade.threshold_a" % rules in p.stdout, p.stdout + p.stderr  # the log: stdout
     finally:
         assert w.close()
 

@@ -414,7 +414,7 @@ def test_bad_template_stops_start_naming_file_and_line():
         f.write("Subject: x\n\nline two\n{{title}} has no fallback\n")
     cfg = os.path.join(d, "t.ini")
     with open(cfg, "w") as f:
-        f.write("[notifier]\ntemplates = %s\n[redis]\nport = 1\n[bus]\ncurve = off\n" % d)
+        f.write("[notifier]\ntemplates = %s\nmetrics_listen = off\n[redis]\nport = 1\n[bus]\ncurve = off\n" % d)
     p = subprocess.run([os.path.join(BUILD, "services", "notifier", "tp-notifier"), "-c", cfg],
                        capture_output=True, text=True, timeout=20)
     assert p.returncode != 0

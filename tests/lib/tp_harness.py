@@ -360,6 +360,10 @@ class World:
             "ticketing": {"reconcile_lag": "1s", "reconcile_interval": "300ms",
                           "sla_check": "100ms", "calendar": self.calendar_path},
         }
+        # each process's /metrics on a port of its own choosing (tests run
+        # in parallel); metrics_port() reads it from the log
+        for s in SERVICES:
+            cfg.setdefault(s, {})["metrics_listen"] = "127.0.0.1:0"
         for section, keys in overrides.items():
             cfg.setdefault(section, {}).update(keys)
         with open(self.config_path, "w") as f:
@@ -412,6 +416,24 @@ class World:
                 return None
         with open(path, errors="replace") as f:
             return f.read().count("bus: admitted %s " % service)
+
+    def metrics_port(self, name):
+        """The port of `name`'s /metrics, /healthz and /readyz, from the
+        last "metrics: listening on HOST:PORT" of its log."""
+        import re
+        found = re.findall(r"metrics: listening on [0-9.]+:(\d+)", self.log(name))
+        if not found:
+            raise AssertionError("%s logged no metrics port" % name)
+        return int(found[-1])
+
+    def probe(self, name, path):
+        """GET `path` on `name`'s metrics port: (status, body text)."""
+        url = "http://127.0.0.1:%d%s" % (self.metrics_port(name), path)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     def kill(self, name, sig=signal.SIGKILL):
         p = self.procs.pop(name)

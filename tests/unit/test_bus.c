@@ -326,6 +326,75 @@ static void test_send_no_peer(void **state) {
     world_close(&w, &bus);
 }
 
+/* ---- a watched socket counts its connections --------------------------- */
+
+typedef struct {
+    world_t *w;
+    tp_bus_socket_t *sock;
+    int want;
+    uv_timer_t poll;
+} peers_wait_t;
+
+static void peers_poll(uv_timer_t *t) {
+    peers_wait_t *p = t->data;
+    if (tp_bus_socket_peers(p->sock) == p->want) uv_stop(&p->w->loop);
+}
+
+/* Runs the loop until `sock` counts `want` connections (fails after 5 s). */
+static void wait_peers(world_t *w, tp_bus_socket_t *sock, int want) {
+    peers_wait_t p = {.w = w, .sock = sock, .want = want};
+    uv_timer_init(&w->loop, &p.poll);
+    p.poll.data = &p;
+    uv_timer_start(&p.poll, peers_poll, 5, 5);
+    world_run(w, 5000);
+    uv_close((uv_handle_t *)&p.poll, NULL);
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+}
+
+static void test_watched_peers(void **state) {
+    world_t w;
+    world_init(&w);
+    tp_bus_t *bus = tp_bus_new(&w.loop);
+    char ep[128];
+    ipc_endpoint(ep, sizeof ep, "watched");
+    tp_bus_socket_t *plain = tp_bus_socket_new(bus, ZMQ_PULL, ep, 0, 0, NULL, NULL);
+    tp_bus_socket_t *pull = tp_bus_socket_new_watched(bus, ZMQ_PULL, ep, 0, 0, NULL, NULL);
+    assert_non_null(pull);
+    assert_int_equal(tp_bus_socket_peers(plain), -1); /* not watched */
+    assert_int_equal(tp_bus_socket_peers(pull), 0);   /* nobody there yet */
+    world_idle(&w, 50);
+    assert_int_equal(tp_bus_socket_peers(pull), 0);
+
+    tp_bus_socket_t *push = tp_bus_socket_new(bus, ZMQ_PUSH, ep, 1, 0, NULL, NULL);
+    assert_non_null(push);
+    wait_peers(&w, pull, 1); /* the handshake with the binder succeeded */
+    tp_bus_socket_destroy(&push);
+    wait_peers(&w, pull, 0); /* and it went away */
+    world_close(&w, &bus);
+}
+
+/* A service stopping with its peer still there: the bus closes a watched
+ * socket while its monitor has events to report (its disconnection);
+ * nothing may leak (ASan's leak check runs at exit). */
+static void test_watched_close_while_connected(void **state) {
+    for (int round = 0; round < 20; round++) {
+        world_t w;
+        world_init(&w);
+        tp_bus_t *bus = tp_bus_new(&w.loop), *peer_bus = tp_bus_new(&w.loop);
+        char ep[128];
+        ipc_endpoint(ep, sizeof ep, round ? "watched-again" : "watched-close");
+        ipc_count -= round ? 1 : 0; /* one path, reused */
+        tp_bus_socket_t *push = tp_bus_socket_new(peer_bus, ZMQ_PUSH, ep, 1, 0, NULL, NULL);
+        tp_bus_socket_t *pull =
+            tp_bus_socket_new_watched(bus, ZMQ_PULL, ep, 0, 0, NULL, NULL);
+        assert_non_null(push);
+        wait_peers(&w, pull, 1);
+        if (round % 2) tp_bus_socket_destroy(&pull); /* alone, or with the bus */
+        tp_bus_destroy(&bus);
+        world_close(&w, &peer_bus);
+    }
+}
+
 /* ---- pause / resume ---------------------------------------------------- */
 
 static void test_pause_resume(void **state) {
@@ -451,6 +520,8 @@ int main(void) {
         cmocka_unit_test(test_push_pull_backpressure),
         cmocka_unit_test(test_router_dealer),
         cmocka_unit_test(test_send_no_peer),
+        cmocka_unit_test(test_watched_peers),
+        cmocka_unit_test(test_watched_close_while_connected),
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_oversize_dropped),
         cmocka_unit_test(test_destroy_inside_callback),

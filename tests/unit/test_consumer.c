@@ -267,6 +267,7 @@ static void script_cb(tp_store_t *store, redisReply *r, void *arg) {
     pending_t *p = arg;
     fixture_t *fx = p->m->fx;
     int ok = r && r->type == REDIS_REPLY_ARRAY;
+    if (tp_consumer_reply_seen(r)) tp_consumer_job_duplicate(p->job);
     if (ok && fx->delay_ms > 0) {
         uv_timer_init(&fx->loop, &p->timer);
         p->timer.data = p;
@@ -516,6 +517,36 @@ static void test_repeat_applied_once(void **state) {
     RUN_UNTIL(fx, stats(m).applied == 4, 5000);
     assert_int_equal(t->calls, 4);
     assert_int_equal(applied(fx, t), 1);
+}
+
+/* The same, counted in a metrics registry: per type, a repeat found
+ * applied already is a duplicate, not applied again; every job is timed. */
+static void test_repeat_counted_in_metrics(void **state) {
+    fixture_t *fx = *state;
+    tp_metrics_t *reg = tp_metrics_new("scoring", "a");
+    tp_consumer_options_t o = options(fx, "a");
+    o.metrics = reg;
+    member_t *m = start_member(fx, 0, &o);
+    tracked_t *t = track(fx, "ev-m-1", "CUST-M");
+    for (int i = 0; i < 3; i++) push_event(fx, t);
+    push_event(fx, track(fx, "ev-m-2", "CUST-N"));
+    RUN_UNTIL(fx, stats(m).applied == 4, 5000);
+    assert_int_equal(stats(m).duplicates, 2);
+    double v;
+#define COUNTED(name)                                                                  \
+    (v = tp_series_value(tp_metric_at(tp_metrics_counter(reg, name, "", "type"),         \
+                                      "lead.captured")))
+    assert_true(COUNTED("tp_events_received_total") == 4);
+    assert_true(COUNTED("tp_events_applied_total") == 2);
+    assert_true(COUNTED("tp_events_duplicate_total") == 2);
+    assert_true(COUNTED("tp_events_failed_total") == 0);
+#undef COUNTED
+    tp_series_t *timed = tp_metric_at(
+        tp_metrics_histogram(reg, "tp_apply_seconds", "", "type", NULL, 0), "lead.captured");
+    assert_true(tp_series_value(timed) == 4);
+    (void)v;
+    stop_member(fx, m); /* the consumer goes before the registry it counts in */
+    tp_metrics_destroy(&reg);
 }
 
 /* ---------------------------------------------------------------------------
@@ -854,6 +885,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bus_events_applied_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeat_applied_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repeat_counted_in_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_survives_a_damaged_cursor, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_applies_missed, setup, teardown),

@@ -229,6 +229,57 @@ static void test_commands_and_replies(void **state) {
     tp_store_destroy(NULL);
 }
 
+/* The reply hook and the log context carried from a command to its reply. */
+typedef struct {
+    int hooked, hooked_ok;
+    double seconds;
+    int calls;
+    tp_log_context_t seen; /* the context inside the reply callback */
+    int had_context;
+} carried_t;
+
+static void hook_cb(tp_store_t *store, double seconds, int ok, void *arg) {
+    carried_t *c = arg;
+    c->hooked++;
+    c->hooked_ok += ok;
+    c->seconds = seconds;
+}
+
+static void carried_cb(tp_store_t *store, redisReply *reply, void *arg) {
+    carried_t *c = arg;
+    c->calls++;
+    c->had_context = tp_log_context_save(&c->seen);
+}
+
+static void test_reply_hook_and_log_context(void **state) {
+    fixture_t *fx = *state;
+    connect_store(fx);
+    carried_t c = {0};
+    tp_store_on_reply(fx->store, hook_cb, &c);
+    tp_log_context_set("ev-1", "CUST-1"); /* as the consumer does around an apply */
+    assert_int_equal(tp_store_command(fx->store, carried_cb, &c, "PING"), 0);
+    tp_log_context_clear(); /* the apply callback returned */
+    assert_int_equal(tp_store_command(fx->store, carried_cb, &c, "NOSUCHCOMMAND"), 0);
+    RUN_UNTIL(fx, c.calls == 2, 3000);
+    assert_int_equal(c.hooked, 2);
+    assert_int_equal(c.hooked_ok, 1); /* the error reply is not ok */
+    assert_true(c.seconds >= 0 && c.seconds < 3);
+    assert_int_equal(c.had_context, 0); /* the second command had none */
+    tp_log_context_t now;
+    assert_int_equal(tp_log_context_save(&now), 0); /* restored after each */
+
+    tp_log_context_set("ev-2", "CUST-2");
+    assert_int_equal(tp_store_command(fx->store, carried_cb, &c, "PING"), 0);
+    tp_log_context_set("ev-other", NULL); /* another apply runs meanwhile */
+    RUN_UNTIL(fx, c.calls == 3, 3000);
+    assert_int_equal(c.had_context, 1);
+    assert_string_equal(c.seen.event, "ev-2");
+    assert_string_equal(c.seen.customer, "CUST-2");
+    tp_log_context_save(&now);
+    assert_string_equal(now.event, "ev-other"); /* and put back after */
+    tp_log_context_clear();
+}
+
 static const char *const echo_lua =
     "return {KEYS[1], ARGV[1], tostring(#KEYS), tostring(#ARGV)}";
 
@@ -675,6 +726,7 @@ static void test_auth(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_commands_and_replies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_hook_and_log_context, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_noscript_falls_back_to_eval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_safe, setup, teardown),

@@ -47,6 +47,15 @@ int tp_bus_send(tp_bus_socket_t *sock, const void *const *frames,
 void tp_bus_pause(tp_bus_socket_t *sock);
 void tp_bus_resume(tp_bus_socket_t *sock);
 
+/* The same, and the socket's working connections are counted from
+ * libzmq's socket monitor (handshake succeeded, minus disconnected), for
+ * health probes (tp_bus_socket_peers). */
+tp_bus_socket_t *tp_bus_socket_new_watched(tp_bus_t *bus, int zmq_type,
+                                           const char *endpoint, int bind, int hwm,
+                                           tp_bus_recv_cb recv_cb, void *arg);
+/* Connections of a watched socket, or -1 when not watched. */
+int tp_bus_socket_peers(const tp_bus_socket_t *sock);
+
 /* ---- CURVE (encryption and authentication between processes) ----
  * Keys are Z85 text, 40 characters (`tpctl keygen curve` makes them). Set these
  * before making sockets: the side that binds is the CURVE server, the side

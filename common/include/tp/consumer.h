@@ -22,6 +22,7 @@
 
 #include "tp/bus.h"
 #include "tp/event.h"
+#include "tp/metrics.h"
 #include "tp/store.h"
 
 typedef struct tp_consumer tp_consumer_t;
@@ -48,6 +49,9 @@ typedef struct tp_consumer_options {
     int64_t lease_ms;              /* reconcile lease, default 10000 */
     int64_t done_ttl_s;            /* done marks live this long, default 30 d */
     const char *instance;          /* this instance's name (lease holder) */
+    tp_metrics_t *metrics;         /* NULL, or where tp_events_*_total{type}
+                                      and tp_apply_seconds{type} go;
+                                      borrowed, must outlive the consumer */
 } tp_consumer_options_t;
 
 /* Starts receiving and reconciling. Strings are copied; loop, bus and store
@@ -65,6 +69,13 @@ void tp_consumer_destroy(tp_consumer_t **self_p);
 /* Ends a job. status 0: applied, or found already applied; -1: failed, the
  * event stays unapplied and reconcile retries it. Exactly once per job. */
 void tp_consumer_job_done(tp_consumer_job_t *job, int status);
+/* Before tp_consumer_job_done(job, 0): the event was found applied already
+ * (its done mark was there), so it counts as a duplicate, not as applied,
+ * in tp_events_duplicate_total. */
+void tp_consumer_job_duplicate(tp_consumer_job_t *job);
+/* 1 when `reply` is {0}: what TP_LUA_DONE_CHECK (and tp_apply's
+ * TP_APPLY_DUPLICATE) answers for an event applied before; else 0. */
+int tp_consumer_reply_seen(const redisReply *reply);
 
 /* KEYS[1] of the apply script: "<ns>{<tag>}:done:<svc>:<event id>".
  * Borrowed until tp_consumer_job_done. */
@@ -82,7 +93,10 @@ typedef struct tp_consumer_stats {
     uint64_t reconciled; /* handed over by the journal walk */
     uint64_t applied;    /* jobs done with status 0 */
     uint64_t failed;     /* jobs done with status -1 */
+    uint64_t duplicates; /* of the applied, those found applied already
+                            (tp_consumer_job_duplicate) */
     int inflight;
+    int bus_peers;       /* ZeroMQ connections of the PULL socket */
 } tp_consumer_stats_t;
 void tp_consumer_stats(const tp_consumer_t *self, tp_consumer_stats_t *out);
 

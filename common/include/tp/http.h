@@ -45,6 +45,10 @@ tp_http_server_t *tp_http_server_new(uv_loop_t *loop,
 /* Stops listening and closes every connection; requests not yet answered
  * stay valid until answered. Run the loop afterwards. */
 void tp_http_server_destroy(tp_http_server_t **self_p);
+/* Runs with the status of every answer sent, the server's own (400, 408,
+ * 413, 431) included, for metrics. One per server; `arg` borrowed. */
+typedef void (*tp_http_status_cb)(int status, void *arg);
+void tp_http_server_on_status(tp_http_server_t *self, tp_http_status_cb cb, void *arg);
 /* The bound port (useful with port 0). */
 int tp_http_server_port(const tp_http_server_t *self);
 

@@ -72,6 +72,14 @@ int tp_store_eval(tp_store_t *self, int script, tp_store_reply_cb cb,
                   void *arg, int nkeys, int argc, const char **argv,
                   const size_t *argvlen);
 
+/* Called once per caller's command as its callback is about to run:
+ * `seconds` from sending to the reply, `ok` 0 when the reply is an error
+ * or none came (link dropped, timed out). For metrics; one hook per store,
+ * `arg` borrowed until the store is destroyed. */
+typedef void (*tp_store_reply_hook_cb)(tp_store_t *store, double seconds, int ok,
+                                       void *arg);
+void tp_store_on_reply(tp_store_t *self, tp_store_reply_hook_cb cb, void *arg);
+
 /* Replies still owed (commands sent, callbacks not run). */
 size_t tp_store_pending(const tp_store_t *self);
 
