@@ -10,13 +10,10 @@
 #include "tp/config.h"
 #include "tp/consumer.h"
 #include "tp/emit.h"
-<<<<<<< HEAD
-#include "tp/heartbeat.h"
-#include "tp/notify.h"
-=======
 #include "tp/exporter.h"
+#include "tp/heartbeat.h"
 #include "tp/metrics.h"
->>>>>>> metrics
+#include "tp/notify.h"
 #include "tp/proto.h"
 #include "tp/store.h"
 
@@ -92,16 +89,13 @@ typedef struct tp_service_core {
     tp_emitter_t *emitter;
     tp_consumer_t *consumer;
     tp_consumer_options_t consumer_opts;
-<<<<<<< HEAD
     tp_heartbeat_t *heartbeat;     /* from consume until stop_store */
     int64_t heartbeat_interval_ms;
-=======
     tp_metrics_t *metrics;   /* every series carries service and instance */
     tp_exporter_t *exporter; /* /metrics, /healthz, /readyz ([<svc>]
                                 metrics_listen); the service adds its own
                                 gauges to `metrics` and refreshes them with
                                 tp_exporter_on_refresh */
->>>>>>> metrics
 } tp_service_core_t;
 
 /* Reads the configuration (argv or TP_CONFIG), sets up logging, and makes
@@ -117,13 +111,9 @@ int tp_service_core_open(tp_service_core_t *core, tp_service_t svc, int argc,
 int tp_service_core_consume(tp_service_core_t *core, tp_consumer_tag_cb tag,
                             tp_consumer_apply_cb apply, void *arg);
 /* Closes Redis first: every reply still owed arrives as NULL, so work in
-<<<<<<< HEAD
- * flight ends while the service's own modules still exist. Also ends the
- * heartbeat (its field is removed: a clean stop). */
-=======
  * flight ends while the service's own modules still exist; then the
- * exporter (no scrape from here on). */
->>>>>>> metrics
+ * exporter (no scrape from here on). Also ends the heartbeat (its field is
+ * removed: a clean stop). */
 void tp_service_core_stop_store(tp_service_core_t *core);
 /* Destroys the consumer, emitter, bus and the metrics registry; call after
  * the service's own modules are gone. */
