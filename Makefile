@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 # Tests mostly wait on timers and sockets: twice the cores keeps them busy.
 TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 2 )))
 
-.PHONY: all deps build run stop test test-asan fuzz bench clean
+.PHONY: all deps build run stop test test-asan fuzz bench bench-report clean
 
 all: build
 
@@ -43,6 +43,10 @@ fuzz: deps
 
 bench: build
 	bash bench/ingest/run.sh $(abspath $(BUILD))
+
+# Every bench, one Markdown report (bench/report/REPORT.md); quick sizes.
+bench-report: build
+	TP_BUILD_DIR=$(abspath $(BUILD)) bash bench/report/run.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

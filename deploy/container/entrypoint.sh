@@ -6,6 +6,11 @@ set -eu
 svc=${1:-}
 case $svc in
   intake|scoring|scheduler|notifier|ticketing) shift; exec "/usr/local/bin/tp-$svc" "$@" ;;
-  *) echo "tp-entrypoint: unknown service '$svc' (intake, scoring, scheduler, notifier, ticketing)" >&2
+  # Touchpoint's Redis: deploy/redis.conf (AOF on), data in /data, the ACL
+  # file of deploy/redis-acl.sh mounted at /etc/touchpoint/redis-acl
+  redis) shift
+    exec redis-server /usr/local/share/touchpoint/redis.conf --port 6379 --bind 0.0.0.0 \
+      --protected-mode no --dir /data --aclfile /etc/touchpoint/redis-acl/users.acl "$@" ;;
+  *) echo "tp-entrypoint: unknown service '$svc' (intake, scoring, scheduler, notifier, ticketing, redis)" >&2
      exit 64 ;;
 esac

@@ -105,7 +105,7 @@ def test_runtime_stage_runs_one_service_unprivileged():
 
 def test_entrypoint_refuses_unknown_service():
     script = os.path.join(CONTAINER, "entrypoint.sh")
-    for bad in ([], ["scorng"], ["../../bin/sh"]):
+    for bad in ([], ["scorng"], ["../../bin/sh"], ["redis-server"]):
         r = subprocess.run(["sh", script] + bad, capture_output=True, text=True)
         assert r.returncode == 64 and "unknown service" in r.stderr, (bad, r.returncode, r.stderr)
     with open(script) as f:
@@ -113,6 +113,11 @@ def test_entrypoint_refuses_unknown_service():
     for s in SERVICES:
         assert s in text, s
     assert 'exec "/usr/local/bin/tp-$svc"' in text
+    # the redis role: the conf the image copies, the ACL where k8s mounts it
+    assert "/usr/local/share/touchpoint/redis.conf" in text
+    with open(os.path.join(SOURCE, "deploy", "k8s", "redis.yaml")) as f:
+        assert "mountPath: /etc/touchpoint/redis-acl" in f.read()
+    assert "--aclfile /etc/touchpoint/redis-acl/users.acl" in text
 
 
 def runtime_packages():

@@ -112,6 +112,7 @@ def test_cross_references():
         if d["kind"] != "Namespace":
             assert d["metadata"].get("namespace") == "touchpoint", (name, d["metadata"])
     deps = by_kind(docs, "Deployment")
+    sets = by_kind(docs, "StatefulSet")
     services = by_kind(docs, "Service")
     configmaps = by_kind(docs, "ConfigMap")
     with open(os.path.join(K8S, "secrets.md")) as f:
@@ -155,9 +156,23 @@ def test_cross_references():
         keys = [it["key"] for s in volumes["bus-keys"]["projected"]["sources"] for it in s["secret"]["items"]]
         assert [k for k in keys if k.endswith(".key")] == [svc + ".key"], keys
         assert [it["key"] for it in volumes["redis-password"]["secret"]["items"]] == [svc + ".pass"]
-    # every Service selects the pods of a Deployment and targets ports they declare
+    # Redis: a StatefulSet with its own Service, its data on a claim, probed
+    redis = sets["touchpoint-redis"]
+    assert redis["spec"]["serviceName"] in services
+    (rc,) = redis["spec"]["template"]["spec"]["containers"]
+    assert rc["args"] == ["redis"] and "livenessProbe" in rc and "readinessProbe" in rc
+    claims = [t["metadata"]["name"] for t in redis["spec"].get("volumeClaimTemplates", [])]
+    rvols = {v["name"] for v in redis["spec"]["template"]["spec"]["volumes"]} | set(claims)
+    for m in rc["volumeMounts"]:
+        assert m["name"] in rvols, m
+    assert "/data" in [m["mountPath"] for m in rc["volumeMounts"] if m["name"] in claims]
+    for v in redis["spec"]["template"]["spec"]["volumes"]:
+        if "secret" in v:
+            assert v["secret"]["secretName"] in secrets_doc, v
+    # every Service selects the pods of a Deployment or StatefulSet and
+    # targets ports they declare
     for name, s in services.items():
-        matches = [d for d in deps.values()
+        matches = [d for d in list(deps.values()) + list(sets.values())
                    if all(d["spec"]["template"]["metadata"]["labels"].get(k) == v
                           for k, v in s["spec"]["selector"].items())]
         assert len(matches) == 1, (name, s["spec"]["selector"])
@@ -204,6 +219,8 @@ def test_configmap_ini_matches_manifests():
     assert ini["intake"]["listen"] == "0.0.0.0"
     assert int(ini["intake"]["port"]) in [p["port"] for p in services["touchpoint-intake"]["spec"]["ports"]]
     assert ini["redis"]["host"] == "touchpoint-redis" and ini["redis"].getboolean("acl")
+    assert int(ini["redis"]["port"]) in [p["port"] for p in
+                                         services[ini["redis"]["host"]]["spec"]["ports"]]
     # paths land on the mounts (and the image's shared files)
     for svc in SERVICES:
         mounts = {m["mountPath"] for m in

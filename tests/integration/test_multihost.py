@@ -1,5 +1,5 @@
-"""Several hosts: Redis, intake and the four consuming services each on a
-host of their own (network namespaces joined by veth links to a bridge, on
+"""Several hosts: Redis, intake and the four consuming services on hosts
+of their own (network namespaces joined by veth links to a switch, on
 addresses of the test's own), configured by address as a deployment over
 several machines is, and the spine's end-to-end scenarios
 (tests/integration/test_spine.py) pass across them.
@@ -27,37 +27,49 @@ def ip(*args, check=True):
 
 
 class Network:
-    """A bridge in the test's own namespace (the address the test's receiver
-    listens on) and one namespace per host, each with a veth link to the
-    bridge and an address in a 10.x.y.0/24 of its own."""
+    """A switch (a bridge in a namespace of its own, so that the test host's
+    firewall, e.g. Docker's FORWARD DROP with br_netfilter, never sees the
+    traffic between hosts) and one namespace per host, each with a veth link
+    to the switch and an address in a 10.x.y.0/24 of its own; the test's own
+    namespace is linked too (.254: where its receiver listens and from where
+    it talks to Redis and intake)."""
 
     def __init__(self):
         self.tag = "%06x" % random.randrange(1 << 24)
         self.net = "10.%d.%d" % (random.randrange(100, 250), random.randrange(1, 250))
-        self.bridge = "tpb" + self.tag
+        self.lan = "tp%s-lan" % self.tag
         self.netns = {}
         self.links = []
         atexit.register(self.close)
         try:
-            ip("link", "add", self.bridge, "type", "bridge")
-            ip("addr", "add", self.net + ".254/24", "dev", self.bridge)
-            ip("link", "set", self.bridge, "up")
+            ip("netns", "add", self.lan)
+            ip("-n", self.lan, "link", "add", "switch", "type", "bridge")
+            ip("-n", self.lan, "link", "set", "switch", "up")
+            # the test's own link: its end stays here
+            self.plug(None, 0, self.net + ".254")
             for n, host in enumerate(HOSTS_PLAN, 1):
                 ns = "tp%s-%s" % (self.tag, host)
                 ip("netns", "add", ns)
                 self.netns[host] = (ns, "%s.%d" % (self.net, n))
-                outside, inside = "tv%s%d" % (self.tag, n), "tw%s%d" % (self.tag, n)
-                ip("link", "add", outside, "type", "veth", "peer", "name", inside)
-                self.links.append(outside)
-                ip("link", "set", inside, "netns", ns)
-                ip("link", "set", outside, "master", self.bridge)
-                ip("link", "set", outside, "up")
-                ip("-n", ns, "link", "set", "lo", "up")
-                ip("-n", ns, "addr", "add", self.netns[host][1] + "/24", "dev", inside)
-                ip("-n", ns, "link", "set", inside, "up")
+                self.plug(ns, n, self.netns[host][1])
         except Exception:
             self.close()
             raise
+
+    def plug(self, ns, n, address):
+        """A veth from namespace `ns` (None: the test's) to the switch."""
+        near, far = "tv%s%d" % (self.tag, n), "tw%s%d" % (self.tag, n)
+        ip("link", "add", near, "type", "veth", "peer", "name", far)
+        self.links.append(near)
+        ip("link", "set", far, "netns", self.lan)
+        ip("-n", self.lan, "link", "set", far, "master", "switch")
+        ip("-n", self.lan, "link", "set", far, "up")
+        if ns:
+            ip("link", "set", near, "netns", ns)
+            ip("-n", ns, "link", "set", "lo", "up")
+        where = ["-n", ns] if ns else []
+        ip(*(where + ["addr", "add", address + "/24", "dev", near]))
+        ip(*(where + ["link", "set", near, "up"]))
 
     def hosts(self):
         """World(hosts=...) for this network."""
@@ -68,7 +80,7 @@ class Network:
         return out
 
     def close(self):
-        for ns, _ in self.netns.values():
+        for ns in [ns for ns, _ in self.netns.values()] + ([self.lan] if self.lan else []):
             # a process left in a namespace (a failed test) goes with it
             pids = ip("netns", "pids", ns, check=False).stdout.split()
             for pid in pids:
@@ -77,10 +89,9 @@ class Network:
                 except OSError:
                     pass
             ip("netns", "delete", ns, check=False)
-        for link in self.links:
+        for link in self.links:  # gone with their namespaces, but the test's own
             ip("link", "delete", link, check=False)
-        ip("link", "delete", self.bridge, check=False)
-        self.netns, self.links = {}, []
+        self.netns, self.links, self.lan = {}, [], None
 
 
 NET = None
