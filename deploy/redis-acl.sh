@@ -62,5 +62,5 @@ echo "user scheduler on >$(pass scheduler) %R~${ns}* $(own scheduler) ~${ns}{r*}
 echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{u:*}:* ~${ns}delivery:* ~${ns}deliveries:* ~${ns}notifier:* ~${ns}deadletter ~${ns}digest:* ~${ns}{c:*}:contact_cap:* $cmds"
 echo "user ticketing on >$(pass ticketing) %R~${ns}* $(own ticketing) ~${ns}{c:*}:* ~${ns}sla:* ~${ns}tickets:* ~${ns}ticket:* ~${ns}ticketing:* ~${ns}{j}:ticket $cmds"
 # tpctl: only the commands its commands send (and those its scripts call)
-tpctl_cmds="-@all +@connection +hgetall +hget +hdel +get +mget +xlen +xrange +xrevrange +xtrim +zrange +zscore +zadd +zrem +hmget +hset +eval"
+tpctl_cmds="-@all +@connection +hgetall +hget +hdel +get +xlen +xrange +xtrim +zrange +zscore +zadd +zrem +hmget +hset +eval"
 echo "user tpctl on >$(pass tpctl) %R~${ns}cursor:* ~${ns}heartbeat:* ~${ns}{j}:journal ~${ns}deadletter ~${ns}deliveries:due ~${ns}delivery:* $tpctl_cmds"

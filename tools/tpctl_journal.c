@@ -26,26 +26,29 @@ int tpctl_journal(tpctl_t *t, int argc, char **argv) {
         return tpctl_fail(t, TPCTL_USAGE, "--retention: '%s' is not a duration (0, 1h, 7d)",
                           retention_text);
     if (!tpctl_redis(t)) return TPCTL_FAIL;
-    tp_argv_t a;
+    tp_argv_t a; /* the journal, then each service's cursor: intake's names */
     tp_argv_init(&a);
     tp_horizon_keys(&a, t->ns);
-    char journal[256];
-    snprintf(journal, sizeof journal, "%s", a.v[0]);
-    a.v[0] = "MGET", a.len[0] = 4; /* the cursors only */
-    redisReply *r = tpctl_reply(
-        t, redisCommandArgv(t->redis, (int)a.n, a.v, a.len), "MGET cursors");
-    tp_argv_clear(&a);
-    if (!r) return TPCTL_FAIL;
+    const char *journal = a.v[0];
+    /* one GET per cursor, not an MGET: the cursors need not share a slot */
+    char values[TP_SERVICE_COUNT][64];
     const char *cursors[TP_SERVICE_COUNT] = {0};
     const char *holder = NULL, *slowest = NULL;
-    size_t n = r->elements < TP_SERVICE_COUNT ? r->elements : TP_SERVICE_COUNT;
+    size_t n = (size_t)tp_horizon_count();
     for (size_t i = 0; i < n; i++) {
-        const char *svc = tp_horizon_service((int)i);
-        if (r->element[i]->type == REDIS_REPLY_STRING) {
-            cursors[i] = r->element[i]->str;
-        } else if (!holder) {
-            holder = svc;
+        redisReply *c =
+            tpctl_reply(t, redisCommand(t->redis, "GET %s", a.v[1 + i]), "GET cursor");
+        if (!c) {
+            tp_argv_clear(&a);
+            return TPCTL_FAIL;
         }
+        if (c->type == REDIS_REPLY_STRING) {
+            snprintf(values[i], sizeof values[i], "%s", c->str);
+            cursors[i] = values[i];
+        } else if (!holder) {
+            holder = tp_horizon_service((int)i);
+        }
+        freeReplyObject(c);
     }
     /* the slowest service: the oldest cursor */
     int slow = -1;
@@ -85,6 +88,6 @@ int tpctl_journal(tpctl_t *t, int argc, char **argv) {
         }
     }
     freeReplyObject(len);
-    freeReplyObject(r);
+    tp_argv_clear(&a);
     return rc;
 }

@@ -160,7 +160,8 @@ def test_status_heartbeats_stale_prune_and_clean_stop():
     assert w.post(lead(id="hb-lead-1"))[0] == 202
     wait_until(lambda: status(w)[("scoring", "scoring")]["applied"] >= 1, 10,
                what="scoring's applied count in its heartbeat")
-    assert status(w)[("intake", "intake")]["applied"] >= 1
+    wait_until(lambda: status(w)[("intake", "intake")]["applied"] >= 1, 10,
+               what="intake's journaled count in its heartbeat")
     rc, out, err = tpctl("status", config=w.config_path)
     rows = columns(out)
     assert rc == 0 and rows[0] == ["SERVICE", "INSTANCE", "STATE", "HOST", "PID", "AGE",
@@ -375,6 +376,20 @@ def test_deadletter_list_and_replay_once():
         doc = tpctl_json("deadletter", "replay", "--all", config=w.config_path)
         assert doc == {"replayed": ["ev-2/email/rep-2"], "not_dead": []}, doc
         assert tpctl_json("deadletter", "list", config=w.config_path)["dead"] == []
+        # tpctl's own Redis user: what its commands need, nothing more
+        with open(os.path.join(w.secrets_dir, "tpctl.pass")) as f:
+            me = w.client().__class__(w.redis_port, auth=("tpctl", f.read().strip()))
+        try:
+            assert me("HGETALL", "tp:heartbeat:intake") is not None
+            for cmd in (["HGETALL", "tp:{c:X}:profile"], ["XADD", "tp:{j}:journal", "*", "a", "b"],
+                        ["SET", "tp:cursor:scoring", "1-0"], ["FLUSHALL"], ["KEYS", "*"]):
+                try:
+                    me(*cmd)
+                    raise AssertionError("tpctl's user may %s" % cmd)
+                except RuntimeError as e:
+                    assert "NOPERM" in str(e), (cmd, e)
+        finally:
+            me.close()
     finally:
         assert w.close()
 
