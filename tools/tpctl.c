@@ -11,6 +11,7 @@
  * 2 usage. This file owns the invocation, the Redis connection and the
  * HTTP client; each command group lives in tools/tpctl_<group>.c. Never
  * prints a password or an API key it read. */
+#include "tp/log.h"
 #include "tpctl.h"
 
 #include <curl/curl.h>
@@ -297,6 +298,7 @@ static const struct {
 
 int main(int argc, char **argv) {
     tpctl_t t = {0};
+    tp_log_stream(stderr); /* stdout is this tool's answer; logs go aside */
     const char *config = getenv("TP_CONFIG");
     /* the global options, wherever they stand; the rest stays in order */
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
