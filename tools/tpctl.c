@@ -11,7 +11,6 @@
  * 2 usage. This file owns the invocation, the Redis connection and the
  * HTTP client; each command group lives in tools/tpctl_<group>.c. Never
  * prints a password or an API key it read. */
-#include "tp/log.h"
 #include "tpctl.h"
 
 #include <curl/curl.h>
@@ -21,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tp/log.h"
 #include "tp/service.h"
 #include "tp/store.h"
 
