@@ -387,6 +387,16 @@ int tp_exporter_port(const tp_exporter_t *self) {
     return self && self->http ? tp_http_server_port(self->http) : -1;
 }
 
+int tp_exporter_address(const tp_exporter_t *self, char *out, size_t outlen) {
+    int port = tp_exporter_port(self);
+    if (port < 0) {
+        if (outlen) out[0] = '\0';
+        return -1;
+    }
+    int n = snprintf(out, outlen, "%s:%d", self->host, port);
+    return n > 0 && (size_t)n < outlen ? 0 : -1;
+}
+
 void tp_exporter_watch_consumer(tp_exporter_t *self, tp_consumer_t *consumer) {
     if (!self) return;
     self->consumer = consumer;

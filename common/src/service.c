@@ -356,6 +356,9 @@ int tp_service_core_consume(tp_service_core_t *core, tp_consumer_tag_cb tag,
                                                core->heartbeat_interval_ms);
     if (!core->heartbeat) return -1;
     tp_heartbeat_set_applied(core->heartbeat, consumer_applied, core->consumer);
+    char metrics_addr[96];
+    if (tp_exporter_address(core->exporter, metrics_addr, sizeof metrics_addr) == 0)
+        tp_heartbeat_set_metrics(core->heartbeat, metrics_addr);
     tp_exporter_watch_consumer(core->exporter, core->consumer);
     tp_log_info("%s %s consuming %s", tp_proto_service_name(core->service),
                 core->instance, core->consumer_opts.endpoint);

@@ -30,7 +30,7 @@ if [ ! -e "$etc/touchpoint.ini" ]; then
   echo "install.sh: wrote $etc from deploy/local; review it (api-keys.ini holds demo keys)"
 fi
 if [ ! -d "$etc/keys" ]; then
-  /usr/local/bin/tp-keygen "$etc/keys" intake scoring scheduler notifier ticketing >/dev/null
+  /usr/local/bin/tpctl keygen curve --dir "$etc/keys" intake scoring scheduler notifier ticketing >/dev/null
   chgrp -R touchpoint "$etc/keys"; chmod 0750 "$etc/keys"; chmod 0640 "$etc"/keys/*.key
 fi
 if [ ! -e "$etc/users.acl" ]; then

@@ -126,6 +126,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     tp_heartbeat_set_applied(app.heartbeat, journal_accepted, app.journal);
+    char metrics_addr[96];
+    if (tp_exporter_address(app.exporter, metrics_addr, sizeof metrics_addr) == 0)
+        tp_heartbeat_set_metrics(app.heartbeat, metrics_addr);
     tp_series_t *rejected = tp_intake_metrics_register(app.metrics, app.journal);
     tp_api_count_rejected(app.api, rejected);
     tp_ingress_count_rejected(app.ingress, rejected);

@@ -56,6 +56,9 @@ tp_metrics_t *tp_exporter_metrics(tp_exporter_t *self);
 tp_store_t *tp_exporter_store(tp_exporter_t *self);
 /* The bound port, or -1 without a listener. */
 int tp_exporter_port(const tp_exporter_t *self);
+/* "host:port" of the listener into `out` (for the heartbeat). Returns 0, or
+ * -1 with `out` empty when there is none or it does not fit. */
+int tp_exporter_address(const tp_exporter_t *self, char *out, size_t outlen);
 
 /* The consumer whose bus connection and queue the exporter reports;
  * borrowed until tp_exporter_destroy. Without one (intake), the bus counts
