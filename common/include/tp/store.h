@@ -7,6 +7,14 @@
  * hooks itself and frees only in the close callback. The reader's
  * maxelements is bounded. Never blocks the loop.
  *
+ * Cluster mode (opts.cluster): host:port and opts.nodes are seeds; the
+ * slot map comes from CLUSTER SLOTS and every primary gets a link of its
+ * own (same reconnect, AUTH, scripts and watchdog as the single link).
+ * Commands go to the primary of their key's slot (tp_store_slot), follow
+ * MOVED and ASK, and retry TRYAGAIN / CLUSTERDOWN within the command
+ * timeout. With opts.wait_replicas > 0 every writing script is followed by
+ * WAIT on its link and answered only once enough replicas have it.
+ *
  * Every callback runs exactly once: with the reply (which may be an error
  * reply: check reply->type), or with NULL when the command could not be
  * sent or the connection dropped before the reply. Replies are borrowed
@@ -34,6 +42,14 @@ typedef struct tp_store_options {
     int reconnect_max_ms;     /* default 5000 */
     int command_timeout_ms;   /* replies owed, none for this long: the link
                                  is dropped (callbacks get NULL), default 3000 */
+    int cluster;              /* 0: one Redis; 1: a Redis Cluster, host:port
+                                 (and nodes) being seeds */
+    const char *nodes;        /* cluster: more seeds, "h:p,h:p"; NULL none */
+    int wait_replicas;        /* > 0: a writing script's reply is given only
+                                 once WAIT says this many replicas have it,
+                                 else NULL; default 0 (no WAIT) */
+    int wait_timeout_ms;      /* WAIT's timeout, default 1000; keep it well
+                                 under command_timeout_ms */
 } tp_store_options_t;
 
 /* Connects in the background and keeps reconnecting. Strings are copied.
@@ -45,6 +61,7 @@ void tp_store_destroy(tp_store_t **self_p);
 
 /* Called on every connect (after the scripts are loaded) and disconnect. */
 void tp_store_on_state(tp_store_t *self, tp_store_state_cb cb, void *arg);
+/* Single: the link is ready. Cluster: every slot has a ready primary. */
 int tp_store_connected(const tp_store_t *self);
 /* The key namespace, e.g. "tp:". Borrowed. */
 const char *tp_store_ns(const tp_store_t *self);
@@ -68,6 +85,11 @@ int tp_store_command_argv(tp_store_t *self, tp_store_reply_cb cb, void *arg,
 int tp_store_eval(tp_store_t *self, int script, tp_store_reply_cb cb,
                   void *arg, int nkeys, int argc, const char **argv,
                   const size_t *argvlen);
+
+/* The cluster hash slot (0..16383) of a key: CRC16 (XMODEM) of the key, or
+ * of its hash tag (the bytes between the first '{' and the next '}', when
+ * not empty), modulo 16384, as the cluster specification defines it. */
+int tp_store_slot(const char *key, size_t len);
 
 /* Replies still owed (commands sent, callbacks not run). */
 size_t tp_store_pending(const tp_store_t *self);
