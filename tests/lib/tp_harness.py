@@ -159,10 +159,7 @@ class RedisCluster:
         self.procs = {}
         self.ports = []
         for _ in range(nodes):
-            port = free_port()
-            while port in self.ports:
-                port = free_port()
-            self.ports.append(port)
+            self.ports.append(self._free_pair())
         for port in self.ports:
             self.start_node(port)
         cmd = ["redis-cli", "--cluster", "create"]
@@ -176,6 +173,30 @@ class RedisCluster:
             raise RuntimeError("redis-cli --cluster create failed:\n%s"
                                % out.stdout.decode(errors="replace"))
         self.wait_ok()
+
+    def _free_pair(self):
+        """A free port whose cluster bus port (port + 10000) is free too, both
+        below the kernel's ephemeral range (see free_port): a bus port taken
+        by some outgoing connection would keep a restarted node from
+        starting."""
+        low = 32768
+        try:
+            with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+                low = int(f.read().split()[0])
+        except (OSError, ValueError):
+            pass
+        for _ in range(500):
+            port = free_port()
+            if port in self.ports or port + 10000 >= low:
+                continue
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+        raise RuntimeError("no free port pair below %d" % low)
 
     def node_dir(self, port):
         return os.path.join(self.dir, "node-%d" % port)
@@ -200,7 +221,13 @@ class RedisCluster:
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=self.detach)
 
+        proc = self.procs[port]
+
         def up():
+            if proc.poll() is not None:
+                with open(os.path.join(d, "redis.log"), errors="replace") as f:
+                    raise AssertionError("cluster node on %d exited %s:\n%s"
+                                         % (port, proc.returncode, f.read()[-2000:]))
             try:
                 Redis(port).close()
                 return True

@@ -368,7 +368,10 @@ static void test_scripts_on_every_primary(void **state) {
     for (int i = 0; i < 30; i++) {
         char key[32];
         snprintf(key, sizeof key, "tp:test:count:%d", i);
-        node_cmd(slot_owner(tp_store_slot(key, strlen(key))), "DEL %s", key);
+        redisReply *del = node_cmd(slot_owner(tp_store_slot(key, strlen(key))),
+                                   "DEL %s", key);
+        assert_non_null(del);
+        freeReplyObject(del);
         const char *args[2] = {key, "5"};
         memset(&fx->ans[i], 0, sizeof fx->ans[i]);
         assert_int_equal(tp_store_eval(fx->store, incr, answer_cb, &fx->ans[i],
