@@ -175,6 +175,8 @@ struct tp_store {
     int cluster;
     store_link_t **slot_link;    /* cluster: the primary of each slot */
     store_link_t **slot_scratch; /* cluster: the map being read */
+    int covered;                 /* cluster: every slot's primary ready, as
+                                    of the last store_state_changed */
     int refresh_wanted;          /* a CLUSTER SLOTS is due */
     int refresh_inflight;
     uint64_t last_refresh;
@@ -960,8 +962,11 @@ static int cluster_covered(const tp_store_t *self) {
     return last != NULL;
 }
 
+/* Every change of a link's readiness or of the map ends here: the
+ * cluster's coverage is computed once per change, not per command. */
 static void store_state_changed(tp_store_t *self) {
     if (self->destroying) return;
+    if (self->cluster) self->covered = cluster_covered(self);
     store_announce(self, tp_store_connected(self));
 }
 
@@ -1476,6 +1481,8 @@ tp_store_t *tp_store_new(uv_loop_t *loop, const tp_store_options_t *opts) {
         opts->wait_timeout_ms > 0 ? opts->wait_timeout_ms : 1000;
     self->cluster = opts->cluster != 0;
 
+    /* Seeds stay linked (and reconnecting) for the store's life, whatever
+     * their role: the map can always be asked of them. */
     store_link_t *first = link_add(self, opts->host ? opts->host : "127.0.0.1",
                                    opts->port ? opts->port : 6379);
     first->seed = 1;
@@ -1545,7 +1552,7 @@ void tp_store_on_state(tp_store_t *self, tp_store_state_cb cb, void *arg) {
 int tp_store_connected(const tp_store_t *self) {
     if (!self || self->destroying) return 0;
     if (!self->cluster) return link_usable(self->links[0]) != NULL;
-    return cluster_covered(self);
+    return self->covered;
 }
 
 const char *tp_store_ns(const tp_store_t *self) {
