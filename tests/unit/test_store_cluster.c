@@ -6,8 +6,9 @@
  * and CLUSTER KEYSLOT of the running cluster), commands to keys in every
  * primary's slots (formatted, argv, XREAD ... STREAMS, key-less), scripts
  * loaded on every primary (before and after connecting), MOVED after a slot
- * moved, ASK during a migration, WAIT (enough replicas: the reply; too few:
- * NULL), a manual failover (CLUSTER FAILOVER on a replica) and a primary
+ * moved, ASK during a migration, TRYAGAIN retried until the command
+ * timeout (NULL) or until the migration ends (MOVED, then the values),
+ * WAIT (enough replicas: the reply; too few: NULL), a manual failover (CLUSTER FAILOVER on a replica) and a primary
  * killed with SIGKILL, the client following both. Every test ends with
  * uv_loop_close() == 0; the cluster is stopped in the group teardown. */
 #include <setjmp.h>
@@ -512,6 +513,56 @@ static void test_ask_during_migration(void **state) {
     assert_true(tp_store_connected(fx->store));
 }
 
+/* A multi-key command while its slot migrates with its keys split between
+ * the nodes: the old owner says TRYAGAIN; the store retries it until the
+ * command timeout, and gives NULL when that passes; once the migration ends
+ * the retry meets MOVED and succeeds. */
+static void test_tryagain_during_migration(void **state) {
+    fixture_t *fx = *state;
+    tp_store_options_t opts = cluster_options();
+    opts.command_timeout_ms = 1000;
+    connect_with(fx, &opts);
+    const char *a_key = "tp:{try}:a", *b_key = "tp:{try}:b";
+    int slot = tp_store_slot(a_key, strlen(a_key));
+    roundtrip(fx, 0, "SET %s %s", a_key, "1");
+    roundtrip(fx, 0, "SET %s %s", b_key, "2");
+    int from = slot_owner(slot), to = other_primary(from);
+    slot_move(slot, from, to, &a_key, 1); /* a moved, b not yet */
+
+    /* never resolved: NULL after the command timeout */
+    long long tries = error_count(from, "TRYAGAIN");
+    answer_t *a = &fx->ans[1];
+    uint64_t t0 = uv_now(&fx->loop);
+    assert_int_equal(tp_store_command(fx->store, answer_cb, a, "MGET %s %s",
+                                      a_key, b_key),
+                     0);
+    RUN_UNTIL(fx, a->calls > 0, 5000);
+    assert_int_equal(a->calls, 1);
+    assert_int_equal(a->nulls, 1);
+    assert_true(uv_now(&fx->loop) - t0 >= 1000);
+    assert_true(error_count(from, "TRYAGAIN") >= tries + 3); /* retried */
+    assert_int_equal(tp_store_pending(fx->store), 0);
+
+    /* resolved while it waits: the retry follows MOVED to the values */
+    memset(a, 0, sizeof *a);
+    assert_int_equal(tp_store_command(fx->store, answer_cb, a, "MGET %s %s",
+                                      a_key, b_key),
+                     0);
+    RUN_UNTIL(fx, 0, 200);
+    assert_int_equal(a->calls, 0);
+    slot_move(slot, from, to, &b_key, 1);
+    slot_assign(slot, to);
+    RUN_UNTIL(fx, a->calls > 0, 5000);
+    assert_int_equal(a->calls, 1);
+    assert_int_equal(a->nulls, 0);
+    assert_int_equal(a->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(a->elements, 2);
+    redisReply *r = node_cmd(to, "MGET %s %s", a_key, b_key);
+    assert_string_equal(r->element[0]->str, "1");
+    assert_string_equal(r->element[1]->str, "2");
+    freeReplyObject(r);
+}
+
 static void test_wait_replicas(void **state) {
     fixture_t *fx = *state;
     tp_store_options_t opts = cluster_options();
@@ -645,6 +696,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_scripts_on_every_primary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_moved_after_slot_moved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ask_during_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tryagain_during_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_replicas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manual_failover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_primary_killed, setup, teardown),
