@@ -9,7 +9,8 @@
  * moved, ASK during a migration, TRYAGAIN retried until the command
  * timeout (NULL) or until the migration ends (MOVED, then the values),
  * WAIT (enough replicas: the reply; too few: NULL), a manual failover (CLUSTER FAILOVER on a replica) and a primary
- * killed with SIGKILL, the client following both. Every test ends with
+ * killed with SIGKILL, the client following both, and destroy while a
+ * reply waits for its WAIT. Every test ends with
  * uv_loop_close() == 0; the cluster is stopped in the group teardown. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -603,6 +604,48 @@ static void test_wait_replicas(void **state) {
     assert_int_equal(tp_store_pending(fx->store), 0);
 }
 
+/* Destroy while a script's reply is held for its WAIT and plain commands
+ * are in flight on every primary: each callback runs once, with NULL. */
+static void test_destroy_with_reply_held(void **state) {
+    fixture_t *fx = *state;
+    tp_store_options_t opts = cluster_options();
+    opts.wait_replicas = 2; /* more than there are: WAIT runs its timeout */
+    opts.wait_timeout_ms = 2000;
+    connect_with(fx, &opts);
+    int incr = tp_store_script(fx->store, "incr", incr_lua);
+    const char *args[2] = {"tp:{held}:n", "1"};
+    answer_t *held = &fx->ans[0];
+    assert_int_equal(tp_store_eval(fx->store, incr, answer_cb, held, 1, 2, args, NULL), 0);
+    for (int i = 1; i < 40; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "tp:test:held:%d", i);
+        assert_int_equal(tp_store_command(fx->store, answer_cb, &fx->ans[i],
+                                          "GET %s", key, NULL),
+                         0);
+    }
+    /* the script's own reply is in (the key exists), its WAIT is not */
+    int written = 0;
+    for (int t = 0; t < 100 && !written; t++) {
+        RUN_UNTIL(fx, 0, 10);
+        redisReply *r = node_cmd(slot_owner(tp_store_slot(args[0], strlen(args[0]))),
+                                 "EXISTS %s", args[0]);
+        written = r && r->integer == 1;
+        if (r) freeReplyObject(r);
+    }
+    assert_true(written);
+    RUN_UNTIL(fx, 0, 100);
+    assert_int_equal(held->calls, 0);
+    tp_store_destroy(&fx->store);
+    assert_null(fx->store);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(held->calls, 1);
+    assert_int_equal(held->nulls, 1);
+    for (int i = 1; i < 40; i++) assert_int_equal(fx->ans[i].calls, 1);
+    redisReply *r = node_cmd(slot_owner(tp_store_slot(args[0], strlen(args[0]))),
+                             "DEL %s", args[0]);
+    if (r) freeReplyObject(r);
+}
+
 /* Sends GET key until a non-NULL, non-error answer, within `ms`. */
 static answer_t *get_eventually(fixture_t *fx, const char *key, int ms) {
     answer_t *a = &fx->ans[0];
@@ -698,6 +741,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_ask_during_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tryagain_during_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_replicas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_with_reply_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manual_failover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_primary_killed, setup, teardown),
     };
