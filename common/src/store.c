@@ -1361,11 +1361,90 @@ static store_request_t *request_new(tp_store_t *self, tp_store_reply_cb cb,
     return req;
 }
 
+/* Cluster: one caller's command sent to every primary (SCRIPT LOAD, SCRIPT
+ * FLUSH: their meaning is "on this server"). The caller gets the first
+ * reply once all answered: NULL if any link failed it, else the first error
+ * reply if any, else the first reply. */
+typedef struct store_fanout {
+    tp_store_t *store;
+    tp_store_reply_cb cb;
+    void *arg;
+    int owed;
+    int lost;           /* some link failed it (NULL) */
+    redisReply *answer; /* the first reply, or the first error reply */
+} store_fanout_t;
+
+static void fanout_answered(redisAsyncContext *ac, void *r, void *privdata) {
+    store_fanout_t *fo = privdata;
+    redisReply *reply = r;
+    link_progress(ac->data);
+    if (!reply)
+        fo->lost = 1;
+    else if (!fo->answer || (reply->type == REDIS_REPLY_ERROR &&
+                             fo->answer->type != REDIS_REPLY_ERROR)) {
+        if (fo->answer) freeReplyObject(fo->answer);
+        fo->answer = reply_clone(reply);
+    }
+    if (--fo->owed > 0) return;
+    tp_store_t *self = fo->store;
+    tp_store_reply_cb cb = fo->cb;
+    void *arg = fo->arg;
+    redisReply *answer = fo->answer;
+    int lost = fo->lost;
+    free(fo);
+    assert(self->pending > 0);
+    self->pending--;
+    if (cb) cb(self, lost ? NULL : answer, arg);
+    if (answer) freeReplyObject(answer);
+}
+
+/* SCRIPT LOAD / SCRIPT FLUSH: the commands meant for every primary. */
+static int command_everywhere(const char *cmd, size_t len) {
+    resp_walk_t w;
+    const char *name, *sub;
+    size_t name_len, sub_len;
+    return resp_begin(&w, cmd, len) >= 2 && resp_next(&w, &name, &name_len) &&
+           word_is(name, name_len, "SCRIPT") && resp_next(&w, &sub, &sub_len) &&
+           (word_is(sub, sub_len, "LOAD") || word_is(sub, sub_len, "FLUSH"));
+}
+
+static int cluster_fanout(tp_store_t *self, tp_store_reply_cb cb, void *arg,
+                          char *cmd, size_t len) {
+    store_fanout_t *fo = NULL;
+    if (self->covered) {
+        fo = store_alloc(sizeof *fo);
+        fo->store = self;
+        fo->cb = cb;
+        fo->arg = arg;
+        fo->owed = 1; /* held until every send is queued */
+        for (int i = 0; i < self->nlinks; i++) {
+            store_link_t *link = self->links[i];
+            redisAsyncContext *ac = link_usable(link);
+            if (!link->primary || !ac) continue;
+            if (redisAsyncFormattedCommand(ac, fanout_answered, fo, cmd, len) !=
+                REDIS_OK)
+                continue;
+            link_owe(link);
+            fo->owed++;
+        }
+        fo->owed--;
+    }
+    free(cmd);
+    if (!fo || fo->owed == 0) { /* nothing queued: no callback will come */
+        free(fo);
+        return -1;
+    }
+    self->pending++;
+    return 0;
+}
+
 /* Cluster: sends formatted bytes (takes ownership of cmd) to the primary of
  * their key's slot. Returns 0, or -1 (cmd freed) when that primary is not
  * ready. */
 static int cluster_submit(tp_store_t *self, tp_store_reply_cb cb, void *arg,
                           char *cmd, size_t len) {
+    if (command_everywhere(cmd, len))
+        return cluster_fanout(self, cb, arg, cmd, len);
     int slot = command_slot(cmd, len);
     store_link_t *link = route_link(self, slot);
     redisAsyncContext *ac = link_usable(link);

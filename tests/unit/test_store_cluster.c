@@ -5,7 +5,8 @@
  * Covers the slot function (pinned values from the cluster specification
  * and CLUSTER KEYSLOT of the running cluster), commands to keys in every
  * primary's slots (formatted, argv, XREAD ... STREAMS, key-less), scripts
- * loaded on every primary (before and after connecting), MOVED after a slot
+ * loaded on every primary (before and after connecting, and a caller's
+ * SCRIPT LOAD), MOVED after a slot
  * moved, ASK during a migration, TRYAGAIN retried until the command
  * timeout (NULL) or until the migration ends (MOVED, then the values),
  * WAIT (enough replicas: the reply; too few: NULL), a manual failover (CLUSTER FAILOVER on a replica) and a primary
@@ -417,6 +418,28 @@ static void test_scripts_on_every_primary(void **state) {
         }
         assert_true(loaded);
     }
+
+    /* a caller's SCRIPT LOAD goes to every primary too */
+    const char *body = "return 'by the caller'";
+    answer_t *a = roundtrip(fx, 0, "SCRIPT LOAD %s", body, NULL);
+    assert_int_equal(a->type, REDIS_REPLY_STRING);
+    assert_int_equal(strlen(a->str), 40);
+    char sha[64];
+    snprintf(sha, sizeof sha, "%s", a->str);
+    int primaries = 0;
+    for (int i = 0; i < NODES; i++) {
+        r = node_cmd(ports[i], "ROLE");
+        assert_non_null(r);
+        int primary = strcmp(r->element[0]->str, "master") == 0;
+        freeReplyObject(r);
+        if (!primary) continue;
+        primaries++;
+        r = node_cmd(ports[i], "SCRIPT EXISTS %s", sha);
+        assert_int_equal(r->element[0]->integer, 1);
+        freeReplyObject(r);
+    }
+    assert_int_equal(primaries, 3);
+    assert_int_equal(tp_store_pending(fx->store), 0);
 }
 
 /* Moves `slot` from its primary to `to`, first migrating its keys. */

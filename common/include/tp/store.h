@@ -75,7 +75,10 @@ int tp_store_script(tp_store_t *self, const char *name, const char *lua);
 int tp_store_script_ro(tp_store_t *self, const char *name, const char *lua);
 
 /* Sends a command. Returns 0 (cb will run once) or -1 (cb never runs; not
- * connected). Arguments are copied. */
+ * connected). Arguments are copied. Cluster: to the primary of the key's
+ * slot (argv[1]; the first key of EVAL*; the first stream after STREAMS);
+ * key-less commands to any primary; SCRIPT LOAD / FLUSH to every primary
+ * (the first reply, once all answered; NULL if any link failed). */
 int tp_store_command(tp_store_t *self, tp_store_reply_cb cb, void *arg,
                      const char *fmt, ...);
 int tp_store_command_argv(tp_store_t *self, tp_store_reply_cb cb, void *arg,
