@@ -424,8 +424,9 @@ static void test_scripts_on_every_primary(void **state) {
     answer_t *a = roundtrip(fx, 0, "SCRIPT LOAD %s", body, NULL);
     assert_int_equal(a->type, REDIS_REPLY_STRING);
     assert_int_equal(strlen(a->str), 40);
-    char sha[64];
-    snprintf(sha, sizeof sha, "%s", a->str);
+    char sha[41];
+    memcpy(sha, a->str, 40);
+    sha[40] = '\0';
     int primaries = 0;
     for (int i = 0; i < NODES; i++) {
         r = node_cmd(ports[i], "ROLE");
