@@ -295,6 +295,23 @@ static void test_slot_function(void **state) {
     }
 }
 
+/* A malformed seed list is refused at creation (the log names
+ * [redis] nodes); nothing is left running. */
+static void test_bad_nodes(void **state) {
+    fixture_t *fx = *state;
+    tp_store_options_t opts = cluster_options();
+    const char *bad[] = {"127.0.0.1", "127.0.0.1:", ":7000", "127.0.0.1:0",
+                         "127.0.0.1:70000", "127.0.0.1:7000x",
+                         "127.0.0.1:7001,oops"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        opts.nodes = bad[i];
+        assert_null(tp_store_new(&fx->loop, &opts));
+    }
+    opts.nodes = " 127.0.0.1:1 , localhost:2,";
+    fx->store = tp_store_new(&fx->loop, &opts);
+    assert_non_null(fx->store);
+}
+
 static void test_commands_in_many_slots(void **state) {
     fixture_t *fx = *state;
     connect_store(fx);
@@ -763,6 +780,7 @@ static void test_primary_killed(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slot_function),
+        cmocka_unit_test_setup_teardown(test_bad_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands_in_many_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scripts_on_every_primary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_moved_after_slot_moved, setup, teardown),
