@@ -1223,8 +1223,9 @@ static void retry_fire(uv_timer_t *timer) {
         }
         self->gave_up++;
         if (self->gave_up == 1 || self->gave_up % 100 == 0)
-            tp_log_warn("store: no ready primary for slot %d within %llu ms "
-                        "(%u commands so far); answering unavailable",
+            tp_log_warn("store: a command for slot %d found no ready primary "
+                        "within %llu ms of retries (%u so far); answering "
+                        "unavailable",
                         req->slot,
                         (unsigned long long)self->command_timeout_ms,
                         self->gave_up);
