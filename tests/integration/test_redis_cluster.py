@@ -8,6 +8,9 @@ replica is promoted. Every event that got 202 must be in the journal
 afterwards, every other one got 503 or no answer, and intake takes events
 again without a restart.
 
+test_intake_follows_a_failover: the same without WAIT: intake takes events
+again once the replica is promoted, the killed node staying dead.
+
 test_consumers_on_the_cluster: the spine's first step (a lead graded by
 scoring) on the cluster. It waits for the key re-layout (every script on
 one slot; until then scoring's scripts fail with CROSSSLOT) and runs only
@@ -112,6 +115,33 @@ def test_intake_loses_nothing_acknowledged_in_a_failover():
         w.close()
 
 
+def test_intake_follows_a_failover():
+    """Without WAIT (wait_replicas = 0) intake takes events again as soon as
+    the replica is promoted, the dead node staying dead."""
+    w = World(services=["intake"], cluster=True,
+              config={"redis": {"reconnect_max": "500ms"}})
+    try:
+        assert w.post(lead("Cluster Co", customer="CL-0", id="cf-warmup"))[0] == 202
+        victim = w.cluster.primary_of("tp:{j}:journal")
+        replica = w.cluster.replica_of(victim)
+        w.cluster.kill(victim)
+        statuses = []
+
+        def accepted():
+            status, _ = w.post(lead("Cluster Co", customer="CL-1", id="cf-%d" % len(statuses)))
+            statuses.append(status)
+            return status == 202
+        wait_until(accepted, 60, interval=0.2, what="intake taking events after the failover")
+        assert set(statuses) <= {202, 503}, statuses
+        assert w.cluster.primary_of("tp:{j}:journal") == replica
+        assert victim not in w.cluster.procs
+        assert journaled(w, ["cf-%d" % (len(statuses) - 1)])
+        status, body = w.request("GET", "/healthz", key=None)
+        assert status == 200 and body["redis"] == "up", (status, body)
+    finally:
+        w.close()
+
+
 def test_consumers_on_the_cluster():
     w = World(services=["intake", "scoring"], cluster=True,
               config={"redis": {"wait_replicas": 1}})
@@ -124,7 +154,8 @@ def test_consumers_on_the_cluster():
 
 
 if __name__ == "__main__":
-    tests = [test_intake_loses_nothing_acknowledged_in_a_failover]
+    tests = [test_intake_loses_nothing_acknowledged_in_a_failover,
+             test_intake_follows_a_failover]
     if os.environ.get("TP_CLUSTER_SPINE") == "1":
         tests.append(test_consumers_on_the_cluster)
     run(tests)
