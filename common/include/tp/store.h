@@ -13,7 +13,10 @@
  * Commands go to the primary of their key's slot (tp_store_slot), follow
  * MOVED and ASK, and retry TRYAGAIN / CLUSTERDOWN within the command
  * timeout. With opts.wait_replicas > 0 every writing script is followed by
- * WAIT on its link and answered only once enough replicas have it.
+ * WAIT on its link and answered only once enough replicas have it. The
+ * keys of one command or script must share a slot (hash tags, keys.h),
+ * else Redis answers with a CROSSSLOT error reply; a script without keys
+ * goes to any primary.
  *
  * Every callback runs exactly once: with the reply (which may be an error
  * reply: check reply->type), or with NULL when the command could not be
@@ -84,7 +87,11 @@ int tp_store_command(tp_store_t *self, tp_store_reply_cb cb, void *arg,
 int tp_store_command_argv(tp_store_t *self, tp_store_reply_cb cb, void *arg,
                           int argc, const char **argv, const size_t *argvlen);
 /* EVALSHA of script `script` with `nkeys` keys then args in argv. On
- * NOSCRIPT the call is re-sent once as EVAL. Same contract as above. */
+ * NOSCRIPT the call is re-sent once as EVAL. Same contract as above.
+ * With opts.wait_replicas > 0 and a writing script (not _ro), the reply
+ * comes only after WAIT; when fewer replicas acknowledged it in
+ * wait_timeout_ms, cb gets NULL although the write may have happened (so
+ * a write retried after NULL must be idempotent: event ids, done marks). */
 int tp_store_eval(tp_store_t *self, int script, tp_store_reply_cb cb,
                   void *arg, int nkeys, int argc, const char **argv,
                   const size_t *argvlen);
