@@ -1108,6 +1108,7 @@ static int error_is(const redisReply *reply, const char *prefix) {
            memcmp(reply->str, prefix, n) == 0;
 }
 
+/* Every request ends here (answered, or never queued). */
 static void request_free(store_request_t *req) {
     free(req->cmd);
     if (req->held) freeReplyObject(req->held);
@@ -1714,7 +1715,7 @@ int tp_store_command(tp_store_t *self, tp_store_reply_cb cb, void *arg,
     va_end(ap);
     if (rc != REDIS_OK) {
         tp_log_error("store: redisvAsyncCommand(\"%s\"): bad format", fmt);
-        free(req);
+        request_free(req);
         return -1;
     }
     link_owe(link);
@@ -1744,7 +1745,7 @@ int tp_store_command_argv(tp_store_t *self, tp_store_reply_cb cb, void *arg,
         tp_log_error("store: redisAsyncCommandArgv(%.*s): cannot queue",
                      argvlen ? (int)argvlen[0] : (int)strlen(argv[0]),
                      argv[0]);
-        free(req);
+        request_free(req);
         return -1;
     }
     link_owe(link);
@@ -1805,7 +1806,7 @@ int tp_store_eval(tp_store_t *self, int script, tp_store_reply_cb cb,
     }
     if (request_send(req, link, ac) < 0) {
         tp_log_error("store: eval %s: cannot queue", s->name);
-        free(req);
+        request_free(req);
         return -1;
     }
     self->pending++;
