@@ -182,6 +182,7 @@ struct tp_store {
     uint64_t last_refresh;
     store_request_t *parked_head, *parked_tail;
     unsigned gave_up;            /* parked requests that timed out */
+    unsigned map_failures;       /* CLUSTER SLOTS replies we could not read */
 
     int announced;          /* last state given to state_cb */
     size_t pending;         /* callers' callbacks still owed */
@@ -976,9 +977,13 @@ static void store_state_changed(tp_store_t *self) {
 static int cluster_apply(tp_store_t *self, store_link_t *from,
                          const redisReply *r) {
     if (r->type != REDIS_REPLY_ARRAY) {
-        tp_log_warn("store: CLUSTER SLOTS from %s:%d: %s", from->host,
-                    from->port,
-                    r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
+        /* e.g. "ERR This instance has cluster support disabled": asked
+         * again every STORE_REFRESH_MS, so logged the first and every
+         * hundredth time */
+        if (self->map_failures++ % 100 == 0)
+            tp_log_warn("store: CLUSTER SLOTS from %s:%d (%u times): %s",
+                        from->host, from->port, self->map_failures,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
         return -1;
     }
     for (size_t i = 0; i < r->elements; i++) {
@@ -995,8 +1000,10 @@ static int cluster_apply(tp_store_t *self, store_link_t *from,
             e->element[0]->integer > e->element[1]->integer ||
             e->element[2]->element[1]->integer <= 0 ||
             e->element[2]->element[1]->integer > 65535) {
-            tp_log_warn("store: CLUSTER SLOTS from %s:%d: entry %zu malformed",
-                        from->host, from->port, i);
+            if (self->map_failures++ % 100 == 0)
+                tp_log_warn("store: CLUSTER SLOTS from %s:%d (%u times): "
+                            "entry %zu malformed", from->host, from->port,
+                            self->map_failures, i);
             return -1;
         }
     }
