@@ -160,8 +160,16 @@ class RedisCluster:
         self.ports = []
         for _ in range(nodes):
             self.ports.append(self._free_pair())
+        try:
+            self._create()
+        except BaseException:
+            self.stop()  # no node outlives a cluster that could not be made
+            raise
+
+    def _create(self):
         for port in self.ports:
             self.start_node(port)
+        auth = self.auth
         cmd = ["redis-cli", "--cluster", "create"]
         cmd += ["127.0.0.1:%d" % p for p in self.ports]
         cmd += ["--cluster-replicas", "1", "--cluster-yes"]
