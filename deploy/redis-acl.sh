@@ -30,7 +30,8 @@
 # namespace (the journal, the record). No
 # service may run administrative or dangerous commands (CONFIG, FLUSHALL,
 # KEYS, DEBUG, ...): commands are reads, writes, scripts and the
-# connection's own.
+# connection's own, and CLUSTER SLOTS: the store reads the slot map with
+# it when [redis] cluster = on (ASKING and WAIT are @connection already).
 set -euo pipefail
 ns=${1:?usage: redis-acl.sh NAMESPACE SECRETS_DIR}
 dir=${2:?usage: redis-acl.sh NAMESPACE SECRETS_DIR}
@@ -45,7 +46,7 @@ pass() {
     cat "$f"
 }
 
-cmds="-@all +@read +@write +@scripting +@connection +@transaction -@dangerous -@admin"
+cmds="-@all +@read +@write +@scripting +@connection +@transaction -@dangerous -@admin +cluster|slots"
 own() { # the keys every consuming service owns
     echo "~${ns}cursor:$1 ~${ns}lease:$1:* ~${ns}outbox:$1 ~${ns}stats:$1 ~${ns}heartbeat:$1"
 }

@@ -72,6 +72,14 @@ void tp_service_store_options_as(tp_config_t *cfg, const char *name,
         (int)tp_config_ms(cfg, "redis", "reconnect_max", "5s");
     out->command_timeout_ms =
         (int)tp_config_ms(cfg, "redis", "command_timeout", "3s");
+    /* Redis Cluster: host:port (and nodes) are seeds; see store.h. */
+    out->cluster = tp_config_bool(cfg, "redis", "cluster", 0);
+    out->nodes = tp_config_str(cfg, "redis", "nodes", NULL);
+    if (out->nodes && !*out->nodes) out->nodes = NULL;
+    out->wait_replicas =
+        (int)tp_config_int(cfg, "redis", "wait_replicas", 0, 0, 16);
+    out->wait_timeout_ms =
+        (int)tp_config_ms(cfg, "redis", "wait_timeout", "1s");
 }
 
 void tp_service_consumer_options(tp_config_t *cfg, tp_service_t svc,

@@ -121,6 +121,263 @@ class Redis:
         return dict(zip(flat[0::2], flat[1::2]))
 
 
+def keyslot(key):
+    """The cluster hash slot of a key (CRC16/XMODEM of the key or its hash
+    tag, modulo 16384), as the cluster specification defines it."""
+    k = key if isinstance(key, bytes) else str(key).encode()
+    open_ = k.find(b"{")
+    if open_ >= 0:
+        close = k.find(b"}", open_ + 1)
+        if close > open_ + 1:
+            k = k[open_ + 1:close]
+    crc = 0
+    for byte in k:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc & 16383
+
+
+class RedisCluster:
+    """A real Redis Cluster on loopback: `nodes` redis-servers (AOF on,
+    cluster-enabled, their nodes.conf in the folder `dir`) on free ports,
+    joined by `redis-cli --cluster create --cluster-replicas 1`, so 6 nodes
+    are 3 primaries with a replica each. `acl_path`: every node loads that
+    ACL file and replicas authenticate to their primary as `auth` (the admin
+    user). `node_timeout` (ms) is how soon a dead primary's replica takes
+    over. The processes are this object's children unless `detach`
+    (tp_cluster.py start leaves them running for a C test)."""
+
+    def __init__(self, dir, nodes=6, acl_path=None, auth=None, node_timeout=1000,
+                 detach=False):
+        self.dir = dir
+        self.acl_path = acl_path
+        self.auth = auth
+        self.node_timeout = node_timeout
+        self.detach = detach
+        self.procs = {}
+        self.ports = []
+        for _ in range(nodes):
+            self.ports.append(self._free_pair())
+        try:
+            self._create()
+        except BaseException:
+            self.stop()  # no node outlives a cluster that could not be made
+            raise
+
+    def _create(self):
+        for port in self.ports:
+            self.start_node(port)
+        auth = self.auth
+        cmd = ["redis-cli", "--cluster", "create"]
+        cmd += ["127.0.0.1:%d" % p for p in self.ports]
+        cmd += ["--cluster-replicas", "1", "--cluster-yes"]
+        if auth:
+            cmd += ["--user", auth[0], "--pass", auth[1]]
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError("redis-cli --cluster create failed:\n%s"
+                               % out.stdout.decode(errors="replace"))
+        self.wait_ok()
+
+    def _free_pair(self):
+        """A free port whose cluster bus port (port + 10000) is free too, both
+        below the kernel's ephemeral range (see free_port): a bus port taken
+        by some outgoing connection would keep a restarted node from
+        starting."""
+        low = 32768
+        try:
+            with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+                low = int(f.read().split()[0])
+        except (OSError, ValueError):
+            pass
+        for _ in range(500):
+            port = free_port()
+            if port in self.ports or port + 10000 >= low:
+                continue
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+        raise RuntimeError("no free port pair below %d" % low)
+
+    def node_dir(self, port):
+        return os.path.join(self.dir, "node-%d" % port)
+
+    def start_node(self, port):
+        """Starts (or restarts, with its nodes.conf and AOF) the node on `port`
+        and waits until it answers."""
+        d = self.node_dir(port)
+        os.makedirs(d, exist_ok=True)
+        cmd = ["redis-server", os.path.join(SOURCE_DIR, "deploy", "redis.conf"),
+               "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
+               "--logfile", os.path.join(d, "redis.log"),
+               "--cluster-enabled", "yes",
+               "--cluster-config-file", os.path.join(d, "nodes.conf"),
+               "--cluster-node-timeout", str(self.node_timeout),
+               "--appendonly", "yes", "--pidfile", os.path.join(d, "redis.pid")]
+        if self.acl_path:
+            cmd += ["--aclfile", self.acl_path]
+        if self.auth:
+            cmd += ["--masteruser", self.auth[0], "--masterauth", self.auth[1]]
+        self.procs[port] = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=self.detach)
+
+        proc = self.procs[port]
+
+        def up():
+            if proc.poll() is not None:
+                with open(os.path.join(d, "redis.log"), errors="replace") as f:
+                    raise AssertionError("cluster node on %d exited %s:\n%s"
+                                         % (port, proc.returncode, f.read()[-2000:]))
+            try:
+                Redis(port).close()
+                return True
+            except OSError:
+                return False
+        wait_until(up, 20, what="cluster node on %d" % port)
+
+    def client(self, port):
+        return Redis(port, auth=self.auth)
+
+    def info(self, port, section):
+        c = self.client(port)
+        try:
+            text = c("INFO", section) if section != "cluster" else c("CLUSTER", "INFO")
+        finally:
+            c.close()
+        return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+
+    def alive(self):
+        return [p for p in self.ports if p in self.procs]
+
+    def wait_ok(self, timeout=60):
+        """Every live node says cluster_state:ok, agrees on who the
+        primaries are, and every replica's link to its primary is up."""
+        def ok():
+            try:
+                views = set()
+                for p in self.alive():
+                    if self.info(p, "cluster").get("cluster_state") != "ok":
+                        return False
+                    views.add(tuple(sorted(self.primaries(p).items())))
+                    repl = self.info(p, "replication")
+                    if repl.get("role") == "slave" and repl.get("master_link_status") != "up":
+                        return False
+                return len(views) == 1
+            except (OSError, RuntimeError):
+                return False
+        wait_until(ok, timeout, interval=0.2, what="cluster_state:ok on every node")
+
+    def primaries(self, port=None):
+        """{(first slot, last slot): primary port}, as node `port` sees it."""
+        c = self.client(port or self.alive()[0])
+        try:
+            return {(r[0], r[1]): int(r[2][1]) for r in c("CLUSTER", "SLOTS")}
+        finally:
+            c.close()
+
+    def primary_of(self, key):
+        slot = keyslot(key)
+        for (lo, hi), port in self.primaries().items():
+            if lo <= slot <= hi:
+                return port
+        raise AssertionError("slot %d has no primary" % slot)
+
+    def replica_of(self, primary):
+        """The port of a replica of `primary` (by its INFO replication)."""
+        repl = self.info(primary, "replication")
+        for k, v in repl.items():
+            if k.startswith("slave") and "port=" in v:
+                return int(dict(x.split("=") for x in v.split(","))["port"])
+        raise AssertionError("primary %d has no replica" % primary)
+
+    def kill(self, port, sig=signal.SIGKILL):
+        p = self.procs.pop(port)
+        p.send_signal(sig)
+        p.wait(10)
+
+    def stop(self):
+        for port, p in list(self.procs.items()):
+            p.terminate()
+        for port, p in list(self.procs.items()):
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs.clear()
+
+
+class ClusterClient:
+    """The minimal RESP client for a cluster: each command goes to the
+    primary of its key's slot (args[1]; key-less commands to any node),
+    following MOVED; the map is re-read on MOVED or a dead node."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.conns = {}
+        self.map = {}
+
+    def _conn(self, port):
+        if port not in self.conns:
+            self.conns[port] = self.cluster.client(port)
+        return self.conns[port]
+
+    def _refresh(self):
+        for port in self.cluster.alive():
+            try:
+                self.map = self.cluster.primaries(port)
+                return
+            except (OSError, RuntimeError):
+                continue
+
+    def _port(self, args):
+        if len(args) < 2:
+            return self.cluster.alive()[0]
+        slot = keyslot(args[1])
+        if not self.map:
+            self._refresh()
+        for (lo, hi), port in self.map.items():
+            if lo <= slot <= hi:
+                return port
+        return self.cluster.alive()[0]
+
+    def __call__(self, *args):
+        port = self._port(args)
+        for _ in range(10):
+            try:
+                return self._conn(port)(*args)
+            except RuntimeError as e:
+                if not str(e).startswith("MOVED "):
+                    raise
+                port = int(str(e).split()[2].rsplit(":", 1)[1])
+                self._refresh()
+            except OSError:
+                self.conns.pop(port, None)
+                time.sleep(0.2)
+                self._refresh()
+                port = self._port(args)
+        raise AssertionError("no answer from the cluster for %r" % (args[:2],))
+
+    def hgetall(self, key):
+        flat = self("HGETALL", key) or []
+        return dict(zip(flat[0::2], flat[1::2]))
+
+    def close(self):
+        for c in self.conns.values():
+            try:
+                c.close()
+            except OSError:
+                pass
+        self.conns.clear()
+
+
 class Receiver:
     """A real HTTP server recording every webhook POST (path, headers, body).
     Paths under /fail answer 500 while `failing` is set. `host`: the
@@ -238,7 +495,10 @@ class World:
     (deploy/redis-acl.sh), as deployed; the test's own client is admin.
     `keys`, when given, is the text of intake's keys file (written to the
     world's folder as api-keys.ini); API_KEY stays valid beside it as an
-    [intake] api_keys key of every scope.
+    [intake] api_keys key of every scope. `cluster`: a 6-node Redis Cluster
+    (RedisCluster: 3 primaries, 3 replicas, node timeout 1 s) instead of the
+    single Redis, the services with [redis] cluster = on and every node as a
+    seed; self.redis and client() then route by slot (ClusterClient).
 
     `hosts` places processes on other hosts (network namespaces):
     {name: (netns, address)} for "redis", "intake", each service, and
@@ -248,7 +508,7 @@ class World:
     namespaces and links are the caller's (tests/integration/test_multihost.py)."""
 
     def __init__(self, config=None, services=SERVICES, receiver=True, acl=True, keys=None,
-                 hosts=None):
+                 hosts=None, cluster=False):
         self.dir = tempfile.mkdtemp(prefix="tp-test-")
         self.hosts = dict(hosts or {})
         self.redis_host = self.addr("redis")
@@ -260,6 +520,8 @@ class World:
             config = dict(config or {})
             config["intake"] = dict(config.get("intake", {}), keys_file=self.keys_path)
         self.procs = {}
+        self.cluster = None
+        self.cluster_mode = cluster
         self.receiver = Receiver(self.addr("test")) if receiver else None
         self.redis_port = free_port()
         self.http_port = free_port()
@@ -311,10 +573,18 @@ class World:
         return ["ip", "netns", "exec", self.hosts[name][0]] if name in self.hosts else []
 
     def client(self, cls=Redis):
-        """A new connection to the test's Redis, as admin when ACLs are on."""
+        """A new connection to the test's Redis, as admin when ACLs are on
+        (with a cluster: a ClusterClient, whatever `cls`)."""
+        if self.cluster:
+            return ClusterClient(self.cluster)
         return cls(self.redis_port, auth=self.redis_auth, host=self.redis_host)
 
     def _start_redis(self):
+        if self.cluster_mode:
+            self.cluster = RedisCluster(os.path.join(self.dir, "cluster"),
+                                        acl_path=self.acl_path, auth=self.redis_auth)
+            self.redis_port = self.cluster.ports[0]
+            return
         acl = ["--aclfile", self.acl_path] if self.acl_path else []
         self.redis_proc = subprocess.Popen(
             self.wrap("redis") +
@@ -337,7 +607,10 @@ class World:
             "redis": dict({"host": self.redis_host, "port": self.redis_port,
                            "namespace": "tp:"},
                           **({"acl": "on", "secrets_dir": self.secrets_dir}
-                             if self.secrets_dir else {})),
+                             if self.secrets_dir else {}),
+                          **({"cluster": "on",
+                              "nodes": ",".join("127.0.0.1:%d" % p for p in self.cluster.ports)}
+                             if self.cluster else {})),
             "bus": dict({"ingress_endpoint": self.bus["ingress"],
                          "curve": "on", "keys_dir": self.keys_dir,
                          "producers": "producer"},
@@ -458,8 +731,11 @@ class World:
                 failed = True
                 sys.stderr.write("%s exited %s; its log:\n%s\n" % (name, rc, self.log(name)[-4000:]))
         self.redis.close()
-        self.redis_proc.terminate()
-        self.redis_proc.wait(10)
+        if self.cluster:
+            self.cluster.stop()
+        else:
+            self.redis_proc.terminate()
+            self.redis_proc.wait(10)
         if self.receiver:
             self.receiver.close()
         if failed:

@@ -24,7 +24,8 @@
 const char *tp_service_endpoint(tp_config_t *cfg, tp_service_t svc);
 
 /* [redis] host, port, user, password (or password_file), namespace,
- * reconnect_min/max. Strings borrowed from cfg. */
+ * reconnect_min/max, command_timeout, cluster, nodes, wait_replicas,
+ * wait_timeout. Strings borrowed from cfg. */
 /* Redis options of service `svc` from [redis]; with acl = on, its own ACL
  * user (the service's name) and password (<secrets_dir>/<svc>.pass). */
 void tp_service_store_options(tp_config_t *cfg, tp_service_t svc, tp_store_options_t *out);

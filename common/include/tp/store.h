@@ -7,6 +7,17 @@
  * hooks itself and frees only in the close callback. The reader's
  * maxelements is bounded. Never blocks the loop.
  *
+ * Cluster mode (opts.cluster): host:port and opts.nodes are seeds; the
+ * slot map comes from CLUSTER SLOTS and every primary gets a link of its
+ * own (same reconnect, AUTH, scripts and watchdog as the single link).
+ * Commands go to the primary of their key's slot (tp_store_slot), follow
+ * MOVED and ASK, and retry TRYAGAIN / CLUSTERDOWN within the command
+ * timeout. With opts.wait_replicas > 0 every writing script is followed by
+ * WAIT on its link and answered only once enough replicas have it. The
+ * keys of one command or script must share a slot (hash tags, keys.h),
+ * else Redis answers with a CROSSSLOT error reply; a script without keys
+ * goes to any primary.
+ *
  * Every callback runs exactly once: with the reply (which may be an error
  * reply: check reply->type), or with NULL when the command could not be
  * sent or the connection dropped before the reply. Replies are borrowed
@@ -37,6 +48,14 @@ typedef struct tp_store_options {
     const char *name;         /* in the link's log lines ("store heartbeat:
                                  connected ..."), for a process with two
                                  links; NULL: plain "store:" */
+    int cluster;              /* 0: one Redis; 1: a Redis Cluster, host:port
+                                 (and nodes) being seeds */
+    const char *nodes;        /* cluster: more seeds, "h:p,h:p"; NULL none */
+    int wait_replicas;        /* > 0: a writing script's reply is given only
+                                 once WAIT says this many replicas have it,
+                                 else NULL; default 0 (no WAIT) */
+    int wait_timeout_ms;      /* WAIT's timeout, default 1000; keep it well
+                                 under command_timeout_ms */
 } tp_store_options_t;
 
 /* Connects in the background and keeps reconnecting. Strings are copied.
@@ -48,6 +67,7 @@ void tp_store_destroy(tp_store_t **self_p);
 
 /* Called on every connect (after the scripts are loaded) and disconnect. */
 void tp_store_on_state(tp_store_t *self, tp_store_state_cb cb, void *arg);
+/* Single: the link is ready. Cluster: every slot has a ready primary. */
 int tp_store_connected(const tp_store_t *self);
 /* The key namespace, e.g. "tp:". Borrowed. */
 const char *tp_store_ns(const tp_store_t *self);
@@ -61,13 +81,20 @@ int tp_store_script(tp_store_t *self, const char *name, const char *lua);
 int tp_store_script_ro(tp_store_t *self, const char *name, const char *lua);
 
 /* Sends a command. Returns 0 (cb will run once) or -1 (cb never runs; not
- * connected). Arguments are copied. */
+ * connected). Arguments are copied. Cluster: to the primary of the key's
+ * slot (argv[1]; the first key of EVAL*; the first stream after STREAMS);
+ * key-less commands to any primary; SCRIPT LOAD / FLUSH to every primary
+ * (the first reply, once all answered; NULL if any link failed). */
 int tp_store_command(tp_store_t *self, tp_store_reply_cb cb, void *arg,
                      const char *fmt, ...);
 int tp_store_command_argv(tp_store_t *self, tp_store_reply_cb cb, void *arg,
                           int argc, const char **argv, const size_t *argvlen);
 /* EVALSHA of script `script` with `nkeys` keys then args in argv. On
- * NOSCRIPT the call is re-sent once as EVAL. Same contract as above. */
+ * NOSCRIPT the call is re-sent once as EVAL. Same contract as above.
+ * With opts.wait_replicas > 0 and a writing script (not _ro), the reply
+ * comes only after WAIT; when fewer replicas acknowledged it in
+ * wait_timeout_ms, cb gets NULL although the write may have happened (so
+ * a write retried after NULL must be idempotent: event ids, done marks). */
 int tp_store_eval(tp_store_t *self, int script, tp_store_reply_cb cb,
                   void *arg, int nkeys, int argc, const char **argv,
                   const size_t *argvlen);
@@ -79,6 +106,10 @@ int tp_store_eval(tp_store_t *self, int script, tp_store_reply_cb cb,
 typedef void (*tp_store_reply_hook_cb)(tp_store_t *store, double seconds, int ok,
                                        void *arg);
 void tp_store_on_reply(tp_store_t *self, tp_store_reply_hook_cb cb, void *arg);
+/* The cluster hash slot (0..16383) of a key: CRC16 (XMODEM) of the key, or
+ * of its hash tag (the bytes between the first '{' and the next '}', when
+ * not empty), modulo 16384, as the cluster specification defines it. */
+int tp_store_slot(const char *key, size_t len);
 
 /* Replies still owed (commands sent, callbacks not run). */
 size_t tp_store_pending(const tp_store_t *self);
