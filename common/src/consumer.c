@@ -111,11 +111,14 @@ static tp_series_t *series_of(tp_metric_t *metric, tp_series_t **cache, tp_event
 }
 
 /* Runs the apply callback with the event's id and customer on every log
- * line it writes. */
+ * line it writes (and, through the store, on those of its replies); the
+ * context around it (the reply that ended the job before) comes back. */
 static void job_apply(tp_consumer_t *self, tp_consumer_job_t *job) {
+    tp_log_context_t outer;
+    tp_log_context_save(&outer);
     tp_log_context_set(job->ev.id, job->ev.customer);
     self->apply(self, job, &job->ev, self->arg);
-    tp_log_context_clear();
+    tp_log_context_restore(&outer);
 }
 
 static void walk(tp_consumer_t *self);

@@ -271,6 +271,42 @@ def test_readiness_bound_on_backlog():
         assert w.close()
 
 
+def test_log_lines_of_an_apply_carry_its_event():
+    """A line ticketing logs from deep in an apply (after Redis answered its
+    read of the ticket) names the event being applied and its customer."""
+    w = World(services=["intake", "ticketing"])
+    try:
+        def update(eid, status):
+            return {"id": eid, "type": "ticket.updated", "ts": now_ms(), "src": "api",
+                    "customer": "MET-LOG", "data": {"ticket": "T-LOG-1", "action": "status",
+                                                    "agent": "eng-chen", "status": status}}
+        opened = {"id": "met-log-open", "type": "ticket.opened", "ts": now_ms(),
+                  "src": "hotline", "customer": "MET-LOG",
+                  "data": {"ticket": "T-LOG-1", "title": "noisy", "category": "fault",
+                           "priority": "normal"}}
+        for ev in (opened, update("met-log-close", "closed"),
+                   update("met-log-reopen", "in_progress")):
+            assert w.post(ev)[0] == 202
+        wait_until(lambda: value(scrape(w, "ticketing"), "tp_events_applied_total",
+                                 type="ticket.updated") == 2, SETTLE, interval=0.5,
+                   what="both updates applied")
+
+        def refused():
+            for line in w.log("ticketing").splitlines():
+                x = json.loads(line)
+                if x["msg"].startswith("ticket T-LOG-1: a closed ticket cannot change"):
+                    return x
+        x = wait_until(refused, SETTLE, what="the refused move logged")
+        assert x["event"] == "met-log-reopen" and x["customer"] == "MET-LOG", x
+        # lines outside any apply carry no event
+        for line in w.log("ticketing").splitlines():
+            x = json.loads(line)
+            if x["msg"].startswith("metrics: listening"):
+                assert "event" not in x and "customer" not in x, x
+    finally:
+        assert w.close()
+
+
 def test_bad_listen_address_and_logs_on_stdout():
     w = World(services=["intake"])
     try:
@@ -296,4 +332,5 @@ if __name__ == "__main__":
     run([test_every_service_reports_what_it_applied,
          test_redis_down_means_not_ready_but_alive,
          test_readiness_bound_on_backlog,
+         test_log_lines_of_an_apply_carry_its_event,
          test_bad_listen_address_and_logs_on_stdout])
