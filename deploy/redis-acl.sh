@@ -52,6 +52,6 @@ echo "user default on #$(head -c 32 /dev/urandom | sha256sum | cut -c1-64) ~* &*
 echo "user admin on >$(pass admin) ~* &* +@all"
 echo "user intake on >$(pass intake) %R~${ns}* ~${ns}{j}:* ~${ns}replay:* $cmds"
 echo "user scoring on >$(pass scoring) %R~${ns}* $(own scoring) ~${ns}{c:*}:* ~${ns}pipeline:* ~${ns}at_risk ~${ns}health:watch ~${ns}{j}:phone ~${ns}{j}:email $cmds"
-echo "user scheduler on >$(pass scheduler) %R~${ns}* $(own scheduler) ~${ns}{r*}:* ~${ns}reminders:* $cmds"
+echo "user scheduler on >$(pass scheduler) %R~${ns}* $(own scheduler) ~${ns}{s*}:r:* ~${ns}{s*}:done:scheduler:* $cmds"
 echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{u:*}:* ~${ns}delivery:* ~${ns}deliveries:* ~${ns}notifier:* ~${ns}deadletter ~${ns}digest:* ~${ns}{c:*}:contact_cap:* $cmds"
 echo "user ticketing on >$(pass ticketing) %R~${ns}* $(own ticketing) ~${ns}{c:*}:* ~${ns}sla:* ~${ns}tickets:* ~${ns}ticket:* ~${ns}ticketing:* ~${ns}{j}:ticket $cmds"

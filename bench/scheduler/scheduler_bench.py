@@ -12,7 +12,7 @@ phase. Per system, in this order:
   burst   N scheduled, all due at the same instant DUE_LEAD seconds after
           the expected end of scheduling; schedule rate = N / time until
           all N are stored as pending (BullMQ: addBulk resolved; Touchpoint:
-          sum of ZCARD {r0..15}:due = N); fire rate = N / (time the last one
+          sum of the shards' pending counts {s0..15}:r:count = N); fire rate = N / (time the last one
           fired - the due time) (BullMQ: last job completed; Touchpoint: HGET
           stats:scheduler fired = N); lateness per reminder (BullMQ:
           processor start - (job.timestamp + job.delay); Touchpoint: late_ms
@@ -149,11 +149,12 @@ class Bench:
         return int(info(self.r, "memory")["used_memory"])
 
     def pending(self):
-        """Sum of ZCARD {r0..15}:due, in one round trip."""
-        cmds = b"".join(b"*2\r\n$5\r\nZCARD\r\n$%d\r\n%s\r\n" % (len(k), k) for k in
-                        (b"tp:{r%d}:due" % b for b in range(16)))
+        """Sum of the shards' pending counts (HGET {s0..15}:r:count pending,
+        kept by the scheduler's scripts with its writes), in one round trip."""
+        cmds = b"".join(b"*3\r\n$4\r\nHGET\r\n$%d\r\n%s\r\n$7\r\npending\r\n" % (len(k), k)
+                        for k in (b"tp:{s%d}:r:count" % b for b in range(16)))
         self.r.sock.sendall(cmds)
-        return sum(self.r._reply() for _ in range(16))
+        return sum(int(self.r._reply() or 0) for _ in range(16))
 
     def fired(self):
         return int(self.r("HGET", "tp:stats:scheduler", "fired") or 0)
@@ -681,12 +682,13 @@ class Bench:
 
     @staticmethod
     def scheduler_bytes(rows, n):
-        """Bytes per reminder of the scheduler's keys: {r*}, reminders:*, and
-        nothing of the journal, intake or the outbox."""
+        """Bytes per reminder of the scheduler's keys: {s*}:r:*, its done marks
+        {s*}:done:scheduler:*, and nothing of the journal, intake or the
+        outbox."""
         if not rows:
             return None
         s = sum(r_["avg"] * r_["count"] for r_ in rows
-                if "{r#}" in r_["pattern"] or ":reminders:" in r_["pattern"])
+                if "{s#}:r:" in r_["pattern"] or "{s#}:done:scheduler:" in r_["pattern"])
         return s / n
 
 

@@ -2,6 +2,7 @@
 #include "tp/keys.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,8 +19,17 @@ int tp_key(char *out, size_t outlen, const char *ns, const char *fmt, ...) {
     return n + m;
 }
 
+int tp_key_shard(const char *id) {
+    return (int)(tp_id_hash(id, strlen(id)) % TP_SHARDS);
+}
+
 int tp_key_reminder_bucket(const char *customer) {
-    return (int)(tp_id_hash(customer, strlen(customer)) % TP_REMINDER_BUCKETS);
+    return tp_key_shard(customer);
+}
+
+int tp_key_reminder_group(const char *customer) {
+    uint64_t h = tp_id_hash(customer, strlen(customer));
+    return (int)((h / TP_SHARDS) % TP_REMINDER_GROUPS);
 }
 
 int tp_key_reminder_field(char *out, size_t outlen, const char *reminder) {

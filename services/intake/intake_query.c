@@ -457,8 +457,7 @@ static void get_customer(tp_query_t *self, tp_http_request_t *req,
                          "HGETALL %s", k1) < 0) {
         part_not_sent(rd, ctx);
     }
-    int bucket = tp_key_reminder_bucket(id);
-    tp_key(k1, sizeof k1, ns, "{r%d}:state:%s", bucket, id);
+    tp_key(k1, sizeof k1, ns, "{s%d}:r:state:%s", tp_key_shard(id), id);
     const char *argv[2] = {k1, id};
     size_t lens[2] = {strlen(k1), strlen(id)};
     if (tp_store_eval(self->store, self->reminders_script, customer_part_cb,

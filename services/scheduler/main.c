@@ -25,8 +25,9 @@ static void scheduler_stop(void *arg) {
 }
 
 /* A recurring reminder's next occurrence, for scheduler_fire. */
-static int64_t next_occurrence(void *plan, const json_t *reminder, char **next_json) {
-    return tp_plan_next_occurrence(plan, reminder, next_json);
+static int64_t next_occurrence(void *plan, const json_t *reminder, char **next_record,
+                               size_t *next_len) {
+    return tp_plan_next_occurrence(plan, reminder, next_record, next_len);
 }
 
 /* The business calendar ([scheduler] calendar) and the rules file's stage

@@ -17,6 +17,7 @@
 #include "tp/keys.h"
 #include "tp/log.h"
 #include "tp/recur.h"
+#include "tp/reminder.h"
 
 /* KEYS state; ARGV customer. Returns {state fields, {reminder id, record,
  * ...}}: the state hash holds the customer's open reminders "<customer>|
@@ -53,7 +54,8 @@ struct tp_plan {
 typedef struct planned {
     char id[TP_CUSTOMER_MAX + TP_ID_MAX + 32];
     int64_t due;
-    char *json;
+    char *record; /* packed (tp/reminder.h), owned */
+    size_t record_len;
     char owner[TP_ACTOR_MAX + 1];
 } planned_t;
 
@@ -63,7 +65,7 @@ typedef struct plan_ctx {
     tp_consumer_job_t *job;
     const tp_event_t *ev;
     int attempts;
-    int bucket;
+    int bucket, group;
     char state_key[TP_CUSTOMER_MAX + 64];
     json_t *state;   /* field -> string, as read and changed */
     json_t *changes; /* state fields to write */
@@ -103,7 +105,7 @@ void tp_plan_destroy(tp_plan_t **self_p) {
 int tp_plan_tag(const tp_event_t *ev, char *tag, size_t len, void *arg) {
     (void)arg;
     if (!ev->customer[0]) return -1;
-    snprintf(tag, len, "r%d", tp_key_reminder_bucket(ev->customer));
+    snprintf(tag, len, "s%d", tp_key_shard(ev->customer));
     return 0;
 }
 
@@ -195,7 +197,7 @@ static void plan(plan_ctx_t *ctx, const reminder_spec_t *r) {
         json_object_set_new(j, "ahead", json_integer(r->ahead));
         if (r->until) json_object_set_new(j, "until", json_integer(r->until));
     }
-    p->json = json_dumps(j, JSON_COMPACT);
+    p->record = tp_reminder_pack(j, &p->record_len);
     json_decref(j);
     ctx->nplans++;
     /* a reminder replanned is no longer one to close */
@@ -224,7 +226,7 @@ static void plan_series(plan_ctx_t *ctx, reminder_spec_t *r, int64_t dtstart, in
 }
 
 int64_t tp_plan_next_occurrence(const tp_plan_t *self, const json_t *reminder,
-                                char **next_json) {
+                                char **next_record, size_t *next_len) {
     if (json_object_get(reminder, "rrule") == NULL) return 0;
     json_t *j = json_deep_copy(reminder);
     const char *rrule = json_string_value(json_object_get(j, "rrule"));
@@ -246,7 +248,7 @@ int64_t tp_plan_next_occurrence(const tp_plan_t *self, const json_t *reminder,
             due = tp_calendar_next_working_time(self->cal, due);
         json_object_set_new(j, "occurrence", json_integer(next));
         json_object_set_new(j, "due_at", json_integer(due));
-        *next_json = json_dumps(j, JSON_COMPACT);
+        *next_record = tp_reminder_pack(j, next_len);
     }
     json_decref(j);
     return due;
@@ -338,6 +340,21 @@ static void on_contact_logged(plan_ctx_t *ctx) {
     }
 }
 
+/* `v` > 0 in base62 into `out`. */
+static void base62(char *out, size_t len, int64_t v) {
+    static const char digits[] =
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    char rev[16];
+    size_t n = 0;
+    do {
+        rev[n++] = digits[v % 62];
+        v /= 62;
+    } while (v > 0 && n < sizeof rev);
+    size_t i = 0;
+    for (; i < n && i + 1 < len; i++) out[i] = rev[n - 1 - i];
+    out[i] = '\0';
+}
+
 static void on_inquiry(plan_ctx_t *ctx) {
     const tp_event_t *ev = ctx->ev;
     int urgent = tp_event_bool(ev, "urgent", 0);
@@ -345,7 +362,13 @@ static void on_inquiry(plan_ctx_t *ctx) {
     snprintf(text, sizeof text, "Answer the %s inquiry%s", tp_event_str(ev, "channel"),
              urgent ? " (urgent)" : "");
     const char *owner = tp_event_str(ev, "owner");
-    reminder_spec_t r = {.rule = "R-SLA-1", .subject = ev->id,
+    /* the subject: the customer's next inquiry number (base62), a few bytes
+     * where the event id took 26 in each of the reminder's index entries */
+    char subject[16];
+    int64_t seq = sint(ctx, "seq", 0) + 1;
+    sset_int(ctx, "seq", seq);
+    base62(subject, sizeof subject, seq);
+    reminder_spec_t r = {.rule = "R-SLA-1", .subject = subject,
                          .owner = owner ? owner : (ev->actor[0] ? ev->actor : owner_of(ctx)),
                          .due = ev->ts + (urgent ? ctx->plan->rules.inquiry_urgent_ms
                                                  : ctx->plan->rules.inquiry_ms),
@@ -558,7 +581,7 @@ static void ctx_reset(plan_ctx_t *ctx) {
     json_decref(ctx->open);
     json_decref(ctx->closing);
     ctx->state = ctx->changes = ctx->open = ctx->closing = NULL;
-    for (int i = 0; i < ctx->nplans; i++) free(ctx->plans[i].json);
+    for (int i = 0; i < ctx->nplans; i++) free(ctx->plans[i].record);
     ctx->nplans = 0;
 }
 
@@ -588,7 +611,7 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     if (r->element[0]->integer == TP_APPLY_DONE && ctx->plan->armed)
         for (int i = 0; i < ctx->nplans; i++)
             ctx->plan->armed(ctx->plans[i].id, ctx->bucket, ctx->plans[i].due,
-                             ctx->plans[i].json, ctx->plan->arg);
+                             ctx->plans[i].record, ctx->plans[i].record_len, ctx->plan->arg);
     ctx_end(ctx, 0);
 }
 
@@ -598,16 +621,46 @@ static const char *open_field(char *buf, size_t len, const char *reminder) {
     return buf;
 }
 
+/* 1 when `id` is among the first `n` of `ids` (a JSON array of strings). */
+static int listed(const json_t *ids, size_t n, const char *id) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(json_string_value(json_array_get(ids, i)), id) == 0) return 1;
+    return 0;
+}
+
+/* Reminders pending after the apply minus before: new ids planned, less
+ * open ones closed (each id once). */
+static int64_t pending_delta(const plan_ctx_t *ctx) {
+    int64_t delta = 0;
+    for (int p = 0; p < ctx->nplans; p++) {
+        int again = 0;
+        for (int q = 0; q < p && !again; q++) again = !strcmp(ctx->plans[q].id, ctx->plans[p].id);
+        if (!again && !json_object_get(ctx->open, ctx->plans[p].id)) delta++;
+    }
+    for (size_t i = 0; i < json_array_size(ctx->closing); i++)
+        if (!listed(ctx->closing, i, json_string_value(json_array_get(ctx->closing, i))))
+            delta--;
+    return delta;
+}
+
+/* Writes the plans and closes in the customer's shard {s<n>}: its group's
+ * due index and the shard's index of groups (lowered with ZADD LT; a close
+ * leaves it low, the poll and the firing script set it exact), its state,
+ * the owners' indexes, the shard's pending count. */
 static void apply_plans(plan_ctx_t *ctx) {
     tp_plan_t *self = ctx->plan;
-    char field_buf[sizeof ctx->plans[0].id + 8];
+    char field_buf[sizeof ctx->plans[0].id + 8], group[16];
     const char *ns = tp_store_ns(self->store);
     const char *ver = sget(ctx, "ver");
+    int shard = ctx->bucket;
+    snprintf(group, sizeof group, "%d", ctx->group);
     tp_apply_t a;
     tp_apply_init(&a, tp_consumer_job_done_key(ctx->job), tp_consumer_done_ttl(ctx->consumer),
                   ctx->state_key, ver ? ver : "0");
     int k_state = tp_apply_key(&a, "%s", ctx->state_key);
-    int k_due = tp_apply_key(&a, "%s{r%d}:due", ns, ctx->bucket);
+    int k_due = tp_apply_key(&a, "%s{s%d}:r:due:%d", ns, shard, ctx->group);
+    int k_groups = tp_apply_key(&a, "%s{s%d}:r:due", ns, shard);
+    int64_t delta = pending_delta(ctx);
     size_t i;
     json_t *v;
     json_array_foreach(ctx->closing, i, v) {
@@ -619,7 +672,7 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_str(&a, open_field(field_buf, sizeof field_buf, id));
         const char *owner = json_string_value(json_object_get(r, "owner"));
         if (owner) {
-            tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%sreminders:owner:%s", ns, owner));
+            tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%s{s%d}:r:owner:%s", ns, shard, owner));
             tp_apply_str(&a, id);
         }
     }
@@ -628,17 +681,27 @@ static void apply_plans(plan_ctx_t *ctx) {
         json_t *was = json_object_get(ctx->open, pl->id);
         const char *old_owner = json_string_value(json_object_get(was, "owner"));
         if (old_owner && strcmp(old_owner, pl->owner) != 0) {
-            tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%sreminders:owner:%s", ns, old_owner));
+            tp_apply_cmd(&a, "ZREM",
+                         tp_apply_key(&a, "%s{s%d}:r:owner:%s", ns, shard, old_owner));
             tp_apply_str(&a, pl->id);
         }
         tp_apply_cmd(&a, "ZADD", k_due);
         tp_apply_int(&a, pl->due);
         tp_apply_str(&a, pl->id);
+        tp_apply_cmd(&a, "ZADD", k_groups);
+        tp_apply_str(&a, "LT");
+        tp_apply_int(&a, pl->due);
+        tp_apply_str(&a, group);
         tp_apply_cmd(&a, "HSET", k_state);
-        tp_apply_pair(&a, open_field(field_buf, sizeof field_buf, pl->id), pl->json);
-        tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%sreminders:owner:%s", ns, pl->owner));
+        tp_apply_str(&a, open_field(field_buf, sizeof field_buf, pl->id));
+        tp_apply_arg(&a, pl->record, pl->record_len);
+        tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%s{s%d}:r:owner:%s", ns, shard, pl->owner));
         tp_apply_int(&a, pl->due);
         tp_apply_str(&a, pl->id);
+    }
+    if (delta != 0) {
+        tp_apply_cmd(&a, "HINCRBY", tp_apply_key(&a, "%s{s%d}:r:count", ns, shard));
+        tp_apply_pair_int(&a, "pending", delta);
     }
     sset_int(ctx, "ver", (ver ? atoll(ver) : 0) + 1);
     tp_apply_cmd(&a, "HSET", k_state);
@@ -665,7 +728,7 @@ static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
         json_object_set_new(ctx->state, st->element[i]->str,
                             json_string(st->element[i + 1]->str));
     for (size_t i = 0; i + 1 < rems->elements; i += 2) {
-        json_t *j = json_loads(rems->element[i + 1]->str, 0, NULL);
+        json_t *j = tp_reminder_unpack(rems->element[i + 1]->str, rems->element[i + 1]->len);
         json_object_set_new(ctx->open, rems->element[i]->str, j ? j : json_object());
     }
     switch (ctx->ev->type) {
@@ -704,8 +767,9 @@ void tp_plan_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
     ctx->consumer = consumer;
     ctx->job = job;
     ctx->ev = ev;
-    ctx->bucket = tp_key_reminder_bucket(ev->customer);
+    ctx->bucket = tp_key_shard(ev->customer);
+    ctx->group = tp_key_reminder_group(ev->customer);
     tp_key(ctx->state_key, sizeof ctx->state_key, tp_store_ns(self->store),
-           "{r%d}:state:%s", ctx->bucket, ev->customer);
+           "{s%d}:r:state:%s", ctx->bucket, ev->customer);
     read_customer(ctx);
 }

@@ -465,6 +465,26 @@ class World:
         return out
 
 
+def shard(customer):
+    """The shard n of a customer's keys {s<n>} (tp_key_shard: FNV-1a, 64 bits)."""
+    h = 1469598103934665603
+    for b in customer.encode():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h % 16
+
+
+def reminders_pending(w):
+    """Reminders pending in every shard, as the scheduler counts them
+    ({s<n>}:r:count pending)."""
+    return sum(int(w.redis("HGET", "tp:{s%d}:r:count" % n, "pending") or 0) for n in range(16))
+
+
+def owner_reminder_due(w, customer, owner, reminder):
+    """The due time of `reminder` in `owner`'s index of the customer's shard,
+    or None."""
+    return w.redis("ZSCORE", "tp:{s%d}:r:owner:%s" % (shard(customer), owner), reminder)
+
+
 def now_ms():
     return int(time.time() * 1000)
 
