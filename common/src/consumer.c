@@ -35,10 +35,14 @@ static const char ADVANCE_LUA[] =
     "redis.call('SET', KEYS[2], ARGV[2])\n"
     "return 1\n";
 
-/* KEYS: done marks. Returns 1/0 per key. */
+/* KEYS: done marks; ARGV: per key its field ("": the key is the mark).
+ * Returns 1/0 per key. */
 static const char DONE_LUA[] =
     "local out = {}\n"
-    "for i = 1, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end\n"
+    "for i = 1, #KEYS do\n"
+    "  if ARGV[i] and ARGV[i] ~= '' then out[i] = redis.call('HEXISTS', KEYS[i], ARGV[i])\n"
+    "  else out[i] = redis.call('EXISTS', KEYS[i]) end\n"
+    "end\n"
     "return out\n";
 
 typedef struct walk_step walk_step_t;
@@ -48,6 +52,7 @@ struct tp_consumer_job {
     walk_step_t *step; /* NULL when the event came from the bus */
     tp_event_t ev;
     char done_key[DONE_KEY_MAX];
+    int done_field; /* the mark is the field ev.id of the hash done_key */
     char tag[TP_CUSTOMER_MAX + 16];
     struct tp_consumer_job *queued; /* next job of the same tag waiting */
 };
@@ -109,9 +114,19 @@ static tp_consumer_job_t *job_new(tp_consumer_t *self, tp_event_t *ev) {
     snprintf(job->tag, sizeof job->tag, "%s", tag);
     job->ev = *ev; /* move */
     tp_event_init(ev);
-    if (tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
-               "{%s}:done:%s:%s", tag, tp_proto_service_name(self->opts.service),
-               job->ev.id) < 0) {
+    int n;
+    if (self->opts.done_grouped) {
+        job->done_field = 1;
+        n = tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
+                   "{%s}:done:%s:%lld:%u", tag, tp_proto_service_name(self->opts.service),
+                   (long long)(job->ev.ts > 0 ? job->ev.ts / 3600000 : 0),
+                   (unsigned)(tp_id_hash(job->ev.id, strlen(job->ev.id)) % TP_DONE_GROUPS));
+    } else {
+        n = tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
+                   "{%s}:done:%s:%s", tag, tp_proto_service_name(self->opts.service),
+                   job->ev.id);
+    }
+    if (n < 0) {
         tp_log_error("event %s: done key too long", job->ev.id);
         tp_event_clear(&job->ev);
         free(job);
@@ -194,6 +209,10 @@ void tp_consumer_job_done(tp_consumer_job_t *job, int status) {
 
 const char *tp_consumer_job_done_key(const tp_consumer_job_t *job) {
     return job->done_key;
+}
+
+const char *tp_consumer_job_done_field(const tp_consumer_job_t *job) {
+    return job->done_field ? job->ev.id : NULL;
 }
 
 int tp_consumer_job_reconciled(const tp_consumer_job_t *job) {
@@ -366,15 +385,18 @@ static void range_cb(tp_store_t *store, redisReply *r, void *arg) {
         step_end(self, step);
         return;
     }
-    const char **argv = malloc(step->njobs * sizeof *argv);
-    size_t *lens = malloc(step->njobs * sizeof *lens);
+    const char **argv = malloc(2 * step->njobs * sizeof *argv);
+    size_t *lens = malloc(2 * step->njobs * sizeof *lens);
     if (!argv || !lens) abort();
     for (size_t i = 0; i < step->njobs; i++) {
+        const char *field = tp_consumer_job_done_field(step->jobs[i]);
         argv[i] = step->jobs[i]->done_key;
         lens[i] = strlen(argv[i]);
+        argv[step->njobs + i] = field ? field : "";
+        lens[step->njobs + i] = strlen(argv[step->njobs + i]);
     }
     int rc = tp_store_eval(self->store, self->done_script, done_marks_cb, step,
-                           (int)step->njobs, (int)step->njobs, argv, lens);
+                           (int)step->njobs, (int)(2 * step->njobs), argv, lens);
     free(argv);
     free(lens);
     if (rc < 0) {

@@ -32,6 +32,10 @@ int tp_key_reminder_group(const char *customer) {
     return (int)((h / TP_SHARDS) % TP_REMINDER_GROUPS);
 }
 
+int tp_key_reminder_owner_part(const char *customer) {
+    return tp_key_reminder_group(customer) % TP_OWNER_PARTS;
+}
+
 int tp_key_reminder_field(char *out, size_t outlen, const char *reminder) {
     const char *bar = strchr(reminder, '|');
     int n = snprintf(out, outlen, "%s%s", TP_REMINDER_FIELD, bar ? bar + 1 : reminder);

@@ -1,7 +1,7 @@
 /* intake_reminders.c: GET /v1/reminders?owner=<user>[&due_before=<ms>]:
  * what is due for a person (default: within the next 24 hours), soonest
  * first, each with the rule that planned it (issue 4). Reads the owner's
- * index in each of the TP_SHARDS shards, {s<n>}:r:owner:<user> (reminder id
+ * index in each part of each shard, {s<n>}:r:owner:<p>:<user> (reminder id
  * -> due), merges them by due time, then reads each reminder's record in
  * its customer's scheduler state (tp/keys.h). Reads only. */
 #include <stdio.h>
@@ -160,12 +160,13 @@ void tp_reminders_get(tp_store_t *store, tp_http_request_t *req) {
     rd->due_before = due_before;
     rd->items = json_array();
     snprintf(rd->owner, sizeof rd->owner, "%s", owner);
-    /* every shard's index of the owner, each up to the list's limit (the
+    /* every part of the owner's index, each up to the list's limit (the
      * soonest of them all are among those) */
     rd->shards_waiting = 1; /* held while sending */
-    for (int shard = 0; shard < TP_SHARDS; shard++) {
+    for (int i = 0; i < TP_SHARDS * TP_OWNER_PARTS; i++) {
         char key[512];
-        tp_key(key, sizeof key, tp_store_ns(store), "{s%d}:r:owner:%s", shard, owner);
+        tp_key(key, sizeof key, tp_store_ns(store), "{s%d}:r:owner:%d:%s", i / TP_OWNER_PARTS,
+               i % TP_OWNER_PARTS, owner);
         if (tp_store_command(store, index_cb, rd,
                              "ZRANGEBYSCORE %s -inf %lld WITHSCORES LIMIT 0 %d", key,
                              (long long)due_before, TP_QUERY_LIST_MAX + 1) < 0) {

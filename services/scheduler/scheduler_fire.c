@@ -290,7 +290,8 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
         int group = tp_key_reminder_group(customer);
         tp_argv_addf(&keys, "%s{s%d}:r:due:%d", ns, bucket, group);
         tp_argv_addf(&keys, "%s{s%d}:r:state:%s", ns, bucket, customer);
-        tp_argv_addf(&keys, "%s{s%d}:r:owner:%s", ns, bucket, owner);
+        tp_argv_addf(&keys, "%s{s%d}:r:owner:%d:%s", ns, bucket,
+                     group % TP_OWNER_PARTS, owner);
         char *next_record = NULL;
         size_t next_len = 0;
         int64_t next_due = f->next ? f->next(f->next_arg, rem, &next_record, &next_len) : 0;

@@ -652,11 +652,12 @@ static void apply_plans(plan_ctx_t *ctx) {
     char field_buf[sizeof ctx->plans[0].id + 8], group[16];
     const char *ns = tp_store_ns(self->store);
     const char *ver = sget(ctx, "ver");
-    int shard = ctx->bucket;
+    int shard = ctx->bucket, part = ctx->group % TP_OWNER_PARTS;
     snprintf(group, sizeof group, "%d", ctx->group);
     tp_apply_t a;
     tp_apply_init(&a, tp_consumer_job_done_key(ctx->job), tp_consumer_done_ttl(ctx->consumer),
                   ctx->state_key, ver ? ver : "0");
+    tp_apply_done_field(&a, tp_consumer_job_done_field(ctx->job));
     int k_state = tp_apply_key(&a, "%s", ctx->state_key);
     int k_due = tp_apply_key(&a, "%s{s%d}:r:due:%d", ns, shard, ctx->group);
     int k_groups = tp_apply_key(&a, "%s{s%d}:r:due", ns, shard);
@@ -672,7 +673,7 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_str(&a, open_field(field_buf, sizeof field_buf, id));
         const char *owner = json_string_value(json_object_get(r, "owner"));
         if (owner) {
-            tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%s{s%d}:r:owner:%s", ns, shard, owner));
+            tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, owner));
             tp_apply_str(&a, id);
         }
     }
@@ -682,7 +683,7 @@ static void apply_plans(plan_ctx_t *ctx) {
         const char *old_owner = json_string_value(json_object_get(was, "owner"));
         if (old_owner && strcmp(old_owner, pl->owner) != 0) {
             tp_apply_cmd(&a, "ZREM",
-                         tp_apply_key(&a, "%s{s%d}:r:owner:%s", ns, shard, old_owner));
+                         tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, old_owner));
             tp_apply_str(&a, pl->id);
         }
         tp_apply_cmd(&a, "ZADD", k_due);
@@ -695,7 +696,7 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_cmd(&a, "HSET", k_state);
         tp_apply_str(&a, open_field(field_buf, sizeof field_buf, pl->id));
         tp_apply_arg(&a, pl->record, pl->record_len);
-        tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%s{s%d}:r:owner:%s", ns, shard, pl->owner));
+        tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, pl->owner));
         tp_apply_int(&a, pl->due);
         tp_apply_str(&a, pl->id);
     }

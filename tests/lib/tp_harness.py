@@ -480,9 +480,13 @@ def reminders_pending(w):
 
 
 def owner_reminder_due(w, customer, owner, reminder):
-    """The due time of `reminder` in `owner`'s index of the customer's shard,
-    or None."""
-    return w.redis("ZSCORE", "tp:{s%d}:r:owner:%s" % (shard(customer), owner), reminder)
+    """The due time of `reminder` in `owner`'s index of the customer's shard
+    (the part of its group, tp_key_reminder_owner_part), or None."""
+    h = 1469598103934665603
+    for b in customer.encode():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    part = (h // 16) % 4096 % 8
+    return w.redis("ZSCORE", "tp:{s%d}:r:owner:%d:%s" % (h % 16, part, owner), reminder)
 
 
 def now_ms():

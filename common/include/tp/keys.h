@@ -57,14 +57,20 @@
  *   {s<n>}:r:due:<g>           zset: reminder id -> due ms, the reminders of
  *                              group g = tp_key_reminder_group(customer) (a
  *                              few dozen at a million pending: listpack)
- *   {s<n>}:r:owner:<user>      zset: reminder id -> due, a person's reminders
- *                              in shard n (the query merges the 16)
+ *   {s<n>}:r:owner:<p>:<user>  zset: reminder id -> due, a person's reminders
+ *                              in shard n, part p = tp_key_reminder_owner_part
+ *                              (customer), so that a person's index stays a
+ *                              listpack at a million pending; the query
+ *                              merges the TP_SHARDS x TP_OWNER_PARTS
  *   {s<n>}:r:state:<cust>      hash: what the scheduler knows of a customer,
  *                              and its open reminders: "<cust>|<rest>"
  *                              as the field open:<rest> -> record (msgpack,
  *                              tp/reminder.h)
  *   {s<n>}:r:count             hash: pending -> reminders pending in shard n
- *   {s<n>}:done:scheduler:<ev> string: scheduler applied event ev
+ *   {s<n>}:done:scheduler:<h>:<g>  hash: event id -> 1, the scheduler applied
+ *                              it; h its hour (ts / 1 h), g its id's hash mod
+ *                              TP_DONE_GROUPS; expires done_ttl after the
+ *                              last (tp/consumer.h done_grouped)
  *   stats:<svc>                hash: counters across instances (fired, ...)
  *   replay:<mac>               string: a signed request intake has seen (expires
  *                              after twice the replay window)
@@ -105,6 +111,8 @@
  * a small listpack-encoded zset up to a few million pending reminders
  * (deploy/redis.conf's zset-max-listpack-entries). */
 #define TP_REMINDER_GROUPS 4096
+/* Parts of a person's reminder index per shard. */
+#define TP_OWNER_PARTS 8
 
 /* Formats `ns` followed by the printf-style rest into `out`. Returns the
  * length, or -1 when it does not fit (keys are bounded by the id limits). */
@@ -118,6 +126,9 @@ int tp_key_reminder_bucket(const char *customer);
 /* The reminder group of `customer` within its shard, 0 ..
  * TP_REMINDER_GROUPS-1 (independent of the shard). */
 int tp_key_reminder_group(const char *customer);
+/* The part of a person's index in a shard that holds `customer`'s
+ * reminders, 0 .. TP_OWNER_PARTS-1. */
+int tp_key_reminder_owner_part(const char *customer);
 
 /* A reminder "<customer>|<rest>" is the field TP_REMINDER_FIELD "<rest>" of
  * its customer's scheduler state {r<n>}:state:<customer>, the field's value
