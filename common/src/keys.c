@@ -36,12 +36,6 @@ int tp_key_reminder_owner_part(const char *customer) {
     return tp_key_reminder_group(customer) % TP_OWNER_PARTS;
 }
 
-int tp_key_reminder_field(char *out, size_t outlen, const char *reminder) {
-    const char *bar = strchr(reminder, '|');
-    int n = snprintf(out, outlen, "%s%s", TP_REMINDER_FIELD, bar ? bar + 1 : reminder);
-    return n < 0 || (size_t)n >= outlen ? -1 : n;
-}
-
 int tp_key_reminder_customer(char *out, size_t outlen, const char *reminder) {
     const char *bar = strchr(reminder, '|');
     if (!bar || bar == reminder || (size_t)(bar - reminder) >= outlen) return -1;

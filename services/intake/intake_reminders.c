@@ -3,7 +3,7 @@
  * first, each with the rule that planned it (issue 4). Reads the owner's
  * index in each part of each shard, {s<n>}:r:owner:<p>:<user> (reminder id
  * -> due), merges them by due time, then reads each reminder's record in
- * its customer's scheduler state (tp/keys.h). Reads only. */
+ * its customer's group hash (tp/keys.h). Reads only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,11 +92,10 @@ static void read_records(tp_store_t *store, reminders_read_t *rd) {
     for (size_t i = 0; i < n; i++) {
         const char *id = rd->found[i].id;
         size_t len = strlen(id);
-        char customer[TP_CUSTOMER_MAX + 1], field[512], key[256];
+        char customer[TP_CUSTOMER_MAX + 1], key[256];
         if (tp_key_reminder_customer(customer, sizeof customer, id) < 0 ||
-            tp_key_reminder_field(field, sizeof field, id) < 0 ||
-            tp_key(key, sizeof key, tp_store_ns(store), "{s%d}:r:state:%s",
-                   tp_key_shard(customer), customer) < 0)
+            tp_key(key, sizeof key, tp_store_ns(store), "{s%d}:r:c:%d", tp_key_shard(customer),
+                   tp_key_reminder_group(customer)) < 0)
             continue;
         item_ctx_t *ctx = malloc(sizeof *ctx + len + 1);
         if (!ctx) abort();
@@ -104,7 +103,7 @@ static void read_records(tp_store_t *store, reminders_read_t *rd) {
         ctx->index = json_array_size(rd->items);
         memcpy(ctx->id, id, len + 1);
         json_array_append_new(rd->items, json_null());
-        if (tp_store_command(store, item_cb, ctx, "HGET %s %s", key, field) < 0) {
+        if (tp_store_command(store, item_cb, ctx, "HGET %s %s", key, id) < 0) {
             free(ctx);
             rd->failed = 1;
             continue;

@@ -16,13 +16,14 @@
 /* KEYS the shard's index of groups ({s<n>}:r:due), outbox, the
  * scheduler's counters (fired: every claim that fired, across instances),
  * the shard's count (pending), then per reminder its group's due index, its
- * customer's state (which holds its record, tp/keys.h) and its owner's
- * reminders in the shard. ARGV now, then per reminder: id, state field, due
- * ms, reminder.due envelope, next due ms (0: none) and next record of a
- * recurring reminder, its group. Fires each reminder still due at that
- * time (a replanned or closed one, or one another instance fired, is not);
- * a recurring one moves to its next occurrence. A firing bumps the state's
- * version, so a plan computed from the state before it reads again. The
+ * group's hash (its customer's state and its record, tp/keys.h) and its
+ * owner's reminders in the shard. ARGV now, then per reminder: id, its
+ * customer, due ms, reminder.due envelope, next due ms (0: none) and next
+ * record of a recurring reminder, its group. Fires each reminder still due
+ * at that time (a replanned or closed one, or one another instance fired,
+ * is not); a recurring one moves to its next occurrence. A firing bumps the
+ * version in the customer's state, so a plan computed from the state
+ * before it reads again. The
  * index entries of the groups fired from are set to their earliest due
  * time again (or removed). Returns one 1 (fired) or 0 (not) per reminder.
  * One call claims a whole batch of one shard: Redis runs one script for
@@ -36,15 +37,20 @@ static const char FIRE_LUA[] =
     "  if s and tonumber(s) == tonumber(ARGV[a + 3]) then\n"
     "    if tonumber(ARGV[a + 5]) > 0 then\n"
     "      redis.call('ZADD', KEYS[k + 1], ARGV[a + 5], id)\n"
-    "      redis.call('HSET', KEYS[k + 2], ARGV[a + 2], ARGV[a + 6])\n"
+    "      redis.call('HSET', KEYS[k + 2], id, ARGV[a + 6])\n"
     "      redis.call('ZADD', KEYS[k + 3], ARGV[a + 5], id)\n"
     "    else\n"
     "      redis.call('ZREM', KEYS[k + 1], id)\n"
-    "      redis.call('HDEL', KEYS[k + 2], ARGV[a + 2])\n"
+    "      redis.call('HDEL', KEYS[k + 2], id)\n"
     "      redis.call('ZREM', KEYS[k + 3], id)\n"
     "      gone = gone + 1\n"
     "    end\n"
-    "    redis.call('HINCRBY', KEYS[k + 2], 'ver', 1)\n"
+    "    local st = redis.call('HGET', KEYS[k + 2], ARGV[a + 2])\n"
+    "    if st then\n"
+    "      local o = cjson.decode(st)\n"
+    "      o.ver = tostring((tonumber(o.ver) or 0) + 1)\n"
+    "      redis.call('HSET', KEYS[k + 2], ARGV[a + 2], cjson.encode(o))\n"
+    "    end\n"
     "    groups[ARGV[a + 7]] = KEYS[k + 1]\n"
     "    env[#env + 1] = ARGV[1]\n"
     "    env[#env + 1] = ARGV[a + 4]\n"
@@ -289,17 +295,15 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
         b->n++;
         int group = tp_key_reminder_group(customer);
         tp_argv_addf(&keys, "%s{s%d}:r:due:%d", ns, bucket, group);
-        tp_argv_addf(&keys, "%s{s%d}:r:state:%s", ns, bucket, customer);
+        tp_argv_addf(&keys, "%s{s%d}:r:c:%d", ns, bucket, group);
         tp_argv_addf(&keys, "%s{s%d}:r:owner:%d:%s", ns, bucket,
                      group % TP_OWNER_PARTS, owner);
         char *next_record = NULL;
         size_t next_len = 0;
         int64_t next_due = f->next ? f->next(f->next_arg, rem, &next_record, &next_len) : 0;
         json_decref(rem);
-        char field[TP_CUSTOMER_MAX + TP_ID_MAX + 64];
-        tp_key_reminder_field(field, sizeof field, c->item->reminder);
         tp_argv_add(&args, c->item->reminder, (size_t)-1);
-        tp_argv_add_copy(&args, field, strlen(field));
+        tp_argv_add_copy(&args, customer, strlen(customer));
         tp_argv_add_int(&args, c->item->due);
         tp_argv_add(&args, c->payload.data, c->payload.size);
         tp_argv_add_int(&args, next_due > c->item->due ? next_due : 0);
@@ -442,11 +446,11 @@ static void read_records(tp_fire_t *f, int bucket, const redisReply *due) {
     const char *ns = tp_store_ns(f->store);
     for (size_t i = 0; i + 1 < due->elements; i += 2) {
         const redisReply *id = due->element[i], *at = due->element[i + 1];
-        char customer[TP_CUSTOMER_MAX + 1], field[TP_CUSTOMER_MAX + TP_ID_MAX + 64], key[256];
+        char customer[TP_CUSTOMER_MAX + 1], key[256];
         if (id->type != REDIS_REPLY_STRING || at->type != REDIS_REPLY_STRING ||
             tp_key_reminder_customer(customer, sizeof customer, id->str) < 0 ||
-            tp_key_reminder_field(field, sizeof field, id->str) < 0 ||
-            tp_key(key, sizeof key, ns, "{s%d}:r:state:%s", bucket, customer) < 0)
+            tp_key(key, sizeof key, ns, "{s%d}:r:c:%d", bucket,
+                   tp_key_reminder_group(customer)) < 0)
             continue;
         int64_t due_ms = atoll(at->str);
         if (armed_find(f, id->str, due_ms)) continue; /* no need to read it */
@@ -456,7 +460,7 @@ static void read_records(tp_fire_t *f, int bucket, const redisReply *due) {
         rc->bucket = bucket;
         rc->due = due_ms;
         memcpy(rc->reminder, id->str, id->len + 1);
-        if (tp_store_command(f->store, record_cb, rc, "HGET %s %s", key, field) < 0) free(rc);
+        if (tp_store_command(f->store, record_cb, rc, "HGET %s %s", key, id->str) < 0) free(rc);
     }
 }
 

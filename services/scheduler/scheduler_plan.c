@@ -19,22 +19,20 @@
 #include "tp/recur.h"
 #include "tp/reminder.h"
 
-/* KEYS state; ARGV customer. Returns {state fields, {reminder id, record,
- * ...}}: the state hash holds the customer's open reminders "<customer>|
- * <rest>" as fields open:<rest> (tp/keys.h), so one small hash, kept by
- * Redis as one listpack, is all the scheduler stores per customer. */
+/* KEYS the customer's group hash {s<n>}:r:c:<g>; ARGV customer. Returns
+ * {state, {reminder id, record, ...}}: the group hash holds each of its
+ * customers' state (JSON, field "<customer>") and open reminders (field
+ * "<customer>|<rest>" -> record), so a few dozen customers share one small
+ * hash, one listpack (tp/keys.h). state is "" when the customer has none. */
 static const char READ_LUA[] =
-    "local state, rems = {}, {}\n"
-    "local all = redis.call('HGETALL', KEYS[1])\n"
-    "for i = 1, #all, 2 do\n"
-    "  if string.sub(all[i], 1, 5) == '" TP_REMINDER_FIELD "' then\n"
-    "    rems[#rems + 1] = ARGV[1] .. '|' .. string.sub(all[i], 6)\n"
-    "    rems[#rems + 1] = all[i + 1]\n"
-    "  else\n"
-    "    state[#state + 1] = all[i]\n"
-    "    state[#state + 1] = all[i + 1]\n"
-    "  end\n"
-    "end\n"
+    "local state = redis.call('HGET', KEYS[1], ARGV[1]) or ''\n"
+    "local rems, cursor = {}, '0'\n"
+    "local pattern = string.gsub(ARGV[1], '[%*%?%[%]\\\\]', '\\\\%0') .. '|*'\n"
+    "repeat\n"
+    "  local page = redis.call('HSCAN', KEYS[1], cursor, 'MATCH', pattern, 'COUNT', 1000)\n"
+    "  cursor = page[1]\n"
+    "  for i = 1, #page[2] do rems[#rems + 1] = page[2][i] end\n"
+    "until cursor == '0'\n"
     "return {state, rems}\n";
 
 #define MAX_ATTEMPTS 8
@@ -66,9 +64,9 @@ typedef struct plan_ctx {
     const tp_event_t *ev;
     int attempts;
     int bucket, group;
-    char state_key[TP_CUSTOMER_MAX + 64];
+    char state_key[TP_CUSTOMER_MAX + 64]; /* the group hash */
+    char *state_read; /* the state as read ("0": none), the apply's guard */
     json_t *state;   /* field -> string, as read and changed */
-    json_t *changes; /* state fields to write */
     json_t *open;    /* reminder id -> reminder object */
     json_t *closing; /* reminder ids to close */
     planned_t plans[MAX_PLANS];
@@ -123,7 +121,6 @@ static int64_t sint(const plan_ctx_t *ctx, const char *field, int64_t def) {
 static void sset(plan_ctx_t *ctx, const char *field, const char *value) {
     if (!value) return;
     json_object_set_new(ctx->state, field, json_string(value));
-    json_object_set_new(ctx->changes, field, json_string(value));
 }
 
 static void sset_int(plan_ctx_t *ctx, const char *field, int64_t v) {
@@ -577,10 +574,11 @@ static void read_customer(plan_ctx_t *ctx);
 
 static void ctx_reset(plan_ctx_t *ctx) {
     json_decref(ctx->state);
-    json_decref(ctx->changes);
+    free(ctx->state_read);
+    ctx->state_read = NULL;
     json_decref(ctx->open);
     json_decref(ctx->closing);
-    ctx->state = ctx->changes = ctx->open = ctx->closing = NULL;
+    ctx->state = ctx->open = ctx->closing = NULL;
     for (int i = 0; i < ctx->nplans; i++) free(ctx->plans[i].record);
     ctx->nplans = 0;
 }
@@ -615,12 +613,6 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     ctx_end(ctx, 0);
 }
 
-/* The state hash's field of `reminder` (tp/keys.h). */
-static const char *open_field(char *buf, size_t len, const char *reminder) {
-    if (tp_key_reminder_field(buf, len, reminder) < 0) buf[0] = '\0';
-    return buf;
-}
-
 /* 1 when `id` is among the first `n` of `ids` (a JSON array of strings). */
 static int listed(const json_t *ids, size_t n, const char *id) {
     for (size_t i = 0; i < n; i++)
@@ -649,14 +641,15 @@ static int64_t pending_delta(const plan_ctx_t *ctx) {
  * the owners' indexes, the shard's pending count. */
 static void apply_plans(plan_ctx_t *ctx) {
     tp_plan_t *self = ctx->plan;
-    char field_buf[sizeof ctx->plans[0].id + 8], group[16];
+    char group[16];
     const char *ns = tp_store_ns(self->store);
     const char *ver = sget(ctx, "ver");
     int shard = ctx->bucket, part = ctx->group % TP_OWNER_PARTS;
     snprintf(group, sizeof group, "%d", ctx->group);
     tp_apply_t a;
     tp_apply_init(&a, tp_consumer_job_done_key(ctx->job), tp_consumer_done_ttl(ctx->consumer),
-                  ctx->state_key, ver ? ver : "0");
+                  ctx->state_key, ctx->state_read);
+    tp_apply_version_field(&a, ctx->ev->customer);
     tp_apply_done_field(&a, tp_consumer_job_done_field(ctx->job));
     int k_state = tp_apply_key(&a, "%s", ctx->state_key);
     int k_due = tp_apply_key(&a, "%s{s%d}:r:due:%d", ns, shard, ctx->group);
@@ -670,7 +663,7 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_cmd(&a, "ZREM", k_due);
         tp_apply_str(&a, id);
         tp_apply_cmd(&a, "HDEL", k_state);
-        tp_apply_str(&a, open_field(field_buf, sizeof field_buf, id));
+        tp_apply_str(&a, id);
         const char *owner = json_string_value(json_object_get(r, "owner"));
         if (owner) {
             tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, owner));
@@ -694,7 +687,7 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_int(&a, pl->due);
         tp_apply_str(&a, group);
         tp_apply_cmd(&a, "HSET", k_state);
-        tp_apply_str(&a, open_field(field_buf, sizeof field_buf, pl->id));
+        tp_apply_str(&a, pl->id);
         tp_apply_arg(&a, pl->record, pl->record_len);
         tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, pl->owner));
         tp_apply_int(&a, pl->due);
@@ -704,10 +697,13 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_cmd(&a, "HINCRBY", tp_apply_key(&a, "%s{s%d}:r:count", ns, shard));
         tp_apply_pair_int(&a, "pending", delta);
     }
+    /* the state, whole, with its version bumped: the next apply's guard */
     sset_int(ctx, "ver", (ver ? atoll(ver) : 0) + 1);
+    char *state = json_dumps(ctx->state, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!state) abort();
     tp_apply_cmd(&a, "HSET", k_state);
-    const char *field;
-    json_object_foreach(ctx->changes, field, v) tp_apply_pair(&a, field, json_string_value(v));
+    tp_apply_pair(&a, ctx->ev->customer, state);
+    free(state);
     int rc = tp_apply_send(&a, self->store, applied_cb, ctx);
     tp_apply_clear(&a);
     if (rc < 0) ctx_end(ctx, -1);
@@ -720,14 +716,21 @@ static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
         ctx_end(ctx, -1);
         return;
     }
-    ctx->state = json_object();
-    ctx->changes = json_object();
+    redisReply *st = r->element[0], *rems = r->element[1];
+    ctx->state = st->type == REDIS_REPLY_STRING && st->len > 0
+                     ? json_loadb(st->str, st->len, 0, NULL)
+                     : json_object();
+    if (!json_is_object(ctx->state)) { /* not what apply_plans writes */
+        tp_log_error("scheduler state of %s unreadable", ctx->ev->customer);
+        ctx_end(ctx, -1);
+        return;
+    }
+    ctx->state_read = st->type == REDIS_REPLY_STRING && st->len > 0
+                          ? strndup(st->str, st->len)
+                          : strdup("0");
+    if (!ctx->state_read) abort();
     ctx->open = json_object();
     ctx->closing = json_array();
-    redisReply *st = r->element[0], *rems = r->element[1];
-    for (size_t i = 0; i + 1 < st->elements; i += 2)
-        json_object_set_new(ctx->state, st->element[i]->str,
-                            json_string(st->element[i + 1]->str));
     for (size_t i = 0; i + 1 < rems->elements; i += 2) {
         json_t *j = tp_reminder_unpack(rems->element[i + 1]->str, rems->element[i + 1]->len);
         json_object_set_new(ctx->open, rems->element[i]->str, j ? j : json_object());
@@ -770,7 +773,7 @@ void tp_plan_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
     ctx->ev = ev;
     ctx->bucket = tp_key_shard(ev->customer);
     ctx->group = tp_key_reminder_group(ev->customer);
-    tp_key(ctx->state_key, sizeof ctx->state_key, tp_store_ns(self->store),
-           "{s%d}:r:state:%s", ctx->bucket, ev->customer);
+    tp_key(ctx->state_key, sizeof ctx->state_key, tp_store_ns(self->store), "{s%d}:r:c:%d",
+           ctx->bucket, ctx->group);
     read_customer(ctx);
 }

@@ -5,7 +5,8 @@ below) each group's earliest due time, a pending count per shard, and the
 per-person query merging the owner's index of every shard."""
 import time
 
-from tp_harness import World, now_ms, reminders_pending, run, shard, wait_until
+from tp_harness import (World, now_ms, reminder_group, reminders_pending, run, shard,
+                        wait_until)
 
 HOUR = 3600000
 
@@ -24,6 +25,10 @@ def group_of(w, n, reminder):
         if w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (n, g), reminder) is not None:
             return g
     return None
+
+
+def group_hash(cid):
+    return "tp:{s%d}:r:c:%d" % (shard(cid), reminder_group(cid))
 
 
 def test_owner_query_merges_every_shard_by_due_time():
@@ -74,10 +79,11 @@ def test_packed_records_small_group_indexes_and_their_upkeep():
         wait_until(lambda: reminders_pending(w) == 2, 10, what="2 reminders planned")
         for cid in ("KEEP-1", "GONE-1"):
             n, rem = shard(cid), cid + "|R-SLA-1|1"
-            record = w.redis("HGET", "tp:{s%d}:r:state:%s" % (n, cid), "open:R-SLA-1|1")
+            record = w.redis("HGET", group_hash(cid), rem)
             assert record and not record.startswith("{"), record  # msgpack, not JSON
+            assert '"ver":"1"' in w.redis("HGET", group_hash(cid), cid)  # its state
             g = group_of(w, n, rem)
-            assert g is not None, "%s in no group of shard %d" % (rem, n)
+            assert g == str(reminder_group(cid)), (g, rem)
             due = int(w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (n, g), rem))
             assert int(w.redis("ZSCORE", "tp:{s%d}:r:due" % n, g)) <= due
             assert w.redis("OBJECT", "ENCODING", "tp:{s%d}:r:due:%s" % (n, g)) == "listpack"
@@ -86,10 +92,10 @@ def test_packed_records_small_group_indexes_and_their_upkeep():
         assert w.post([{"type": "contact.logged", "ts": now_ms(), "src": "phone",
                         "customer": "GONE-1", "data": {"channel": "phone", "direction": "out",
                                                        "outcome": "reached"}}])[0] == 202
-        gone_n, gone_state = shard("GONE-1"), "tp:{s%d}:r:state:GONE-1" % shard("GONE-1")
-        wait_until(lambda: w.redis("HGET", gone_state, "open:R-CAD-1"), 10,
+        gone_n = shard("GONE-1")
+        wait_until(lambda: w.redis("HGET", group_hash("GONE-1"), "GONE-1|R-CAD-1"), 10,
                    what="GONE-1's cadence planned")
-        assert w.redis("HGET", gone_state, "open:R-SLA-1|1") is None
+        assert w.redis("HGET", group_hash("GONE-1"), "GONE-1|R-SLA-1|1") is None
         assert reminders_pending(w) == 2
         gone_g = group_of(w, gone_n, "GONE-1|R-CAD-1")
         cadence_due = int(w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (gone_n, gone_g),
@@ -103,7 +109,9 @@ def test_packed_records_small_group_indexes_and_their_upkeep():
             return int(w.redis("HGET", "tp:stats:scheduler", "fired") or 0)
         wait_until(lambda: fired() == 1, 15, what="KEEP-1's fired")
         keep_n = shard("KEEP-1")
-        assert w.redis("HGET", "tp:{s%d}:r:state:KEEP-1" % keep_n, "open:R-SLA-1|1") is None
+        assert w.redis("HGET", group_hash("KEEP-1"), "KEEP-1|R-SLA-1|1") is None
+        # the firing bumped the customer's version (a plan read before it reads again)
+        assert '"ver":"2"' in w.redis("HGET", group_hash("KEEP-1"), "KEEP-1")
         assert reminders_pending(w) == 1
         wait_until(lambda: int(w.redis("ZSCORE", "tp:{s%d}:r:due" % gone_n, gone_g)) ==
                    cadence_due, 5, what="GONE-1's group entry at its cadence's time")

@@ -139,6 +139,37 @@ static void test_applied_once_under_a_field_mark(void **state) {
     assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
 }
 
+/* A record kept as one field of a shared hash, guarded by that field's
+ * whole value (tp_apply_version_field). */
+static void test_version_in_a_field_of_a_shared_hash(void **state) {
+    fixture_t *fx = *state;
+    tp_apply_t a;
+    for (int round = 0; round < 2; round++) {
+        const char *expected = round == 0 ? "0" : "{\"v\":1}";
+        tp_apply_init(&a, round == 0 ? "tp:done:f1" : "tp:done:f2", "60", "tp:group",
+                      expected);
+        tp_apply_version_field(&a, "CUST-1");
+        tp_apply_cmd(&a, "HSET", tp_apply_key(&a, "tp:group"));
+        tp_apply_pair(&a, "CUST-1", round == 0 ? "{\"v\":1}" : "{\"v\":2}");
+        assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
+    }
+    /* computed from the first value: stale; another customer's field is
+     * not this one's version */
+    tp_apply_init(&a, "tp:done:f3", "60", "tp:group", "{\"v\":1}");
+    tp_apply_version_field(&a, "CUST-1");
+    tp_apply_cmd(&a, "HSET", tp_apply_key(&a, "tp:group"));
+    tp_apply_pair(&a, "CUST-1", "{\"v\":9}");
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_STALE);
+    tp_apply_init(&a, "tp:done:f4", "60", "tp:group", "0");
+    tp_apply_version_field(&a, "CUST-2");
+    tp_apply_cmd(&a, "HSET", tp_apply_key(&a, "tp:group"));
+    tp_apply_pair(&a, "CUST-2", "{\"v\":1}");
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
+    redisReply *r = redisCommand(fx->sync, "HGET tp:group CUST-1");
+    assert_string_equal(r->str, "{\"v\":2}");
+    freeReplyObject(r);
+}
+
 static void test_stale_version_writes_nothing(void **state) {
     fixture_t *fx = *state;
     tp_apply_t a;
@@ -183,6 +214,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_applied_once_under_a_field_mark, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stale_version_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_in_a_field_of_a_shared_hash, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_disallowed_command_refused_before_any_write,
                                         setup, teardown),
         cmocka_unit_test(test_keys_are_declared_once),

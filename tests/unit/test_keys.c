@@ -50,20 +50,14 @@ static void test_groups_spread_customers(void **state) {
     assert_true(empty < TP_REMINDER_GROUPS / 100);
 }
 
-static void test_reminder_field_and_customer(void **state) {
+static void test_reminder_customer(void **state) {
     char out[64];
     const char *id = "C01JZB000000000000000000017|R-SLA-1|01JZB000000000000000000017";
-    assert_true(tp_key_reminder_field(out, sizeof out, id) > 0);
-    assert_string_equal(out, "open:R-SLA-1|01JZB000000000000000000017");
-    /* the customer's own hash: the field leaves the customer out and stays
-     * under Redis's listpack limit (64 bytes) for the longest rule ids */
-    assert_true(strlen(out) <= 64);
     assert_int_equal(tp_key_reminder_customer(out, sizeof out, id), 27);
     assert_string_equal(out, "C01JZB000000000000000000017");
     assert_int_equal(tp_key_reminder_customer(out, sizeof out, "no-bar"), -1);
     assert_int_equal(tp_key_reminder_customer(out, sizeof out, "|R-SLA-1"), -1);
     assert_int_equal(tp_key_reminder_customer(out, 4, id), -1);
-    assert_int_equal(tp_key_reminder_field(out, 8, id), -1);
 }
 
 int main(void) {
@@ -71,7 +65,7 @@ int main(void) {
         cmocka_unit_test(test_key_fits_or_fails),
         cmocka_unit_test(test_bucket_in_range_and_stable),
         cmocka_unit_test(test_groups_spread_customers),
-        cmocka_unit_test(test_reminder_field_and_customer),
+        cmocka_unit_test(test_reminder_customer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

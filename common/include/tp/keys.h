@@ -62,10 +62,13 @@
  *                              (customer), so that a person's index stays a
  *                              listpack at a million pending; the query
  *                              merges the TP_SHARDS x TP_OWNER_PARTS
- *   {s<n>}:r:state:<cust>      hash: what the scheduler knows of a customer,
- *                              and its open reminders: "<cust>|<rest>"
- *                              as the field open:<rest> -> record (msgpack,
- *                              tp/reminder.h)
+ *   {s<n>}:r:c:<g>             hash: the scheduler's customers of group g:
+ *                              "<cust>" -> what it knows of the customer
+ *                              (JSON, with the version "ver" every apply is
+ *                              guarded by), and each open reminder
+ *                              "<cust>|<rest>" -> its record (msgpack,
+ *                              tp/reminder.h); a few dozen customers a hash
+ *                              at a million pending: one listpack
  *   {s<n>}:r:count             hash: pending -> reminders pending in shard n
  *   {s<n>}:done:scheduler:<h>:<g>  hash: event id -> 1, the scheduler applied
  *                              it; h its hour (ts / 1 h), g its id's hash mod
@@ -110,7 +113,7 @@
 /* Reminder groups per shard: each group's due index {s<n>}:r:due:<g> stays
  * a small listpack-encoded zset up to a few million pending reminders
  * (deploy/redis.conf's zset-max-listpack-entries). */
-#define TP_REMINDER_GROUPS 4096
+#define TP_REMINDER_GROUPS 1024
 /* Parts of a person's reminder index per shard. */
 #define TP_OWNER_PARTS 8
 
@@ -130,14 +133,9 @@ int tp_key_reminder_group(const char *customer);
  * reminders, 0 .. TP_OWNER_PARTS-1. */
 int tp_key_reminder_owner_part(const char *customer);
 
-/* A reminder "<customer>|<rest>" is the field TP_REMINDER_FIELD "<rest>" of
- * its customer's scheduler state {r<n>}:state:<customer>, the field's value
- * its record (tp/reminder.h: without id and customer, which the key and
- * field give).
- * Short fields keep a small hash one listpack. */
-#define TP_REMINDER_FIELD "open:"
-/* The state field of `reminder` into `out`. Returns its length or -1. */
-int tp_key_reminder_field(char *out, size_t outlen, const char *reminder);
+/* A reminder is "<customer>|<rest>", a field of its customer's group hash
+ * {s<n>}:r:c:<g> (its record, tp/reminder.h), beside the customer's state
+ * (field "<customer>"). */
 /* The customer of `reminder` into `out`. Returns its length, or -1 when
  * `reminder` names none or it does not fit. */
 int tp_key_reminder_customer(char *out, size_t outlen, const char *reminder);
