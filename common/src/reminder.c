@@ -59,7 +59,24 @@ char *tp_reminder_pack(const json_t *record, size_t *len) {
     return sb.data; /* the buffer is malloc'd: the caller frees it */
 }
 
-json_t *tp_reminder_unpack(const char *bytes, size_t len) {
+/* Sets "rule" of `record` from `id` "<customer>|<rule>[|<subject>]"
+ * unless it has one. Returns `record`. */
+static json_t *with_rule(json_t *record, const char *id) {
+    const char *rule = id ? strchr(id, '|') : NULL;
+    if (!record || !rule || json_object_get(record, "rule")) return record;
+    rule++;
+    size_t n = strcspn(rule, "|");
+    if (n > 0) json_object_set_new(record, "rule", json_stringn(rule, n));
+    return record;
+}
+
+static json_t *unpack(const char *bytes, size_t len);
+
+json_t *tp_reminder_unpack(const char *id, const char *bytes, size_t len) {
+    return with_rule(unpack(bytes, len), id);
+}
+
+static json_t *unpack(const char *bytes, size_t len) {
     if (!bytes || len == 0) return NULL;
     if (bytes[0] == '{') { /* JSON, as written before the packed form */
         json_t *j = json_loadb(bytes, len, 0, NULL);

@@ -112,7 +112,7 @@ json_t *tp_query_stream_entry(const redisReply *entry) {
 }
 
 json_t *tp_query_reminder(const char *id, const char *record, size_t len) {
-    json_t *o = tp_reminder_unpack(record, len);
+    json_t *o = tp_reminder_unpack(id, record, len);
     char customer[TP_CUSTOMER_MAX + 1];
     if (!json_is_object(o) || tp_key_reminder_customer(customer, sizeof customer, id) < 0) {
         json_decref(o);

@@ -284,7 +284,8 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
         c->late_ms = now > c->item->due ? now - c->item->due : 0;
         msgpack_sbuffer_init(&c->payload);
         char customer[TP_CUSTOMER_MAX + 1], owner[TP_ACTOR_MAX + 1];
-        json_t *rem = tp_reminder_unpack(c->item->record, c->item->record_len);
+        json_t *rem = tp_reminder_unpack(c->item->reminder, c->item->record,
+                                         c->item->record_len);
         if (claim_pack(c, rem, customer, sizeof customer, owner, sizeof owner) != 0) {
             tp_log_error("reminder %s unreadable; left in place", c->item->reminder);
             json_decref(rem);

@@ -181,10 +181,10 @@ static void plan(plan_ctx_t *ctx, const reminder_spec_t *r) {
     int has_quiet = tp_quiet_parse(window, self->cal, &quiet) == 0;
     p->due = tp_sched_deliverable(&self->rules, self->cal, has_quiet ? &quiet : NULL,
                                   r->due, r->urgent);
-    /* the record: no id or customer, which its key and field give */
-    json_t *j = json_pack("{s:s, s:s, s:I, s:b, s:I, s:s, s:s}", "rule", r->rule, "owner", p->owner,
-                          "due_at", (json_int_t)p->due, "urgent", r->urgent, "cause_ts",
-                          (json_int_t)ev->ts, "cause", ev->id, "text", r->text);
+    /* the record: no id, customer or rule, which its field gives */
+    json_t *j = json_pack("{s:s, s:I, s:b, s:I, s:s}", "owner", p->owner, "due_at",
+                          (json_int_t)p->due, "urgent", r->urgent, "cause_ts",
+                          (json_int_t)ev->ts, "text", r->text);
     if (r->closed_by) json_object_set_new(j, "closed_by", json_string(r->closed_by));
     if (r->agreed) json_object_set_new(j, "agreed", json_true());
     if (r->rrule) {
@@ -732,7 +732,8 @@ static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
     ctx->open = json_object();
     ctx->closing = json_array();
     for (size_t i = 0; i + 1 < rems->elements; i += 2) {
-        json_t *j = tp_reminder_unpack(rems->element[i + 1]->str, rems->element[i + 1]->len);
+        json_t *j = tp_reminder_unpack(rems->element[i]->str, rems->element[i + 1]->str,
+                                       rems->element[i + 1]->len);
         json_object_set_new(ctx->open, rems->element[i]->str, j ? j : json_object());
     }
     switch (ctx->ev->type) {
