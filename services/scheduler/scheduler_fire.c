@@ -72,19 +72,31 @@ static const char FIRE_LUA[] =
     "if gone > 0 then redis.call('HINCRBY', KEYS[4], 'pending', -gone) end\n"
     "return out\n";
 
-/* KEYS the shard's index of groups, then the due index of each group in
- * ARGV[3..]; ARGV[1] until (ms), ARGV[2] at most this many per group. Per
- * group: its reminders due by then, {id, due, id, due, ...}; the group's
- * index entry is set to its earliest due time (or removed when it is
- * empty), so a close's stale entry is read once. */
+/* KEYS the shard's index of groups, then per group in ARGV[3..] its due
+ * index and its hash (the records); ARGV[1] until (ms), ARGV[2] at most
+ * this many per group. Per group: its reminders due by then with their
+ * records, {id, due, record, ...} (one whose record is missing is left
+ * out); the group's index entry is set to its earliest due time (or
+ * removed when it is empty), so a close's stale entry is read once. */
 static const char POLL_LUA[] =
     "local out = {}\n"
-    "for i = 2, #KEYS do\n"
-    "  out[i - 1] = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[1], 'WITHSCORES',\n"
+    "for g = 1, (#KEYS - 1) / 2 do\n"
+    "  local due, hash = KEYS[2 * g], KEYS[2 * g + 1]\n"
+    "  local list = redis.call('ZRANGEBYSCORE', due, '-inf', ARGV[1], 'WITHSCORES',\n"
     "                          'LIMIT', 0, ARGV[2])\n"
-    "  local m = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')\n"
-    "  if m[1] then redis.call('ZADD', KEYS[1], m[2], ARGV[i + 1])\n"
-    "  else redis.call('ZREM', KEYS[1], ARGV[i + 1]) end\n"
+    "  local found = {}\n"
+    "  for i = 1, #list, 2 do\n"
+    "    local record = redis.call('HGET', hash, list[i])\n"
+    "    if record then\n"
+    "      found[#found + 1] = list[i]\n"
+    "      found[#found + 1] = list[i + 1]\n"
+    "      found[#found + 1] = record\n"
+    "    end\n"
+    "  end\n"
+    "  out[g] = found\n"
+    "  local m = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')\n"
+    "  if m[1] then redis.call('ZADD', KEYS[1], m[2], ARGV[g + 2])\n"
+    "  else redis.call('ZREM', KEYS[1], ARGV[g + 2]) end\n"
     "end\n"
     "return out\n";
 
@@ -374,15 +386,6 @@ static char *armed_key(const char *reminder, int64_t due_ms) {
     return key;
 }
 
-/* 1 when `reminder` is armed for `due_ms` already. */
-static int armed_find(tp_fire_t *f, const char *reminder, int64_t due_ms) {
-    char *key = armed_key(reminder, due_ms);
-    armed_t *found = NULL;
-    HASH_FIND_STR(f->index, key, found);
-    free(key);
-    return found != NULL;
-}
-
 void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
                  const char *record, size_t record_len, void *arg) {
     tp_fire_t *f = arg;
@@ -417,51 +420,24 @@ void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
 
 /* One page of one shard's groups with reminders due before `until`: the
  * shard's index of groups first, then one script reads those groups' due
- * reminders, then each reminder's record from its customer's state. */
+ * reminders with their records. */
 typedef struct poll_ctx {
     tp_fire_t *fire;
     int bucket, page;
     int64_t until;
 } poll_ctx_t;
 
-/* One record read of a page. */
-typedef struct record_ctx {
-    tp_fire_t *fire;
-    int bucket;
-    int64_t due;
-    char reminder[]; /* the id, NUL-terminated */
-} record_ctx_t;
-
 static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until);
 
-static void record_cb(tp_store_t *store, redisReply *r, void *arg) {
-    record_ctx_t *rc = arg;
-    if (r && r->type == REDIS_REPLY_STRING && r->len > 0 && !rc->fire->closing)
-        tp_fire_arm(rc->reminder, rc->bucket, rc->due, r->str, r->len, rc->fire);
-    /* nil: closed since; anything else: the next poll tries again */
-    free(rc);
-}
-
-/* Reads the record of each reminder of `due` (id, due, ...) not armed yet. */
-static void read_records(tp_fire_t *f, int bucket, const redisReply *due) {
-    const char *ns = tp_store_ns(f->store);
-    for (size_t i = 0; i + 1 < due->elements; i += 2) {
-        const redisReply *id = due->element[i], *at = due->element[i + 1];
-        char customer[TP_CUSTOMER_MAX + 1], key[256];
+/* Arms each reminder of `due` ({id, due, record, ...}) not armed yet. */
+static void arm_found(tp_fire_t *f, int bucket, const redisReply *due) {
+    for (size_t i = 0; i + 2 < due->elements; i += 3) {
+        const redisReply *id = due->element[i], *at = due->element[i + 1],
+                         *record = due->element[i + 2];
         if (id->type != REDIS_REPLY_STRING || at->type != REDIS_REPLY_STRING ||
-            tp_key_reminder_customer(customer, sizeof customer, id->str) < 0 ||
-            tp_key(key, sizeof key, ns, "{s%d}:r:c:%d", bucket,
-                   tp_key_reminder_group(customer)) < 0)
+            record->type != REDIS_REPLY_STRING || record->len == 0)
             continue;
-        int64_t due_ms = atoll(at->str);
-        if (armed_find(f, id->str, due_ms)) continue; /* no need to read it */
-        record_ctx_t *rc = malloc(sizeof *rc + id->len + 1);
-        if (!rc) abort();
-        rc->fire = f;
-        rc->bucket = bucket;
-        rc->due = due_ms;
-        memcpy(rc->reminder, id->str, id->len + 1);
-        if (tp_store_command(f->store, record_cb, rc, "HGET %s %s", key, id->str) < 0) free(rc);
+        tp_fire_arm(id->str, bucket, atoll(at->str), record->str, record->len, f);
     }
 }
 
@@ -470,7 +446,7 @@ static void groups_due_cb(tp_store_t *store, redisReply *r, void *arg) {
     if (r && r->type == REDIS_REPLY_ARRAY && !page->fire->closing)
         for (size_t g = 0; g < r->elements; g++)
             if (r->element[g]->type == REDIS_REPLY_ARRAY)
-                read_records(page->fire, page->bucket, r->element[g]);
+                arm_found(page->fire, page->bucket, r->element[g]);
     free(page);
 }
 
@@ -490,6 +466,7 @@ static void groups_cb(tp_store_t *store, redisReply *r, void *arg) {
         const redisReply *g = r->element[i];
         if (g->type != REDIS_REPLY_STRING) continue;
         tp_argv_addf(&keys, "%s{s%d}:r:due:%s", ns, page.bucket, g->str);
+        tp_argv_addf(&keys, "%s{s%d}:r:c:%s", ns, page.bucket, g->str);
         tp_argv_add_copy(&args, g->str, g->len);
     }
     if (keys.n > 1) {
