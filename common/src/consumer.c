@@ -54,7 +54,9 @@ struct tp_consumer_job {
     char done_key[DONE_KEY_MAX];
     int done_field; /* the mark is the field ev.id of the hash done_key */
     char tag[TP_CUSTOMER_MAX + 16];
-    struct tp_consumer_job *queued; /* next job of the same tag waiting */
+    char turn[TP_CUSTOMER_MAX + 16]; /* whose turn it waits for: the tag, or
+                                        the customer (turn_by_customer) */
+    struct tp_consumer_job *queued; /* next job of the same turn waiting */
 };
 
 /* A tag (a customer) with a job being applied, and the jobs of that tag
@@ -112,6 +114,8 @@ static tp_consumer_job_t *job_new(tp_consumer_t *self, tp_event_t *ev) {
     if (!job) abort();
     job->consumer = self;
     snprintf(job->tag, sizeof job->tag, "%s", tag);
+    snprintf(job->turn, sizeof job->turn, "%s",
+             self->opts.turn_by_customer ? ev->customer : tag);
     job->ev = *ev; /* move */
     tp_event_init(ev);
     int n;
@@ -145,7 +149,7 @@ static void job_free(tp_consumer_job_t *job) {
 static void job_start(tp_consumer_job_t *job) {
     tp_consumer_t *self = job->consumer;
     tag_turn_t *turn = NULL;
-    HASH_FIND_STR(self->turns, job->tag, turn);
+    HASH_FIND_STR(self->turns, job->turn, turn);
     self->stats.inflight++;
     int waits = turn != NULL;
     if (turn) {
@@ -155,7 +159,7 @@ static void job_start(tp_consumer_job_t *job) {
     } else {
         turn = calloc(1, sizeof *turn);
         if (!turn) abort();
-        snprintf(turn->tag, sizeof turn->tag, "%s", job->tag);
+        snprintf(turn->tag, sizeof turn->tag, "%s", job->turn);
         HASH_ADD_STR(self->turns, tag, turn);
     }
     if (!self->paused && self->stats.inflight >= self->opts.max_inflight) {
@@ -198,8 +202,8 @@ void tp_consumer_job_done(tp_consumer_job_t *job, int status) {
         self->paused = 0;
         tp_bus_resume(self->pull);
     }
-    char tag[sizeof job->tag];
-    memcpy(tag, job->tag, sizeof tag);
+    char tag[sizeof job->turn];
+    memcpy(tag, job->turn, sizeof tag);
     job_free(job);
     turn_next(self, tag); /* the tag's next job, if one waits */
     if (step && status != 0) step->failed = 1;

@@ -95,6 +95,8 @@ struct fixture {
     int order_violations;   /* CUST-<n>'s events started out of push order */
     int last_started[16];   /* per CUST-<n>: index of the last event started */
     int grouped;            /* done_grouped: marks are fields */
+    int shared_tag;         /* every customer's tag is "s0" */
+    int max_running;        /* most applies of one member at once */
 };
 
 static tp_test_redis_t redis;
@@ -240,9 +242,9 @@ static const char APPLY_FIELD_LUA[] =
     "return {1}\n";
 
 static int tag_cb(const tp_event_t *ev, char *tag, size_t len, void *arg) {
-    (void)arg;
+    member_t *m = arg;
     if (!ev->customer[0]) return -1;
-    int n = snprintf(tag, len, "c:%s", ev->customer);
+    int n = m->fx->shared_tag ? snprintf(tag, len, "s0") : snprintf(tag, len, "c:%s", ev->customer);
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
@@ -314,7 +316,9 @@ static void apply_cb(tp_consumer_t *c, tp_consumer_job_t *job,
     }
 
     char want[512];
-    if (fx->grouped)
+    if (fx->shared_tag)
+        snprintf(want, sizeof want, "tp:{s0}:done:scoring:%s", ev->id);
+    else if (fx->grouped)
         snprintf(want, sizeof want, "tp:{c:%s}:done:scoring:%lld:%u", ev->customer,
                  (long long)(ev->ts / 3600000),
                  (unsigned)(tp_id_hash(ev->id, strlen(ev->id)) % TP_DONE_GROUPS));
@@ -324,8 +328,12 @@ static void apply_cb(tp_consumer_t *c, tp_consumer_job_t *job,
     const char *field = tp_consumer_job_done_field(job);
     if (fx->grouped ? !field || strcmp(field, ev->id) != 0 : field != NULL) fx->bad_done_key++;
 
-    for (pending_t *q = fx->pending; q; q = q->next)
+    int running = 1;
+    for (pending_t *q = fx->pending; q; q = q->next) {
         if (q->m == m && strcmp(q->customer, ev->customer) == 0) fx->customer_overlaps++;
+        if (q->m == m) running++;
+    }
+    if (running > fx->max_running) fx->max_running = running;
     int cust;
     if (t && sscanf(ev->customer, "CUST-%d", &cust) == 1 && cust >= 0 && cust < 16) {
         int idx = (int)(t - fx->events);
@@ -864,6 +872,41 @@ static void test_max_inflight_bus(void **state) {
     }
 }
 
+/* A tag shared by many customers (the scheduler's shards): by default its
+ * events are applied one at a time; with turn_by_customer, the customers'
+ * events go at once, each customer's still one after another, in order. */
+static void shared_tag_turns(fixture_t *fx, int by_customer) {
+    fx->shared_tag = 1;
+    fx->delay_ms = 20;
+    tp_consumer_options_t o = options(fx, "a");
+    o.turn_by_customer = by_customer;
+    member_t *m = start_member(fx, 0, &o);
+    enum { N = 30 };
+    for (int i = 0; i < N; i++) {
+        char id[32], cust[32];
+        snprintf(id, sizeof id, "ev-t-%d", i);
+        snprintf(cust, sizeof cust, "CUST-%d", i % 5);
+        push_event(fx, track(fx, id, cust));
+    }
+    RUN_UNTIL(fx, stats(m).applied == N, 10000);
+    assert_int_equal(stats(m).applied, N);
+    assert_int_equal(fx->customer_overlaps, 0);
+    assert_int_equal(fx->order_violations, 0);
+    for (int i = 0; i < N; i++) assert_int_equal(applied(fx, &fx->events[i]), 1);
+}
+
+static void test_shared_tag_one_at_a_time(void **state) {
+    fixture_t *fx = *state;
+    shared_tag_turns(fx, 0);
+    assert_int_equal(fx->max_running, 1);
+}
+
+static void test_shared_tag_turn_by_customer(void **state) {
+    fixture_t *fx = *state;
+    shared_tag_turns(fx, 1);
+    assert_int_equal(fx->max_running, 5); /* every customer at once */
+}
+
 /* The same bound for what the walk hands over: max_inflight is documented
  * as "events being applied", whatever their origin. */
 static void test_max_inflight_walk(void **state) {
@@ -906,6 +949,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_reconcile_applies_missed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_skips_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_skips_done_grouped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_tag_one_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_tag_turn_by_customer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_failure_holds_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_failure_in_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_one_walker, setup, teardown),

@@ -49,6 +49,10 @@ typedef struct tp_consumer_options {
     int64_t done_ttl_s;            /* done marks live this long, default 30 d */
     int done_grouped;              /* 1: each done mark is a field of a
                                       small hash of marks, see below */
+    int turn_by_customer;          /* 1: events wait only for the events of
+                                      their customer, not of their whole tag
+                                      (for a tag shared by many customers
+                                      whose applies do not conflict) */
     const char *instance;          /* this instance's name (lease holder) */
 } tp_consumer_options_t;
 
