@@ -85,7 +85,7 @@ static void read_records(tp_store_t *store, reminders_read_t *rd) {
         answer(rd);
         return;
     }
-    qsort(rd->found, rd->nfound, sizeof *rd->found, by_due);
+    if (rd->nfound > 1) qsort(rd->found, rd->nfound, sizeof *rd->found, by_due);
     rd->truncated = rd->nfound > TP_QUERY_LIST_MAX;
     size_t n = rd->truncated ? TP_QUERY_LIST_MAX : rd->nfound;
     rd->waiting = 1; /* held while sending */
