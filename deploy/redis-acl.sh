@@ -13,7 +13,8 @@
 #              requests it has seen (replay:<mac>); reads everything
 #              (the queries)
 #   scoring    the customer record and its indexes; the contact indexes
-#   scheduler  reminders ({r<n>}) and the per-person reminder index
+#   scheduler  reminders, their indexes and its done marks ({s<n>}:r:*,
+#              {s<n>}:done:scheduler:*)
 #   notifier   inboxes and digests ({u:<user>}), deliveries, the dead-letter
 #              set, digest:due, and the customer-facing cap counters
 #              ({c:<cust>}:contact_cap:*, R-CAD-3)

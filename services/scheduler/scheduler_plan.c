@@ -1,9 +1,10 @@
 /* scheduler_plan.c: events to planned and closed reminders.
  *
  * read_customer -> on_<type> (queue plans and closes, change the state) ->
- * one guarded apply. The state hash {r<n>}:state:<customer> keeps what the
- * rules need to know of the customer (grade, owner, tier, last contact,
- * whether the cadence runs) and the version every apply is guarded by. */
+ * one guarded apply. The customer's state, the field "<customer>" of its
+ * group hash {s<n>}:r:c:<g> (tp/keys.h), keeps what the rules need to know
+ * of the customer (grade, owner, tier, last contact, whether the cadence
+ * runs, its inquiries' count) and the version every apply is guarded by. */
 #include "scheduler_plan.h"
 
 #include <jansson.h>

@@ -12,8 +12,8 @@
  *
  * A reminder is "<customer>|<rule>[|<subject>]" in its customer's shard
  * {s<n>}: due time in its group's due index, its record (tp/reminder.h) a
- * field of the customer's state hash, and in the shard's index of its
- * owner for the per-person query (tp/keys.h). Recurring reminders
+ * field of its group's hash beside the customer's state, and in the
+ * shard's index of its owner for the per-person query (tp/keys.h). Recurring reminders
  * carry their RRULE; scheduler_fire moves them to their next occurrence. */
 #ifndef SCHEDULER_PLAN_H
 #define SCHEDULER_PLAN_H
