@@ -72,31 +72,21 @@ static const char FIRE_LUA[] =
     "if gone > 0 then redis.call('HINCRBY', KEYS[4], 'pending', -gone) end\n"
     "return out\n";
 
-/* KEYS the shard's index of groups, then per group in ARGV[3..] its due
- * index and its hash (the records); ARGV[1] until (ms), ARGV[2] at most
- * this many per group. Per group: its reminders due by then with their
- * records, {id, due, record, ...} (one whose record is missing is left
- * out); the group's index entry is set to its earliest due time (or
- * removed when it is empty), so a close's stale entry is read once. */
+/* KEYS the shard's index of groups, then the due index of each group in
+ * ARGV[3..]; ARGV[1] until (ms), ARGV[2] at most this many per group. Per
+ * group: its reminders due by then, {id, due, id, due, ...}; the group's
+ * index entry is set to its earliest due time (or removed when it is
+ * empty), so a close's stale entry is read once. The records are read
+ * apart, for the reminders not armed yet only: a backlog polled again
+ * costs its ids, not its records. */
 static const char POLL_LUA[] =
     "local out = {}\n"
-    "for g = 1, (#KEYS - 1) / 2 do\n"
-    "  local due, hash = KEYS[2 * g], KEYS[2 * g + 1]\n"
-    "  local list = redis.call('ZRANGEBYSCORE', due, '-inf', ARGV[1], 'WITHSCORES',\n"
+    "for i = 2, #KEYS do\n"
+    "  out[i - 1] = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[1], 'WITHSCORES',\n"
     "                          'LIMIT', 0, ARGV[2])\n"
-    "  local found = {}\n"
-    "  for i = 1, #list, 2 do\n"
-    "    local record = redis.call('HGET', hash, list[i])\n"
-    "    if record then\n"
-    "      found[#found + 1] = list[i]\n"
-    "      found[#found + 1] = list[i + 1]\n"
-    "      found[#found + 1] = record\n"
-    "    end\n"
-    "  end\n"
-    "  out[g] = found\n"
-    "  local m = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')\n"
-    "  if m[1] then redis.call('ZADD', KEYS[1], m[2], ARGV[g + 2])\n"
-    "  else redis.call('ZREM', KEYS[1], ARGV[g + 2]) end\n"
+    "  local m = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')\n"
+    "  if m[1] then redis.call('ZADD', KEYS[1], m[2], ARGV[i + 1])\n"
+    "  else redis.call('ZREM', KEYS[1], ARGV[i + 1]) end\n"
     "end\n"
     "return out\n";
 
@@ -136,6 +126,7 @@ struct tp_fire {
     size_t n, cap;
     armed_t *index; /* uthash head: every armed reminder by key */
     int inflight;   /* claim scripts sent, not answered */
+    int polling;    /* poll reads sent, not answered: the next poll waits */
     int64_t armed_at; /* due time the next timer is set for, -1 none */
     tp_fire_stats_t stats;
     int closing;
@@ -204,8 +195,11 @@ typedef struct batch {
     claim_t claims[FIRE_BATCH];
 } batch_t;
 
+/* The claims are over: their reminders leave the index (a poll may arm
+ * them again: what did not fire is still due). */
 static void batch_free(batch_t *b) {
     for (int i = 0; i < b->n; i++) {
+        HASH_DEL(b->fire->index, b->claims[i].item);
         armed_free(b->claims[i].item);
         msgpack_sbuffer_destroy(&b->claims[i].payload);
     }
@@ -301,6 +295,7 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
         if (claim_pack(c, rem, customer, sizeof customer, owner, sizeof owner) != 0) {
             tp_log_error("reminder %s unreadable; left in place", c->item->reminder);
             json_decref(rem);
+            HASH_DEL(f->index, c->item);
             armed_free(c->item);
             msgpack_sbuffer_destroy(&c->payload);
             continue;
@@ -350,8 +345,9 @@ static void next_timer_cb(uv_timer_t *t) {
     armed_t *pending[TP_REMINDER_BUCKETS][FIRE_BATCH];
     int npending[TP_REMINDER_BUCKETS] = {0};
     while (f->n > 0 && f->heap[0]->due <= now && f->inflight < FIRE_INFLIGHT_MAX) {
+        /* it stays in the index while its claim is in flight, so that a
+         * poll meanwhile does not arm it again */
         armed_t *item = heap_pop(f);
-        HASH_DEL(f->index, item);
         int b = item->bucket;
         pending[b][npending[b]++] = item;
         if (npending[b] == FIRE_BATCH) {
@@ -420,33 +416,70 @@ void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
 
 /* One page of one shard's groups with reminders due before `until`: the
  * shard's index of groups first, then one script reads those groups' due
- * reminders with their records. */
+ * reminders, then the records of those not armed yet. */
 typedef struct poll_ctx {
     tp_fire_t *fire;
     int bucket, page;
     int64_t until;
 } poll_ctx_t;
 
+/* One record read of a page. */
+typedef struct record_ctx {
+    tp_fire_t *fire;
+    int bucket;
+    int64_t due;
+    char reminder[]; /* the id, NUL-terminated */
+} record_ctx_t;
+
 static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until);
 
-/* Arms each reminder of `due` ({id, due, record, ...}) not armed yet. */
-static void arm_found(tp_fire_t *f, int bucket, const redisReply *due) {
-    for (size_t i = 0; i + 2 < due->elements; i += 3) {
-        const redisReply *id = due->element[i], *at = due->element[i + 1],
-                         *record = due->element[i + 2];
+static void record_cb(tp_store_t *store, redisReply *r, void *arg) {
+    record_ctx_t *rc = arg;
+    if (r && r->type == REDIS_REPLY_STRING && r->len > 0 && !rc->fire->closing)
+        tp_fire_arm(rc->reminder, rc->bucket, rc->due, r->str, r->len, rc->fire);
+    /* nil: closed since; anything else: the next poll tries again */
+    free(rc);
+}
+
+/* 1 when `reminder` is armed (or being claimed) for `due_ms` already. */
+static int armed_find(tp_fire_t *f, const char *reminder, int64_t due_ms) {
+    char *key = armed_key(reminder, due_ms);
+    armed_t *found = NULL;
+    HASH_FIND_STR(f->index, key, found);
+    free(key);
+    return found != NULL;
+}
+
+/* Reads the record of each reminder of `due` (id, due, ...) not armed yet. */
+static void read_records(tp_fire_t *f, int bucket, const redisReply *due) {
+    const char *ns = tp_store_ns(f->store);
+    for (size_t i = 0; i + 1 < due->elements; i += 2) {
+        const redisReply *id = due->element[i], *at = due->element[i + 1];
+        char customer[TP_CUSTOMER_MAX + 1], key[256];
         if (id->type != REDIS_REPLY_STRING || at->type != REDIS_REPLY_STRING ||
-            record->type != REDIS_REPLY_STRING || record->len == 0)
+            tp_key_reminder_customer(customer, sizeof customer, id->str) < 0 ||
+            tp_key(key, sizeof key, ns, "{s%d}:r:c:%d", bucket,
+                   tp_key_reminder_group(customer)) < 0)
             continue;
-        tp_fire_arm(id->str, bucket, atoll(at->str), record->str, record->len, f);
+        int64_t due_ms = atoll(at->str);
+        if (armed_find(f, id->str, due_ms)) continue; /* no need to read it */
+        record_ctx_t *rc = malloc(sizeof *rc + id->len + 1);
+        if (!rc) abort();
+        rc->fire = f;
+        rc->bucket = bucket;
+        rc->due = due_ms;
+        memcpy(rc->reminder, id->str, id->len + 1);
+        if (tp_store_command(f->store, record_cb, rc, "HGET %s %s", key, id->str) < 0) free(rc);
     }
 }
 
 static void groups_due_cb(tp_store_t *store, redisReply *r, void *arg) {
     poll_ctx_t *page = arg;
+    page->fire->polling--;
     if (r && r->type == REDIS_REPLY_ARRAY && !page->fire->closing)
         for (size_t g = 0; g < r->elements; g++)
             if (r->element[g]->type == REDIS_REPLY_ARRAY)
-                arm_found(page->fire, page->bucket, r->element[g]);
+                read_records(page->fire, page->bucket, r->element[g]);
     free(page);
 }
 
@@ -454,6 +487,7 @@ static void groups_cb(tp_store_t *store, redisReply *r, void *arg) {
     poll_ctx_t page = *(poll_ctx_t *)arg;
     free(arg);
     tp_fire_t *f = page.fire;
+    f->polling--;
     if (!r || r->type != REDIS_REPLY_ARRAY || f->closing) return;
     const char *ns = tp_store_ns(store);
     tp_argv_t keys, args;
@@ -466,7 +500,6 @@ static void groups_cb(tp_store_t *store, redisReply *r, void *arg) {
         const redisReply *g = r->element[i];
         if (g->type != REDIS_REPLY_STRING) continue;
         tp_argv_addf(&keys, "%s{s%d}:r:due:%s", ns, page.bucket, g->str);
-        tp_argv_addf(&keys, "%s{s%d}:r:c:%s", ns, page.bucket, g->str);
         tp_argv_add_copy(&args, g->str, g->len);
     }
     if (keys.n > 1) {
@@ -480,6 +513,8 @@ static void groups_cb(tp_store_t *store, redisReply *r, void *arg) {
         if (tp_store_eval(store, f->poll_script, groups_due_cb, ctx, (int)keys.n, (int)all.n,
                           all.v, all.len) < 0)
             free(ctx);
+        else
+            f->polling++;
         tp_argv_clear(&all);
     }
     tp_argv_clear(&keys);
@@ -503,11 +538,15 @@ static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until) {
                          (long long)until, (long long)page * f->opts.poll_batch,
                          f->opts.poll_batch) < 0)
         free(ctx);
+    else
+        f->polling++;
 }
 
 static void poll_timer_cb(uv_timer_t *t) {
     tp_fire_t *f = t->data;
-    if (!tp_store_connected(f->store)) return;
+    /* a poll still being answered (a backlog on a loaded Redis): polls
+     * never pile up on it */
+    if (!tp_store_connected(f->store) || f->polling > 0) return;
     int64_t until = tp_now_ms() + f->opts.lookahead_ms;
     for (int b = 0; b < TP_REMINDER_BUCKETS; b++) poll_page(f, b, 0, until);
 }
