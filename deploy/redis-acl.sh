@@ -13,7 +13,8 @@
 #              requests it has seen (replay:<mac>); reads everything
 #              (the queries)
 #   scoring    the customer record and its indexes; the contact indexes
-#   scheduler  reminders ({r<n>}) and the per-person reminder index
+#   scheduler  reminders, their indexes and its done marks ({s<n>}:r:*,
+#              {s<n>}:done:scheduler:*)
 #   notifier   inboxes and digests ({u:<user>}), deliveries, the dead-letter
 #              set, digest:due, and the customer-facing cap counters
 #              ({c:<cust>}:contact_cap:*, R-CAD-3)
@@ -59,7 +60,7 @@ echo "user default on #$(head -c 32 /dev/urandom | sha256sum | cut -c1-64) ~* &*
 echo "user admin on >$(pass admin) ~* &* +@all"
 echo "user intake on >$(pass intake) %R~${ns}* ~${ns}{j}:* ~${ns}replay:* ~${ns}heartbeat:intake $cmds"
 echo "user scoring on >$(pass scoring) %R~${ns}* $(own scoring) ~${ns}{c:*}:* ~${ns}pipeline:* ~${ns}at_risk ~${ns}health:watch ~${ns}{j}:phone ~${ns}{j}:email $cmds"
-echo "user scheduler on >$(pass scheduler) %R~${ns}* $(own scheduler) ~${ns}{r*}:* ~${ns}reminders:* $cmds"
+echo "user scheduler on >$(pass scheduler) %R~${ns}* $(own scheduler) ~${ns}{s*}:r:* ~${ns}{s*}:done:scheduler:* $cmds"
 echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{u:*}:* ~${ns}delivery:* ~${ns}deliveries:* ~${ns}notifier:* ~${ns}deadletter ~${ns}digest:* ~${ns}{c:*}:contact_cap:* $cmds"
 echo "user ticketing on >$(pass ticketing) %R~${ns}* $(own ticketing) ~${ns}{c:*}:* ~${ns}sla:* ~${ns}tickets:* ~${ns}ticket:* ~${ns}ticketing:* ~${ns}{j}:ticket $cmds"
 # tpctl: only the commands its commands send (and those its scripts call)

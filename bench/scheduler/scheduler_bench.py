@@ -12,7 +12,7 @@ phase. Per system, in this order:
   burst   N scheduled, all due at the same instant DUE_LEAD seconds after
           the expected end of scheduling; schedule rate = N / time until
           all N are stored as pending (BullMQ: addBulk resolved; Touchpoint:
-          sum of ZCARD {r0..15}:due = N); fire rate = N / (time the last one
+          sum of the shards' pending counts {s0..15}:r:count = N); fire rate = N / (time the last one
           fired - the due time) (BullMQ: last job completed; Touchpoint: HGET
           stats:scheduler fired = N); lateness per reminder (BullMQ:
           processor start - (job.timestamp + job.delay); Touchpoint: late_ms
@@ -78,12 +78,29 @@ MEM_BUDGET_S = float(os.environ.get("MEM_BUDGET_S", "60"))
 SAMPLE = env_int("SAMPLE", 300)
 PERF = os.environ.get("PERF", "0") == "1"
 SYSTEMS = os.environ.get("SYSTEMS", "bull,tp").split(",")
-PHASES = os.environ.get("PHASES", "burst,paced,memory").split(",")
+PHASES = os.environ.get("PHASES", "burst,own,paced,memory").split(",")
 SCHED_OPTS = dict(kv.split("=", 1) for kv in os.environ.get("SCHED_OPTS", "").split())
 INQUIRY_MS = 600000  # [scheduler] inquiry_response = 10m
 FAR_MS = 3600000     # "due in an hour": never due during the bench
 JOURNAL_WAIT_S = 15  # for intake to journal every reminder.due after the last fired
 PHASE_CAP_S = 90  # per wait; the whole run stays under 4 minutes by its sizes
+
+# Moves every pending reminder to ARGV[2] (ms): in each shard's groups, the
+# group's index, the records and the owners' indexes (bench only: the own
+# path's reminders are planned due in an hour, then all fall due at once).
+MOVE_DUE_LUA = """
+local ns, due = ARGV[1], ARGV[2]
+for n = 0, 15 do
+  local tag = ns .. '{s' .. n .. '}:r:'
+  for _, g in ipairs(redis.call('ZRANGE', tag .. 'due', 0, -1)) do
+    for _, id in ipairs(redis.call('ZRANGE', tag .. 'due:' .. g, 0, -1)) do
+      redis.call('ZADD', tag .. 'due:' .. g, due, id)
+    end
+    redis.call('ZADD', tag .. 'due', due, g)
+  end
+end
+return 0
+"""
 
 TARGET_X = 5.0
 TARGET_P99 = 10.0
@@ -149,11 +166,12 @@ class Bench:
         return int(info(self.r, "memory")["used_memory"])
 
     def pending(self):
-        """Sum of ZCARD {r0..15}:due, in one round trip."""
-        cmds = b"".join(b"*2\r\n$5\r\nZCARD\r\n$%d\r\n%s\r\n" % (len(k), k) for k in
-                        (b"tp:{r%d}:due" % b for b in range(16)))
+        """Sum of the shards' pending counts (HGET {s0..15}:r:count pending,
+        kept by the scheduler's scripts with its writes), in one round trip."""
+        cmds = b"".join(b"*3\r\n$4\r\nHGET\r\n$%d\r\n%s\r\n$7\r\npending\r\n" % (len(k), k)
+                        for k in (b"tp:{s%d}:r:count" % b for b in range(16)))
         self.r.sock.sendall(cmds)
-        return sum(self.r._reply() for _ in range(16))
+        return sum(int(self.r._reply() or 0) for _ in range(16))
 
     def fired(self):
         return int(self.r("HGET", "tp:stats:scheduler", "fired") or 0)
@@ -353,6 +371,81 @@ class Bench:
                R["late"].get("late_max_ms"), R["late"].get("reminders"),
                R["late"].get("journaled")))
 
+    def tp_own(self):
+        """The scheduler's own path, without intake in the window measured:
+        N inquiries posted while the scheduler is stopped (intake journals
+        them; its bus has no scheduler to route them to), then the scheduler
+        started: own schedule rate = N / (time until all N are pending),
+        the scheduler reading them from the journal itself (its reconcile
+        walk: XRANGE, the done marks, the applies), timed from the first one
+        planned (the walk's first tick is a second after the start). Then intake is stopped
+        before they fall due, so nothing journals reminder.due meanwhile:
+        own fire rate = N / (time the last one fired - the due time), the
+        claims and the outbox writes only."""
+        self.reset()
+        R = self.res["tp"]
+        self.w.kill("scheduler", signal.SIGTERM)
+        due = now_ms() + 3600000  # moved below once scheduling is timed
+        t, g = self.tp_schedule_journal_only(N, due - INQUIRY_MS)
+        if not t:
+            return
+        self.pids["scheduler"] = self.w.start("scheduler").pid
+        record_pid(self.pids["scheduler"])
+        t0, t_all = time.time(), None
+        while self.pending() == 0 and time.time() - t0 < PHASE_CAP_S:
+            time.sleep(0.002)  # the walk's first tick
+        st0, w = commandstats(self.r), CpuWatch(dict(self.pids))
+        t0 = time.time()
+        while time.time() - t0 < PHASE_CAP_S:
+            if self.pending() >= N:
+                t_all = time.time() - t0
+                break
+            time.sleep(0.01)
+        R["own_sched_cpu"], R["own_sched_cmd"] = w.stop(), stats_delta(commandstats(self.r), st0)
+        R["own_sched_rate"] = N / t_all if t_all else 0.0
+        log("Touchpoint own path: %d planned from the journal in %.2fs -> %.0f/s" %
+            (N, t_all or -1, R["own_sched_rate"]))
+        if not t_all:
+            return
+        # every reminder due DUE_LEAD from now: move them there (the same
+        # instant for all), with intake stopped first
+        self.w.kill("intake", signal.SIGTERM)
+        due = now_ms() + int(1000 * DUE_LEAD)
+        self.r("EVAL", MOVE_DUE_LUA, 0, "tp:", due)
+        while now_ms() < due:
+            time.sleep(0.002)
+        st0, w = commandstats(self.r), CpuWatch({"redis": self.pids["redis"],
+                                                 "scheduler": self.pids["scheduler"]})
+        t_fired = None
+        while now_ms() - due < 1000 * PHASE_CAP_S:
+            if self.fired() >= N:
+                t_fired = (now_ms() - due) / 1000
+                break
+            time.sleep(0.005)
+        R["own_fire_cpu"], R["own_fire_cmd"] = w.stop(), stats_delta(commandstats(self.r), st0)
+        R["own_fire_rate"] = N / t_fired if t_fired else 0.0
+        log("Touchpoint own path: %d fired in %.2fs after the due time, intake stopped -> "
+            "%.0f/s" % (self.fired(), t_fired or -1, R["own_fire_rate"]))
+        self.pids["intake"] = self.w.start("intake").pid
+        record_pid(self.pids["intake"])
+        h.wait_until(self.w._healthy, what="intake /healthz with redis up")
+
+    def tp_schedule_journal_only(self, n, ts):
+        """Posts n inquiries with no scheduler running; returns (seconds until
+        intake journaled all n, the post tool's key=values)."""
+        t0 = time.time()
+        p = self.tp_post(n, ts)
+        t_all = None
+        while time.time() - t0 < PHASE_CAP_S:
+            if self.journaled() >= n:
+                t_all = time.time() - t0
+                break
+            time.sleep(0.02)
+        g = kv(self.result(p, "tp-sched-load post"))
+        if t_all is None:
+            log("Touchpoint own path: only %d of %d journaled" % (self.journaled(), n))
+        return t_all, g
+
     def tp_paced(self):
         self.reset()
         R = self.res["tp"]
@@ -548,6 +641,13 @@ class Bench:
         fx, fv = ratio_verdict(T.get("fire_rate"), B.get("fire_rate"))
         P(hdr % ("fire rate, reminders/s (all due at once)", f0(B.get("fire_rate")),
                  f0(T.get("fire_rate")), fx, ">= 5x BullMQ", fv))
+        if T.get("own_sched_rate") is not None:
+            ox, ov = ratio_verdict(T.get("own_sched_rate"), B.get("sched_rate"))
+            P(hdr % ("  own path: schedule (from the journal)", f0(B.get("sched_rate")),
+                     f0(T.get("own_sched_rate")), ox, ">= 5x BullMQ", ov))
+            ox, ov = ratio_verdict(T.get("own_fire_rate"), B.get("fire_rate"))
+            P(hdr % ("  own path: fire (intake stopped)", f0(B.get("fire_rate")),
+                     f0(T.get("own_fire_rate")), ox, ">= 5x BullMQ", ov))
         bl, tl = B.get("work", {}), T.get("late", {})
         for q in ("p50", "p99", "max"):
             k = "late_%s_ms" % q
@@ -618,7 +718,7 @@ class Bench:
         P("CPU in %% of one core over each burst window (this machine has %d cores), and "
           "Redis time per reminder:" % os.cpu_count())
         for sysname, R in (("BullMQ", B), ("Touchpoint", T)):
-            for phase in ("sched", "fire"):
+            for phase in ("sched", "fire", "own_sched", "own_fire"):
                 c = R.get(phase + "_cpu")
                 if not c:
                     continue
@@ -627,8 +727,10 @@ class Bench:
                 parts += ["redis fork %.0f%%" % (100 * c["fork"] / el),
                           "bench %.0f%%" % (100 * c["helper"] / el),
                           "other %.0f%%" % (100 * c["other"] / el)]
-                P("  %-10s %-8s %6.2fs: %s" % (sysname, "schedule" if phase == "sched"
-                                               else "fire", el, ", ".join(parts)))
+                P("  %-10s %-8s %6.2fs: %s" % (sysname, {"sched": "schedule", "fire": "fire",
+                                                          "own_sched": "own sch",
+                                                          "own_fire": "own fire"}[phase],
+                                               el, ", ".join(parts)))
                 cmd = R.get(phase + "_cmd", {})
                 ev = cmd.get("evalsha", (0, 0))
                 top = sorted(((k, v) for k, v in cmd.items() if k != "evalsha"),
@@ -698,12 +800,13 @@ class Bench:
 
     @staticmethod
     def scheduler_bytes(rows, n):
-        """Bytes per reminder of the scheduler's keys: {r*}, reminders:*, and
-        nothing of the journal, intake or the outbox."""
+        """Bytes per reminder of the scheduler's keys: {s*}:r:*, its done marks
+        {s*}:done:scheduler:*, and nothing of the journal, intake or the
+        outbox."""
         if not rows:
             return None
         s = sum(r_["avg"] * r_["count"] for r_ in rows
-                if "{r#}" in r_["pattern"] or ":reminders:" in r_["pattern"])
+                if "{s#}:r:" in r_["pattern"] or "{s#}:done:scheduler:" in r_["pattern"])
         return s / n
 
 
@@ -738,8 +841,8 @@ def main():
             if sysname not in SYSTEMS:
                 continue
             getattr(b, sysname + "_cal")()
-            for phase in ("burst", "paced", "memory"):
-                if phase in PHASES:
+            for phase in ("burst", "own", "paced", "memory"):
+                if phase in PHASES and hasattr(b, "%s_%s" % (sysname, phase)):
                     getattr(b, "%s_%s" % (sysname, phase))()
         b.count_log_lines()
         b.report()

@@ -7,16 +7,22 @@
 #include <string.h>
 
 /* KEYS[1] done mark, KEYS[2] versioned record (or ""), KEYS[3..] others.
- * ARGV[1] done ttl, ARGV[2] expected version ("" = none), ARGV[3] command
- * count, then per command: argument count n, name, key index, n arguments.
- * The record's version is bumped by the writes themselves (HSET ver). */
+ * ARGV[1] done ttl, ARGV[2] expected version ("" = none), ARGV[3] the done
+ * mark's field ("" = the mark is the key KEYS[1] itself; else a field of
+ * the hash KEYS[1], which expires as a whole ARGV[1] after its last mark),
+ * ARGV[4] the record's field holding its version ("ver" unless set),
+ * ARGV[5] command count, then per command: argument count n, name, key
+ * index, n arguments. The record's version is bumped by the writes
+ * themselves (HSET ver). */
 static const char APPLY_LUA[] =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end\n"
-    "if ARGV[2] ~= '' and (redis.call('HGET', KEYS[2], 'ver') or '0') ~= ARGV[2]\n"
+    "if ARGV[3] ~= '' then\n"
+    "  if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 1 then return {0} end\n"
+    "elseif redis.call('EXISTS', KEYS[1]) == 1 then return {0} end\n"
+    "if ARGV[2] ~= '' and (redis.call('HGET', KEYS[2], ARGV[4]) or '0') ~= ARGV[2]\n"
     "then return {2} end\n"
     "local allowed = {" TP_APPLY_ALLOWED "}\n"
-    "local cmds, i = {}, 4\n"
-    "for c = 1, tonumber(ARGV[3]) do\n" /* check all before writing any */
+    "local cmds, i = {}, 6\n"
+    "for c = 1, tonumber(ARGV[5]) do\n" /* check all before writing any */
     "  local n, name, key = tonumber(ARGV[i]), ARGV[i + 1], KEYS[tonumber(ARGV[i + 2])]\n"
     "  if not n or not allowed[name] or not key or key == '' then\n"
     "    return redis.error_reply('apply: command or key not allowed: ' .. tostring(name))\n"
@@ -25,7 +31,10 @@ static const char APPLY_LUA[] =
     "  i = i + 3 + n\n"
     "end\n"
     "for _, c in ipairs(cmds) do redis.call(c[1], c[2], unpack(ARGV, c[3], c[4])) end\n"
-    "redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])\n"
+    "if ARGV[3] ~= '' then\n"
+    "  redis.call('HSET', KEYS[1], ARGV[3], '1')\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+    "else redis.call('SET', KEYS[1], '1', 'EX', ARGV[1]) end\n"
     "return {1}\n";
 
 void tp_apply_init(tp_apply_t *a, const char *done_key, const char *done_ttl,
@@ -37,8 +46,20 @@ void tp_apply_init(tp_apply_t *a, const char *done_key, const char *done_ttl,
     tp_argv_addf(&a->keys, "%s", version_key ? version_key : "");
     tp_argv_addf(&a->args, "%s", done_ttl);
     tp_argv_addf(&a->args, "%s", version_key && expected ? expected : "");
+    a->field_at = a->args.n;
+    tp_argv_add(&a->args, "", 0); /* the done mark's field: none */
+    a->version_field_at = a->args.n;
+    tp_argv_add(&a->args, "ver", 3);
     a->count_at = a->args.n;
     tp_argv_add(&a->args, "0", 1); /* set when sent */
+}
+
+void tp_apply_done_field(tp_apply_t *a, const char *field) {
+    if (field && *field) tp_argv_setf(&a->args, a->field_at, "%s", field);
+}
+
+void tp_apply_version_field(tp_apply_t *a, const char *field) {
+    if (field && *field) tp_argv_setf(&a->args, a->version_field_at, "%s", field);
 }
 
 void tp_apply_clear(tp_apply_t *a) {

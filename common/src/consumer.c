@@ -35,10 +35,14 @@ static const char ADVANCE_LUA[] =
     "redis.call('SET', KEYS[2], ARGV[2])\n"
     "return 1\n";
 
-/* KEYS: done marks. Returns 1/0 per key. */
+/* KEYS: done marks; ARGV: per key its field ("": the key is the mark).
+ * Returns 1/0 per key. */
 static const char DONE_LUA[] =
     "local out = {}\n"
-    "for i = 1, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end\n"
+    "for i = 1, #KEYS do\n"
+    "  if ARGV[i] and ARGV[i] ~= '' then out[i] = redis.call('HEXISTS', KEYS[i], ARGV[i])\n"
+    "  else out[i] = redis.call('EXISTS', KEYS[i]) end\n"
+    "end\n"
     "return out\n";
 
 typedef struct walk_step walk_step_t;
@@ -48,8 +52,11 @@ struct tp_consumer_job {
     walk_step_t *step; /* NULL when the event came from the bus */
     tp_event_t ev;
     char done_key[DONE_KEY_MAX];
+    int done_field; /* the mark is the field ev.id of the hash done_key */
     char tag[TP_CUSTOMER_MAX + 16];
-    struct tp_consumer_job *queued; /* next job of the same tag waiting */
+    char turn[TP_CUSTOMER_MAX + 16]; /* whose turn it waits for: the tag, or
+                                        the customer (turn_by_customer) */
+    struct tp_consumer_job *queued; /* next job of the same turn waiting */
     uint64_t started_ns;            /* uv_hrtime when handed over */
     int duplicate;                  /* tp_consumer_job_duplicate */
 };
@@ -132,11 +139,23 @@ static tp_consumer_job_t *job_new(tp_consumer_t *self, tp_event_t *ev) {
     if (!job) abort();
     job->consumer = self;
     snprintf(job->tag, sizeof job->tag, "%s", tag);
+    snprintf(job->turn, sizeof job->turn, "%s",
+             self->opts.turn_by_customer ? ev->customer : tag);
     job->ev = *ev; /* move */
     tp_event_init(ev);
-    if (tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
-               "{%s}:done:%s:%s", tag, tp_proto_service_name(self->opts.service),
-               job->ev.id) < 0) {
+    int n;
+    if (self->opts.done_grouped) {
+        job->done_field = 1;
+        n = tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
+                   "{%s}:done:%s:%lld:%u", tag, tp_proto_service_name(self->opts.service),
+                   (long long)(job->ev.ts > 0 ? job->ev.ts / 3600000 : 0),
+                   (unsigned)(tp_id_hash(job->ev.id, strlen(job->ev.id)) % TP_DONE_GROUPS));
+    } else {
+        n = tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
+                   "{%s}:done:%s:%s", tag, tp_proto_service_name(self->opts.service),
+                   job->ev.id);
+    }
+    if (n < 0) {
         tp_log_error("event %s: done key too long", job->ev.id);
         tp_event_clear(&job->ev);
         free(job);
@@ -155,7 +174,7 @@ static void job_free(tp_consumer_job_t *job) {
 static void job_start(tp_consumer_job_t *job) {
     tp_consumer_t *self = job->consumer;
     tag_turn_t *turn = NULL;
-    HASH_FIND_STR(self->turns, job->tag, turn);
+    HASH_FIND_STR(self->turns, job->turn, turn);
     self->stats.inflight++;
     int waits = turn != NULL;
     if (turn) {
@@ -165,7 +184,7 @@ static void job_start(tp_consumer_job_t *job) {
     } else {
         turn = calloc(1, sizeof *turn);
         if (!turn) abort();
-        snprintf(turn->tag, sizeof turn->tag, "%s", job->tag);
+        snprintf(turn->tag, sizeof turn->tag, "%s", job->turn);
         HASH_ADD_STR(self->turns, tag, turn);
     }
     if (!self->paused && self->stats.inflight >= self->opts.max_inflight) {
@@ -217,8 +236,8 @@ void tp_consumer_job_done(tp_consumer_job_t *job, int status) {
         self->paused = 0;
         tp_bus_resume(self->pull);
     }
-    char tag[sizeof job->tag];
-    memcpy(tag, job->tag, sizeof tag);
+    char tag[sizeof job->turn];
+    memcpy(tag, job->turn, sizeof tag);
     job_free(job);
     turn_next(self, tag); /* the tag's next job, if one waits */
     if (step && status != 0) step->failed = 1;
@@ -237,6 +256,10 @@ int tp_consumer_reply_seen(const redisReply *reply) {
 
 const char *tp_consumer_job_done_key(const tp_consumer_job_t *job) {
     return job->done_key;
+}
+
+const char *tp_consumer_job_done_field(const tp_consumer_job_t *job) {
+    return job->done_field ? job->ev.id : NULL;
 }
 
 int tp_consumer_job_reconciled(const tp_consumer_job_t *job) {
@@ -409,15 +432,18 @@ static void range_cb(tp_store_t *store, redisReply *r, void *arg) {
         step_end(self, step);
         return;
     }
-    const char **argv = malloc(step->njobs * sizeof *argv);
-    size_t *lens = malloc(step->njobs * sizeof *lens);
+    const char **argv = malloc(2 * step->njobs * sizeof *argv);
+    size_t *lens = malloc(2 * step->njobs * sizeof *lens);
     if (!argv || !lens) abort();
     for (size_t i = 0; i < step->njobs; i++) {
+        const char *field = tp_consumer_job_done_field(step->jobs[i]);
         argv[i] = step->jobs[i]->done_key;
         lens[i] = strlen(argv[i]);
+        argv[step->njobs + i] = field ? field : "";
+        lens[step->njobs + i] = strlen(argv[step->njobs + i]);
     }
     int rc = tp_store_eval(self->store, self->done_script, done_marks_cb, step,
-                           (int)step->njobs, (int)step->njobs, argv, lens);
+                           (int)step->njobs, (int)(2 * step->njobs), argv, lens);
     free(argv);
     free(lens);
     if (rc < 0) {

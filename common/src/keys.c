@@ -2,6 +2,7 @@
 #include "tp/keys.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,14 +19,21 @@ int tp_key(char *out, size_t outlen, const char *ns, const char *fmt, ...) {
     return n + m;
 }
 
-int tp_key_reminder_bucket(const char *customer) {
-    return (int)(tp_id_hash(customer, strlen(customer)) % TP_REMINDER_BUCKETS);
+int tp_key_shard(const char *id) {
+    return (int)(tp_id_hash(id, strlen(id)) % TP_SHARDS);
 }
 
-int tp_key_reminder_field(char *out, size_t outlen, const char *reminder) {
-    const char *bar = strchr(reminder, '|');
-    int n = snprintf(out, outlen, "%s%s", TP_REMINDER_FIELD, bar ? bar + 1 : reminder);
-    return n < 0 || (size_t)n >= outlen ? -1 : n;
+int tp_key_reminder_bucket(const char *customer) {
+    return tp_key_shard(customer);
+}
+
+int tp_key_reminder_group(const char *customer) {
+    uint64_t h = tp_id_hash(customer, strlen(customer));
+    return (int)((h / TP_SHARDS) % TP_REMINDER_GROUPS);
+}
+
+int tp_key_reminder_owner_part(const char *customer) {
+    return tp_key_reminder_group(customer) % TP_OWNER_PARTS;
 }
 
 int tp_key_reminder_customer(char *out, size_t outlen, const char *reminder) {

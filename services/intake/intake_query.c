@@ -20,18 +20,17 @@
 #include "tp/log.h"
 #include "tp/proto.h"
 
-/* KEYS[1] a customer's scheduler state (hash; its open reminders
- * "<customer>|<rest>" are the fields open:<rest>, tp/keys.h); ARGV[1] the
- * customer. Returns reminder id, record, ... */
+/* KEYS[1] the scheduler's group hash of a customer (its open reminders
+ * "<customer>|<rest>" are fields, tp/keys.h); ARGV[1] the customer. Returns
+ * reminder id, record, ... */
 static const char REMINDERS_LUA[] =
-    "local out = {}\n"
-    "local all = redis.call('HGETALL', KEYS[1])\n"
-    "for i = 1, #all, 2 do\n"
-    "  if string.sub(all[i], 1, 5) == '" TP_REMINDER_FIELD "' then\n"
-    "    out[#out + 1] = ARGV[1] .. '|' .. string.sub(all[i], 6)\n"
-    "    out[#out + 1] = all[i + 1]\n"
-    "  end\n"
-    "end\n"
+    "local out, cursor = {}, '0'\n"
+    "local pattern = string.gsub(ARGV[1], '[%*%?%[%]\\\\]', '\\\\%0') .. '|*'\n"
+    "repeat\n"
+    "  local page = redis.call('HSCAN', KEYS[1], cursor, 'MATCH', pattern, 'COUNT', 1000)\n"
+    "  cursor = page[1]\n"
+    "  for i = 1, #page[2] do out[#out + 1] = page[2][i] end\n"
+    "until cursor == '0'\n"
     "return out\n";
 
 /* KEYS[1] a customer's deal ids (set); ARGV[1] the prefix of its deal keys
@@ -457,8 +456,7 @@ static void get_customer(tp_query_t *self, tp_http_request_t *req,
                          "HGETALL %s", k1) < 0) {
         part_not_sent(rd, ctx);
     }
-    int bucket = tp_key_reminder_bucket(id);
-    tp_key(k1, sizeof k1, ns, "{r%d}:state:%s", bucket, id);
+    tp_key(k1, sizeof k1, ns, "{s%d}:r:c:%d", tp_key_shard(id), tp_key_reminder_group(id));
     const char *argv[2] = {k1, id};
     size_t lens[2] = {strlen(k1), strlen(id)};
     if (tp_store_eval(self->store, self->reminders_script, customer_part_cb,

@@ -8,6 +8,7 @@
 
 #include "tp/event.h"
 #include "tp/keys.h"
+#include "tp/reminder.h"
 #include "tp/proto.h"
 
 void tp_query_respond(tp_http_request_t *req, int status, json_t *o) {
@@ -111,7 +112,7 @@ json_t *tp_query_stream_entry(const redisReply *entry) {
 }
 
 json_t *tp_query_reminder(const char *id, const char *record, size_t len) {
-    json_t *o = json_loadb(record, len, 0, NULL);
+    json_t *o = tp_reminder_unpack(id, record, len);
     char customer[TP_CUSTOMER_MAX + 1];
     if (!json_is_object(o) || tp_key_reminder_customer(customer, sizeof customer, id) < 0) {
         json_decref(o);

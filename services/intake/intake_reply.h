@@ -45,7 +45,7 @@ json_t *tp_query_field_string(const json_t *o, const char *key);
 /* One stream entry [id, [field, value, ...]] as its fields plus "at" (the
  * stream id); NULL when the reply is not shaped like one. */
 json_t *tp_query_stream_entry(const redisReply *entry);
-/* A reminder as answered: its stored record (JSON text of `len` bytes)
+/* A reminder as answered: its stored record (tp/reminder.h, `len` bytes)
  * with its id and customer, which the storage keeps out of the record
  * (tp/keys.h). NULL when the record does not parse. */
 json_t *tp_query_reminder(const char *id, const char *record, size_t len);

@@ -11,32 +11,47 @@
 #include "tp/id.h"
 #include "tp/keys.h"
 #include "tp/log.h"
+#include "tp/reminder.h"
 
-/* KEYS due, outbox, the scheduler's counters (fired: every claim that
- * fired, across instances), then per reminder its customer's state (which
- * holds its record, tp/keys.h) and its owner's reminders. ARGV now, then
- * per reminder: id, state field, due ms, reminder.due envelope, next due ms
- * (0: none) and next record of a recurring reminder. Fires each reminder
- * still due at that time (a replanned or closed one, or one another
- * instance fired, is not); a recurring one moves to its next occurrence.
- * Returns one 1 (fired) or 0 (not) per reminder. One call claims a whole
- * batch of one bucket: Redis runs one script for many reminders. */
+/* KEYS the shard's index of groups ({s<n>}:r:due), outbox, the
+ * scheduler's counters (fired: every claim that fired, across instances),
+ * the shard's count (pending), then per reminder its group's due index, its
+ * group's hash (its customer's state and its record, tp/keys.h) and its
+ * owner's reminders in the shard. ARGV now, then per reminder: id, its
+ * customer, due ms, reminder.due envelope, next due ms (0: none) and next
+ * record of a recurring reminder, its group. Fires each reminder still due
+ * at that time (a replanned or closed one, or one another instance fired,
+ * is not); a recurring one moves to its next occurrence. A firing bumps the
+ * version in the customer's state, so a plan computed from the state
+ * before it reads again. The
+ * index entries of the groups fired from are set to their earliest due
+ * time again (or removed). Returns one 1 (fired) or 0 (not) per reminder.
+ * One call claims a whole batch of one shard: Redis runs one script for
+ * many reminders. */
 static const char FIRE_LUA[] =
-    "local out, fired, env = {}, 0, {}\n"
-    "for i = 1, (#ARGV - 1) / 6 do\n"
-    "  local a, k = 1 + (i - 1) * 6, 3 + (i - 1) * 2\n"
+    "local out, fired, gone, env, groups = {}, 0, 0, {}, {}\n"
+    "for i = 1, (#ARGV - 1) / 7 do\n"
+    "  local a, k = 1 + (i - 1) * 7, 4 + (i - 1) * 3\n"
     "  local id = ARGV[a + 1]\n"
-    "  local s = redis.call('ZSCORE', KEYS[1], id)\n"
+    "  local s = redis.call('ZSCORE', KEYS[k + 1], id)\n"
     "  if s and tonumber(s) == tonumber(ARGV[a + 3]) then\n"
     "    if tonumber(ARGV[a + 5]) > 0 then\n"
-    "      redis.call('ZADD', KEYS[1], ARGV[a + 5], id)\n"
-    "      redis.call('HSET', KEYS[k + 1], ARGV[a + 2], ARGV[a + 6])\n"
-    "      redis.call('ZADD', KEYS[k + 2], ARGV[a + 5], id)\n"
+    "      redis.call('ZADD', KEYS[k + 1], ARGV[a + 5], id)\n"
+    "      redis.call('HSET', KEYS[k + 2], id, ARGV[a + 6])\n"
+    "      redis.call('ZADD', KEYS[k + 3], ARGV[a + 5], id)\n"
     "    else\n"
-    "      redis.call('ZREM', KEYS[1], id)\n"
-    "      redis.call('HDEL', KEYS[k + 1], ARGV[a + 2])\n"
-    "      redis.call('ZREM', KEYS[k + 2], id)\n"
+    "      redis.call('ZREM', KEYS[k + 1], id)\n"
+    "      redis.call('HDEL', KEYS[k + 2], id)\n"
+    "      redis.call('ZREM', KEYS[k + 3], id)\n"
+    "      gone = gone + 1\n"
     "    end\n"
+    "    local st = redis.call('HGET', KEYS[k + 2], ARGV[a + 2])\n"
+    "    if st then\n"
+    "      local o = cjson.decode(st)\n"
+    "      o.ver = tostring((tonumber(o.ver) or 0) + 1)\n"
+    "      redis.call('HSET', KEYS[k + 2], ARGV[a + 2], cjson.encode(o))\n"
+    "    end\n"
+    "    groups[ARGV[a + 7]] = KEYS[k + 1]\n"
     "    env[#env + 1] = ARGV[1]\n"
     "    env[#env + 1] = ARGV[a + 4]\n"
     "    fired = fired + 1\n"
@@ -45,9 +60,33 @@ static const char FIRE_LUA[] =
     "    out[i] = 0\n"
     "  end\n"
     "end\n"
+    "for g, key in pairs(groups) do\n"
+    "  local m = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')\n"
+    "  if m[1] then redis.call('ZADD', KEYS[1], m[2], g)\n"
+    "  else redis.call('ZREM', KEYS[1], g) end\n"
+    "end\n"
     "if fired > 0 then\n"
     "  redis.call('ZADD', KEYS[2], unpack(env))\n"
     "  redis.call('HINCRBY', KEYS[3], 'fired', fired)\n"
+    "end\n"
+    "if gone > 0 then redis.call('HINCRBY', KEYS[4], 'pending', -gone) end\n"
+    "return out\n";
+
+/* KEYS the shard's index of groups, then the due index of each group in
+ * ARGV[3..]; ARGV[1] until (ms), ARGV[2] at most this many per group. Per
+ * group: its reminders due by then, {id, due, id, due, ...}; the group's
+ * index entry is set to its earliest due time (or removed when it is
+ * empty), so a close's stale entry is read once. The records are read
+ * apart, for the reminders not armed yet only: a backlog polled again
+ * costs its ids, not its records. */
+static const char POLL_LUA[] =
+    "local out = {}\n"
+    "for i = 2, #KEYS do\n"
+    "  out[i - 1] = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[1], 'WITHSCORES',\n"
+    "                          'LIMIT', 0, ARGV[2])\n"
+    "  local m = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')\n"
+    "  if m[1] then redis.call('ZADD', KEYS[1], m[2], ARGV[i + 1])\n"
+    "  else redis.call('ZREM', KEYS[1], ARGV[i + 1]) end\n"
     "end\n"
     "return out\n";
 
@@ -71,7 +110,8 @@ typedef struct armed {
     int bucket;
     char *key;      /* "<due> <reminder>", owned */
     char *reminder; /* inside key */
-    char *json;     /* owned */
+    char *record;   /* packed (tp/reminder.h), owned */
+    size_t record_len;
     UT_hash_handle hh;
 } armed_t;
 
@@ -80,12 +120,13 @@ struct tp_fire {
     tp_store_t *store;
     tp_emitter_t *emitter;
     tp_fire_options_t opts;
-    int fire_script;
+    int fire_script, poll_script;
     uv_timer_t next_timer, poll_timer;
     armed_t **heap;
     size_t n, cap;
     armed_t *index; /* uthash head: every armed reminder by key */
     int inflight;   /* claim scripts sent, not answered */
+    int polling;    /* poll reads sent, not answered: the next poll waits */
     int64_t armed_at; /* due time the next timer is set for, -1 none */
     tp_fire_stats_t stats;
     int closing;
@@ -133,7 +174,7 @@ static armed_t *heap_pop(tp_fire_t *f) {
 static void armed_free(armed_t *a) {
     if (!a) return;
     free(a->key);
-    free(a->json);
+    free(a->record);
     free(a);
 }
 
@@ -154,8 +195,11 @@ typedef struct batch {
     claim_t claims[FIRE_BATCH];
 } batch_t;
 
+/* The claims are over: their reminders leave the index (a poll may arm
+ * them again: what did not fire is still due). */
 static void batch_free(batch_t *b) {
     for (int i = 0; i < b->n; i++) {
+        HASH_DEL(b->fire->index, b->claims[i].item);
         armed_free(b->claims[i].item);
         msgpack_sbuffer_destroy(&b->claims[i].payload);
     }
@@ -235,9 +279,10 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
     tp_argv_t keys, args;
     tp_argv_init(&keys);
     tp_argv_init(&args);
-    tp_argv_addf(&keys, "%s{r%d}:due", ns, bucket);
+    tp_argv_addf(&keys, "%s{s%d}:r:due", ns, bucket);
     tp_argv_add(&keys, tp_emitter_outbox(f->emitter), (size_t)-1);
     tp_argv_addf(&keys, "%sstats:scheduler", ns);
+    tp_argv_addf(&keys, "%s{s%d}:r:count", ns, bucket);
     tp_argv_add_int(&args, now);
     for (int i = 0; i < n; i++) {
         claim_t *c = &b->claims[b->n];
@@ -245,29 +290,34 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
         c->late_ms = now > c->item->due ? now - c->item->due : 0;
         msgpack_sbuffer_init(&c->payload);
         char customer[TP_CUSTOMER_MAX + 1], owner[TP_ACTOR_MAX + 1];
-        json_t *rem = json_loads(c->item->json, 0, NULL);
+        json_t *rem = tp_reminder_unpack(c->item->reminder, c->item->record,
+                                         c->item->record_len);
         if (claim_pack(c, rem, customer, sizeof customer, owner, sizeof owner) != 0) {
             tp_log_error("reminder %s unreadable; left in place", c->item->reminder);
             json_decref(rem);
+            HASH_DEL(f->index, c->item);
             armed_free(c->item);
             msgpack_sbuffer_destroy(&c->payload);
             continue;
         }
         b->n++;
-        tp_argv_addf(&keys, "%s{r%d}:state:%s", ns, bucket, customer);
-        tp_argv_addf(&keys, "%sreminders:owner:%s", ns, owner);
-        char *next_json = NULL;
-        int64_t next_due = f->next ? f->next(f->next_arg, rem, &next_json) : 0;
+        int group = tp_key_reminder_group(customer);
+        tp_argv_addf(&keys, "%s{s%d}:r:due:%d", ns, bucket, group);
+        tp_argv_addf(&keys, "%s{s%d}:r:c:%d", ns, bucket, group);
+        tp_argv_addf(&keys, "%s{s%d}:r:owner:%d:%s", ns, bucket,
+                     group % TP_OWNER_PARTS, owner);
+        char *next_record = NULL;
+        size_t next_len = 0;
+        int64_t next_due = f->next ? f->next(f->next_arg, rem, &next_record, &next_len) : 0;
         json_decref(rem);
-        char field[TP_CUSTOMER_MAX + TP_ID_MAX + 64];
-        tp_key_reminder_field(field, sizeof field, c->item->reminder);
         tp_argv_add(&args, c->item->reminder, (size_t)-1);
-        tp_argv_add_copy(&args, field, strlen(field));
+        tp_argv_add_copy(&args, customer, strlen(customer));
         tp_argv_add_int(&args, c->item->due);
         tp_argv_add(&args, c->payload.data, c->payload.size);
         tp_argv_add_int(&args, next_due > c->item->due ? next_due : 0);
-        tp_argv_add_copy(&args, next_json ? next_json : "", next_json ? strlen(next_json) : 0);
-        free(next_json);
+        tp_argv_add_copy(&args, next_record ? next_record : "", next_record ? next_len : 0);
+        tp_argv_addf(&args, "%d", group);
+        free(next_record);
     }
     int rc = -1;
     if (b->n > 0) {
@@ -295,8 +345,9 @@ static void next_timer_cb(uv_timer_t *t) {
     armed_t *pending[TP_REMINDER_BUCKETS][FIRE_BATCH];
     int npending[TP_REMINDER_BUCKETS] = {0};
     while (f->n > 0 && f->heap[0]->due <= now && f->inflight < FIRE_INFLIGHT_MAX) {
+        /* it stays in the index while its claim is in flight, so that a
+         * poll meanwhile does not arm it again */
         armed_t *item = heap_pop(f);
-        HASH_DEL(f->index, item);
         int b = item->bucket;
         pending[b][npending[b]++] = item;
         if (npending[b] == FIRE_BATCH) {
@@ -331,17 +382,8 @@ static char *armed_key(const char *reminder, int64_t due_ms) {
     return key;
 }
 
-/* 1 when `reminder` is armed for `due_ms` already. */
-static int armed_find(tp_fire_t *f, const char *reminder, int64_t due_ms) {
-    char *key = armed_key(reminder, due_ms);
-    armed_t *found = NULL;
-    HASH_FIND_STR(f->index, key, found);
-    free(key);
-    return found != NULL;
-}
-
 void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
-                 const char *json, void *arg) {
+                 const char *record, size_t record_len, void *arg) {
     tp_fire_t *f = arg;
     /* Only what falls due before the next poll looks further ahead. */
     if (f->closing || due_ms > tp_now_ms() + f->opts.lookahead_ms) return;
@@ -354,7 +396,9 @@ void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
         return;
     }
     item = calloc(1, sizeof *item);
-    if (!item || !(item->json = strdup(json))) abort();
+    if (!item || !(item->record = malloc(record_len ? record_len : 1))) abort();
+    memcpy(item->record, record, record_len);
+    item->record_len = record_len;
     item->due = due_ms;
     item->bucket = bucket;
     item->key = key;
@@ -370,8 +414,9 @@ void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
 
 /* ---- the poll ---- */
 
-/* One page of one bucket's reminders due before `until`: the due index
- * first, then each reminder's record from its customer's state. */
+/* One page of one shard's groups with reminders due before `until`: the
+ * shard's index of groups first, then one script reads those groups' due
+ * reminders, then the records of those not armed yet. */
 typedef struct poll_ctx {
     tp_fire_t *fire;
     int bucket, page;
@@ -391,59 +436,117 @@ static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until);
 static void record_cb(tp_store_t *store, redisReply *r, void *arg) {
     record_ctx_t *rc = arg;
     if (r && r->type == REDIS_REPLY_STRING && r->len > 0 && !rc->fire->closing)
-        tp_fire_arm(rc->reminder, rc->bucket, rc->due, r->str, rc->fire);
+        tp_fire_arm(rc->reminder, rc->bucket, rc->due, r->str, r->len, rc->fire);
     /* nil: closed since; anything else: the next poll tries again */
     free(rc);
 }
 
-static void due_cb(tp_store_t *store, redisReply *r, void *arg) {
-    poll_ctx_t page = *(poll_ctx_t *)arg;
-    free(arg);
-    tp_fire_t *f = page.fire;
-    if (!r || r->type != REDIS_REPLY_ARRAY || f->closing) return;
-    const char *ns = tp_store_ns(store);
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *id = r->element[i], *due = r->element[i + 1];
-        char customer[TP_CUSTOMER_MAX + 1], field[TP_CUSTOMER_MAX + TP_ID_MAX + 64], key[256];
-        if (id->type != REDIS_REPLY_STRING || due->type != REDIS_REPLY_STRING ||
+/* 1 when `reminder` is armed (or being claimed) for `due_ms` already. */
+static int armed_find(tp_fire_t *f, const char *reminder, int64_t due_ms) {
+    char *key = armed_key(reminder, due_ms);
+    armed_t *found = NULL;
+    HASH_FIND_STR(f->index, key, found);
+    free(key);
+    return found != NULL;
+}
+
+/* Reads the record of each reminder of `due` (id, due, ...) not armed yet. */
+static void read_records(tp_fire_t *f, int bucket, const redisReply *due) {
+    const char *ns = tp_store_ns(f->store);
+    for (size_t i = 0; i + 1 < due->elements; i += 2) {
+        const redisReply *id = due->element[i], *at = due->element[i + 1];
+        char customer[TP_CUSTOMER_MAX + 1], key[256];
+        if (id->type != REDIS_REPLY_STRING || at->type != REDIS_REPLY_STRING ||
             tp_key_reminder_customer(customer, sizeof customer, id->str) < 0 ||
-            tp_key_reminder_field(field, sizeof field, id->str) < 0 ||
-            tp_key(key, sizeof key, ns, "{r%d}:state:%s", page.bucket, customer) < 0)
+            tp_key(key, sizeof key, ns, "{s%d}:r:c:%d", bucket,
+                   tp_key_reminder_group(customer)) < 0)
             continue;
-        int64_t due_ms = atoll(due->str);
+        int64_t due_ms = atoll(at->str);
         if (armed_find(f, id->str, due_ms)) continue; /* no need to read it */
         record_ctx_t *rc = malloc(sizeof *rc + id->len + 1);
         if (!rc) abort();
         rc->fire = f;
-        rc->bucket = page.bucket;
+        rc->bucket = bucket;
         rc->due = due_ms;
         memcpy(rc->reminder, id->str, id->len + 1);
-        if (tp_store_command(store, record_cb, rc, "HGET %s %s", key, field) < 0) free(rc);
+        if (tp_store_command(f->store, record_cb, rc, "HGET %s %s", key, id->str) < 0) free(rc);
     }
+}
+
+static void groups_due_cb(tp_store_t *store, redisReply *r, void *arg) {
+    poll_ctx_t *page = arg;
+    page->fire->polling--;
+    if (r && r->type == REDIS_REPLY_ARRAY && !page->fire->closing)
+        for (size_t g = 0; g < r->elements; g++)
+            if (r->element[g]->type == REDIS_REPLY_ARRAY)
+                read_records(page->fire, page->bucket, r->element[g]);
+    free(page);
+}
+
+static void groups_cb(tp_store_t *store, redisReply *r, void *arg) {
+    poll_ctx_t page = *(poll_ctx_t *)arg;
+    free(arg);
+    tp_fire_t *f = page.fire;
+    f->polling--;
+    if (!r || r->type != REDIS_REPLY_ARRAY || f->closing) return;
+    const char *ns = tp_store_ns(store);
+    tp_argv_t keys, args;
+    tp_argv_init(&keys);
+    tp_argv_init(&args);
+    tp_argv_addf(&keys, "%s{s%d}:r:due", ns, page.bucket);
+    tp_argv_addf(&args, "%lld", (long long)page.until);
+    tp_argv_addf(&args, "%d", f->opts.poll_batch);
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *g = r->element[i];
+        if (g->type != REDIS_REPLY_STRING) continue;
+        tp_argv_addf(&keys, "%s{s%d}:r:due:%s", ns, page.bucket, g->str);
+        tp_argv_add_copy(&args, g->str, g->len);
+    }
+    if (keys.n > 1) {
+        tp_argv_t all; /* keys first; the strings stay owned by keys and args */
+        tp_argv_init(&all);
+        for (size_t i = 0; i < keys.n; i++) tp_argv_add(&all, keys.v[i], keys.len[i]);
+        for (size_t i = 0; i < args.n; i++) tp_argv_add(&all, args.v[i], args.len[i]);
+        poll_ctx_t *ctx = malloc(sizeof *ctx);
+        if (!ctx) abort();
+        *ctx = page;
+        if (tp_store_eval(store, f->poll_script, groups_due_cb, ctx, (int)keys.n, (int)all.n,
+                          all.v, all.len) < 0)
+            free(ctx);
+        else
+            f->polling++;
+        tp_argv_clear(&all);
+    }
+    tp_argv_clear(&keys);
+    tp_argv_clear(&args);
     /* A full page: a backlog (a burst falling due together, or downtime).
      * Read on at once rather than a page per poll interval; what firing
      * takes out meanwhile shifts the rest, and the next poll finds any
-     * reminder skipped that way. */
-    if (r->elements / 2 == (size_t)f->opts.poll_batch && page.page + 1 < POLL_PAGES_MAX)
+     * group skipped that way. */
+    if (r->elements == (size_t)f->opts.poll_batch && page.page + 1 < POLL_PAGES_MAX)
         poll_page(f, page.bucket, page.page + 1, page.until);
 }
 
 static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until) {
-    char due_key[128];
-    tp_key(due_key, sizeof due_key, tp_store_ns(f->store), "{r%d}:due", bucket);
+    char groups_key[128];
+    tp_key(groups_key, sizeof groups_key, tp_store_ns(f->store), "{s%d}:r:due", bucket);
     poll_ctx_t *ctx = malloc(sizeof *ctx);
     if (!ctx) abort();
     *ctx = (poll_ctx_t){.fire = f, .bucket = bucket, .page = page, .until = until};
-    if (tp_store_command(f->store, due_cb, ctx,
-                         "ZRANGEBYSCORE %s -inf %lld WITHSCORES LIMIT %lld %d", due_key,
+    if (tp_store_command(f->store, groups_cb, ctx,
+                         "ZRANGEBYSCORE %s -inf %lld LIMIT %lld %d", groups_key,
                          (long long)until, (long long)page * f->opts.poll_batch,
                          f->opts.poll_batch) < 0)
         free(ctx);
+    else
+        f->polling++;
 }
 
 static void poll_timer_cb(uv_timer_t *t) {
     tp_fire_t *f = t->data;
-    if (!tp_store_connected(f->store)) return;
+    /* a poll still being answered (a backlog on a loaded Redis): polls
+     * never pile up on it */
+    if (!tp_store_connected(f->store) || f->polling > 0) return;
     int64_t until = tp_now_ms() + f->opts.lookahead_ms;
     for (int b = 0; b < TP_REMINDER_BUCKETS; b++) poll_page(f, b, 0, until);
 }
@@ -461,7 +564,8 @@ tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store,
     if (f->opts.poll_batch <= 0) f->opts.poll_batch = 1000;
     f->armed_at = -1;
     f->fire_script = tp_store_script(store, "scheduler_fire", FIRE_LUA);
-    if (f->fire_script < 0) {
+    f->poll_script = tp_store_script(store, "scheduler_poll", POLL_LUA);
+    if (f->fire_script < 0 || f->poll_script < 0) {
         free(f);
         return NULL;
     }

@@ -3,7 +3,8 @@
  *
  * Owns the in-memory set of reminders due soon (a min-heap by due time,
  * with one uv_timer armed for the earliest) and the poll that fills it from
- * Redis every `poll_interval` for the next `lookahead`. Reminders this
+ * Redis every `poll_interval` for the next `lookahead` (per shard: the
+ * groups due by then from {s<n>}:r:due, their reminders, their records). Reminders this
  * instance plans are armed at once. Firing claims the reminder in Redis
  * (it must still be due at that time: a replanned or closed one is not) and
  * derives reminder.due in the same script, so two instances racing for one
@@ -33,15 +34,17 @@ tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store,
 /* Destroy the store first (fires waiting on Redis end), then this. */
 void tp_fire_destroy(tp_fire_t **self_p);
 
-/* Arms a timer for `reminder` of `bucket` due at `due_ms` (a tp_plan_armed_cb
- * shape). `json` is the stored reminder; everything is copied. */
+/* Arms a timer for `reminder` of `bucket` (its shard) due at `due_ms` (a
+ * tp_plan_armed_cb shape). `record` is the stored record (tp/reminder.h),
+ * `record_len` bytes; everything is copied. */
 void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
-                 const char *json, void *arg);
+                 const char *record, size_t record_len, void *arg);
 
-/* The next due time and JSON (caller frees) of a recurring reminder that
- * fired (as stored, parsed; borrowed), or 0 when it does not recur or the
- * series ended. */
-typedef int64_t (*tp_fire_next_cb)(void *arg, const json_t *reminder, char **next_json);
+/* The next due time and record (packed, tp/reminder.h; caller frees, its
+ * length in *next_len) of a recurring reminder that fired (as stored,
+ * unpacked; borrowed), or 0 when it does not recur or the series ended. */
+typedef int64_t (*tp_fire_next_cb)(void *arg, const json_t *reminder, char **next_record,
+                                   size_t *next_len);
 /* Sets how recurring reminders find their next occurrence. */
 void tp_fire_set_recurrence(tp_fire_t *self, tp_fire_next_cb next, void *arg);
 

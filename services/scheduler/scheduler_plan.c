@@ -1,9 +1,10 @@
 /* scheduler_plan.c: events to planned and closed reminders.
  *
  * read_customer -> on_<type> (queue plans and closes, change the state) ->
- * one guarded apply. The state hash {r<n>}:state:<customer> keeps what the
- * rules need to know of the customer (grade, owner, tier, last contact,
- * whether the cadence runs) and the version every apply is guarded by. */
+ * one guarded apply. The customer's state, the field "<customer>" of its
+ * group hash {s<n>}:r:c:<g> (tp/keys.h), keeps what the rules need to know
+ * of the customer (grade, owner, tier, last contact, whether the cadence
+ * runs, its inquiries' count) and the version every apply is guarded by. */
 #include "scheduler_plan.h"
 
 #include <jansson.h>
@@ -17,23 +18,22 @@
 #include "tp/keys.h"
 #include "tp/log.h"
 #include "tp/recur.h"
+#include "tp/reminder.h"
 
-/* KEYS state; ARGV customer. Returns {state fields, {reminder id, record,
- * ...}}: the state hash holds the customer's open reminders "<customer>|
- * <rest>" as fields open:<rest> (tp/keys.h), so one small hash, kept by
- * Redis as one listpack, is all the scheduler stores per customer. */
+/* KEYS the customer's group hash {s<n>}:r:c:<g>; ARGV customer. Returns
+ * {state, {reminder id, record, ...}}: the group hash holds each of its
+ * customers' state (JSON, field "<customer>") and open reminders (field
+ * "<customer>|<rest>" -> record), so a few dozen customers share one small
+ * hash, one listpack (tp/keys.h). state is "" when the customer has none. */
 static const char READ_LUA[] =
-    "local state, rems = {}, {}\n"
-    "local all = redis.call('HGETALL', KEYS[1])\n"
-    "for i = 1, #all, 2 do\n"
-    "  if string.sub(all[i], 1, 5) == '" TP_REMINDER_FIELD "' then\n"
-    "    rems[#rems + 1] = ARGV[1] .. '|' .. string.sub(all[i], 6)\n"
-    "    rems[#rems + 1] = all[i + 1]\n"
-    "  else\n"
-    "    state[#state + 1] = all[i]\n"
-    "    state[#state + 1] = all[i + 1]\n"
-    "  end\n"
-    "end\n"
+    "local state = redis.call('HGET', KEYS[1], ARGV[1]) or ''\n"
+    "local rems, cursor = {}, '0'\n"
+    "local pattern = string.gsub(ARGV[1], '[%*%?%[%]\\\\]', '\\\\%0') .. '|*'\n"
+    "repeat\n"
+    "  local page = redis.call('HSCAN', KEYS[1], cursor, 'MATCH', pattern, 'COUNT', 1000)\n"
+    "  cursor = page[1]\n"
+    "  for i = 1, #page[2] do rems[#rems + 1] = page[2][i] end\n"
+    "until cursor == '0'\n"
     "return {state, rems}\n";
 
 #define MAX_ATTEMPTS 8
@@ -53,7 +53,8 @@ struct tp_plan {
 typedef struct planned {
     char id[TP_CUSTOMER_MAX + TP_ID_MAX + 32];
     int64_t due;
-    char *json;
+    char *record; /* packed (tp/reminder.h), owned */
+    size_t record_len;
     char owner[TP_ACTOR_MAX + 1];
 } planned_t;
 
@@ -63,10 +64,10 @@ typedef struct plan_ctx {
     tp_consumer_job_t *job;
     const tp_event_t *ev;
     int attempts;
-    int bucket;
-    char state_key[TP_CUSTOMER_MAX + 64];
+    int bucket, group;
+    char state_key[TP_CUSTOMER_MAX + 64]; /* the group hash */
+    char *state_read; /* the state as read ("0": none), the apply's guard */
     json_t *state;   /* field -> string, as read and changed */
-    json_t *changes; /* state fields to write */
     json_t *open;    /* reminder id -> reminder object */
     json_t *closing; /* reminder ids to close */
     planned_t plans[MAX_PLANS];
@@ -103,7 +104,7 @@ void tp_plan_destroy(tp_plan_t **self_p) {
 int tp_plan_tag(const tp_event_t *ev, char *tag, size_t len, void *arg) {
     (void)arg;
     if (!ev->customer[0]) return -1;
-    snprintf(tag, len, "r%d", tp_key_reminder_bucket(ev->customer));
+    snprintf(tag, len, "s%d", tp_key_shard(ev->customer));
     return 0;
 }
 
@@ -121,7 +122,6 @@ static int64_t sint(const plan_ctx_t *ctx, const char *field, int64_t def) {
 static void sset(plan_ctx_t *ctx, const char *field, const char *value) {
     if (!value) return;
     json_object_set_new(ctx->state, field, json_string(value));
-    json_object_set_new(ctx->changes, field, json_string(value));
 }
 
 static void sset_int(plan_ctx_t *ctx, const char *field, int64_t v) {
@@ -182,10 +182,10 @@ static void plan(plan_ctx_t *ctx, const reminder_spec_t *r) {
     int has_quiet = tp_quiet_parse(window, self->cal, &quiet) == 0;
     p->due = tp_sched_deliverable(&self->rules, self->cal, has_quiet ? &quiet : NULL,
                                   r->due, r->urgent);
-    /* the record: no id or customer, which its key and field give */
-    json_t *j = json_pack("{s:s, s:s, s:I, s:b, s:I, s:s, s:s}", "rule", r->rule, "owner", p->owner,
-                          "due_at", (json_int_t)p->due, "urgent", r->urgent, "cause_ts",
-                          (json_int_t)ev->ts, "cause", ev->id, "text", r->text);
+    /* the record: no id, customer or rule, which its field gives */
+    json_t *j = json_pack("{s:s, s:I, s:b, s:I, s:s}", "owner", p->owner, "due_at",
+                          (json_int_t)p->due, "urgent", r->urgent, "cause_ts",
+                          (json_int_t)ev->ts, "text", r->text);
     if (r->closed_by) json_object_set_new(j, "closed_by", json_string(r->closed_by));
     if (r->agreed) json_object_set_new(j, "agreed", json_true());
     if (r->rrule) {
@@ -195,7 +195,7 @@ static void plan(plan_ctx_t *ctx, const reminder_spec_t *r) {
         json_object_set_new(j, "ahead", json_integer(r->ahead));
         if (r->until) json_object_set_new(j, "until", json_integer(r->until));
     }
-    p->json = json_dumps(j, JSON_COMPACT);
+    p->record = tp_reminder_pack(j, &p->record_len);
     json_decref(j);
     ctx->nplans++;
     /* a reminder replanned is no longer one to close */
@@ -224,7 +224,7 @@ static void plan_series(plan_ctx_t *ctx, reminder_spec_t *r, int64_t dtstart, in
 }
 
 int64_t tp_plan_next_occurrence(const tp_plan_t *self, const json_t *reminder,
-                                char **next_json) {
+                                char **next_record, size_t *next_len) {
     if (json_object_get(reminder, "rrule") == NULL) return 0;
     json_t *j = json_deep_copy(reminder);
     const char *rrule = json_string_value(json_object_get(j, "rrule"));
@@ -246,7 +246,7 @@ int64_t tp_plan_next_occurrence(const tp_plan_t *self, const json_t *reminder,
             due = tp_calendar_next_working_time(self->cal, due);
         json_object_set_new(j, "occurrence", json_integer(next));
         json_object_set_new(j, "due_at", json_integer(due));
-        *next_json = json_dumps(j, JSON_COMPACT);
+        *next_record = tp_reminder_pack(j, next_len);
     }
     json_decref(j);
     return due;
@@ -338,6 +338,21 @@ static void on_contact_logged(plan_ctx_t *ctx) {
     }
 }
 
+/* `v` > 0 in base62 into `out`. */
+static void base62(char *out, size_t len, int64_t v) {
+    static const char digits[] =
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    char rev[16];
+    size_t n = 0;
+    do {
+        rev[n++] = digits[v % 62];
+        v /= 62;
+    } while (v > 0 && n < sizeof rev);
+    size_t i = 0;
+    for (; i < n && i + 1 < len; i++) out[i] = rev[n - 1 - i];
+    out[i] = '\0';
+}
+
 static void on_inquiry(plan_ctx_t *ctx) {
     const tp_event_t *ev = ctx->ev;
     int urgent = tp_event_bool(ev, "urgent", 0);
@@ -345,7 +360,13 @@ static void on_inquiry(plan_ctx_t *ctx) {
     snprintf(text, sizeof text, "Answer the %s inquiry%s", tp_event_str(ev, "channel"),
              urgent ? " (urgent)" : "");
     const char *owner = tp_event_str(ev, "owner");
-    reminder_spec_t r = {.rule = "R-SLA-1", .subject = ev->id,
+    /* the subject: the customer's next inquiry number (base62), a few bytes
+     * where the event id took 26 in each of the reminder's index entries */
+    char subject[16];
+    int64_t seq = sint(ctx, "seq", 0) + 1;
+    sset_int(ctx, "seq", seq);
+    base62(subject, sizeof subject, seq);
+    reminder_spec_t r = {.rule = "R-SLA-1", .subject = subject,
                          .owner = owner ? owner : (ev->actor[0] ? ev->actor : owner_of(ctx)),
                          .due = ev->ts + (urgent ? ctx->plan->rules.inquiry_urgent_ms
                                                  : ctx->plan->rules.inquiry_ms),
@@ -554,11 +575,12 @@ static void read_customer(plan_ctx_t *ctx);
 
 static void ctx_reset(plan_ctx_t *ctx) {
     json_decref(ctx->state);
-    json_decref(ctx->changes);
+    free(ctx->state_read);
+    ctx->state_read = NULL;
     json_decref(ctx->open);
     json_decref(ctx->closing);
-    ctx->state = ctx->changes = ctx->open = ctx->closing = NULL;
-    for (int i = 0; i < ctx->nplans; i++) free(ctx->plans[i].json);
+    ctx->state = ctx->open = ctx->closing = NULL;
+    for (int i = 0; i < ctx->nplans; i++) free(ctx->plans[i].record);
     ctx->nplans = 0;
 }
 
@@ -588,27 +610,53 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     if (r->element[0]->integer == TP_APPLY_DONE && ctx->plan->armed)
         for (int i = 0; i < ctx->nplans; i++)
             ctx->plan->armed(ctx->plans[i].id, ctx->bucket, ctx->plans[i].due,
-                             ctx->plans[i].json, ctx->plan->arg);
+                             ctx->plans[i].record, ctx->plans[i].record_len, ctx->plan->arg);
     if (r->element[0]->integer == TP_APPLY_DUPLICATE) tp_consumer_job_duplicate(ctx->job);
     ctx_end(ctx, 0);
 }
 
-/* The state hash's field of `reminder` (tp/keys.h). */
-static const char *open_field(char *buf, size_t len, const char *reminder) {
-    if (tp_key_reminder_field(buf, len, reminder) < 0) buf[0] = '\0';
-    return buf;
+/* 1 when `id` is among the first `n` of `ids` (a JSON array of strings). */
+static int listed(const json_t *ids, size_t n, const char *id) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(json_string_value(json_array_get(ids, i)), id) == 0) return 1;
+    return 0;
 }
 
+/* Reminders pending after the apply minus before: new ids planned, less
+ * open ones closed (each id once). */
+static int64_t pending_delta(const plan_ctx_t *ctx) {
+    int64_t delta = 0;
+    for (int p = 0; p < ctx->nplans; p++) {
+        int again = 0;
+        for (int q = 0; q < p && !again; q++) again = !strcmp(ctx->plans[q].id, ctx->plans[p].id);
+        if (!again && !json_object_get(ctx->open, ctx->plans[p].id)) delta++;
+    }
+    for (size_t i = 0; i < json_array_size(ctx->closing); i++)
+        if (!listed(ctx->closing, i, json_string_value(json_array_get(ctx->closing, i))))
+            delta--;
+    return delta;
+}
+
+/* Writes the plans and closes in the customer's shard {s<n>}: its group's
+ * due index and the shard's index of groups (lowered with ZADD LT; a close
+ * leaves it low, the poll and the firing script set it exact), its state,
+ * the owners' indexes, the shard's pending count. */
 static void apply_plans(plan_ctx_t *ctx) {
     tp_plan_t *self = ctx->plan;
-    char field_buf[sizeof ctx->plans[0].id + 8];
+    char group[16];
     const char *ns = tp_store_ns(self->store);
     const char *ver = sget(ctx, "ver");
+    int shard = ctx->bucket, part = ctx->group % TP_OWNER_PARTS;
+    snprintf(group, sizeof group, "%d", ctx->group);
     tp_apply_t a;
     tp_apply_init(&a, tp_consumer_job_done_key(ctx->job), tp_consumer_done_ttl(ctx->consumer),
-                  ctx->state_key, ver ? ver : "0");
+                  ctx->state_key, ctx->state_read);
+    tp_apply_version_field(&a, ctx->ev->customer);
+    tp_apply_done_field(&a, tp_consumer_job_done_field(ctx->job));
     int k_state = tp_apply_key(&a, "%s", ctx->state_key);
-    int k_due = tp_apply_key(&a, "%s{r%d}:due", ns, ctx->bucket);
+    int k_due = tp_apply_key(&a, "%s{s%d}:r:due:%d", ns, shard, ctx->group);
+    int k_groups = tp_apply_key(&a, "%s{s%d}:r:due", ns, shard);
+    int64_t delta = pending_delta(ctx);
     size_t i;
     json_t *v;
     json_array_foreach(ctx->closing, i, v) {
@@ -617,10 +665,10 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_cmd(&a, "ZREM", k_due);
         tp_apply_str(&a, id);
         tp_apply_cmd(&a, "HDEL", k_state);
-        tp_apply_str(&a, open_field(field_buf, sizeof field_buf, id));
+        tp_apply_str(&a, id);
         const char *owner = json_string_value(json_object_get(r, "owner"));
         if (owner) {
-            tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%sreminders:owner:%s", ns, owner));
+            tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, owner));
             tp_apply_str(&a, id);
         }
     }
@@ -629,22 +677,35 @@ static void apply_plans(plan_ctx_t *ctx) {
         json_t *was = json_object_get(ctx->open, pl->id);
         const char *old_owner = json_string_value(json_object_get(was, "owner"));
         if (old_owner && strcmp(old_owner, pl->owner) != 0) {
-            tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%sreminders:owner:%s", ns, old_owner));
+            tp_apply_cmd(&a, "ZREM",
+                         tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, old_owner));
             tp_apply_str(&a, pl->id);
         }
         tp_apply_cmd(&a, "ZADD", k_due);
         tp_apply_int(&a, pl->due);
         tp_apply_str(&a, pl->id);
+        tp_apply_cmd(&a, "ZADD", k_groups);
+        tp_apply_str(&a, "LT");
+        tp_apply_int(&a, pl->due);
+        tp_apply_str(&a, group);
         tp_apply_cmd(&a, "HSET", k_state);
-        tp_apply_pair(&a, open_field(field_buf, sizeof field_buf, pl->id), pl->json);
-        tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%sreminders:owner:%s", ns, pl->owner));
+        tp_apply_str(&a, pl->id);
+        tp_apply_arg(&a, pl->record, pl->record_len);
+        tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, pl->owner));
         tp_apply_int(&a, pl->due);
         tp_apply_str(&a, pl->id);
     }
+    if (delta != 0) {
+        tp_apply_cmd(&a, "HINCRBY", tp_apply_key(&a, "%s{s%d}:r:count", ns, shard));
+        tp_apply_pair_int(&a, "pending", delta);
+    }
+    /* the state, whole, with its version bumped: the next apply's guard */
     sset_int(ctx, "ver", (ver ? atoll(ver) : 0) + 1);
+    char *state = json_dumps(ctx->state, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!state) abort();
     tp_apply_cmd(&a, "HSET", k_state);
-    const char *field;
-    json_object_foreach(ctx->changes, field, v) tp_apply_pair(&a, field, json_string_value(v));
+    tp_apply_pair(&a, ctx->ev->customer, state);
+    free(state);
     int rc = tp_apply_send(&a, self->store, applied_cb, ctx);
     tp_apply_clear(&a);
     if (rc < 0) ctx_end(ctx, -1);
@@ -657,16 +718,24 @@ static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
         ctx_end(ctx, -1);
         return;
     }
-    ctx->state = json_object();
-    ctx->changes = json_object();
+    redisReply *st = r->element[0], *rems = r->element[1];
+    ctx->state = st->type == REDIS_REPLY_STRING && st->len > 0
+                     ? json_loadb(st->str, st->len, 0, NULL)
+                     : json_object();
+    if (!json_is_object(ctx->state)) { /* not what apply_plans writes */
+        tp_log_error("scheduler state of %s unreadable", ctx->ev->customer);
+        ctx_end(ctx, -1);
+        return;
+    }
+    ctx->state_read = st->type == REDIS_REPLY_STRING && st->len > 0
+                          ? strndup(st->str, st->len)
+                          : strdup("0");
+    if (!ctx->state_read) abort();
     ctx->open = json_object();
     ctx->closing = json_array();
-    redisReply *st = r->element[0], *rems = r->element[1];
-    for (size_t i = 0; i + 1 < st->elements; i += 2)
-        json_object_set_new(ctx->state, st->element[i]->str,
-                            json_string(st->element[i + 1]->str));
     for (size_t i = 0; i + 1 < rems->elements; i += 2) {
-        json_t *j = json_loads(rems->element[i + 1]->str, 0, NULL);
+        json_t *j = tp_reminder_unpack(rems->element[i]->str, rems->element[i + 1]->str,
+                                       rems->element[i + 1]->len);
         json_object_set_new(ctx->open, rems->element[i]->str, j ? j : json_object());
     }
     switch (ctx->ev->type) {
@@ -705,8 +774,9 @@ void tp_plan_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
     ctx->consumer = consumer;
     ctx->job = job;
     ctx->ev = ev;
-    ctx->bucket = tp_key_reminder_bucket(ev->customer);
-    tp_key(ctx->state_key, sizeof ctx->state_key, tp_store_ns(self->store),
-           "{r%d}:state:%s", ctx->bucket, ev->customer);
+    ctx->bucket = tp_key_shard(ev->customer);
+    ctx->group = tp_key_reminder_group(ev->customer);
+    tp_key(ctx->state_key, sizeof ctx->state_key, tp_store_ns(self->store), "{s%d}:r:c:%d",
+           ctx->bucket, ctx->group);
     read_customer(ctx);
 }

@@ -10,10 +10,10 @@
  * one guarded apply under the state's version. Time flows from the event's
  * ts. Never fires anything: scheduler_fire does.
  *
- * A reminder is "<customer>|<rule>[|<subject>]" in its customer's bucket
- * {r<n>}: due time in :due, its record (JSON) a field of the customer's
- * state hash (tp/keys.h), and in
- * reminders:owner:<owner> for the per-person query. Recurring reminders
+ * A reminder is "<customer>|<rule>[|<subject>]" in its customer's shard
+ * {s<n>}: due time in its group's due index, its record (tp/reminder.h) a
+ * field of its group's hash beside the customer's state, and in the
+ * shard's index of its owner for the per-person query (tp/keys.h). Recurring reminders
  * carry their RRULE; scheduler_fire moves them to their next occurrence. */
 #ifndef SCHEDULER_PLAN_H
 #define SCHEDULER_PLAN_H
@@ -31,7 +31,8 @@ typedef struct tp_plan tp_plan_t;
 /* Called with each reminder planned, so the planning instance can arm its
  * timer at once. Arguments borrowed for the call. */
 typedef void (*tp_plan_armed_cb)(const char *reminder, int bucket,
-                                 int64_t due_ms, const char *json, void *arg);
+                                 int64_t due_ms, const char *record, size_t record_len,
+                                 void *arg);
 
 /* `store`, `calendar` and `cfg` (users' quiet hours in [quiet], managers in
  * [managers]) borrowed for the plan's life; rules copied. */
@@ -46,10 +47,11 @@ int tp_plan_tag(const tp_event_t *ev, char *tag, size_t len, void *arg);
 void tp_plan_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
                    const tp_event_t *ev, void *arg);
 
-/* When a recurring reminder (as stored, parsed; borrowed) fired for the
- * occurrence it was due for, its next due time and JSON (caller frees), or
- * 0 when it does not recur or the series ended. Used by scheduler_fire. */
+/* When a recurring reminder (as stored, unpacked; borrowed) fired for the
+ * occurrence it was due for, its next due time and record (packed,
+ * tp/reminder.h; caller frees), or 0 when it does not recur or the series
+ * ended. Used by scheduler_fire. */
 int64_t tp_plan_next_occurrence(const tp_plan_t *self, const json_t *reminder,
-                                char **next_json);
+                                char **next_record, size_t *next_len);
 
 #endif

@@ -33,7 +33,7 @@ def test_each_service_only_its_own():
 
         scoring = login("scoring")
         assert scoring("HGET", "tp:{c:ACL-1}:profile", "grade") in ("A", "B", "C")
-        for cmd in (("SET", "tp:{r1}:due", "x"),          # the scheduler's
+        for cmd in (("SET", "tp:{s1}:r:due", "x"),        # the scheduler's
                     ("XADD", "tp:{j}:journal", "*", "t", "x"),  # intake's
                     ("SET", "tp:cursor:scheduler", "0-0"),  # another's cursor
                     ("SET", "other:key", "x"),              # outside the namespace

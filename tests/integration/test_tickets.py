@@ -6,7 +6,7 @@ survey loop (R-TICKET-6, R-SAT-1). Durations come from configuration."""
 import json
 import time
 
-from tp_harness import World, now_ms, run, wait_until
+from tp_harness import World, now_ms, owner_reminder_due, run, wait_until
 
 AGENTS = {"agents_engineering": "eng-1, eng-2", "lead_engineering": "eng-lead",
           "manager_engineering": "eng-boss", "agents_maintenance": "mnt-1",
@@ -162,7 +162,7 @@ def test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_sco
         wait_until(lambda: ticket(w, "SAT-1", "T-S1").get("satisfaction") == "2", 5,
                    what="score on the ticket")
         rem = "SAT-1|R-SAT-1|T-S1"  # the scheduler plans it (it reads the answer too)
-        wait_until(lambda: w.redis("ZSCORE", "tp:reminders:owner:rep-s", rem) is not None, 5,
+        wait_until(lambda: owner_reminder_due(w, "SAT-1", "rep-s", rem) is not None, 5,
                    what="the owner's follow-up planned")
         # the scheduler fires it like its own reminders: the owner is told
         wait_until(lambda: [r for r in hooks(w, "reminder.due")
@@ -174,13 +174,13 @@ def test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_sco
         assert w.post({"type": "survey.answered", "ts": answered, "src": "web",
                        "customer": "SAT-1", "data": {"score": 1, "ticket": "T-S2"}})[0] == 202
         rem2 = "SAT-1|R-SAT-1|T-S2"
-        wait_until(lambda: w.redis("ZSCORE", "tp:reminders:owner:rep-s", rem2), 5,
+        wait_until(lambda: owner_reminder_due(w, "SAT-1", "rep-s", rem2), 5,
                    what="second follow-up planned")
         assert w.post({"type": "contact.logged", "ts": now_ms(), "src": "api",
                        "customer": "SAT-1", "actor": "rep-s",
                        "data": {"channel": "phone", "direction": "out",
                                 "outcome": "reached"}})[0] == 202
-        wait_until(lambda: w.redis("ZSCORE", "tp:reminders:owner:rep-s", rem2) is None, 5,
+        wait_until(lambda: owner_reminder_due(w, "SAT-1", "rep-s", rem2) is None, 5,
                    what="follow-up closed by the contact")
         # past its due time (survey_follow_up after the answer) and a poll:
         # closed, so it never fired
@@ -191,7 +191,7 @@ def test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_sco
                        "customer": "SAT-1", "data": {"score": 5, "ticket": "T-NONE"}}
                       )[0] == 202
         time.sleep(1)
-        assert w.redis("ZSCORE", "tp:reminders:owner:rep-s", "SAT-1|R-SAT-1|T-NONE") is None
+        assert owner_reminder_due(w, "SAT-1", "rep-s", "SAT-1|R-SAT-1|T-NONE") is None
     finally:
         assert w.close()
 

@@ -794,6 +794,39 @@ class World:
         return out
 
 
+def _fnv(customer):
+    h = 1469598103934665603
+    for b in customer.encode():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def shard(customer):
+    """The shard n of a customer's keys {s<n>} (tp_key_shard: FNV-1a, 64 bits)."""
+    return _fnv(customer) % 16
+
+
+def reminder_group(customer):
+    """The customer's reminder group g in its shard (tp_key_reminder_group):
+    its state and reminders are in {s<n>}:r:c:<g>, their due times in
+    {s<n>}:r:due:<g>."""
+    return (_fnv(customer) // 16) % 1024
+
+
+def reminders_pending(w):
+    """Reminders pending in every shard, as the scheduler counts them
+    ({s<n>}:r:count pending)."""
+    return sum(int(w.redis("HGET", "tp:{s%d}:r:count" % n, "pending") or 0) for n in range(16))
+
+
+def owner_reminder_due(w, customer, owner, reminder):
+    """The due time of `reminder` in `owner`'s index of the customer's shard
+    (the part of its group, tp_key_reminder_owner_part), or None."""
+    part = reminder_group(customer) % 8
+    return w.redis("ZSCORE", "tp:{s%d}:r:owner:%d:%s" % (shard(customer), part, owner),
+                   reminder)
+
+
 def now_ms():
     return int(time.time() * 1000)
 

@@ -114,6 +114,62 @@ static void test_applied_once_under_its_done_mark(void **state) {
     assert_true(sync_int(fx, "TTL tp:done:e1") > 0);
 }
 
+/* Marks as fields of one hash (tp_apply_done_field): each event once, the
+ * events independent of each other, the hash expiring as a whole. */
+static void test_applied_once_under_a_field_mark(void **state) {
+    fixture_t *fx = *state;
+    tp_apply_t a;
+    bump(&a, "tp:marks", "0", 1);
+    tp_apply_done_field(&a, "e1");
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
+    bump(&a, "tp:marks", "1", 2); /* e1 redelivered: nothing happens */
+    tp_apply_done_field(&a, "e1");
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_DUPLICATE);
+    bump(&a, "tp:marks", "1", 2); /* e2, marked in the same hash */
+    tp_apply_done_field(&a, "e2");
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
+    assert_int_equal(sync_int(fx, "HGET tp:rec count"), 2);
+    assert_int_equal(sync_int(fx, "HLEN tp:marks"), 2);
+    long long ttl = sync_int(fx, "TTL tp:marks");
+    assert_true(ttl > 0 && ttl <= 60);
+    /* a field mark and a key mark of the same name are not each other */
+    bump(&a, "tp:marks", "2", 3);
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_DUPLICATE); /* the key exists */
+    bump(&a, "tp:done:e1", "2", 3);
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
+}
+
+/* A record kept as one field of a shared hash, guarded by that field's
+ * whole value (tp_apply_version_field). */
+static void test_version_in_a_field_of_a_shared_hash(void **state) {
+    fixture_t *fx = *state;
+    tp_apply_t a;
+    for (int round = 0; round < 2; round++) {
+        const char *expected = round == 0 ? "0" : "{\"v\":1}";
+        tp_apply_init(&a, round == 0 ? "tp:done:f1" : "tp:done:f2", "60", "tp:group",
+                      expected);
+        tp_apply_version_field(&a, "CUST-1");
+        tp_apply_cmd(&a, "HSET", tp_apply_key(&a, "tp:group"));
+        tp_apply_pair(&a, "CUST-1", round == 0 ? "{\"v\":1}" : "{\"v\":2}");
+        assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
+    }
+    /* computed from the first value: stale; another customer's field is
+     * not this one's version */
+    tp_apply_init(&a, "tp:done:f3", "60", "tp:group", "{\"v\":1}");
+    tp_apply_version_field(&a, "CUST-1");
+    tp_apply_cmd(&a, "HSET", tp_apply_key(&a, "tp:group"));
+    tp_apply_pair(&a, "CUST-1", "{\"v\":9}");
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_STALE);
+    tp_apply_init(&a, "tp:done:f4", "60", "tp:group", "0");
+    tp_apply_version_field(&a, "CUST-2");
+    tp_apply_cmd(&a, "HSET", tp_apply_key(&a, "tp:group"));
+    tp_apply_pair(&a, "CUST-2", "{\"v\":1}");
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
+    redisReply *r = redisCommand(fx->sync, "HGET tp:group CUST-1");
+    assert_string_equal(r->str, "{\"v\":2}");
+    freeReplyObject(r);
+}
+
 static void test_stale_version_writes_nothing(void **state) {
     fixture_t *fx = *state;
     tp_apply_t a;
@@ -155,7 +211,11 @@ int main(void) {
     if (tp_test_redis_start(&redis) != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_applied_once_under_its_done_mark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_applied_once_under_a_field_mark, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_stale_version_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_in_a_field_of_a_shared_hash, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_disallowed_command_refused_before_any_write,
                                         setup, teardown),
         cmocka_unit_test(test_keys_are_declared_once),

@@ -94,6 +94,9 @@ struct fixture {
     int customer_overlaps;  /* a job started while one of its customer ran */
     int order_violations;   /* CUST-<n>'s events started out of push order */
     int last_started[16];   /* per CUST-<n>: index of the last event started */
+    int grouped;            /* done_grouped: marks are fields */
+    int shared_tag;         /* every customer's tag is "s0" */
+    int max_running;        /* most applies of one member at once */
 };
 
 static tp_test_redis_t redis;
@@ -230,10 +233,18 @@ static const char APPLY_LUA[] =
     TP_LUA_DONE_MARK
     "return {1}\n";
 
+/* The same with done_grouped: ARGV[2] the mark's field. */
+static const char APPLY_FIELD_LUA[] =
+    "if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 then return {0} end\n"
+    "redis.call('INCR', KEYS[2])\n"
+    "redis.call('HSET', KEYS[1], ARGV[2], '1')\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+    "return {1}\n";
+
 static int tag_cb(const tp_event_t *ev, char *tag, size_t len, void *arg) {
-    (void)arg;
+    member_t *m = arg;
     if (!ev->customer[0]) return -1;
-    int n = snprintf(tag, len, "c:%s", ev->customer);
+    int n = m->fx->shared_tag ? snprintf(tag, len, "s0") : snprintf(tag, len, "c:%s", ev->customer);
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
@@ -306,11 +317,24 @@ static void apply_cb(tp_consumer_t *c, tp_consumer_job_t *job,
     }
 
     char want[512];
-    snprintf(want, sizeof want, "tp:{c:%s}:done:scoring:%s", ev->customer, ev->id);
+    if (fx->shared_tag)
+        snprintf(want, sizeof want, "tp:{s0}:done:scoring:%s", ev->id);
+    else if (fx->grouped)
+        snprintf(want, sizeof want, "tp:{c:%s}:done:scoring:%lld:%u", ev->customer,
+                 (long long)(ev->ts / 3600000),
+                 (unsigned)(tp_id_hash(ev->id, strlen(ev->id)) % TP_DONE_GROUPS));
+    else
+        snprintf(want, sizeof want, "tp:{c:%s}:done:scoring:%s", ev->customer, ev->id);
     if (strcmp(tp_consumer_job_done_key(job), want) != 0) fx->bad_done_key++;
+    const char *field = tp_consumer_job_done_field(job);
+    if (fx->grouped ? !field || strcmp(field, ev->id) != 0 : field != NULL) fx->bad_done_key++;
 
-    for (pending_t *q = fx->pending; q; q = q->next)
+    int running = 1;
+    for (pending_t *q = fx->pending; q; q = q->next) {
         if (q->m == m && strcmp(q->customer, ev->customer) == 0) fx->customer_overlaps++;
+        if (q->m == m) running++;
+    }
+    if (running > fx->max_running) fx->max_running = running;
     int cust;
     if (t && sscanf(ev->customer, "CUST-%d", &cust) == 1 && cust >= 0 && cust < 16) {
         int idx = (int)(t - fx->events);
@@ -335,9 +359,9 @@ static void apply_cb(tp_consumer_t *c, tp_consumer_job_t *job,
     char counter[256];
     tp_key(counter, sizeof counter, tp_store_ns(m->store), "{c:%s}:applied:%s",
            ev->customer, ev->id);
-    const char *argv[3] = {tp_consumer_job_done_key(job), counter,
-                           tp_consumer_done_ttl(c)};
-    if (tp_store_eval(m->store, m->script, script_cb, p, 2, 3, argv, NULL) < 0)
+    const char *argv[4] = {tp_consumer_job_done_key(job), counter,
+                           tp_consumer_done_ttl(c), field};
+    if (tp_store_eval(m->store, m->script, script_cb, p, 2, field ? 4 : 3, argv, NULL) < 0)
         finish(p, -1);
 }
 
@@ -369,7 +393,8 @@ static member_t *start_member(fixture_t *fx, int idx,
     so.reconnect_max_ms = 100;
     m->store = tp_store_new(&fx->loop, &so);
     assert_non_null(m->store);
-    m->script = tp_store_script(m->store, "test_apply", APPLY_LUA);
+    m->script = fx->grouped ? tp_store_script(m->store, "test_apply_field", APPLY_FIELD_LUA)
+                            : tp_store_script(m->store, "test_apply", APPLY_LUA);
     assert_true(m->script >= 0);
     RUN_UNTIL(fx, tp_store_connected(m->store), 3000);
     assert_true(tp_store_connected(m->store));
@@ -622,9 +647,10 @@ static void test_reconcile_applies_missed(void **state) {
 /* ---------------------------------------------------------------------------
  * d) what the bus applied, the walk does not hand over again */
 
-static void test_reconcile_skips_done(void **state) {
-    fixture_t *fx = *state;
+static void reconcile_skips_done(fixture_t *fx, int grouped) {
+    fx->grouped = grouped;
     tp_consumer_options_t o = options(fx, "a");
+    o.done_grouped = grouped;
     member_t *m = start_member(fx, 0, &o);
 
     enum { N = 8 };
@@ -641,7 +667,16 @@ static void test_reconcile_skips_done(void **state) {
      * walk finds the done marks and leaves them alone. One more entry the
      * bus lost shows the walk really ran. */
     for (int i = 0; i < N; i++) journal_event(fx, &fx->events[i]);
-    tracked_t *lost = track(fx, "ev-d-lost", "CUST-9");
+    char lost_id[32] = "ev-d-lost";
+    const char *lost_customer = "CUST-9";
+    if (grouped) { /* in the very hash of marks of a done event (CUST-0's
+                      ev-d-0): only its own field says it is not done */
+        uint64_t g0 = tp_id_hash("ev-d-0", 6) % TP_DONE_GROUPS;
+        for (int k = 0; tp_id_hash(lost_id, strlen(lost_id)) % TP_DONE_GROUPS != g0; k++)
+            snprintf(lost_id, sizeof lost_id, "ev-d-lost-%d", k);
+        lost_customer = "CUST-0";
+    }
+    tracked_t *lost = track(fx, lost_id, lost_customer);
     journal_event(fx, lost);
 
     RUN_UNTIL(fx, cursor_is(fx, lost->journal_id), 5000);
@@ -658,6 +693,26 @@ static void test_reconcile_skips_done(void **state) {
     assert_int_equal(st.received, N);
     assert_int_equal(st.reconciled, 1);
     assert_int_equal(st.applied, N + 1);
+}
+
+static void test_reconcile_skips_done(void **state) { reconcile_skips_done(*state, 0); }
+
+/* The same with done marks as fields of small hashes (done_grouped): the
+ * walk asks for the fields, and sees them. */
+static void test_reconcile_skips_done_grouped(void **state) {
+    reconcile_skips_done(*state, 1);
+    fixture_t *fx = *state;
+    redisReply *r = redisCommand(fx->sync, "KEYS tp:{c:CUST-0}:done:scoring:*");
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1);
+    for (size_t i = 0; i < r->elements; i++) { /* hashes of marks, expiring */
+        redisReply *t = redisCommand(fx->sync, "TYPE %s", r->element[i]->str);
+        assert_string_equal(t->str, "hash");
+        freeReplyObject(t);
+        t = redisCommand(fx->sync, "TTL %s", r->element[i]->str);
+        assert_true(t->integer > 0);
+        freeReplyObject(t);
+    }
+    freeReplyObject(r);
 }
 
 /* ---------------------------------------------------------------------------
@@ -848,6 +903,41 @@ static void test_max_inflight_bus(void **state) {
     }
 }
 
+/* A tag shared by many customers (the scheduler's shards): by default its
+ * events are applied one at a time; with turn_by_customer, the customers'
+ * events go at once, each customer's still one after another, in order. */
+static void shared_tag_turns(fixture_t *fx, int by_customer) {
+    fx->shared_tag = 1;
+    fx->delay_ms = 20;
+    tp_consumer_options_t o = options(fx, "a");
+    o.turn_by_customer = by_customer;
+    member_t *m = start_member(fx, 0, &o);
+    enum { N = 30 };
+    for (int i = 0; i < N; i++) {
+        char id[32], cust[32];
+        snprintf(id, sizeof id, "ev-t-%d", i);
+        snprintf(cust, sizeof cust, "CUST-%d", i % 5);
+        push_event(fx, track(fx, id, cust));
+    }
+    RUN_UNTIL(fx, stats(m).applied == N, 10000);
+    assert_int_equal(stats(m).applied, N);
+    assert_int_equal(fx->customer_overlaps, 0);
+    assert_int_equal(fx->order_violations, 0);
+    for (int i = 0; i < N; i++) assert_int_equal(applied(fx, &fx->events[i]), 1);
+}
+
+static void test_shared_tag_one_at_a_time(void **state) {
+    fixture_t *fx = *state;
+    shared_tag_turns(fx, 0);
+    assert_int_equal(fx->max_running, 1);
+}
+
+static void test_shared_tag_turn_by_customer(void **state) {
+    fixture_t *fx = *state;
+    shared_tag_turns(fx, 1);
+    assert_int_equal(fx->max_running, 5); /* every customer at once */
+}
+
 /* The same bound for what the walk hands over: max_inflight is documented
  * as "events being applied", whatever their origin. */
 static void test_max_inflight_walk(void **state) {
@@ -890,6 +980,9 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_applies_missed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_skips_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_skips_done_grouped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_tag_one_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_tag_turn_by_customer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_failure_holds_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_failure_in_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_one_walker, setup, teardown),

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -10,8 +11,8 @@
 
 static void test_key_fits_or_fails(void **state) {
     char out[16];
-    assert_int_equal(tp_key(out, sizeof out, "tp:", "{r%d}:due", 3), 11);
-    assert_string_equal(out, "tp:{r3}:due");
+    assert_int_equal(tp_key(out, sizeof out, "tp:", "{s%d}:r:due", 3), 13);
+    assert_string_equal(out, "tp:{s3}:r:due");
     assert_int_equal(tp_key(out, sizeof out, "tp:", "%s", "0123456789abcdef"), -1);
 }
 
@@ -19,29 +20,52 @@ static void test_bucket_in_range_and_stable(void **state) {
     int b = tp_key_reminder_bucket("C01JZB000000000000000000017");
     assert_true(b >= 0 && b < TP_REMINDER_BUCKETS);
     assert_int_equal(b, tp_key_reminder_bucket("C01JZB000000000000000000017"));
+    /* the bucket is the shard: FNV-1a 64 of the id, mod 16 (the Python
+     * tests' tp_harness.shard computes the same) */
+    assert_int_equal(tp_key_shard("C01JZB000000000000000000017"), b);
+    assert_int_equal(tp_key_shard("SAT-1"), 11);
 }
 
-static void test_reminder_field_and_customer(void **state) {
+static void test_groups_spread_customers(void **state) {
+    /* 64k customers of one shard fall into the shard's groups evenly enough
+     * that none holds many more than its share */
+    static int count[TP_REMINDER_GROUPS];
+    char id[32];
+    int in_shard = 0;
+    for (int i = 0; i < 4000000 && in_shard < 16 * TP_REMINDER_GROUPS; i++) {
+        snprintf(id, sizeof id, "C01JZB%021d", i);
+        if (tp_key_shard(id) != 3) continue;
+        int g = tp_key_reminder_group(id);
+        assert_true(g >= 0 && g < TP_REMINDER_GROUPS);
+        count[g]++;
+        in_shard++;
+    }
+    assert_int_equal(in_shard, 16 * TP_REMINDER_GROUPS);
+    int max = 0, empty = 0;
+    for (int g = 0; g < TP_REMINDER_GROUPS; g++) {
+        if (count[g] > max) max = count[g];
+        if (count[g] == 0) empty++;
+    }
+    assert_true(max <= 48); /* share 16 */
+    assert_true(empty < TP_REMINDER_GROUPS / 100);
+}
+
+static void test_reminder_customer(void **state) {
     char out[64];
     const char *id = "C01JZB000000000000000000017|R-SLA-1|01JZB000000000000000000017";
-    assert_true(tp_key_reminder_field(out, sizeof out, id) > 0);
-    assert_string_equal(out, "open:R-SLA-1|01JZB000000000000000000017");
-    /* the customer's own hash: the field leaves the customer out and stays
-     * under Redis's listpack limit (64 bytes) for the longest rule ids */
-    assert_true(strlen(out) <= 64);
     assert_int_equal(tp_key_reminder_customer(out, sizeof out, id), 27);
     assert_string_equal(out, "C01JZB000000000000000000017");
     assert_int_equal(tp_key_reminder_customer(out, sizeof out, "no-bar"), -1);
     assert_int_equal(tp_key_reminder_customer(out, sizeof out, "|R-SLA-1"), -1);
     assert_int_equal(tp_key_reminder_customer(out, 4, id), -1);
-    assert_int_equal(tp_key_reminder_field(out, 8, id), -1);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_fits_or_fails),
         cmocka_unit_test(test_bucket_in_range_and_stable),
-        cmocka_unit_test(test_reminder_field_and_customer),
+        cmocka_unit_test(test_groups_spread_customers),
+        cmocka_unit_test(test_reminder_customer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,7 +29,10 @@ enum { TP_APPLY_DUPLICATE = 0, TP_APPLY_DONE = 1, TP_APPLY_STALE = 2 };
 
 typedef struct tp_apply {
     tp_argv_t keys;  /* KEYS: done mark, version record, then the others */
-    tp_argv_t args;  /* ARGV: ttl, expected version, count, commands */
+    tp_argv_t args;  /* ARGV: ttl, expected version, done field, version
+                        field, count, commands */
+    size_t field_at; /* index in args of the done mark's field */
+    size_t version_field_at; /* index in args of the version's field */
     size_t count_at; /* index in args of the command count */
     size_t nargs_at; /* index in args of the open command's arg count */
     int commands;
@@ -43,6 +46,14 @@ typedef struct tp_apply {
 void tp_apply_init(tp_apply_t *a, const char *done_key, const char *done_ttl,
                    const char *version_key, const char *expected);
 void tp_apply_clear(tp_apply_t *a);
+/* Makes the done mark the field `field` of the hash `done_key` (the hash
+ * expires as a whole `done_ttl` after its last mark) rather than the key
+ * itself: tp_consumer_job_done_field. NULL or "": no change. Copied. */
+void tp_apply_done_field(tp_apply_t *a, const char *field);
+/* Guards by the field `field` of the version record (whose value is then
+ * compared whole with `expected`) rather than "ver": for records kept as
+ * one field of a shared hash. NULL or "": no change. Copied. */
+void tp_apply_version_field(tp_apply_t *a, const char *field);
 
 /* Declares a key (formatted) and returns its handle for tp_apply_cmd; the
  * same key twice gives the same handle. */

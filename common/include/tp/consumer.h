@@ -48,6 +48,12 @@ typedef struct tp_consumer_options {
     int reconcile_batch;           /* entries per walk step, default 1000 */
     int64_t lease_ms;              /* reconcile lease, default 10000 */
     int64_t done_ttl_s;            /* done marks live this long, default 30 d */
+    int done_grouped;              /* 1: each done mark is a field of a
+                                      small hash of marks, see below */
+    int turn_by_customer;          /* 1: events wait only for the events of
+                                      their customer, not of their whole tag
+                                      (for a tag shared by many customers
+                                      whose applies do not conflict) */
     const char *instance;          /* this instance's name (lease holder) */
     tp_metrics_t *metrics;         /* NULL, or where tp_events_*_total{type}
                                       and tp_apply_seconds{type} go;
@@ -78,8 +84,16 @@ void tp_consumer_job_duplicate(tp_consumer_job_t *job);
 int tp_consumer_reply_seen(const redisReply *reply);
 
 /* KEYS[1] of the apply script: "<ns>{<tag>}:done:<svc>:<event id>".
- * Borrowed until tp_consumer_job_done. */
+ * With done_grouped, "<ns>{<tag>}:done:<svc>:<hour>:<g>", a hash whose field
+ * tp_consumer_job_done_field is the mark: the event's hour (its ts / 1 h)
+ * and g = the event id's hash mod TP_DONE_GROUPS, so a hash holds a few
+ * dozen marks (one listpack: ~40 bytes a mark instead of ~100 for a key
+ * with an expiry) and expires as a whole done_ttl after its last mark
+ * (tp_apply_done_field). Borrowed until tp_consumer_job_done. */
 const char *tp_consumer_job_done_key(const tp_consumer_job_t *job);
+/* The done mark's field in the hash tp_consumer_job_done_key (the event
+ * id), or NULL when the mark is the key itself. Borrowed likewise. */
+const char *tp_consumer_job_done_field(const tp_consumer_job_t *job);
 /* ARGV[1] of the apply script: the done mark's time to live in seconds, as
  * text. Borrowed. */
 const char *tp_consumer_done_ttl(const tp_consumer_t *self);
@@ -100,7 +114,11 @@ typedef struct tp_consumer_stats {
 } tp_consumer_stats_t;
 void tp_consumer_stats(const tp_consumer_t *self, tp_consumer_stats_t *out);
 
-/* The Lua guard every apply script uses (see above). */
+/* Hashes of done marks per tag, service and hour with done_grouped. */
+#define TP_DONE_GROUPS 1024
+
+/* The Lua guard every apply script uses (see above; with done_grouped,
+ * tp_apply's script). */
 #define TP_LUA_DONE_CHECK                                                     \
     "if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end\n"
 #define TP_LUA_DONE_MARK "redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])\n"

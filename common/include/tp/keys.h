@@ -2,8 +2,10 @@
  *
  * Every key starts with the namespace (config [redis] namespace, default
  * "tp:"). Keys of one customer share the hash tag {c:<customer>} so one
- * customer's update is one script on one node; reminder keys are split into
- * TP_REMINDER_BUCKETS buckets, each its own tag {r<n>}, by customer.
+ * customer's update is one script on one node; the scheduler's keys are
+ * split into TP_SHARDS shards by customer (tp_key_shard), each its own tag
+ * {s<n>}, under {s<n>}:r:. Every scheduler script touches one shard's keys
+ * only (the outbox and stats:scheduler aside, see below).
  *
  *   {j}:journal                stream: every accepted event (fields t, e)
  *   {j}:id:<event>             string: journal id of an accepted event id
@@ -50,13 +52,30 @@
  *   ticketing:away             set: agents not assigned new tickets
  *   sla:escalate               zset: "<cust>|<ticket>|<target>|<step>" -> due
  *   ticket:autoclose           zset: "<cust>|<ticket>|<resolved ms>" -> due
- *   {r<n>}:due                 zset: reminder id -> due ms
- *   {r<n>}:touch               hash: customer -> last logged contact (ms)
- *   {r<n>}:done:scheduler:<ev> string: scheduler applied event ev
- *   reminders:owner:<user>     zset: reminder id -> due, a person's reminders
- *   {r<n>}:state:<cust>        hash: what the scheduler knows of a customer,
- *                              and its open reminders: "<cust>|<rest>"
- *                              as the field open:<rest> -> record (JSON)
+ *   {s<n>}:r:due               zset: reminder group g -> a lower bound of the
+ *                              earliest due time in {s<n>}:r:due:<g> (exact
+ *                              after every firing and poll; a plan lowers it
+ *                              with ZADD LT, a close leaves it low)
+ *   {s<n>}:r:due:<g>           zset: reminder id -> due ms, the reminders of
+ *                              group g = tp_key_reminder_group(customer) (a
+ *                              few dozen at a million pending: listpack)
+ *   {s<n>}:r:owner:<p>:<user>  zset: reminder id -> due, a person's reminders
+ *                              in shard n, part p = tp_key_reminder_owner_part
+ *                              (customer), so that a person's index stays a
+ *                              listpack at a million pending; the query
+ *                              merges the TP_SHARDS x TP_OWNER_PARTS
+ *   {s<n>}:r:c:<g>             hash: the scheduler's customers of group g:
+ *                              "<cust>" -> what it knows of the customer
+ *                              (JSON, with the version "ver" every apply is
+ *                              guarded by), and each open reminder
+ *                              "<cust>|<rest>" -> its record (msgpack,
+ *                              tp/reminder.h); a few dozen customers a hash
+ *                              at a million pending: one listpack
+ *   {s<n>}:r:count             hash: pending -> reminders pending in shard n
+ *   {s<n>}:done:scheduler:<h>:<g>  hash: event id -> 1, the scheduler applied
+ *                              it; h its hour (ts / 1 h), g its id's hash mod
+ *                              TP_DONE_GROUPS; expires done_ttl after the
+ *                              last (tp/consumer.h done_grouped)
  *   stats:<svc>                hash: counters across instances (fired, ...)
  *   replay:<mac>               string: a signed request intake has seen (expires
  *                              after twice the replay window)
@@ -83,29 +102,42 @@
  * pipeline, at_risk and health:watch keys are written in the same script as customer
  * keys; so are ticketing's tickets:*, sla:escalate, ticket:autoclose and
  * {j}:ticket, and intake's ticket queries read customer keys from one
- * script. */
+ * script; the scheduler's firing script writes its outbox and
+ * stats:scheduler with a shard's keys. */
 #ifndef TP_KEYS_H
 #define TP_KEYS_H
 
 #include <stddef.h>
 
-#define TP_REMINDER_BUCKETS 16
+#define TP_SHARDS 16
+/* The scheduler's buckets are the shards. */
+#define TP_REMINDER_BUCKETS TP_SHARDS
+/* Reminder groups per shard: each group's due index {s<n>}:r:due:<g> stays
+ * a small listpack-encoded zset up to a few million pending reminders
+ * (deploy/redis.conf's zset-max-listpack-entries). */
+#define TP_REMINDER_GROUPS 1024
+/* Parts of a person's reminder index per shard. */
+#define TP_OWNER_PARTS 8
 
 /* Formats `ns` followed by the printf-style rest into `out`. Returns the
  * length, or -1 when it does not fit (keys are bounded by the id limits). */
 int tp_key(char *out, size_t outlen, const char *ns, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* The reminder bucket of `customer`, 0 .. TP_REMINDER_BUCKETS-1. */
+/* The shard of `id` (a customer), 0 .. TP_SHARDS-1: its keys' tag {s<n>}. */
+int tp_key_shard(const char *id);
+/* The reminder bucket of `customer`: its shard. */
 int tp_key_reminder_bucket(const char *customer);
+/* The reminder group of `customer` within its shard, 0 ..
+ * TP_REMINDER_GROUPS-1 (independent of the shard). */
+int tp_key_reminder_group(const char *customer);
+/* The part of a person's index in a shard that holds `customer`'s
+ * reminders, 0 .. TP_OWNER_PARTS-1. */
+int tp_key_reminder_owner_part(const char *customer);
 
-/* A reminder "<customer>|<rest>" is the field TP_REMINDER_FIELD "<rest>" of
- * its customer's scheduler state {r<n>}:state:<customer>, the field's value
- * its record (JSON without id and customer, which the key and field give).
- * Short fields keep a small hash one listpack. */
-#define TP_REMINDER_FIELD "open:"
-/* The state field of `reminder` into `out`. Returns its length or -1. */
-int tp_key_reminder_field(char *out, size_t outlen, const char *reminder);
+/* A reminder is "<customer>|<rest>", a field of its customer's group hash
+ * {s<n>}:r:c:<g> (its record, tp/reminder.h), beside the customer's state
+ * (field "<customer>"). */
 /* The customer of `reminder` into `out`. Returns its length, or -1 when
  * `reminder` names none or it does not fit. */
 int tp_key_reminder_customer(char *out, size_t outlen, const char *reminder);

@@ -1,0 +1,46 @@
+/* reminder.h: the stored form of a reminder's record.
+ *
+ * A pending reminder's record (what the scheduler planned: owner, due time,
+ * urgency, when its cause happened, text, what closes it, and a recurring
+ * one's RRULE and occurrence) is kept in Redis as a msgpack array in a
+ * fixed field order (TP_REMINDER_FIELD_MAP), without field names and with
+ * absent trailing fields left out; its rule is not stored, the reminder's
+ * id "<customer>|<rule>[|<subject>]" gives it. About a third of the bytes
+ * of the same record as JSON, which counts at a million pending reminders.
+ * In memory it is a JSON object with the names below and "rule" (the
+ * scheduler's rules, intake's queries and the API read it so). Owns
+ * nothing; pure functions, any thread. */
+#ifndef TP_REMINDER_H
+#define TP_REMINDER_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* XX(name, kind): kind s string, i integer, b boolean; the order is the
+ * stored order and never changes (add new fields at the end). */
+#define TP_REMINDER_FIELD_MAP(XX)                                             \
+    XX(owner, s)                                                              \
+    XX(due_at, i)                                                             \
+    XX(urgent, b)                                                             \
+    XX(cause_ts, i)                                                           \
+    XX(text, s)                                                               \
+    XX(closed_by, s)                                                          \
+    XX(agreed, b)                                                             \
+    XX(rrule, s)                                                              \
+    XX(dtstart, i)                                                            \
+    XX(occurrence, i)                                                         \
+    XX(ahead, i)                                                              \
+    XX(until, i)
+
+/* Packs `record` (borrowed; fields not in the map, "rule" among them, are
+ * not stored, a field of the wrong kind is stored as absent). Returns the bytes (caller frees)
+ * and their count in *len, or NULL when `record` is not an object. */
+char *tp_reminder_pack(const json_t *record, size_t *len);
+
+/* The record of reminder `id` stored as `len` bytes at `bytes`: the packed
+ * form above, or JSON (records written before the packed form), with
+ * "rule" from `id` (when `id` names one and the bytes do not). Caller owns
+ * the result; NULL when the bytes are neither. */
+json_t *tp_reminder_unpack(const char *id, const char *bytes, size_t len);
+
+#endif

@@ -1,0 +1,128 @@
+"""How the scheduler stores pending reminders (tp/keys.h, tp/reminder.h),
+through the real processes: records packed, each customer's reminders in a
+small group index of its shard, the shard's index of groups kept at (or
+below) each group's earliest due time, a pending count per shard, and the
+per-person query merging the owner's index of every shard."""
+import time
+
+from tp_harness import (World, now_ms, reminder_group, reminders_pending, run, shard,
+                        wait_until)
+
+HOUR = 3600000
+
+
+def inquiry(cid, ts, owner="rep-q", eid=None):
+    ev = {"type": "inquiry.received", "ts": ts, "src": "web", "customer": cid,
+          "data": {"channel": "web", "owner": owner}}
+    if eid:
+        ev["id"] = eid
+    return ev
+
+
+def group_of(w, n, reminder):
+    """The group of `reminder` in shard n: the one whose due index holds it."""
+    for g in w.redis("ZRANGE", "tp:{s%d}:r:due" % n, 0, -1) or []:
+        if w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (n, g), reminder) is not None:
+            return g
+    return None
+
+
+def group_hash(cid):
+    return "tp:{s%d}:r:c:%d" % (shard(cid), reminder_group(cid))
+
+
+def test_owner_query_merges_every_shard_by_due_time():
+    w = World({"scheduler": {"inquiry_response": "2h"}},
+              services=["intake", "scoring", "scheduler"])
+    try:
+        t = now_ms()
+        customers = ["STORE-%d" % i for i in range(12)]
+        assert len({shard(c) for c in customers}) >= 4  # the index is spread
+        # due times in the reverse order of the customers' names
+        events = [inquiry(c, t - i * 60000) for i, c in enumerate(customers)]
+        events.append(inquiry("STORE-0", t + 60000))  # a second one: subject 2
+        assert w.post(events)[0] == 202
+        wait_until(lambda: reminders_pending(w) == 13, 15, what="13 reminders planned")
+        s, mine = w.request("GET", "/v1/reminders?owner=rep-q&due_before=%d" % (t + 3 * HOUR))
+        assert s == 200, mine
+        got = mine["reminders"]
+        assert mine["count"] == 13 and len(got) == 13, mine
+        dues = [r["due_at"] for r in got]
+        assert dues == sorted(dues), dues
+        assert [r["customer"] for r in got][:12] == list(reversed(customers)), got
+        # the inquiry's reminder is numbered per customer, in base62
+        assert got[-1]["id"] == "STORE-0|R-SLA-1|2" and got[-1]["customer"] == "STORE-0"
+        assert got[0]["id"] == "STORE-11|R-SLA-1|1"
+        assert all(r["rule"] == "R-SLA-1" and r["owner"] == "rep-q" and
+                   r["text"] == "Answer the web inquiry" and r["urgent"] is False for r in got)
+        # due_before cuts the list; another person sees none of them
+        s, early = w.request("GET", "/v1/reminders?owner=rep-q&due_before=%d" % dues[2])
+        assert s == 200 and [r["due_at"] for r in early["reminders"]] == dues[:3], early
+        s, other = w.request("GET", "/v1/reminders?owner=rep-z&due_before=%d" % (t + 3 * HOUR))
+        assert s == 200 and other["count"] == 0, other
+        # the customer's record lists its open reminders from the same storage
+        status, rec = w.customer("STORE-0")
+        assert status == 200
+        assert sorted(r["id"] for r in rec["open_reminders"]) == [
+            "STORE-0|R-SLA-1|1", "STORE-0|R-SLA-1|2"], rec["open_reminders"]
+    finally:
+        assert w.close()
+
+
+def test_packed_records_small_group_indexes_and_their_upkeep():
+    w = World({"scheduler": {"inquiry_response": "3s", "poll_interval": "200ms",
+                             "lookahead": "400ms"}},
+              services=["intake", "scheduler"])
+    try:
+        t = now_ms()
+        assert w.post([inquiry("KEEP-1", t), inquiry("GONE-1", t)])[0] == 202
+        wait_until(lambda: reminders_pending(w) == 2, 10, what="2 reminders planned")
+        for cid in ("KEEP-1", "GONE-1"):
+            n, rem = shard(cid), cid + "|R-SLA-1|1"
+            record = w.redis("HGET", group_hash(cid), rem)
+            assert record and not record.startswith("{"), record  # msgpack, not JSON
+            assert '"ver":"1"' in w.redis("HGET", group_hash(cid), cid)  # its state
+            g = group_of(w, n, rem)
+            assert g == str(reminder_group(cid)), (g, rem)
+            due = int(w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (n, g), rem))
+            assert int(w.redis("ZSCORE", "tp:{s%d}:r:due" % n, g)) <= due
+            assert w.redis("OBJECT", "ENCODING", "tp:{s%d}:r:due:%s" % (n, g)) == "listpack"
+        # a contact closes GONE-1's reminder (and plans its cadence, R-CAD-2):
+        # its group's index entry stays low until a poll reaches that time
+        assert w.post([{"type": "contact.logged", "ts": now_ms(), "src": "phone",
+                        "customer": "GONE-1", "data": {"channel": "phone", "direction": "out",
+                                                       "outcome": "reached"}}])[0] == 202
+        gone_n = shard("GONE-1")
+        wait_until(lambda: w.redis("HGET", group_hash("GONE-1"), "GONE-1|R-CAD-1"), 10,
+                   what="GONE-1's cadence planned")
+        assert w.redis("HGET", group_hash("GONE-1"), "GONE-1|R-SLA-1|1") is None
+        assert reminders_pending(w) == 2
+        gone_g = group_of(w, gone_n, "GONE-1|R-CAD-1")
+        cadence_due = int(w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (gone_n, gone_g),
+                                  "GONE-1|R-CAD-1"))
+        if now_ms() < t + 2000:  # no poll has reached the closed one's time yet
+            assert int(w.redis("ZSCORE", "tp:{s%d}:r:due" % gone_n, gone_g)) < cadence_due
+
+        # KEEP-1's fires; GONE-1's closed one does not; KEEP-1's group leaves
+        # the index, GONE-1's is raised to its cadence's time by the poll
+        def fired():
+            return int(w.redis("HGET", "tp:stats:scheduler", "fired") or 0)
+        wait_until(lambda: fired() == 1, 15, what="KEEP-1's fired")
+        keep_n = shard("KEEP-1")
+        assert w.redis("HGET", group_hash("KEEP-1"), "KEEP-1|R-SLA-1|1") is None
+        # the firing bumped the customer's version (a plan read before it reads again)
+        assert '"ver":"2"' in w.redis("HGET", group_hash("KEEP-1"), "KEEP-1")
+        assert reminders_pending(w) == 1
+        wait_until(lambda: int(w.redis("ZSCORE", "tp:{s%d}:r:due" % gone_n, gone_g)) ==
+                   cadence_due, 5, what="GONE-1's group entry at its cadence's time")
+        if keep_n != gone_n:
+            assert not w.redis("ZRANGE", "tp:{s%d}:r:due" % keep_n, 0, -1)
+        time.sleep(1)
+        assert fired() == 1
+    finally:
+        assert w.close()
+
+
+if __name__ == "__main__":
+    run([test_owner_query_merges_every_shard_by_due_time,
+         test_packed_records_small_group_indexes_and_their_upkeep])
