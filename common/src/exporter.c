@@ -124,8 +124,15 @@ static void tracked_cb(tp_store_t *store, redisReply *r, void *arg) {
     (void)store;
     tracked_read_t *read = arg;
     read->in_flight = 0;
-    if (!r || r->type != REDIS_REPLY_INTEGER) return;
-    read->last = r->integer;
+    if (!r) return;
+    if (r->type == REDIS_REPLY_INTEGER)
+        read->last = r->integer;
+    else if (r->type == REDIS_REPLY_NIL) /* HGET of a count not kept yet */
+        read->last = 0;
+    else if (r->type == REDIS_REPLY_STRING)
+        read->last = strtoll(r->str, NULL, 10);
+    else
+        return;
     int64_t sum = 0; /* the series is the sum of its reads' last answers */
     for (tracked_read_t *o = read->exporter->reads; o; o = o->next)
         if (o->series == read->series) sum += o->last;

@@ -1,12 +1,25 @@
 /* scheduler_metrics.c: reminders pending, due, fired and late, for
- * /metrics. The Redis numbers come from the exporter's refresh reads (one
- * ZCARD and one ZCOUNT per bucket), the rest from tp_fire_stats at
- * scrape; nothing here calls Redis itself. */
+ * /metrics. The Redis numbers come from the exporter's refresh reads (each
+ * shard's pending count, and a read-only script counting what is due in
+ * the shard's due groups), the rest from tp_fire_stats at scrape; nothing
+ * here calls Redis itself. */
 #include "scheduler_metrics.h"
 
 #include <stdio.h>
 
 #include "tp/keys.h"
+
+/* KEYS[1] a shard's index of reminder groups ({s<n>}:r:due: group -> a
+ * lower bound of its earliest due); ARGV[1] now. The reminders due in the
+ * groups it names due, at most 256 groups a tick (a gauge, not
+ * a walk of a backlog). */
+#define DUE_COUNT_LUA                                                          \
+    "local n = 0\n"                                                            \
+    "for _, g in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1],"         \
+    " 'BYSCORE', 'LIMIT', 0, 256)) do\n"                                       \
+    "  n = n + redis.call('ZCOUNT', KEYS[1] .. ':' .. g, '-inf', ARGV[1])\n"    \
+    "end\n"                                                                    \
+    "return n\n"
 
 static void collect_fired(tp_metric_t *m, void *arg) {
     tp_fire_stats_t st;
@@ -37,13 +50,14 @@ int tp_sched_metrics_register(tp_exporter_t *exporter, tp_fire_t *fire) {
                                             NULL),
                          collect_late, fire);
     const char *ns = tp_store_ns(tp_exporter_store(exporter));
-    for (int b = 0; b < TP_REMINDER_BUCKETS; b++) {
-        char key[128];
-        tp_key(key, sizeof key, ns, "{r%d}:due", b);
-        const char *card[] = {"ZCARD", key};
-        const char *count[] = {"ZCOUNT", key, "-inf", TP_EXPORTER_NOW};
-        if (tp_exporter_track(exporter, pending, 2, card) < 0 ||
-            tp_exporter_track(exporter, due, 4, count) < 0)
+    for (int n = 0; n < TP_SHARDS; n++) {
+        char count_key[64], due_key[64];
+        tp_key(count_key, sizeof count_key, ns, "{s%d}:r:count", n);
+        tp_key(due_key, sizeof due_key, ns, "{s%d}:r:due", n);
+        const char *card[] = {"HGET", count_key, "pending"};
+        const char *count[] = {"EVAL_RO", DUE_COUNT_LUA, "1", due_key, TP_EXPORTER_NOW};
+        if (tp_exporter_track(exporter, pending, 3, card) < 0 ||
+            tp_exporter_track(exporter, due, 5, count) < 0)
             return -1;
     }
     return 0;

@@ -67,7 +67,8 @@ void tp_exporter_watch_consumer(tp_exporter_t *self, tp_consumer_t *consumer);
 /* `cb(self, arg)` on every refresh tick; `arg` borrowed. One per exporter. */
 void tp_exporter_on_refresh(tp_exporter_t *self, tp_exporter_refresh_cb cb, void *arg);
 
-/* A Redis read run on every refresh tick whose integer reply sets
+/* A Redis read run on every refresh tick whose integer reply (or a string
+ * holding one, HGET; nil counts 0) sets
  * `series` (borrowed from the exporter's registry): ZCARD of an index,
  * ZCOUNT of what is due. Several reads tracked into one series are summed
  * (e.g. one per bucket). An argument equal to TP_EXPORTER_NOW is replaced
