@@ -335,6 +335,31 @@ static void monitor_event(tp_bus_socket_t *monitor, const void *const *frames,
 
 /* Before `sock` binds or connects (libzmq reports only what happens after
  * the monitor is set): its monitor and a PAIR reading it. 0 or -1. */
+/* Binds `endpoint`, or connects to each of a comma-separated list of them
+ * (a consumer reaching every intake instance: ZeroMQ fair-queues their
+ * feeds into one PULL, and spreads a DEALER's sends over them). */
+static int socket_attach(tp_bus_socket_t *sock, const char *endpoint, int bind) {
+    const char *at = endpoint;
+    do {
+        const char *comma = bind ? NULL : strchr(at, ',');
+        size_t len = comma ? (size_t)(comma - at) : strlen(at);
+        char one[512];
+        if (len == 0 || len >= sizeof one) {
+            tp_log_error("bus: endpoint list \"%s\": an empty or too long entry", endpoint);
+            return -1;
+        }
+        memcpy(one, at, len);
+        one[len] = '\0';
+        if ((bind ? zmq_bind : zmq_connect)(sock->zsock, one) == -1) {
+            tp_log_error("bus: %s(%s, %s) failed: %s", bind ? "zmq_bind" : "zmq_connect",
+                         sock->kind, one, zmq_strerror(errno));
+            return -1;
+        }
+        at = comma ? comma + 1 : NULL;
+    } while (at);
+    return 0;
+}
+
 static int socket_monitor(tp_bus_socket_t *sock) {
     static unsigned serial;
     char endpoint[64];
@@ -404,12 +429,7 @@ static tp_bus_socket_t *socket_make(tp_bus_t *bus, int zmq_type, const char *end
         goto fail_options;
     if (socket_curve(sock, bind) < 0) goto fail_options;
     if (watch && socket_monitor(sock) < 0) goto fail_options;
-    if ((bind ? zmq_bind : zmq_connect)(sock->zsock, endpoint) == -1) {
-        tp_log_error("bus: %s(%s, %s) failed: %s",
-                     bind ? "zmq_bind" : "zmq_connect", sock->kind, endpoint,
-                     zmq_strerror(errno));
-        goto fail_options;
-    }
+    if (socket_attach(sock, endpoint, bind) < 0) goto fail_options;
 
     int fd = -1;
     size_t fd_size = sizeof fd;

@@ -28,7 +28,8 @@ tp_bus_t *tp_bus_new(uv_loop_t *loop);
 void tp_bus_destroy(tp_bus_t **self_p);
 
 /* A socket of `zmq_type` (ZMQ_PUSH, ZMQ_PULL, ZMQ_ROUTER, ZMQ_DEALER) that
- * binds (`bind` 1) or connects to `endpoint`. `hwm` sets both high-water
+ * binds (`bind` 1) or connects to `endpoint` (connecting: a comma-separated
+ * list, one connection each, e.g. every intake instance). `hwm` sets both high-water
  * marks (0: libzmq's default). `recv_cb` may be NULL for send-only sockets.
  * Returns NULL on failure (logged). The bus owns the result; destroy it with
  * tp_bus_socket_destroy or let tp_bus_destroy close it. */
