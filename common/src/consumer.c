@@ -35,12 +35,6 @@ static const char ADVANCE_LUA[] =
     "redis.call('SET', KEYS[2], ARGV[2])\n"
     "return 1\n";
 
-/* KEYS: done marks. Returns 1/0 per key. */
-static const char DONE_LUA[] =
-    "local out = {}\n"
-    "for i = 1, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end\n"
-    "return out\n";
-
 typedef struct walk_step walk_step_t;
 
 struct tp_consumer_job {
@@ -72,7 +66,17 @@ struct walk_step {
     tp_consumer_job_t **jobs; /* candidates; NULL once started or done */
     size_t njobs;
     size_t next;              /* next candidate to start */
+    /* the done marks being asked for: one EXISTS each, since the marks of
+     * a step lie in every shard (a script may touch only one slot) */
+    unsigned char *done;      /* per candidate: 1 done already */
+    size_t asked;             /* EXISTS replies still to come */
+    int ask_failed;
 };
+
+typedef struct done_ask {
+    walk_step_t *step;
+    size_t index;
+} done_ask_t;
 
 struct tp_consumer {
     uv_loop_t *loop;
@@ -91,7 +95,7 @@ struct tp_consumer {
                           re-enter it and end the step under its feet */
     char journal_key[128], cursor_key[128], lease_key[128];
     char done_ttl[24];
-    int lease_script, advance_script, done_script;
+    int lease_script, advance_script;
     tp_consumer_stats_t stats;
     tag_turn_t *turns; /* uthash: tags with a job being applied */
 };
@@ -109,9 +113,10 @@ static tp_consumer_job_t *job_new(tp_consumer_t *self, tp_event_t *ev) {
     snprintf(job->tag, sizeof job->tag, "%s", tag);
     job->ev = *ev; /* move */
     tp_event_init(ev);
+    /* a key prefix ("{s3}:c:ACME") or a bare tag ("r3") */
     if (tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
-               "{%s}:done:%s:%s", tag, tp_proto_service_name(self->opts.service),
-               job->ev.id) < 0) {
+               tag[0] == '{' ? "%s:done:%s:%s" : "{%s}:done:%s:%s", tag,
+               tp_proto_service_name(self->opts.service), job->ev.id) < 0) {
         tp_log_error("event %s: done key too long", job->ev.id);
         tp_event_clear(&job->ev);
         free(job);
@@ -239,6 +244,7 @@ static void step_free(walk_step_t *step) {
     for (size_t i = 0; i < step->njobs; i++)
         if (step->jobs[i]) job_free(step->jobs[i]);
     free(step->jobs);
+    free(step->done);
     free(step);
 }
 
@@ -292,10 +298,10 @@ static void step_pump(tp_consumer_t *self, walk_step_t *step) {
     }
 }
 
-static void done_marks_cb(tp_store_t *store, redisReply *r, void *arg) {
-    walk_step_t *step = arg;
+/* Every done mark of the step is known: start the ones not done. */
+static void done_marks_known(walk_step_t *step) {
     tp_consumer_t *self = step->consumer;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != step->njobs) {
+    if (step->ask_failed) {
         self->walking = 0;
         step_free(step);
         return;
@@ -303,7 +309,7 @@ static void done_marks_cb(tp_store_t *store, redisReply *r, void *arg) {
     size_t kept = 0; /* compact: drop what is done already */
     for (size_t i = 0; i < step->njobs; i++) {
         tp_consumer_job_t *job = step->jobs[i];
-        if (r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer)
+        if (step->done[i])
             job_free(job);
         else
             step->jobs[kept++] = job;
@@ -315,6 +321,20 @@ static void done_marks_cb(tp_store_t *store, redisReply *r, void *arg) {
     step->remaining = 1; /* held until every candidate has started */
     self->step = step;
     step_pump(self, step);
+}
+
+static void done_mark_cb(tp_store_t *store, redisReply *r, void *arg) {
+    done_ask_t *ask = arg;
+    walk_step_t *step = ask->step;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            tp_log_error("reconcile: EXISTS: %s", r->str);
+        step->ask_failed = 1;
+    } else {
+        step->done[ask->index] = r->integer != 0;
+    }
+    free(ask);
+    if (--step->asked == 0) done_marks_known(step);
 }
 
 /* Journal entries arrived: keep ours, ask which are done already. */
@@ -366,21 +386,25 @@ static void range_cb(tp_store_t *store, redisReply *r, void *arg) {
         step_end(self, step);
         return;
     }
-    const char **argv = malloc(step->njobs * sizeof *argv);
-    size_t *lens = malloc(step->njobs * sizeof *lens);
-    if (!argv || !lens) abort();
+    step->done = calloc(step->njobs, 1);
+    if (!step->done) abort();
+    step->asked = 1; /* held while asking */
     for (size_t i = 0; i < step->njobs; i++) {
-        argv[i] = step->jobs[i]->done_key;
-        lens[i] = strlen(argv[i]);
+        done_ask_t *ask = malloc(sizeof *ask);
+        if (!ask) abort();
+        ask->step = step;
+        ask->index = i;
+        const char *argv[2] = {"EXISTS", step->jobs[i]->done_key};
+        size_t lens[2] = {6, strlen(argv[1])};
+        step->asked++;
+        if (tp_store_command_argv(self->store, done_mark_cb, ask, 2, argv, lens) < 0) {
+            free(ask);
+            step->asked--;
+            step->ask_failed = 1;
+            break;
+        }
     }
-    int rc = tp_store_eval(self->store, self->done_script, done_marks_cb, step,
-                           (int)step->njobs, (int)step->njobs, argv, lens);
-    free(argv);
-    free(lens);
-    if (rc < 0) {
-        self->walking = 0;
-        step_free(step);
-    }
+    if (--step->asked == 0) done_marks_known(step);
 }
 
 static void lease_cb(tp_store_t *store, redisReply *r, void *arg) {
@@ -460,12 +484,10 @@ tp_consumer_t *tp_consumer_new(uv_loop_t *loop, tp_bus_t *bus,
     tp_key(self->lease_key, sizeof self->lease_key, ns, "lease:%s:reconcile", svc);
     self->lease_script = tp_store_script(store, "consumer_lease", LEASE_LUA);
     self->advance_script = tp_store_script(store, "consumer_advance", ADVANCE_LUA);
-    self->done_script = tp_store_script_ro(store, "consumer_done", DONE_LUA);
 
     self->pull = tp_bus_socket_new(bus, ZMQ_PULL, self->endpoint, 0,
                                    self->opts.hwm, bus_cb, self);
-    if (!self->pull || self->lease_script < 0 || self->advance_script < 0 ||
-        self->done_script < 0) {
+    if (!self->pull || self->lease_script < 0 || self->advance_script < 0) {
         tp_bus_socket_destroy(&self->pull);
         free(self);
         return NULL;

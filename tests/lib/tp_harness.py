@@ -61,6 +61,32 @@ def wait_until(cond, timeout=20.0, interval=0.05, what="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
 
 
+def cluster_single_wanted():
+    """TP_TEST_REDIS_CLUSTER=1: every World's Redis is a one-node cluster."""
+    return os.environ.get("TP_TEST_REDIS_CLUSTER", "") not in ("", "0")
+
+
+def cluster_single_args(folder):
+    """redis-server arguments of a one-node cluster kept in `folder`."""
+    return ["--cluster-enabled", "yes",
+            "--cluster-config-file", os.path.join(folder, "nodes.conf")]
+
+
+def cluster_single_start(port, auth=None, timeout=10.0):
+    """Gives the node at `port` every slot and waits for cluster_state:ok."""
+    r = Redis(port, auth=auth)
+    try:
+        r("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+
+        def ok():
+            info = r("CLUSTER", "INFO")
+            return b"cluster_state:ok" in (info if isinstance(info, bytes)
+                                          else str(info).encode())
+        wait_until(ok, timeout, what="cluster_state:ok")
+    finally:
+        r.close()
+
+
 class Redis:
     """A minimal RESP client: enough for tests to read what services wrote."""
 
@@ -240,8 +266,13 @@ class World:
     world's folder as api-keys.ini); API_KEY stays valid beside it as an
     [intake] api_keys key of every scope."""
 
-    def __init__(self, config=None, services=SERVICES, receiver=True, acl=True, keys=None):
+    def __init__(self, config=None, services=SERVICES, receiver=True, acl=True, keys=None,
+                 cluster_single=None):
         self.dir = tempfile.mkdtemp(prefix="tp-test-")
+        # a one-node Redis Cluster (every slot its own): it refuses a script
+        # whose keys span slots (CROSSSLOT) like a real cluster, with no MOVED
+        self.cluster_single = cluster_single_wanted() if cluster_single is None \
+            else cluster_single
         if keys is not None:
             self.keys_path = os.path.join(self.dir, "api-keys.ini")
             with open(self.keys_path, "w") as f:
@@ -293,7 +324,8 @@ class World:
         self.redis_proc = subprocess.Popen(
             ["redis-server", os.path.join(SOURCE_DIR, "deploy", "redis.conf"),
              "--port", str(self.redis_port), "--bind", "127.0.0.1",
-             "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")] + acl,
+             "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")] + acl
+            + (cluster_single_args(self.dir) if self.cluster_single else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
@@ -303,6 +335,8 @@ class World:
             except OSError:
                 return False
         wait_until(up, 10, what="redis-server")
+        if self.cluster_single:
+            cluster_single_start(self.redis_port, self.redis_auth)
 
     def _write_config(self, overrides):
         cfg = {

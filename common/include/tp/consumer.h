@@ -27,9 +27,12 @@
 typedef struct tp_consumer tp_consumer_t;
 typedef struct tp_consumer_job tp_consumer_job_t;
 
-/* Writes into `tag` the hash tag of the keys the effect of `ev` touches
- * (e.g. "c:ACME-1"), under which its done mark is kept. Returns 0, or -1
- * when the event is not this service's business (it is then skipped). */
+/* Writes into `tag` where the effect of `ev` lives, either as the key
+ * prefix of its owner, with its hash tag (tp_key_customer_tag:
+ * "{s3}:c:ACME-1"; the done mark is "<ns><tag>:done:<svc>:<event id>"), or
+ * as a bare hash tag ("r3"; the done mark is "<ns>{<tag>}:done:..."). Events
+ * of one tag are applied one after another. Returns 0, or -1 when the event
+ * is not this service's business (it is then skipped). */
 typedef int (*tp_consumer_tag_cb)(const tp_event_t *ev, char *tag,
                                   size_t len, void *arg);
 /* Applies `ev`, borrowed until tp_consumer_job_done(job). Runs on the loop. */
@@ -66,7 +69,8 @@ void tp_consumer_destroy(tp_consumer_t **self_p);
  * event stays unapplied and reconcile retries it. Exactly once per job. */
 void tp_consumer_job_done(tp_consumer_job_t *job, int status);
 
-/* KEYS[1] of the apply script: "<ns>{<tag>}:done:<svc>:<event id>".
+/* KEYS[1] of the apply script: "<ns><tag>:done:<svc>:<event id>" (or
+ * "<ns>{<tag>}:done:..." for a bare tag).
  * Borrowed until tp_consumer_job_done. */
 const char *tp_consumer_job_done_key(const tp_consumer_job_t *job);
 /* ARGV[1] of the apply script: the done mark's time to live in seconds, as
