@@ -12,14 +12,18 @@
 #   intake     writes the journal and its indexes ({j}) and the signed
 #              requests it has seen (replay:<mac>); reads everything
 #              (the queries)
-#   scoring    the customer record and its indexes; the contact indexes
-#   scheduler  reminders ({r<n>}) and the per-person reminder index
-#   notifier   inboxes and digests ({u:<user>}), deliveries, the dead-letter
-#              set, digest:due, and the customer-facing cap counters
-#              ({c:<cust>}:contact_cap:*, R-CAD-3)
-#   ticketing  tickets (under their customer's tag), their indexes and
-#              queues, the SLA and escalation indexes, and ticket ids in
-#              {j}:ticket (for tickets it opens from calls and emails)
+#   scoring    the customer record ({s<n>}:c:<cust>:*) and its shard's
+#              indexes (pipelines, at_risk, health:watch); the contact
+#              indexes
+#   scheduler  reminders ({r<n>}, moving to {s<n>}) and the per-person
+#              reminder index
+#   notifier   inboxes and digests ({s<n>}:u:<user>:*), each shard's
+#              deliveries, dead-letter set and digest:due, and the
+#              customer-facing cap counters ({s<n>}:c:<cust>:contact_cap:*,
+#              R-CAD-3)
+#   ticketing  tickets (under their customer's keys), each shard's ticket
+#              indexes and SLA, escalation and auto-close queues, and ticket
+#              ids in {j}:ticket (for tickets it opens from calls and emails)
 # Every service also owns its cursor, reconcile lease, outbox and counters,
 # and reads everything under the namespace (the journal, the record). No
 # service may run administrative or dangerous commands (CONFIG, FLUSHALL,
@@ -40,8 +44,9 @@ pass() {
 }
 
 cmds="-@all +@read +@write +@scripting +@connection +@transaction -@dangerous -@admin"
-own() { # the keys every consuming service owns
-    echo "~${ns}cursor:$1 ~${ns}lease:$1:* ~${ns}outbox:$1 ~${ns}stats:$1"
+own() { # the keys every consuming service owns (its outbox: one per shard,
+       # and the old unsharded one for one release)
+    echo "~${ns}cursor:$1 ~${ns}lease:$1:* ~${ns}outbox:$1 ~${ns}{s*}:outbox:$1 ~${ns}stats:$1"
 }
 
 # The default user is locked rather than off: a random password that is
@@ -51,7 +56,7 @@ own() { # the keys every consuming service owns
 echo "user default on #$(head -c 32 /dev/urandom | sha256sum | cut -c1-64) ~* &* +@all"
 echo "user admin on >$(pass admin) ~* &* +@all"
 echo "user intake on >$(pass intake) %R~${ns}* ~${ns}{j}:* ~${ns}replay:* $cmds"
-echo "user scoring on >$(pass scoring) %R~${ns}* $(own scoring) ~${ns}{c:*}:* ~${ns}pipeline:* ~${ns}at_risk ~${ns}health:watch ~${ns}{j}:phone ~${ns}{j}:email $cmds"
+echo "user scoring on >$(pass scoring) %R~${ns}* $(own scoring) ~${ns}{s*}:c:* ~${ns}{s*}:pipeline:* ~${ns}{s*}:at_risk ~${ns}{s*}:health:watch ~${ns}{j}:phone ~${ns}{j}:email $cmds"
 echo "user scheduler on >$(pass scheduler) %R~${ns}* $(own scheduler) ~${ns}{r*}:* ~${ns}reminders:* $cmds"
-echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{u:*}:* ~${ns}delivery:* ~${ns}deliveries:* ~${ns}notifier:* ~${ns}deadletter ~${ns}digest:* ~${ns}{c:*}:contact_cap:* $cmds"
-echo "user ticketing on >$(pass ticketing) %R~${ns}* $(own ticketing) ~${ns}{c:*}:* ~${ns}sla:* ~${ns}tickets:* ~${ns}ticket:* ~${ns}ticketing:* ~${ns}{j}:ticket $cmds"
+echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{s*}:u:* ~${ns}{s*}:delivery:* ~${ns}{s*}:deliveries:* ~${ns}{s*}:deadletter ~${ns}{s*}:digest:* ~${ns}{s*}:c:*:contact_cap:* ~${ns}notifier:* $cmds"
+echo "user ticketing on >$(pass ticketing) %R~${ns}* $(own ticketing) ~${ns}{s*}:c:* ~${ns}{s*}:sla:* ~${ns}{s*}:tickets:* ~${ns}{s*}:ticket:* ~${ns}ticketing:* ~${ns}{j}:ticket $cmds"

@@ -20,19 +20,19 @@
 
 #define DONE_KEY_MAX (TP_ID_MAX + TP_CUSTOMER_MAX + 96)
 
-/* KEYS[1] lease, KEYS[2] cursor; ARGV[1] instance, ARGV[2] lease ms.
- * Takes or renews the lease; returns the cursor, or false when another
- * instance holds the lease. */
+/* KEYS[1] lease; ARGV[1] instance, ARGV[2] lease ms. Takes or renews the
+ * lease; returns 1, or 0 when another instance holds it.
+ *
+ * The lease and the cursor are two keys of two slots (one script may touch
+ * one slot only): the cursor is read, and set, right after the lease is
+ * taken or renewed. A walker whose lease ran out in between may still set
+ * the cursor once; that is harmless: it only ever sets it past entries it
+ * applied itself (or found done), and a cursor set back only makes the next
+ * walk see entries again, which their done marks turn into no-ops. */
 static const char LEASE_LUA[] =
     "local holder = redis.call('GET', KEYS[1])\n"
-    "if holder and holder ~= ARGV[1] then return false end\n"
+    "if holder and holder ~= ARGV[1] then return 0 end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-    "return redis.call('GET', KEYS[2]) or '0-0'\n";
-
-/* KEYS[1] lease, KEYS[2] cursor; ARGV[1] instance, ARGV[2] new cursor. */
-static const char ADVANCE_LUA[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[2], ARGV[2])\n"
     "return 1\n";
 
 typedef struct walk_step walk_step_t;
@@ -95,7 +95,8 @@ struct tp_consumer {
                           re-enter it and end the step under its feet */
     char journal_key[128], cursor_key[128], lease_key[128];
     char done_ttl[24];
-    int lease_script, advance_script;
+    int lease_script;
+    char advance_to[48]; /* the cursor the step ending moves to */
     tp_consumer_stats_t stats;
     tag_turn_t *turns; /* uthash: tags with a job being applied */
 };
@@ -250,13 +251,36 @@ static void step_free(walk_step_t *step) {
 
 static void advance_cb(tp_store_t *store, redisReply *r, void *arg) {
     tp_consumer_t *self = arg;
-    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
-        self->walking = 0; /* lease lost or Redis gone: next tick */
+    if (!r || r->type != REDIS_REPLY_STATUS) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            tp_log_error("reconcile: SET cursor: %s", r->str);
+        self->walking = 0; /* Redis gone: next tick */
         return;
     }
     int walk_on = self->walking == 2; /* step_end: the batch was full */
     self->walking = 0;
     if (walk_on) walk(self);
+}
+
+/* The lease is renewed for the step ending: the cursor moves. */
+static void advance_lease_cb(tp_store_t *store, redisReply *r, void *arg) {
+    tp_consumer_t *self = arg;
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+        self->walking = 0; /* lease lost or Redis gone: next tick */
+        return;
+    }
+    const char *argv[3] = {"SET", self->cursor_key, self->advance_to};
+    size_t lens[3] = {3, strlen(argv[1]), strlen(argv[2])};
+    if (tp_store_command_argv(self->store, advance_cb, self, 3, argv, lens) < 0)
+        self->walking = 0;
+}
+
+static int lease_take(tp_consumer_t *self, tp_store_reply_cb cb) {
+    char lease_ms[24];
+    snprintf(lease_ms, sizeof lease_ms, "%lld", (long long)self->opts.lease_ms);
+    const char *argv[3] = {self->lease_key, self->instance, lease_ms};
+    size_t lens[3] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2])};
+    return tp_store_eval(self->store, self->lease_script, cb, self, 1, 3, argv, lens);
 }
 
 static void step_end(tp_consumer_t *self, walk_step_t *step) {
@@ -265,15 +289,10 @@ static void step_end(tp_consumer_t *self, walk_step_t *step) {
         step_free(step);
         return;
     }
-    const char *argv[4] = {self->lease_key, self->cursor_key, self->instance,
-                           step->last_id};
-    size_t lens[4] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]),
-                      strlen(argv[3])};
+    snprintf(self->advance_to, sizeof self->advance_to, "%s", step->last_id);
     self->walking = step->full ? 2 : 1;
-    if (tp_store_eval(self->store, self->advance_script, advance_cb, self, 2, 4,
-                      argv, lens) < 0)
-        self->walking = 0;
-    step_free(step); /* after the send: argv points into it */
+    if (lease_take(self, advance_lease_cb) < 0) self->walking = 0;
+    step_free(step);
 }
 
 /* Starts the step's candidates while there is room under max_inflight;
@@ -407,9 +426,11 @@ static void range_cb(tp_store_t *store, redisReply *r, void *arg) {
     if (--step->asked == 0) done_marks_known(step);
 }
 
-static void lease_cb(tp_store_t *store, redisReply *r, void *arg) {
+static void cursor_cb(tp_store_t *store, redisReply *r, void *arg) {
     tp_consumer_t *self = arg;
-    if (!r || r->type != REDIS_REPLY_STRING) { /* not ours, or Redis gone */
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            tp_log_error("reconcile: GET cursor: %s", r->str);
         self->walking = 0;
         return;
     }
@@ -417,9 +438,9 @@ static void lease_cb(tp_store_t *store, redisReply *r, void *arg) {
     /* A cursor that is not a stream id (damaged by hand or by a bug) would
      * stop the walk for good: walk from the start instead; done marks make
      * seeing everything again harmless. */
-    const char *cursor = r->str;
+    const char *cursor = r->type == REDIS_REPLY_STRING ? r->str : "0-0";
     size_t ms = strspn(cursor, "0123456789");
-    if (r->len > 60 || ms == 0 || cursor[ms] != '-' || cursor[ms + 1] == '\0' ||
+    if (strlen(cursor) > 60 || ms == 0 || cursor[ms] != '-' || cursor[ms + 1] == '\0' ||
         strspn(cursor + ms + 1, "0123456789") != strlen(cursor + ms + 1)) {
         tp_log_warn("reconcile: cursor %s is not a stream id; walking the journal "
                     "from its start", self->cursor_key);
@@ -434,18 +455,22 @@ static void lease_cb(tp_store_t *store, redisReply *r, void *arg) {
         self->walking = 0;
 }
 
+/* The lease is ours (or not): the walk reads the cursor. */
+static void lease_cb(tp_store_t *store, redisReply *r, void *arg) {
+    tp_consumer_t *self = arg;
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("reconcile: lease: %s", r->str);
+        self->walking = 0; /* not ours, or Redis gone */
+        return;
+    }
+    if (tp_store_command(self->store, cursor_cb, self, "GET %s", self->cursor_key) < 0)
+        self->walking = 0;
+}
+
 static void walk(tp_consumer_t *self) {
     if (self->walking || !tp_store_connected(self->store)) return;
-    char lease_ms[24];
-    snprintf(lease_ms, sizeof lease_ms, "%lld", (long long)self->opts.lease_ms);
-    const char *argv[4] = {self->lease_key, self->cursor_key, self->instance,
-                           lease_ms};
-    size_t lens[4] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]),
-                      strlen(argv[3])};
     self->walking = 1;
-    if (tp_store_eval(self->store, self->lease_script, lease_cb, self, 2, 4,
-                      argv, lens) < 0)
-        self->walking = 0;
+    if (lease_take(self, lease_cb) < 0) self->walking = 0;
 }
 
 static void walk_timer_cb(uv_timer_t *t) { walk(t->data); }
@@ -483,11 +508,10 @@ tp_consumer_t *tp_consumer_new(uv_loop_t *loop, tp_bus_t *bus,
     tp_key(self->cursor_key, sizeof self->cursor_key, ns, "cursor:%s", svc);
     tp_key(self->lease_key, sizeof self->lease_key, ns, "lease:%s:reconcile", svc);
     self->lease_script = tp_store_script(store, "consumer_lease", LEASE_LUA);
-    self->advance_script = tp_store_script(store, "consumer_advance", ADVANCE_LUA);
 
     self->pull = tp_bus_socket_new(bus, ZMQ_PULL, self->endpoint, 0,
                                    self->opts.hwm, bus_cb, self);
-    if (!self->pull || self->lease_script < 0 || self->advance_script < 0) {
+    if (!self->pull || self->lease_script < 0) {
         tp_bus_socket_destroy(&self->pull);
         free(self);
         return NULL;

@@ -666,7 +666,7 @@ static void build(change_t *c) {
     }
     if (!was) { /* a new ticket: its owner and the shard's indexes ({j}:ticket
                  * is another slot's: indexed before the apply) */
-        c->index_ticket = 1;
+        c->index_ticket = c->kind != K_OPEN; /* intake's journal indexed those */
         tp_key_customer(key, sizeof key, ns, ev->customer, "ticket_ids");
         tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%s", key));
         tp_apply_int(a, opened);

@@ -11,7 +11,7 @@ import os
 import subprocess
 import time
 
-from tp_harness import BUILD, SmtpSink, World, now_ms, run, wait_until
+from tp_harness import BUILD, SmtpSink, World, ckey, now_ms, run, ukey, wait_until
 
 SECRET = "s3cret-for-tests"
 
@@ -236,7 +236,7 @@ def test_customer_cap_and_manager_escalation():
               customer_cap_period="1h", customer_lang="en",
               escalate="sla.breached,customer.at_risk")
     try:
-        w.redis("HSET", "tp:{c:CAP-1}:profile", "name", "Cap Ltd", "contact_name",
+        w.redis("HSET", ckey("CAP-1", "profile"), "name", "Cap Ltd", "contact_name",
                 "Ms Li", "contact_email", "li@cap.example")
         for i in range(3):
             assert w.post(reminder("greet-%d" % i, customer="CAP-1", rule="R-DAYS-1"))[0] == 202
@@ -306,9 +306,9 @@ def test_digest_folds_non_urgent_reminders():
             assert w.post(reminder("dig-%d" % i, owner="rep-d", customer="DIG-%d" % i))[0] == 202
         assert w.post(reminder("dig-urgent", owner="rep-d", urgent=True))[0] == 202
         wait_until(lambda: sink.messages(), 10, what="the urgent one, at once")
-        wait_until(lambda: w.redis("LLEN", "tp:{u:rep-d}:digest") == 3, 10,
+        wait_until(lambda: w.redis("LLEN", ukey("rep-d", "digest")) == 3, 10,
                    what="three lines waiting for the digest")
-        at = int(w.redis("GET", "tp:{u:rep-d}:digest:at"))
+        at = int(w.redis("GET", ukey("rep-d", "digest:at")))
         assert time.gmtime(at / 1000).tm_hour == 18 and at > now_ms(), at
         assert [m["X-Touchpoint-Delivery"] for m in sink.messages()] == \
             ["dig-urgent/email/rep-d"]
@@ -323,7 +323,7 @@ def test_digest_folds_non_urgent_reminders():
         assert "3 waiting" in str(d["Subject"]), d["Subject"]
         for i in range(3):
             assert "DIG-%d" % i in body, body
-        assert w.redis("LLEN", "tp:{u:rep-d}:digest") == 0
+        assert w.redis("LLEN", ukey("rep-d", "digest")) == 0
         assert w.redis("ZCARD", "tp:digest:due") == 0
         s, inbox = w.request("GET", "/v1/inbox/rep-d")
         assert len(inbox["items"]) == 4  # the inbox has each one at once
@@ -390,7 +390,7 @@ def test_sms_gateway_and_the_timeline():
         assert req["headers"]["Idempotency-Key"] == "sms-1/sms/rep-s"
 
         def on_timeline():
-            entries = w.redis("XRANGE", "tp:{c:SMS-1}:timeline", "-", "+")
+            entries = w.redis("XRANGE", ckey("SMS-1", "timeline"), "-", "+")
             lines = [dict(zip(e[1][::2], e[1][1::2])) for e in entries]
             return [l for l in lines if l.get("type") == "notification.sent"]
         wait_until(on_timeline, 10, what="notification.sent on the customer's timeline")

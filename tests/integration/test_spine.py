@@ -7,7 +7,7 @@ R-CAD-4: a lead whose contact is logged before the deadline gets none.
 import json
 import time
 
-from tp_harness import World, lead, now_ms, run, wait_until
+from tp_harness import World, ckey, lead, now_ms, run, wait_until
 
 FIRST_TOUCH = {"scheduler": {"first_touch_a": "2s", "first_touch_b": "2s",
                              "first_touch_c": "2s"}}
@@ -79,7 +79,7 @@ def test_contact_before_deadline_closes_first_touch():
 def graded_events(w, customer):
     """lead.graded data of `customer`, in journal order."""
     out = []
-    for eid, fields in w.redis("XRANGE", "tp:{c:%s}:timeline" % customer, "-", "+"):
+    for eid, fields in w.redis("XRANGE", ckey(customer, "timeline"), "-", "+"):
         f = dict(zip(fields[0::2], fields[1::2]))
         if f["type"] == "lead.graded":
             out.append(f["summary"])

@@ -61,6 +61,42 @@ def wait_until(cond, timeout=20.0, interval=0.05, what="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
 
 
+# ---- the key layout (common/include/tp/keys.h) ----
+
+TP_SHARDS = 16
+
+
+def shard(ident):
+    """tp_key_shard: FNV-1a (64 bits) of the id, modulo TP_SHARDS."""
+    h = 1469598103934665603
+    for b in ident.encode():
+        h ^= b
+        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h % TP_SHARDS
+
+
+def ckey(customer, rest, ns="tp:"):
+    """One of a customer's keys: ckey("ACME", "profile")."""
+    return "%s{s%d}:c:%s:%s" % (ns, shard(customer), customer, rest)
+
+
+def ukey(user, rest, ns="tp:"):
+    """One of a user's keys: ukey("rep-1", "inbox")."""
+    return "%s{s%d}:u:%s:%s" % (ns, shard(user), user, rest)
+
+
+def skey(owner, rest, ns="tp:"):
+    """The index `rest` of a shard: of the shard number `owner`, or of the
+    shard of the customer or user id `owner` (skey("ACME", "at_risk"))."""
+    n = owner if isinstance(owner, int) else shard(owner)
+    return "%s{s%d}:%s" % (ns, n, rest)
+
+
+def skeys(rest, ns="tp:"):
+    """The index `rest` of every shard."""
+    return [skey(n, rest, ns) for n in range(TP_SHARDS)]
+
+
 def cluster_single_wanted():
     """TP_TEST_REDIS_CLUSTER=1: every World's Redis is a one-node cluster."""
     return os.environ.get("TP_TEST_REDIS_CLUSTER", "") not in ("", "0")
@@ -76,12 +112,18 @@ def cluster_single_start(port, auth=None, timeout=10.0):
     """Gives the node at `port` every slot and waits for cluster_state:ok."""
     r = Redis(port, auth=auth)
     try:
-        r("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
-
         def ok():
-            info = r("CLUSTER", "INFO")
-            return b"cluster_state:ok" in (info if isinstance(info, bytes)
-                                          else str(info).encode())
+            try:
+                info = r("CLUSTER", "INFO")
+            except RuntimeError as e:  # restarted: still loading its data
+                if str(e).startswith("LOADING"):
+                    return False
+                raise
+            info = info.decode() if isinstance(info, bytes) else str(info)
+            if "cluster_slots_assigned:16384" not in info:  # (a restart keeps them)
+                r("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+                return False
+            return "cluster_state:ok" in info
         wait_until(ok, timeout, what="cluster_state:ok")
     finally:
         r.close()
