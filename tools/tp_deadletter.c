@@ -5,12 +5,14 @@
  *
  * list prints one line per dead delivery: id, channel, recipient, attempts,
  * when it failed (UTC) and the last error. replay puts a delivery back in
- * the notifier's queue (deliveries:due) with its attempts reset, atomically
+ * the notifier's queue (its shard's deliveries:due) with its attempts reset,
+ * atomically
  * and only when it is still dead, so replaying twice sends it once; the
  * notifier sends the same stored payload with the same id (Message-ID,
  * Idempotency-Key). Reads [redis] from the configuration (-c FILE or
  * TP_CONFIG, with TP_REDIS_* overrides). Owns one blocking Redis
- * connection; never prints message bodies or addresses. */
+ * connection; the reads and the replay are common/src/deadletter.c's.
+ * Never prints message bodies or addresses. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,19 +20,9 @@
 #include <time.h>
 
 #include "tp/config.h"
+#include "tp/deadletter.h"
 #include "tp/id.h"
 #include "tp/service.h"
-
-/* KEYS deadletter, deliveries:due, delivery. ARGV id, now. */
-static const char REPLAY_LUA[] =
-    "if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then return 0 end\n"
-    "if redis.call('HGET', KEYS[3], 'status') ~= 'failed' then return 0 end\n"
-    "redis.call('HSET', KEYS[3], 'status', 'sending', 'attempts', 0,\n"
-    "           'replayed_at', ARGV[2])\n"
-    "redis.call('HDEL', KEYS[3], 'settled_at')\n"
-    "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
-    "redis.call('ZREM', KEYS[1], ARGV[1])\n"
-    "return 1\n";
 
 static int usage(void) {
     fprintf(stderr, "usage: tp-deadletter [-c touchpoint.ini] list\n"
@@ -38,65 +30,65 @@ static int usage(void) {
     return 2;
 }
 
-static const char *field(redisReply *r, size_t i) {
-    return r && i < r->elements && r->element[i]->type == REDIS_REPLY_STRING
-               ? r->element[i]->str
-               : "";
+static void print_entry(const tp_deadletter_entry_t *e, void *arg) {
+    (void)arg;
+    time_t at = (time_t)(e->failed_at / 1000);
+    struct tm tm;
+    char when[32];
+    gmtime_r(&at, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("%s\t%s\t%s\t%s\t%s\t%s\n", e->id, e->channel, e->recipient, e->attempts, when,
+           e->last_error);
 }
 
 static int list(redisContext *c, const char *ns) {
-    redisReply *ids = redisCommand(c, "ZRANGE %sdeadletter 0 -1 WITHSCORES", ns);
-    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "tp-deadletter: ZRANGE failed: %s\n", ids ? ids->str : c->errstr);
-        freeReplyObject(ids);
+    char err[300];
+    long n = tp_deadletter_list(c, ns, print_entry, NULL, err, sizeof err);
+    if (n < 0) {
+        fprintf(stderr, "tp-deadletter: %s\n", err);
         return 1;
     }
-    for (size_t i = 0; i + 1 < ids->elements; i += 2) {
-        const char *id = ids->element[i]->str;
-        redisReply *d = redisCommand(c, "HMGET %sdelivery:%s channel recipient attempts last_error",
-                                     ns, id);
-        time_t at = (time_t)(atoll(ids->element[i + 1]->str) / 1000);
-        struct tm tm;
-        char when[32];
-        gmtime_r(&at, &tm);
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        printf("%s\t%s\t%s\t%s\t%s\t%s\n", id, field(d, 0), field(d, 1), field(d, 2),
-               when, field(d, 3));
-        freeReplyObject(d);
-    }
-    fprintf(stderr, "%zu dead deliver%s\n", ids->elements / 2,
-            ids->elements == 2 ? "y" : "ies");
-    freeReplyObject(ids);
+    fprintf(stderr, "%ld dead deliver%s\n", n, n == 1 ? "y" : "ies");
     return 0;
 }
 
 static int replay_one(redisContext *c, const char *ns, const char *id) {
-    char k1[256], k2[256], k3[600], now[32];
-    snprintf(k1, sizeof k1, "%sdeadletter", ns);
-    snprintf(k2, sizeof k2, "%sdeliveries:due", ns);
-    snprintf(k3, sizeof k3, "%sdelivery:%s", ns, id);
-    snprintf(now, sizeof now, "%lld", (long long)tp_now_ms());
-    redisReply *r = redisCommand(c, "EVAL %s 3 %s %s %s %s %s", REPLAY_LUA, k1, k2, k3,
-                                 id, now);
-    int rc = 1;
-    if (!r || r->type == REDIS_REPLY_ERROR)
-        fprintf(stderr, "tp-deadletter: replay %s: %s\n", id, r ? r->str : c->errstr);
-    else if (r->integer == 1)
-        printf("replayed %s\n", id), rc = 0;
-    else
+    char err[300];
+    int r = tp_deadletter_replay(c, ns, id, err, sizeof err);
+    if (r < 0) {
+        fprintf(stderr, "tp-deadletter: replay %s: %s\n", id, err);
+        return 1;
+    }
+    if (r == 0) {
         fprintf(stderr, "tp-deadletter: %s is not in the dead-letter set\n", id);
-    freeReplyObject(r);
-    return rc;
+        return 1;
+    }
+    printf("replayed %s\n", id);
+    return 0;
+}
+
+/* --all: every dead delivery listed, replayed one by one. */
+typedef struct replay_all {
+    redisContext *c;
+    const char *ns;
+    int failed;
+} replay_all_t;
+
+static void replay_entry(const tp_deadletter_entry_t *e, void *arg) {
+    replay_all_t *ra = arg;
+    ra->failed |= replay_one(ra->c, ra->ns, e->id);
 }
 
 static int replay(redisContext *c, const char *ns, int argc, char **argv) {
     int failed = 0;
     if (argc == 1 && strcmp(argv[0], "--all") == 0) {
-        redisReply *ids = redisCommand(c, "ZRANGE %sdeadletter 0 -1", ns);
-        for (size_t i = 0; ids && ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++)
-            failed |= replay_one(c, ns, ids->element[i]->str);
-        freeReplyObject(ids);
-        return failed;
+        replay_all_t ra = {c, ns, 0};
+        char err[300];
+        if (tp_deadletter_list(c, ns, replay_entry, &ra, err, sizeof err) < 0) {
+            fprintf(stderr, "tp-deadletter: %s\n", err);
+            return 1;
+        }
+        return ra.failed;
     }
     for (int i = 0; i < argc; i++) failed |= replay_one(c, ns, argv[i]);
     return failed;

@@ -145,6 +145,11 @@ void tp_emitter_send_of(tp_emitter_t *self, const char *id, const char *payload,
     send_from(self, tp_key_shard(id), payload, len);
 }
 
+void tp_emitter_send_shard(tp_emitter_t *self, int shard, const char *payload,
+                           size_t len) {
+    send_from(self, shard >= 0 && shard < TP_SHARDS ? shard : LEGACY, payload, len);
+}
+
 static void sweep_cb(tp_store_t *store, redisReply *r, void *arg) {
     sweep_arg_t *sweep = arg;
     tp_emitter_t *self = sweep->emitter;

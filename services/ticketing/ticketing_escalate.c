@@ -55,12 +55,17 @@ struct tp_escalate {
     const tp_roster_t *roster;
     char due_key[TP_SHARDS][128];
     char shard_prefix[TP_SHARDS][32];
+    struct due_arg { /* a scan's callback: which shard answered */
+        struct tp_escalate *escalate;
+        int shard;
+    } due_args[TP_SHARDS];
     int due_script, claim_script;
     uv_timer_t timer;
 };
 
 typedef struct claim_ctx {
     tp_escalate_t *escalate;
+    char customer[TP_CUSTOMER_MAX + 1];
     msgpack_sbuffer payload;
 } claim_ctx_t;
 
@@ -74,7 +79,8 @@ const char *tp_escalate_recipient(const tp_roster_t *roster, const char *step,
 static void claimed_cb(tp_store_t *store, redisReply *r, void *arg) {
     claim_ctx_t *ctx = arg;
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
-        tp_emitter_send(ctx->escalate->emitter, ctx->payload.data, ctx->payload.size);
+        tp_emitter_send_of(ctx->escalate->emitter, ctx->customer, ctx->payload.data,
+                           ctx->payload.size);
     else if (r && r->type == REDIS_REPLY_ERROR)
         tp_log_error("escalate: %s", r->str);
     msgpack_sbuffer_destroy(&ctx->payload);
@@ -87,14 +93,19 @@ static const char *texts(const char *step) {
     return "the SLA target was missed and is still open";
 }
 
-static void escalate(tp_escalate_t *self, redisReply **f) {
+static void escalate(tp_escalate_t *self, int shard, redisReply **f) {
     const char *member = f[0]->str;
     char customer[TP_CUSTOMER_MAX + 1], ticket[80], target[32], step[16];
     if (sscanf(member, "%128[^|]|%79[^|]|%31[^|]|%15s", customer, ticket, target, step) != 4 ||
         (strcmp(target, "first_response") && strcmp(target, "resolution")) ||
         (strcmp(step, "warning") && strcmp(step, "lead") && strcmp(step, "manager"))) {
         tp_log_error("escalate: malformed step %s (dropped)", member);
-        tp_store_command(self->store, NULL, NULL, "ZREM %s %s", self->due_key, member);
+        tp_store_command(self->store, NULL, NULL, "ZREM %s %s", self->due_key[shard], member);
+        return;
+    }
+    if (tp_key_shard(customer) != shard) { /* its ticket is in another slot */
+        tp_log_error("escalate: step %s outside its customer's shard (dropped)", member);
+        tp_store_command(self->store, NULL, NULL, "ZREM %s %s", self->due_key[shard], member);
         return;
     }
     int64_t at = atoll(f[1]->str);
@@ -104,6 +115,7 @@ static void escalate(tp_escalate_t *self, redisReply **f) {
     claim_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) abort();
     ctx->escalate = self;
+    snprintf(ctx->customer, sizeof ctx->customer, "%s", customer);
     msgpack_sbuffer_init(&ctx->payload);
     json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ticket", ticket, "step",
                              step, "owner", to, "target", target, "priority",
@@ -130,7 +142,7 @@ static void escalate(tp_escalate_t *self, redisReply **f) {
     tp_argv_t a;
     tp_argv_init(&a);
     char key[TP_CUSTOMER_MAX + 200];
-    tp_argv_add(&a, self->due_key[tp_key_shard(customer)], (size_t)-1);
+    tp_argv_add(&a, self->due_key[shard], (size_t)-1);
     tp_key_customer(key, sizeof key, ns, customer, "ticket:%s", ticket);
     tp_argv_addf(&a, "%s", key);
     tp_key_customer(key, sizeof key, ns, customer, "ticket:%s:history", ticket);
@@ -149,13 +161,14 @@ static void escalate(tp_escalate_t *self, redisReply **f) {
 }
 
 static void due_cb(tp_store_t *store, redisReply *r, void *arg) {
-    tp_escalate_t *self = arg;
+    struct due_arg *due = arg;
+    tp_escalate_t *self = due->escalate;
     if (!r || r->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i + FIELDS - 1 < r->elements; i += FIELDS) {
         redisReply **f = &r->element[i];
         int ok = 1;
         for (int j = 0; j < FIELDS; j++) ok &= f[j]->type == REDIS_REPLY_STRING;
-        if (ok) escalate(self, f);
+        if (ok) escalate(self, due->shard, f);
     }
 }
 
@@ -169,7 +182,8 @@ static void timer_cb(uv_timer_t *t) {
         tp_argv_add_int(&a, tp_now_ms());
         tp_argv_add(&a, CHECK_BATCH, (size_t)-1);
         tp_argv_add(&a, self->shard_prefix[shard], (size_t)-1);
-        tp_store_eval(self->store, self->due_script, due_cb, self, 1, (int)a.n, a.v, a.len);
+        tp_store_eval(self->store, self->due_script, due_cb, &self->due_args[shard], 1,
+                      (int)a.n, a.v, a.len);
         tp_argv_clear(&a);
     }
 }
@@ -182,6 +196,8 @@ tp_escalate_t *tp_escalate_new(uv_loop_t *loop, tp_store_t *store, tp_emitter_t 
     self->emitter = emitter;
     self->roster = roster;
     for (int shard = 0; shard < TP_SHARDS; shard++) {
+        self->due_args[shard].escalate = self;
+        self->due_args[shard].shard = shard;
         tp_key_shard_key(self->due_key[shard], sizeof self->due_key[shard],
                          tp_store_ns(store), shard, "sla:escalate");
         tp_key_shard_key(self->shard_prefix[shard], sizeof self->shard_prefix[shard],

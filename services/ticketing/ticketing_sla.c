@@ -54,6 +54,10 @@ struct tp_sla {
     char default_owner[TP_ACTOR_MAX + 1];
     char due_key[TP_SHARDS][128];
     char shard_prefix[TP_SHARDS][32];
+    struct due_arg { /* a scan's callback: which shard answered */
+        struct tp_sla *sla;
+        int shard;
+    } due_args[TP_SHARDS];
     int passed_script, breach_script;
     uv_timer_t timer;
     uint64_t breaches;
@@ -78,11 +82,16 @@ static void breached_cb(tp_store_t *store, redisReply *r, void *arg) {
     free(ctx);
 }
 
-static void breach(tp_sla_t *self, const char *member, int64_t deadline,
+static void breach(tp_sla_t *self, int shard, const char *member, int64_t deadline,
                    const char *owner, const char *priority, const char *title) {
     char customer[TP_CUSTOMER_MAX + 1], ticket[80], target[32];
     if (sscanf(member, "%128[^|]|%79[^|]|%31s", customer, ticket, target) != 3) {
         tp_log_error("sla: malformed deadline %s", member);
+        return;
+    }
+    if (tp_key_shard(customer) != shard) { /* its ticket is in another slot */
+        tp_log_error("sla: deadline %s outside its customer's shard (dropped)", member);
+        tp_store_command(self->store, NULL, NULL, "ZREM %s %s", self->due_key[shard], member);
         return;
     }
     int64_t now = tp_now_ms();
@@ -110,7 +119,6 @@ static void breach(tp_sla_t *self, const char *member, int64_t deadline,
     const char *ns = tp_store_ns(self->store);
     tp_argv_t a;
     tp_argv_init(&a);
-    int shard = tp_key_shard(customer);
     char key[TP_CUSTOMER_MAX + 200];
     tp_argv_add(&a, self->due_key[shard], (size_t)-1);
     tp_key_customer(key, sizeof key, ns, customer, "ticket:%s", ticket);
@@ -133,13 +141,14 @@ static void breach(tp_sla_t *self, const char *member, int64_t deadline,
 }
 
 static void passed_cb(tp_store_t *store, redisReply *r, void *arg) {
-    tp_sla_t *self = arg;
+    struct due_arg *due = arg;
+    tp_sla_t *self = due->sla;
     if (!r || r->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i + 4 < r->elements; i += 5) {
         redisReply **f = &r->element[i];
         int ok = 1;
         for (int j = 0; j < 5; j++) ok &= f[j]->type == REDIS_REPLY_STRING;
-        if (ok) breach(self, f[0]->str, atoll(f[1]->str), f[2]->str, f[3]->str,
+        if (ok) breach(self, due->shard, f[0]->str, atoll(f[1]->str), f[2]->str, f[3]->str,
                        f[4]->str);
     }
 }
@@ -154,8 +163,8 @@ static void timer_cb(uv_timer_t *t) {
         tp_argv_add_int(&a, tp_now_ms());
         tp_argv_add(&a, CHECK_BATCH, (size_t)-1);
         tp_argv_add(&a, self->shard_prefix[shard], (size_t)-1);
-        tp_store_eval(self->store, self->passed_script, passed_cb, self, 1, (int)a.n,
-                      a.v, a.len);
+        tp_store_eval(self->store, self->passed_script, passed_cb, &self->due_args[shard], 1,
+                      (int)a.n, a.v, a.len);
         tp_argv_clear(&a);
     }
 }
@@ -168,6 +177,8 @@ tp_sla_t *tp_sla_new(uv_loop_t *loop, tp_store_t *store, tp_emitter_t *emitter,
     self->emitter = emitter;
     snprintf(self->default_owner, sizeof self->default_owner, "%s", default_owner);
     for (int shard = 0; shard < TP_SHARDS; shard++) {
+        self->due_args[shard].sla = self;
+        self->due_args[shard].shard = shard;
         tp_key_shard_key(self->due_key[shard], sizeof self->due_key[shard],
                          tp_store_ns(store), shard, "sla:due");
         tp_key_shard_key(self->shard_prefix[shard], sizeof self->shard_prefix[shard],

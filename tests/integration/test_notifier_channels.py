@@ -11,7 +11,7 @@ import os
 import subprocess
 import time
 
-from tp_harness import BUILD, SmtpSink, World, ckey, now_ms, run, ukey, wait_until
+from tp_harness import BUILD, SmtpSink, World, ckey, dkey, now_ms, run, skey, skeys, ukey, wait_until
 
 SECRET = "s3cret-for-tests"
 
@@ -125,7 +125,7 @@ def test_mail_server_down_then_back():
         ids = sorted(m["X-Touchpoint-Delivery"] for m in sink.messages())
         assert ids == ["down-%d/email/rep-e" % i for i in range(3)], ids
         for i in range(3):
-            d = w.redis.hgetall("tp:delivery:down-%d/email/rep-e" % i)
+            d = w.redis.hgetall(dkey("down-%d/email/rep-e" % i))
             assert d["status"] == "sent" and int(d["attempts"]) >= 2, d
     finally:
         assert w.close()
@@ -145,7 +145,7 @@ def test_circuit_breaker_pauses_a_channel_that_is_down():
         time.sleep(1)  # open: nothing is tried, no attempt is spent
 
         def attempts():
-            return sum(int(w.redis.hgetall("tp:delivery:brk-%d/email/rep-e" % i)
+            return sum(int(w.redis.hgetall(dkey("brk-%d/email/rep-e" % i))
                            .get("attempts", 0)) for i in range(4))
         spent = attempts()
         time.sleep(1)
@@ -164,9 +164,9 @@ def test_permanent_refusal_dead_letter_and_replay_once():
     try:
         assert w.post(reminder("dead-1"))[0] == 202
         dead = "dead-1/email/rep-e"
-        wait_until(lambda: w.redis("ZSCORE", "tp:deadletter", dead), 15,
+        wait_until(lambda: w.redis("ZSCORE", skey("rep-e", "deadletter"), dead), 15,
                    what="the dead-letter entry")
-        d = w.redis.hgetall("tp:delivery:" + dead)
+        d = w.redis.hgetall(dkey(dead))
         assert d["status"] == "failed" and d["attempts"] == "1", d  # no retry on 550
         assert "550" in d["last_error"], d
         wait_until(lambda: w.journal("notification.failed"), 10, what="notification.failed")
@@ -182,8 +182,8 @@ def test_permanent_refusal_dead_letter_and_replay_once():
         wait_until(lambda: sink.messages(), 10, what="the replayed message")
         time.sleep(1.5)
         assert len(sink.messages()) == 1
-        assert w.redis.hgetall("tp:delivery:" + dead)["status"] == "sent"
-        assert w.redis("ZCARD", "tp:deadletter") == 0
+        assert w.redis.hgetall(dkey(dead))["status"] == "sent"
+        assert sum(w.redis("ZCARD", k) for k in skeys("deadletter")) == 0
     finally:
         assert w.close()
         sink.close()
@@ -221,7 +221,7 @@ def test_quiet_hours_hold_non_urgent_and_pass_urgent():
         wait_until(lambda: sink.messages(), 10, what="the urgent message")
         time.sleep(1.5)
         assert [m["X-Touchpoint-Delivery"] for m in sink.messages()] == ["quiet-2/email/rep-q"]
-        held = w.redis("ZSCORE", "tp:deliveries:due", "quiet-1/email/rep-q")
+        held = w.redis("ZSCORE", skey("rep-q", "deliveries:due"), "quiet-1/email/rep-q")
         assert held and int(held) > now_ms() + 50 * 60 * 1000, held  # the window's end
         s, inbox = w.request("GET", "/v1/inbox/rep-q")
         assert len(inbox["items"]) == 2  # the in-app inbox is silent: both there
@@ -246,7 +246,7 @@ def test_customer_cap_and_manager_escalation():
         to_customer = [m for m in sink.messages() if "li@cap.example" in m["To"]]
         assert len(to_customer) == 1, [m["To"] for m in sink.messages()]  # R-CAD-3
         assert "Ms Li" in to_customer[0].get_body(("plain",)).get_content()
-        capped = [w.redis.hgetall("tp:delivery:greet-%d/email/contact" % i)["status"]
+        capped = [w.redis.hgetall(dkey("greet-%d/email/contact" % i, "CAP-1"))["status"]
                   for i in range(3)]
         assert sorted(capped) == ["capped", "capped", "sent"], capped
 
@@ -274,7 +274,7 @@ def test_crash_mid_send_repeats_only_that_delivery_with_its_id():
         sink.stop()
         sink.start(["-w", "3"])  # slow to answer DATA: the send hangs
         assert w.post(reminder("crash-b", customer="CRASH-2"))[0] == 202
-        wait_until(lambda: w.redis("EXISTS", "tp:delivery:crash-b/email/rep-e"), 5,
+        wait_until(lambda: w.redis("EXISTS", dkey("crash-b/email/rep-e")), 5,
                    what="crash-b recorded")
         time.sleep(1)  # mid-send
         w.kill("notifier")  # SIGKILL
@@ -290,7 +290,7 @@ def test_crash_mid_send_repeats_only_that_delivery_with_its_id():
         assert len(a) == 1, len(a)  # nothing else repeats
         assert 1 <= len(b) <= 2 and len({m["Message-ID"] for m in b}) == 1, \
             [m["Message-ID"] for m in b]
-        assert w.redis.hgetall("tp:delivery:crash-b/email/rep-e")["status"] == "sent"
+        assert w.redis.hgetall(dkey("crash-b/email/rep-e"))["status"] == "sent"
     finally:
         assert w.close()
         sink.close()
@@ -313,7 +313,7 @@ def test_digest_folds_non_urgent_reminders():
         assert [m["X-Touchpoint-Delivery"] for m in sink.messages()] == \
             ["dig-urgent/email/rep-d"]
         # time passes: the digest falls due
-        w.redis("ZADD", "tp:digest:due", str(now_ms()), "rep-d")
+        w.redis("ZADD", skey("rep-d", "digest:due"), str(now_ms()), "rep-d")
         wait_until(lambda: len(sink.messages()) == 2, 10, what="the digest")
         time.sleep(1)
         assert len(sink.messages()) == 2
@@ -324,7 +324,7 @@ def test_digest_folds_non_urgent_reminders():
         for i in range(3):
             assert "DIG-%d" % i in body, body
         assert w.redis("LLEN", ukey("rep-d", "digest")) == 0
-        assert w.redis("ZCARD", "tp:digest:due") == 0
+        assert w.redis("ZCARD", skey("rep-d", "digest:due")) == 0
         s, inbox = w.request("GET", "/v1/inbox/rep-d")
         assert len(inbox["items"]) == 4  # the inbox has each one at once
     finally:

@@ -92,6 +92,14 @@ def skey(owner, rest, ns="tp:"):
     return "%s{s%d}:%s" % (ns, n, rest)
 
 
+def dkey(delivery, customer=None, ns="tp:"):
+    """The record of delivery "<event>/<channel>/<recipient>": in its
+    recipient's shard, or the customer's for the customer's "contact"."""
+    recipient = delivery.rsplit("/", 1)[-1]
+    owner = customer if recipient == "contact" and customer else recipient
+    return skey(owner, "delivery:" + delivery, ns)
+
+
 def skeys(rest, ns="tp:"):
     """The index `rest` of every shard."""
     return [skey(n, rest, ns) for n in range(TP_SHARDS)]

@@ -54,6 +54,9 @@ const char *tp_emitter_outbox_shard(const tp_emitter_t *self, int shard);
  * copied); intake's answer removes it from that outbox. */
 void tp_emitter_send_of(tp_emitter_t *self, const char *id, const char *payload,
                         size_t len);
+/* The same for an entry of shard `shard`'s outbox (tp_emitter_outbox_shard). */
+void tp_emitter_send_shard(tp_emitter_t *self, int shard, const char *payload,
+                           size_t len);
 
 /* DEPRECATED, for one release (the scheduler until it moves to {s<n>}):
  * the old unsharded outbox "<ns>outbox:<svc>", and sending one of its
