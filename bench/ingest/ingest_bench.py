@@ -261,7 +261,7 @@ class Bench:
         # every derived lead.graded acknowledged by intake: the outbox is empty
         t_derived = None
         while t_applied and time.time() - t0 < t_applied + 15:
-            if int(r("ZCARD", "tp:outbox:scoring")) == 0:
+            if sum(int(r("ZCARD", k)) for k in h.skeys("outbox:scoring")) == 0:
                 t_derived = time.time() - t0
                 break
             time.sleep(0.01)

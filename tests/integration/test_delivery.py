@@ -12,7 +12,10 @@ import json
 import threading
 import time
 
-from tp_harness import World, ckey, lead, now_ms, run, wait_until
+from tp_harness import World, ckey, cluster_pending, lead, now_ms, run, wait_until
+
+SCHED = "the scheduler's scripts span slots until it moves to {s<n>} (issue 8)"
+
 
 
 def test_scoring_killed_under_load_grades_every_lead_once():
@@ -116,6 +119,7 @@ def test_answered_ticket_does_not_breach():
         assert w.close()
 
 
+@cluster_pending(SCHED)
 def test_two_schedulers_fire_each_reminder_once():
     w = World({"scheduler": {"first_touch_a": "1s", "first_touch_b": "1s",
                              "first_touch_c": "1s"}},

@@ -6,7 +6,10 @@ survey loop (R-TICKET-6, R-SAT-1). Durations come from configuration."""
 import json
 import time
 
-from tp_harness import World, ckey, now_ms, run, skey, skeys, wait_until
+from tp_harness import World, ckey, cluster_pending, now_ms, run, skey, skeys, wait_until
+
+SCHED = "the scheduler's scripts span slots until it moves to {s<n>} (issue 8)"
+
 
 AGENTS = {"agents_engineering": "eng-1, eng-2", "lead_engineering": "eng-lead",
           "manager_engineering": "eng-boss", "agents_maintenance": "mnt-1",
@@ -97,7 +100,8 @@ def test_R_TICKET_1_departments_assignment_and_transfer_history():
         assert ticket(w, "DEP-1", "T-D1")["department"] == "maintenance"
         # the indexes the queries read follow the moves
         assert w.redis("ZSCORE", skey("DEP-1", "tickets:department:maintenance"), "DEP-1|T-D1")
-        assert w.redis("ZSCORE", skey("DEP-1", "tickets:department:engineering"), "DEP-1|T-D1") is None
+        assert w.redis("ZSCORE", skey("DEP-1", "tickets:department:engineering"),
+                       "DEP-1|T-D1") is None
         assert w.redis("ZSCORE", skey("DEP-1", "tickets:open:mnt-1"), "DEP-1|T-D1")
     finally:
         assert w.close()
@@ -131,6 +135,7 @@ def t2_other(t2):
     return "eng-1" if t2["owner"] == "eng-2" else "eng-2"
 
 
+@cluster_pending(SCHED)
 def test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_score():
     w = World({"ticketing": {"auto_close": "1s"},
                "scheduler": {"survey_low": "4", "survey_follow_up": "%dms" % FOLLOW_UP_MS}})
@@ -369,7 +374,8 @@ def test_ticket_queries_with_history_sla_state_filters_and_paging():
         assert w.post(opened("Q-1", "T-Q1", priority="high"))[0] == 202
         assert w.post(opened("Q-1", "T-Q2", category="question"))[0] == 202
         assert w.post(opened("Q-2", "T-Q3"))[0] == 202
-        wait_until(lambda: sum(w.redis("ZCARD", k) for k in skeys("tickets:all")) == 3, 5, what="three tickets")
+        wait_until(lambda: sum(w.redis("ZCARD", k) for k in skeys("tickets:all")) == 3, 5,
+                   what="three tickets")
         assert w.post(update("Q-1", "T-Q1", "status", status="in_progress",
                              agent="eng-1"))[0] == 202
         assert w.post(update("Q-1", "T-Q1", "status", status="waiting_customer",

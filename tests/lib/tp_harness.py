@@ -110,10 +110,13 @@ def cluster_single_wanted():
     return os.environ.get("TP_TEST_REDIS_CLUSTER", "") not in ("", "0")
 
 
-def cluster_single_args(folder):
-    """redis-server arguments of a one-node cluster kept in `folder`."""
+def cluster_single_args(folder, bus_port=None):
+    """redis-server arguments of a one-node cluster kept in `folder`. Its
+    cluster bus gets a free port of its own (by default Redis takes the
+    client port + 10000, which may be taken)."""
     return ["--cluster-enabled", "yes",
-            "--cluster-config-file", os.path.join(folder, "nodes.conf")]
+            "--cluster-config-file", os.path.join(folder, "nodes.conf"),
+            "--cluster-port", str(bus_port or free_port())]
 
 
 def cluster_single_start(port, auth=None, timeout=10.0):
@@ -323,6 +326,7 @@ class World:
         # whose keys span slots (CROSSSLOT) like a real cluster, with no MOVED
         self.cluster_single = cluster_single_wanted() if cluster_single is None \
             else cluster_single
+        self.cluster_bus_port = free_port() if self.cluster_single else None
         if keys is not None:
             self.keys_path = os.path.join(self.dir, "api-keys.ini")
             with open(self.keys_path, "w") as f:
@@ -375,7 +379,8 @@ class World:
             ["redis-server", os.path.join(SOURCE_DIR, "deploy", "redis.conf"),
              "--port", str(self.redis_port), "--bind", "127.0.0.1",
              "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")] + acl
-            + (cluster_single_args(self.dir) if self.cluster_single else []),
+            + (cluster_single_args(self.dir, self.cluster_bus_port) if self.cluster_single
+               else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
@@ -562,10 +567,25 @@ def lead(company="ACME", urgency=3, budget=3, decision=3, owner="rep-1", **extra
     return ev
 
 
+def cluster_pending(why):
+    """Marks a test that cannot pass on a cluster yet, because a service it
+    needs still runs scripts whose keys span slots: with
+    TP_TEST_REDIS_CLUSTER=1, run() skips it and says why. Remove the mark
+    once that service is slot-safe."""
+    def mark(test):
+        test.cluster_pending = why
+        return test
+    return mark
+
+
 def run(tests):
     """Runs test functions; prints the 'N passed, N failed' line ctest reads."""
     passed = failed = 0
     for t in tests:
+        why = getattr(t, "cluster_pending", None)
+        if why and cluster_single_wanted():
+            print("SKIP %s (on a cluster: %s)" % (t.__name__, why), flush=True)
+            continue
         start = time.time()
         try:
             t()

@@ -83,6 +83,10 @@
  *   {s<n>}:u:<user>:inbox      list: in-app notifications (JSON), newest
  *                              first
  *   {s<n>}:u:<user>:done:notifier:<ev>  string: notifier applied event ev
+ *                              (its owner's part: the consumer's done mark)
+ *   {s<n>}:done:notifier:<ev>  string: the notifier recorded its part of ev
+ *                              in shard n (an event reaching people of
+ *                              several shards: one script per shard)
  *   {s<n>}:u:<user>:digest     list: lines waiting for the user's digest
  *   {s<n>}:u:<user>:digest:at  string: when that digest is due (ms; its id)
  *   {s<n>}:digest:due          zset: user -> digest due ms (or claim end)
