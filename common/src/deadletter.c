@@ -73,7 +73,7 @@ long tp_deadletter_list(redisContext *c, const char *ns, tp_deadletter_entry_cb 
         }
         freeReplyObject(ids);
     }
-    if (rc == 0) qsort(all, n, sizeof *all, dead_cmp);
+    if (rc == 0 && n) qsort(all, n, sizeof *all, dead_cmp);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char prefix[32];
         tp_key_shard_key(prefix, sizeof prefix, ns, all[i].shard, "%s", "");

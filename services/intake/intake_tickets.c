@@ -289,7 +289,7 @@ static char *reply_dup(const redisReply *r) {
 }
 
 static void list_answer(list_read_t *rd) {
-    qsort(rd->items, rd->n, sizeof *rd->items, listed_cmp);
+    if (rd->n) qsort(rd->items, rd->n, sizeof *rd->items, listed_cmp);
     size_t shown = 0; /* tickets newer than every unwalked rest */
     while (shown < rd->n &&
            (!rd->resume_set || pos_cmp(&rd->items[shown].pos, &rd->resume) <= 0))

@@ -142,7 +142,7 @@ static void timeline_answer(timeline_ctx_t *ctx) {
     }
     candidate_t *cands = ctx->cands;
     size_t n = ctx->n;
-    qsort(cands, n, sizeof *cands, candidate_cmp);
+    if (n) qsort(cands, n, sizeof *cands, candidate_cmp);
 
     size_t shown = n < ctx->limit ? n : ctx->limit;
     if (n > shown && same_id(&cands[shown - 1], &cands[shown])) {
