@@ -11,7 +11,8 @@ import os
 import subprocess
 import time
 
-from tp_harness import BUILD, SmtpSink, World, ckey, dkey, now_ms, run, skey, skeys, ukey, wait_until
+from tp_harness import (BUILD, SmtpSink, World, ckey, dkey, now_ms, run, shard, skey,
+                        skeys, ukey, wait_until)
 
 SECRET = "s3cret-for-tests"
 
@@ -249,6 +250,13 @@ def test_customer_cap_and_manager_escalation():
         capped = [w.redis.hgetall(dkey("greet-%d/email/contact" % i, "CAP-1"))["status"]
                   for i in range(3)]
         assert sorted(capped) == ["capped", "capped", "sent"], capped
+        # the contact's part (deliveries, cap counter) lies in the customer's
+        # shard, not the owner's: recorded by a script of its own, once
+        assert shard("CAP-1") != shard("rep-e")
+        assert all(w.redis("EXISTS", skey("CAP-1", "done:notifier:greet-%d" % i)) == 1
+                   for i in range(3))
+        hour = now_ms() // 3600000  # the cap window (1h) now, or the one before
+        assert any(w.redis("EXISTS", ckey("CAP-1", "contact_cap:%d" % n)) for n in (hour, hour - 1))
 
         # an escalating kind reaches the owner's manager too
         sla = {"id": "sla-1", "type": "sla.breached", "ts": now_ms(), "src": "ticketing",
