@@ -208,8 +208,8 @@ class Bench:
             if kind in self.templates:
                 self.templates[kind] = batched(kind, self.templates[kind], 1)
         # (lead.graded goes to the scheduler only: scoring no longer applies it)
-        need = ["resolve", "journal_captured", "read", "apply_captured",
-                "journal_graded", "zrem"]
+        # ("resolve" only when the generated leads need one: optional)
+        need = ["journal_captured", "read", "apply_captured", "journal_graded", "zrem"]
         missing = [k for k in need if k not in self.templates]
         if missing:
             for line in lines:
@@ -322,6 +322,8 @@ class Bench:
         for script, kind in (("resolve", "resolve"),
                              ("journal (captured)", "journal_captured"),
                              ("journal (graded)", "journal_graded")):
+            if kind not in t:
+                continue
             self.bench("%s x1" % script, t[kind], 1)
             for n in BATCH_SIZES:
                 self.bench("%s x%d" % (script, n), batched(kind, t[kind], n), n,
@@ -345,7 +347,8 @@ class Bench:
     def report(self):
         B = BATCH
         per_event = ["read (scoring)", "apply (captured)", "ZREM outbox"]
-        scripts = ["resolve", "journal (captured)", "journal (graded)"]
+        scripts = [x for x in ("resolve", "journal (captured)", "journal (graded)")
+                   if "%s x1" % x in self.ceiling]
         batched_chain = [self.best(x) for x in scripts] + per_event
         single_chain = ["%s x1" % x for x in scripts] + per_event
         c_b, us_b = self.chain(batched_chain)
@@ -367,7 +370,7 @@ class Bench:
         for k, (rps, epc, eps) in self.ceiling.items():
             P("  %-26s %12.0f %8d %12.0f %10.2f" % (k, rps, epc, eps, 1e6 / eps))
         P("  per lead, best batching (%s; read, apply, ZREM): "
-          "%.1f us -> %.0f events/s" % (", ".join(batched_chain[:3]), us_b, c_b))
+          "%.1f us -> %.0f events/s" % (", ".join(batched_chain[:len(scripts)]), us_b, c_b))
         P("  per lead, one event per script call: %.1f us -> %.0f events/s"
           % (us_1, c_1))
         P("")
