@@ -2,7 +2,8 @@
  *
  * Every key starts with the namespace (config [redis] namespace, default
  * "tp:"). The layout is safe for Redis Cluster (issue 8): every Lua script
- * touches keys of one hash tag only, so one slot.
+ * touches keys of one hash tag only, so one slot (the scheduler's too, once
+ * it has moved from {r<n>} to {s<n>}: see its section below).
  *
  * Shards. Customers and users are spread over TP_SHARDS shards by
  * tp_key_shard(id); shard n is the hash tag {s<n>}. A customer's keys and a
@@ -28,6 +29,8 @@
  *                              for the ids it assigns)
  *   cursor:<svc>               string: last journal id reconciled by svc
  *   lease:<svc>:reconcile      string: instance holding the reconcile lease
+ *                              (lease and cursor are two slots: taken, read
+ *                              and set one after the other, consumer.c)
  *   outbox:<svc>               zset: derived events not yet acked by intake
  *                              (the old, unsharded outbox: still swept for
  *                              one release; the scheduler writes it today)
@@ -36,7 +39,6 @@
  *                              (expires after twice the replay window)
  *   ticketing:turn             hash: department -> round-robin counter
  *   ticketing:away             set: agents not assigned new tickets
- *   heartbeat:*                strings: liveness of instances
  *
  * Per shard ({s<n>}: n = tp_key_shard(customer or user)):
  *   {s<n>}:outbox:<svc>        zset: derived events not yet acked by intake
@@ -110,6 +112,10 @@
  *   {r<n>}:state:<cust>        hash: what the scheduler knows of a customer,
  *                              and its open reminders: "<cust>|<rest>"
  *                              as the field open:<rest> -> record (JSON)
+ * Not slot-safe yet (its plan and fire scripts write {r<n>} keys together
+ * with reminders:owner:<user>, stats:scheduler and outbox:scheduler): on the
+ * move, those become per shard too ({s<n>}:reminders:owner:<user> read by
+ * intake over every shard, a per-shard counter, tp_emitter_outbox_shard).
  */
 #ifndef TP_KEYS_H
 #define TP_KEYS_H
