@@ -12,22 +12,26 @@
 #   intake     writes the journal and its indexes ({j}) and the signed
 #              requests it has seen (replay:<mac>); reads everything
 #              (the queries)
-#   scoring    the customer record and its indexes; the contact indexes
+#   scoring    the customer record ({s<n>}:c:<cust>:*) and its shard's
+#              indexes (pipelines, at_risk, health:watch); the contact
+#              indexes
 #   scheduler  reminders, their indexes and its done marks ({s<n>}:r:*,
 #              {s<n>}:done:scheduler:*)
-#   notifier   inboxes and digests ({u:<user>}), deliveries, the dead-letter
-#              set, digest:due, and the customer-facing cap counters
-#              ({c:<cust>}:contact_cap:*, R-CAD-3)
-#   ticketing  tickets (under their customer's tag), their indexes and
-#              queues, the SLA and escalation indexes, and ticket ids in
-#              {j}:ticket (for tickets it opens from calls and emails)
+#   notifier   inboxes and digests ({s<n>}:u:<user>:*), each shard's
+#              deliveries, dead-letter set and digest:due, and the
+#              customer-facing cap counters ({s<n>}:c:<cust>:contact_cap:*,
+#              R-CAD-3)
+#   ticketing  tickets (under their customer's keys), each shard's ticket
+#              indexes and SLA, escalation and auto-close queues, and ticket
+#              ids in {j}:ticket (for tickets it opens from calls and emails)
 #   tpctl      the operator's command line (tools/tpctl.c): reads the
 #              heartbeats, cursors and journal, prunes stale heartbeats,
 #              trims the journal (XTRIM), lists and replays dead letters;
 #              nothing else, not even reads of customer data (it asks
 #              intake's HTTP API for those)
-# Every service also owns its cursor, reconcile lease, outbox, counters and
-# its heartbeat field set (heartbeat:<svc>), and reads everything under the
+# Every service also owns its cursor, reconcile lease, outbox (one per
+# shard, and the old unsharded one for one release), counters and its
+# heartbeat field set (heartbeat:<svc>), and reads everything under the
 # namespace (the journal, the record). No
 # service may run administrative or dangerous commands (CONFIG, FLUSHALL,
 # KEYS, DEBUG, ...): commands are reads, writes, scripts and the
@@ -49,7 +53,7 @@ pass() {
 
 cmds="-@all +@read +@write +@scripting +@connection +@transaction -@dangerous -@admin +cluster|slots"
 own() { # the keys every consuming service owns
-    echo "~${ns}cursor:$1 ~${ns}lease:$1:* ~${ns}outbox:$1 ~${ns}stats:$1 ~${ns}heartbeat:$1"
+    echo "~${ns}cursor:$1 ~${ns}lease:$1:* ~${ns}outbox:$1 ~${ns}{s*}:outbox:$1 ~${ns}stats:$1 ~${ns}heartbeat:$1"
 }
 
 # The default user is locked rather than off: a random password that is
@@ -59,10 +63,10 @@ own() { # the keys every consuming service owns
 echo "user default on #$(head -c 32 /dev/urandom | sha256sum | cut -c1-64) ~* &* +@all"
 echo "user admin on >$(pass admin) ~* &* +@all"
 echo "user intake on >$(pass intake) %R~${ns}* ~${ns}{j}:* ~${ns}replay:* ~${ns}heartbeat:intake $cmds"
-echo "user scoring on >$(pass scoring) %R~${ns}* $(own scoring) ~${ns}{c:*}:* ~${ns}pipeline:* ~${ns}at_risk ~${ns}health:watch ~${ns}{j}:phone ~${ns}{j}:email $cmds"
+echo "user scoring on >$(pass scoring) %R~${ns}* $(own scoring) ~${ns}{s*}:c:* ~${ns}{s*}:pipeline:* ~${ns}{s*}:at_risk ~${ns}{s*}:health:watch ~${ns}{j}:phone ~${ns}{j}:email $cmds"
 echo "user scheduler on >$(pass scheduler) %R~${ns}* $(own scheduler) ~${ns}{s*}:r:* ~${ns}{s*}:done:scheduler:* $cmds"
-echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{u:*}:* ~${ns}delivery:* ~${ns}deliveries:* ~${ns}notifier:* ~${ns}deadletter ~${ns}digest:* ~${ns}{c:*}:contact_cap:* $cmds"
-echo "user ticketing on >$(pass ticketing) %R~${ns}* $(own ticketing) ~${ns}{c:*}:* ~${ns}sla:* ~${ns}tickets:* ~${ns}ticket:* ~${ns}ticketing:* ~${ns}{j}:ticket $cmds"
+echo "user notifier on >$(pass notifier) %R~${ns}* $(own notifier) ~${ns}{s*}:u:* ~${ns}{s*}:done:notifier:* ~${ns}{s*}:delivery:* ~${ns}{s*}:deliveries:* ~${ns}{s*}:deadletter ~${ns}{s*}:digest:* ~${ns}{s*}:c:*:contact_cap:* ~${ns}notifier:* $cmds"
+echo "user ticketing on >$(pass ticketing) %R~${ns}* $(own ticketing) ~${ns}{s*}:c:* ~${ns}{s*}:sla:* ~${ns}{s*}:tickets:* ~${ns}{s*}:ticket:* ~${ns}ticketing:* ~${ns}{j}:ticket $cmds"
 # tpctl: only the commands its commands send (and those its scripts call)
 tpctl_cmds="-@all +@connection +hgetall +hget +hdel +get +xlen +xrange +xtrim +zrange +zscore +zadd +zrem +hmget +hset +eval"
-echo "user tpctl on >$(pass tpctl) %R~${ns}cursor:* ~${ns}heartbeat:* ~${ns}{j}:journal ~${ns}deadletter ~${ns}deliveries:due ~${ns}delivery:* $tpctl_cmds"
+echo "user tpctl on >$(pass tpctl) %R~${ns}cursor:* ~${ns}heartbeat:* ~${ns}{j}:journal ~${ns}{s*}:deadletter ~${ns}{s*}:deliveries:due ~${ns}{s*}:delivery:* $tpctl_cmds"

@@ -93,6 +93,11 @@ TYPES = ["lead.captured", "contact.logged", "opportunity.updated", "survey.answe
 NS = "tp:"
 LEASE_KEY = NS + "lease:scoring:reconcile"
 
+def outbox_left(r):
+    """Derived events of scoring not yet acknowledged: every shard's outbox."""
+    return sum(int(r("ZCARD", k)) for k in h.skeys("outbox:scoring", NS))
+
+
 # Scans once: done marks of scoring (the health sweep's own, "health-...",
 # aside), profiles, and the sum of their versions.
 VERIFY_LUA = """
@@ -209,7 +214,7 @@ class Bench:
 
     def verify(self):
         done, profiles, ver = self.w.redis("EVAL", VERIFY_LUA, 0)
-        outbox = int(self.w.redis("ZCARD", NS + "outbox:scoring"))
+        outbox = outbox_left(self.w.redis)
         return {"done_marks": done, "profiles": profiles, "ver_sum": ver,
                 "outbox_left": outbox}
 
@@ -252,7 +257,7 @@ class Bench:
         cmd = stats_delta(commandstats(r), stats0)
         # derived events still unanswered at the finish line: a moment more
         try:
-            h.wait_until(lambda: int(r("ZCARD", NS + "outbox:scoring")) == 0, 5,
+            h.wait_until(lambda: outbox_left(r) == 0, 5,
                          what="outbox drained")
         except AssertionError:
             log("%s: outbox not drained 5s after the finish" % name)
@@ -352,7 +357,7 @@ class Bench:
         self.capture_prefix = g["customer_prefix"].encode()
         h.wait_until(lambda: self.applied() >= base + CAPTURE_EVENTS, 20,
                      what="capture events applied")
-        h.wait_until(lambda: int(self.w.redis("ZCARD", NS + "outbox:scoring")) == 0, 5,
+        h.wait_until(lambda: outbox_left(self.w.redis) == 0, 5,
                      what="capture outbox drained")
         time.sleep(0.3)
         lines = mon.stop()

@@ -20,30 +20,20 @@
 
 #define DONE_KEY_MAX (TP_ID_MAX + TP_CUSTOMER_MAX + 96)
 
-/* KEYS[1] lease, KEYS[2] cursor; ARGV[1] instance, ARGV[2] lease ms.
- * Takes or renews the lease; returns the cursor, or false when another
- * instance holds the lease. */
+/* KEYS[1] lease; ARGV[1] instance, ARGV[2] lease ms. Takes or renews the
+ * lease; returns 1, or 0 when another instance holds it.
+ *
+ * The lease and the cursor are two keys of two slots (one script may touch
+ * one slot only): the cursor is read, and set, right after the lease is
+ * taken or renewed. A walker whose lease ran out in between may still set
+ * the cursor once; that is harmless: it only ever sets it past entries it
+ * applied itself (or found done), and a cursor set back only makes the next
+ * walk see entries again, which their done marks turn into no-ops. */
 static const char LEASE_LUA[] =
     "local holder = redis.call('GET', KEYS[1])\n"
-    "if holder and holder ~= ARGV[1] then return false end\n"
+    "if holder and holder ~= ARGV[1] then return 0 end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-    "return redis.call('GET', KEYS[2]) or '0-0'\n";
-
-/* KEYS[1] lease, KEYS[2] cursor; ARGV[1] instance, ARGV[2] new cursor. */
-static const char ADVANCE_LUA[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[2], ARGV[2])\n"
     "return 1\n";
-
-/* KEYS: done marks; ARGV: per key its field ("": the key is the mark).
- * Returns 1/0 per key. */
-static const char DONE_LUA[] =
-    "local out = {}\n"
-    "for i = 1, #KEYS do\n"
-    "  if ARGV[i] and ARGV[i] ~= '' then out[i] = redis.call('HEXISTS', KEYS[i], ARGV[i])\n"
-    "  else out[i] = redis.call('EXISTS', KEYS[i]) end\n"
-    "end\n"
-    "return out\n";
 
 typedef struct walk_step walk_step_t;
 
@@ -81,7 +71,17 @@ struct walk_step {
     tp_consumer_job_t **jobs; /* candidates; NULL once started or done */
     size_t njobs;
     size_t next;              /* next candidate to start */
+    /* the done marks being asked for: one EXISTS each, since the marks of
+     * a step lie in every shard (a script may touch only one slot) */
+    unsigned char *done;      /* per candidate: 1 done already */
+    size_t asked;             /* EXISTS replies still to come */
+    int ask_failed;
 };
+
+typedef struct done_ask {
+    walk_step_t *step;
+    size_t index;
+} done_ask_t;
 
 struct tp_consumer {
     uv_loop_t *loop;
@@ -100,7 +100,8 @@ struct tp_consumer {
                           re-enter it and end the step under its feet */
     char journal_key[128], cursor_key[128], lease_key[128];
     char done_ttl[24];
-    int lease_script, advance_script, done_script;
+    int lease_script;
+    char advance_to[48]; /* the cursor the step ending moves to */
     tp_consumer_stats_t stats;
     tag_turn_t *turns; /* uthash: tags with a job being applied */
     /* metrics per event type (NULL without a registry), and their series
@@ -143,16 +144,22 @@ static tp_consumer_job_t *job_new(tp_consumer_t *self, tp_event_t *ev) {
              self->opts.turn_by_customer ? ev->customer : tag);
     job->ev = *ev; /* move */
     tp_event_init(ev);
+    /* a key prefix ("{s3}:c:ACME") or a bare tag ("r3") */
+    char prefix[sizeof job->tag + 2];
+    if (tag[0] == '{')
+        snprintf(prefix, sizeof prefix, "%s", tag);
+    else
+        snprintf(prefix, sizeof prefix, "{%s}", tag);
     int n;
     if (self->opts.done_grouped) {
         job->done_field = 1;
         n = tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
-                   "{%s}:done:%s:%lld:%u", tag, tp_proto_service_name(self->opts.service),
+                   "%s:done:%s:%lld:%u", prefix, tp_proto_service_name(self->opts.service),
                    (long long)(job->ev.ts > 0 ? job->ev.ts / 3600000 : 0),
                    (unsigned)(tp_id_hash(job->ev.id, strlen(job->ev.id)) % TP_DONE_GROUPS));
     } else {
         n = tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
-                   "{%s}:done:%s:%s", tag, tp_proto_service_name(self->opts.service),
+                   "%s:done:%s:%s", prefix, tp_proto_service_name(self->opts.service),
                    job->ev.id);
     }
     if (n < 0) {
@@ -305,18 +312,42 @@ static void step_free(walk_step_t *step) {
     for (size_t i = 0; i < step->njobs; i++)
         if (step->jobs[i]) job_free(step->jobs[i]);
     free(step->jobs);
+    free(step->done);
     free(step);
 }
 
 static void advance_cb(tp_store_t *store, redisReply *r, void *arg) {
     tp_consumer_t *self = arg;
-    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
-        self->walking = 0; /* lease lost or Redis gone: next tick */
+    if (!r || r->type != REDIS_REPLY_STATUS) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            tp_log_error("reconcile: SET cursor: %s", r->str);
+        self->walking = 0; /* Redis gone: next tick */
         return;
     }
     int walk_on = self->walking == 2; /* step_end: the batch was full */
     self->walking = 0;
     if (walk_on) walk(self);
+}
+
+/* The lease is renewed for the step ending: the cursor moves. */
+static void advance_lease_cb(tp_store_t *store, redisReply *r, void *arg) {
+    tp_consumer_t *self = arg;
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+        self->walking = 0; /* lease lost or Redis gone: next tick */
+        return;
+    }
+    const char *argv[3] = {"SET", self->cursor_key, self->advance_to};
+    size_t lens[3] = {3, strlen(argv[1]), strlen(argv[2])};
+    if (tp_store_command_argv(self->store, advance_cb, self, 3, argv, lens) < 0)
+        self->walking = 0;
+}
+
+static int lease_take(tp_consumer_t *self, tp_store_reply_cb cb) {
+    char lease_ms[24];
+    snprintf(lease_ms, sizeof lease_ms, "%lld", (long long)self->opts.lease_ms);
+    const char *argv[3] = {self->lease_key, self->instance, lease_ms};
+    size_t lens[3] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2])};
+    return tp_store_eval(self->store, self->lease_script, cb, self, 1, 3, argv, lens);
 }
 
 static void step_end(tp_consumer_t *self, walk_step_t *step) {
@@ -325,15 +356,10 @@ static void step_end(tp_consumer_t *self, walk_step_t *step) {
         step_free(step);
         return;
     }
-    const char *argv[4] = {self->lease_key, self->cursor_key, self->instance,
-                           step->last_id};
-    size_t lens[4] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]),
-                      strlen(argv[3])};
+    snprintf(self->advance_to, sizeof self->advance_to, "%s", step->last_id);
     self->walking = step->full ? 2 : 1;
-    if (tp_store_eval(self->store, self->advance_script, advance_cb, self, 2, 4,
-                      argv, lens) < 0)
-        self->walking = 0;
-    step_free(step); /* after the send: argv points into it */
+    if (lease_take(self, advance_lease_cb) < 0) self->walking = 0;
+    step_free(step);
 }
 
 /* Starts the step's candidates while there is room under max_inflight;
@@ -358,10 +384,10 @@ static void step_pump(tp_consumer_t *self, walk_step_t *step) {
     }
 }
 
-static void done_marks_cb(tp_store_t *store, redisReply *r, void *arg) {
-    walk_step_t *step = arg;
+/* Every done mark of the step is known: start the ones not done. */
+static void done_marks_known(walk_step_t *step) {
     tp_consumer_t *self = step->consumer;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != step->njobs) {
+    if (step->ask_failed) {
         self->walking = 0;
         step_free(step);
         return;
@@ -369,7 +395,7 @@ static void done_marks_cb(tp_store_t *store, redisReply *r, void *arg) {
     size_t kept = 0; /* compact: drop what is done already */
     for (size_t i = 0; i < step->njobs; i++) {
         tp_consumer_job_t *job = step->jobs[i];
-        if (r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer)
+        if (step->done[i])
             job_free(job);
         else
             step->jobs[kept++] = job;
@@ -381,6 +407,20 @@ static void done_marks_cb(tp_store_t *store, redisReply *r, void *arg) {
     step->remaining = 1; /* held until every candidate has started */
     self->step = step;
     step_pump(self, step);
+}
+
+static void done_mark_cb(tp_store_t *store, redisReply *r, void *arg) {
+    done_ask_t *ask = arg;
+    walk_step_t *step = ask->step;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            tp_log_error("reconcile: EXISTS: %s", r->str);
+        step->ask_failed = 1;
+    } else {
+        step->done[ask->index] = r->integer != 0;
+    }
+    free(ask);
+    if (--step->asked == 0) done_marks_known(step);
 }
 
 /* Journal entries arrived: keep ours, ask which are done already. */
@@ -432,29 +472,35 @@ static void range_cb(tp_store_t *store, redisReply *r, void *arg) {
         step_end(self, step);
         return;
     }
-    const char **argv = malloc(2 * step->njobs * sizeof *argv);
-    size_t *lens = malloc(2 * step->njobs * sizeof *lens);
-    if (!argv || !lens) abort();
+    step->done = calloc(step->njobs, 1);
+    if (!step->done) abort();
+    step->asked = 1; /* held while asking */
     for (size_t i = 0; i < step->njobs; i++) {
+        done_ask_t *ask = malloc(sizeof *ask);
+        if (!ask) abort();
+        ask->step = step;
+        ask->index = i;
+        /* the mark is a key, or (done_grouped) a field of a key */
         const char *field = tp_consumer_job_done_field(step->jobs[i]);
-        argv[i] = step->jobs[i]->done_key;
-        lens[i] = strlen(argv[i]);
-        argv[step->njobs + i] = field ? field : "";
-        lens[step->njobs + i] = strlen(argv[step->njobs + i]);
+        const char *argv[3] = {field ? "HEXISTS" : "EXISTS", step->jobs[i]->done_key, field};
+        size_t lens[3] = {strlen(argv[0]), strlen(argv[1]), field ? strlen(field) : 0};
+        step->asked++;
+        if (tp_store_command_argv(self->store, done_mark_cb, ask, field ? 3 : 2, argv,
+                                  lens) < 0) {
+            free(ask);
+            step->asked--;
+            step->ask_failed = 1;
+            break;
+        }
     }
-    int rc = tp_store_eval(self->store, self->done_script, done_marks_cb, step,
-                           (int)step->njobs, (int)(2 * step->njobs), argv, lens);
-    free(argv);
-    free(lens);
-    if (rc < 0) {
-        self->walking = 0;
-        step_free(step);
-    }
+    if (--step->asked == 0) done_marks_known(step);
 }
 
-static void lease_cb(tp_store_t *store, redisReply *r, void *arg) {
+static void cursor_cb(tp_store_t *store, redisReply *r, void *arg) {
     tp_consumer_t *self = arg;
-    if (!r || r->type != REDIS_REPLY_STRING) { /* not ours, or Redis gone */
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            tp_log_error("reconcile: GET cursor: %s", r->str);
         self->walking = 0;
         return;
     }
@@ -462,9 +508,9 @@ static void lease_cb(tp_store_t *store, redisReply *r, void *arg) {
     /* A cursor that is not a stream id (damaged by hand or by a bug) would
      * stop the walk for good: walk from the start instead; done marks make
      * seeing everything again harmless. */
-    const char *cursor = r->str;
+    const char *cursor = r->type == REDIS_REPLY_STRING ? r->str : "0-0";
     size_t ms = strspn(cursor, "0123456789");
-    if (r->len > 60 || ms == 0 || cursor[ms] != '-' || cursor[ms + 1] == '\0' ||
+    if (strlen(cursor) > 60 || ms == 0 || cursor[ms] != '-' || cursor[ms + 1] == '\0' ||
         strspn(cursor + ms + 1, "0123456789") != strlen(cursor + ms + 1)) {
         tp_log_warn("reconcile: cursor %s is not a stream id; walking the journal "
                     "from its start", self->cursor_key);
@@ -479,18 +525,22 @@ static void lease_cb(tp_store_t *store, redisReply *r, void *arg) {
         self->walking = 0;
 }
 
+/* The lease is ours (or not): the walk reads the cursor. */
+static void lease_cb(tp_store_t *store, redisReply *r, void *arg) {
+    tp_consumer_t *self = arg;
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("reconcile: lease: %s", r->str);
+        self->walking = 0; /* not ours, or Redis gone */
+        return;
+    }
+    if (tp_store_command(self->store, cursor_cb, self, "GET %s", self->cursor_key) < 0)
+        self->walking = 0;
+}
+
 static void walk(tp_consumer_t *self) {
     if (self->walking || !tp_store_connected(self->store)) return;
-    char lease_ms[24];
-    snprintf(lease_ms, sizeof lease_ms, "%lld", (long long)self->opts.lease_ms);
-    const char *argv[4] = {self->lease_key, self->cursor_key, self->instance,
-                           lease_ms};
-    size_t lens[4] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]),
-                      strlen(argv[3])};
     self->walking = 1;
-    if (tp_store_eval(self->store, self->lease_script, lease_cb, self, 2, 4,
-                      argv, lens) < 0)
-        self->walking = 0;
+    if (lease_take(self, lease_cb) < 0) self->walking = 0;
 }
 
 static void walk_timer_cb(uv_timer_t *t) { walk(t->data); }
@@ -528,13 +578,10 @@ tp_consumer_t *tp_consumer_new(uv_loop_t *loop, tp_bus_t *bus,
     tp_key(self->cursor_key, sizeof self->cursor_key, ns, "cursor:%s", svc);
     tp_key(self->lease_key, sizeof self->lease_key, ns, "lease:%s:reconcile", svc);
     self->lease_script = tp_store_script(store, "consumer_lease", LEASE_LUA);
-    self->advance_script = tp_store_script(store, "consumer_advance", ADVANCE_LUA);
-    self->done_script = tp_store_script_ro(store, "consumer_done", DONE_LUA);
 
     self->pull = tp_bus_socket_new_watched(bus, ZMQ_PULL, self->endpoint, 0,
                                            self->opts.hwm, bus_cb, self);
-    if (!self->pull || self->lease_script < 0 || self->advance_script < 0 ||
-        self->done_script < 0) {
+    if (!self->pull || self->lease_script < 0) {
         tp_bus_socket_destroy(&self->pull);
         free(self);
         return NULL;

@@ -2,7 +2,9 @@
  *
  * Owns the DEALER socket to intake's ingress, the table of messages sent
  * and not yet answered (by token), and the sweep timer that resends outbox
- * entries left unanswered. Never deletes an outbox entry before intake has
+ * entries left unanswered, in every outbox: one per shard ({s<n>}:outbox:
+ * <svc>, written by scripts of that shard) and, for one release, the old
+ * unsharded outbox:<svc>. Never deletes an outbox entry before intake has
  * answered for it. */
 #include "tp/emit.h"
 
@@ -29,8 +31,18 @@ static const char SWEEP_LUA[] =
     "for _, p in ipairs(items) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], p) end\n"
     "return items\n";
 
+/* The outboxes: one per shard, and the old unsharded one (LEGACY). */
+#define LEGACY TP_SHARDS
+#define OUTBOXES (TP_SHARDS + 1)
+
+typedef struct sweep_arg {
+    tp_emitter_t *emitter;
+    int outbox;
+} sweep_arg_t;
+
 typedef struct sent {
     uint64_t token;
+    int outbox; /* the outbox it is taken from once answered */
     int64_t sent_at;
     char *payload;
     size_t len;
@@ -41,7 +53,8 @@ struct tp_emitter {
     tp_store_t *store;
     tp_bus_socket_t *dealer;
     tp_emitter_options_t opts;
-    char outbox[128];
+    char outbox[OUTBOXES][128];
+    sweep_arg_t sweep_args[OUTBOXES];
     int sweep_script;
     uv_timer_t sweep_timer;
     uint64_t next_token;
@@ -91,13 +104,15 @@ static void answer_cb(tp_bus_socket_t *sock, const void *const *frames,
     } else {
         self->stats.acked++;
     }
-    const char *argv[3] = {"ZREM", self->outbox, s->payload};
-    size_t argl[3] = {4, strlen(self->outbox), s->len};
+    const char *outbox = self->outbox[s->outbox];
+    const char *argv[3] = {"ZREM", outbox, s->payload};
+    size_t argl[3] = {4, strlen(outbox), s->len};
     tp_store_command_argv(self->store, zrem_cb, NULL, 3, argv, argl);
     sent_free(s);
 }
 
-void tp_emitter_send(tp_emitter_t *self, const char *payload, size_t len) {
+static void send_from(tp_emitter_t *self, int outbox, const char *payload,
+                      size_t len) {
     uint64_t token = ++self->next_token;
     const void *frames[2] = {&token, payload};
     size_t lens[2] = {sizeof token, len};
@@ -109,6 +124,7 @@ void tp_emitter_send(tp_emitter_t *self, const char *payload, size_t len) {
     sent_t *s = malloc(sizeof *s);
     if (!s) abort();
     s->token = token;
+    s->outbox = outbox;
     s->sent_at = tp_now_ms();
     s->payload = malloc(len ? len : 1);
     if (!s->payload) abort();
@@ -120,15 +136,30 @@ void tp_emitter_send(tp_emitter_t *self, const char *payload, size_t len) {
     self->stats.inflight++;
 }
 
+void tp_emitter_send(tp_emitter_t *self, const char *payload, size_t len) {
+    send_from(self, LEGACY, payload, len);
+}
+
+void tp_emitter_send_of(tp_emitter_t *self, const char *id, const char *payload,
+                        size_t len) {
+    send_from(self, tp_key_shard(id), payload, len);
+}
+
+void tp_emitter_send_shard(tp_emitter_t *self, int shard, const char *payload,
+                           size_t len) {
+    send_from(self, shard >= 0 && shard < TP_SHARDS ? shard : LEGACY, payload, len);
+}
+
 static void sweep_cb(tp_store_t *store, redisReply *r, void *arg) {
-    tp_emitter_t *self = arg;
+    sweep_arg_t *sweep = arg;
+    tp_emitter_t *self = sweep->emitter;
     if (!r || r->type != REDIS_REPLY_ARRAY) return;
     if (r->elements) tp_log_info("emit: resending %zu unanswered derived events",
                                  r->elements);
     for (size_t i = 0; i < r->elements; i++)
         if (r->element[i]->type == REDIS_REPLY_STRING) {
             self->stats.resent++;
-            tp_emitter_send(self, r->element[i]->str, r->element[i]->len);
+            send_from(self, sweep->outbox, r->element[i]->str, r->element[i]->len);
         }
 }
 
@@ -154,11 +185,13 @@ static void sweep_timer_cb(uv_timer_t *t) {
     snprintf(before, sizeof before, "%lld",
              (long long)(now - self->opts.resend_after_ms));
     snprintf(nows, sizeof nows, "%lld", (long long)now);
-    const char *argv[4] = {self->outbox, before, nows, SWEEP_BATCH};
-    size_t lens[4] = {strlen(argv[0]), strlen(before), strlen(nows),
-                      strlen(SWEEP_BATCH)};
-    tp_store_eval(self->store, self->sweep_script, sweep_cb, self, 1, 4, argv,
-                  lens);
+    for (int o = 0; o < OUTBOXES; o++) { /* one script per slot */
+        const char *argv[4] = {self->outbox[o], before, nows, SWEEP_BATCH};
+        size_t lens[4] = {strlen(argv[0]), strlen(before), strlen(nows),
+                          strlen(SWEEP_BATCH)};
+        tp_store_eval(self->store, self->sweep_script, sweep_cb, &self->sweep_args[o],
+                      1, 4, argv, lens);
+    }
 }
 
 tp_emitter_t *tp_emitter_new(uv_loop_t *loop, tp_bus_t *bus, tp_store_t *store,
@@ -170,8 +203,17 @@ tp_emitter_t *tp_emitter_new(uv_loop_t *loop, tp_bus_t *bus, tp_store_t *store,
     self->opts.endpoint = NULL; /* not kept */
     if (self->opts.resend_after_ms <= 0) self->opts.resend_after_ms = 2000;
     if (self->opts.sweep_interval_ms <= 0) self->opts.sweep_interval_ms = 1000;
-    tp_key(self->outbox, sizeof self->outbox, tp_store_ns(store), "outbox:%s",
-           tp_proto_service_name(opts->service));
+    const char *svc = tp_proto_service_name(opts->service);
+    for (int o = 0; o < OUTBOXES; o++) {
+        self->sweep_args[o].emitter = self;
+        self->sweep_args[o].outbox = o;
+        if (o == LEGACY)
+            tp_key(self->outbox[o], sizeof self->outbox[o], tp_store_ns(store),
+                   "outbox:%s", svc);
+        else
+            tp_key_shard_key(self->outbox[o], sizeof self->outbox[o],
+                             tp_store_ns(store), o, "outbox:%s", svc);
+    }
     self->sweep_script = tp_store_script(store, "emit_sweep", SWEEP_LUA);
     self->dealer = tp_bus_socket_new(bus, ZMQ_DEALER, opts->endpoint, 0, 0,
                                      answer_cb, self);
@@ -232,7 +274,17 @@ int tp_emit_pack(msgpack_sbuffer *out, tp_event_type_t type, const char *id,
     return rc;
 }
 
-const char *tp_emitter_outbox(const tp_emitter_t *self) { return self->outbox; }
+const char *tp_emitter_outbox(const tp_emitter_t *self) {
+    return self->outbox[LEGACY];
+}
+
+const char *tp_emitter_outbox_shard(const tp_emitter_t *self, int shard) {
+    return shard >= 0 && shard < TP_SHARDS ? self->outbox[shard] : NULL;
+}
+
+const char *tp_emitter_outbox_of(const tp_emitter_t *self, const char *id) {
+    return self->outbox[tp_key_shard(id)];
+}
 
 void tp_emitter_stats(const tp_emitter_t *self, tp_emitter_stats_t *out) {
     *out = self->stats;

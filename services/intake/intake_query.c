@@ -34,7 +34,7 @@ static const char REMINDERS_LUA[] =
     "return out\n";
 
 /* KEYS[1] a customer's deal ids (set); ARGV[1] the prefix of its deal keys
- * ("<ns>{c:<cust>}:deal:"). Returns id, HGETALL of the deal, id, ... */
+ * ("<ns>{s<n>}:c:<cust>:deal:", the same slot). Returns id, HGETALL of the deal, id, ... */
 static const char DEALS_LUA[] =
     "local ids = redis.call('SMEMBERS', KEYS[1])\n"
     "local out = {}\n"
@@ -441,17 +441,17 @@ static void get_customer(tp_query_t *self, tp_http_request_t *req,
     char k1[256], k2[256];
     part_ctx_t *ctx;
 #define CTX(p) (ctx = malloc(sizeof *ctx), ctx->read = rd, ctx->part = (p), ctx)
-    tp_key(k1, sizeof k1, ns, "{c:%s}:profile", id);
+    tp_key_customer(k1, sizeof k1, ns, id, "profile");
     if (tp_store_command(self->store, customer_part_cb, CTX(PART_PROFILE),
                          "HGETALL %s", k1) < 0) {
         part_not_sent(rd, ctx);
     }
-    tp_key(k1, sizeof k1, ns, "{c:%s}:timeline", id);
+    tp_key_customer(k1, sizeof k1, ns, id, "timeline");
     if (tp_store_command(self->store, customer_part_cb, CTX(PART_TIMELINE),
                          "XREVRANGE %s + - COUNT %d", k1, TIMELINE_SHOWN) < 0) {
         part_not_sent(rd, ctx);
     }
-    tp_key(k1, sizeof k1, ns, "{c:%s}:tickets", id);
+    tp_key_customer(k1, sizeof k1, ns, id, "tickets");
     if (tp_store_command(self->store, customer_part_cb, CTX(PART_TICKETS),
                          "HGETALL %s", k1) < 0) {
         part_not_sent(rd, ctx);
@@ -463,8 +463,8 @@ static void get_customer(tp_query_t *self, tp_http_request_t *req,
                       CTX(PART_REMINDERS), 1, 2, argv, lens) < 0) {
         part_not_sent(rd, ctx);
     }
-    tp_key(k1, sizeof k1, ns, "{c:%s}:deals", id);
-    tp_key(k2, sizeof k2, ns, "{c:%s}:deal:", id);
+    tp_key_customer(k1, sizeof k1, ns, id, "deals");
+    tp_key_customer(k2, sizeof k2, ns, id, "deal:");
     argv[1] = k2;
     lens[0] = strlen(k1);
     lens[1] = strlen(k2);
@@ -548,7 +548,7 @@ static void inbox(tp_query_t *self, tp_http_request_t *req, const char *user) {
     ctx->req = req;
     snprintf(ctx->user, sizeof ctx->user, "%s", user);
     char key[256];
-    tp_key(key, sizeof key, tp_store_ns(self->store), "{u:%s}:inbox", user);
+    tp_key_user(key, sizeof key, tp_store_ns(self->store), user, "inbox");
     if (tp_store_command(self->store, inbox_cb, ctx, "LRANGE %s 0 %d", key,
                          INBOX_SHOWN - 1) < 0) {
         free(ctx);

@@ -2,13 +2,16 @@
  * state of its SLA clocks: deadlines and time left) and GET /v1/tickets?
  * status=&department=&owner=&customer=&breached=&limit=&cursor= (issue 6).
  * Reads what ticketing writes: {j}:ticket (id -> customer), the ticket
- * and its history, and the indexes tickets:* (keys.h). Reads only.
+ * and its history, and the per-shard indexes {s<n>}:tickets:* (keys.h).
+ * Reads only; every script reads one slot.
  *
  * The list walks one index, newest ticket first: the customer's tickets
- * when a customer is given, else the owner's, the department's, the
- * status', the breached ones, else all; the other filters are checked on
- * each ticket. `cursor` is the position in that walk where the next page
- * starts (opaque to callers; absent: the first page). */
+ * when a customer is given (its shard only), else the owner's, the
+ * department's, the status', the breached ones, else all, in every shard
+ * (one script each), merged here newest first; the other filters are
+ * checked on each ticket. `cursor` is the last ticket of the walk a page
+ * covered, "<opened>.<hex of its index member>" (opaque to callers;
+ * absent: the first page); the next page starts after it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,44 +27,55 @@
 #define PAGE_MAX 200
 #define WALK_MAX 5000 /* index entries one page looks at, at most */
 
-/* KEYS {j}:ticket. ARGV ns, ticket. Returns {customer, HGETALL ticket,
- * history}, or {} when unknown. */
+/* KEYS the ticket, its history (its customer's, found in {j}:ticket
+ * first). Returns {HGETALL ticket, history}. */
 static const char TICKET_LUA[] =
-    "local c = redis.call('HGET', KEYS[1], ARGV[2])\n"
-    "if not c then return {} end\n"
-    "local k = ARGV[1] .. '{c:' .. c .. '}:ticket:' .. ARGV[2]\n"
-    "return {c, redis.call('HGETALL', k), redis.call('LRANGE', k .. ':history', 0, -1)}\n";
+    "return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}\n";
 
-/* KEYS the index walked. ARGV ns, status, department, owner, customer,
- * breached ("", "1", "0"), cursor, limit, walk max, customer-index (1:
- * members are bare ticket ids of ARGV[5]). Returns {next cursor or "",
- * HGETALL of each ticket shown...}. */
+/* KEYS one shard's index walked. ARGV the shard's key prefix
+ * ("<ns>{s<n>}:"), status, department, owner, customer, breached ("", "1",
+ * "0"), after score and member ("" = from the newest), limit, walk max,
+ * customer-index (1: members are bare ticket ids of ARGV[5]). Walks at most
+ * `walk` entries after (score, member) in ZREVRANGE order and returns
+ * {exhausted (1: nothing left after the walk), resume score, resume member
+ * (the last entry looked at, when not exhausted), then per ticket shown:
+ * score, member, HGETALL of the ticket}, up to `limit` tickets. */
 static const char LIST_LUA[] =
     "local ns, want = ARGV[1], {status = ARGV[2], department = ARGV[3], owner = ARGV[4]}\n"
-    "local from, limit, walk = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])\n"
-    "local ids = redis.call('ZREVRANGE', KEYS[1], from, from + walk - 1)\n"
-    "local out, next = {''}, ''\n"
-    "for i, m in ipairs(ids) do\n"
-    "  local c, t\n"
-    "  if ARGV[10] == '1' then c, t = ARGV[5], m\n"
-    "  else c, t = string.match(m, '^([^|]+)|(.+)$') end\n"
-    "  if c then\n"
-    "    local f = redis.call('HGETALL', ns .. '{c:' .. c .. '}:ticket:' .. t)\n"
-    "    local h = {}\n"
-    "    for j = 1, #f, 2 do h[f[j]] = f[j + 1] end\n"
-    "    local ok = h.ver ~= nil\n"
-    "    for k, v in pairs(want) do if v ~= '' and h[k] ~= v then ok = false end end\n"
-    "    if ARGV[5] ~= '' and h.customer ~= ARGV[5] then ok = false end\n"
-    "    local b = (h.breached_first_response or h.breached_resolution) and '1' or '0'\n"
-    "    if ARGV[6] ~= '' and b ~= ARGV[6] then ok = false end\n"
-    "    if ok then\n"
-    "      if #out - 1 == limit then next = tostring(from + i - 1); break end\n"
-    "      out[#out + 1] = f\n"
+    "local limit, walk = tonumber(ARGV[9]), tonumber(ARGV[10])\n"
+    "local after = ARGV[7] ~= '' and tonumber(ARGV[7]) or nil\n"
+    "local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[7] ~= '' and ARGV[7] or '+inf',\n"
+    "                       '-inf', 'WITHSCORES', 'LIMIT', 0, walk)\n"
+    "local out, n, last_s, last_m, stopped = {1, '', ''}, 0, nil, nil, false\n"
+    "for i = 1, #ids, 2 do\n"
+    "  local m, sc = ids[i], ids[i + 1]\n"
+    "  if not (after and tonumber(sc) == after and m >= ARGV[8]) then\n"
+    "    last_s, last_m = sc, m\n"
+    "    local c, t\n"
+    "    if ARGV[11] == '1' then c, t = ARGV[5], m\n"
+    "    else c, t = string.match(m, '^([^|]+)|(.+)$') end\n"
+    "    if c then\n"
+    "      local f = redis.call('HGETALL', ns .. 'c:' .. c .. ':ticket:' .. t)\n"
+    "      local h = {}\n"
+    "      for j = 1, #f, 2 do h[f[j]] = f[j + 1] end\n"
+    "      local ok = h.ver ~= nil\n"
+    "      for k, v in pairs(want) do if v ~= '' and h[k] ~= v then ok = false end end\n"
+    "      if ARGV[5] ~= '' and h.customer ~= ARGV[5] then ok = false end\n"
+    "      local b = (h.breached_first_response or h.breached_resolution) and '1' or '0'\n"
+    "      if ARGV[6] ~= '' and b ~= ARGV[6] then ok = false end\n"
+    "      if ok then\n"
+    "        out[#out + 1] = sc\n"
+    "        out[#out + 1] = m\n"
+    "        out[#out + 1] = f\n"
+    "        n = n + 1\n"
+    "        if n == limit then stopped = true; break end\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "end\n"
-    "if next == '' and #ids == walk then next = tostring(from + walk) end\n"
-    "out[1] = next\n"
+    "if last_s and (stopped or #ids == 2 * walk) then\n"
+    "  out[1], out[2], out[3] = 0, last_s, last_m\n"
+    "end\n"
     "return out\n";
 
 static const char *const number_fields[] = {
@@ -118,26 +132,34 @@ static json_t *clock_json(const json_t *t, const char *target, int64_t now) {
     return c;
 }
 
+typedef struct ticket_read {
+    tp_http_request_t *req;
+    int script;
+    char id[80];
+} ticket_read_t;
+
 static void ticket_cb(tp_store_t *store, redisReply *r, void *arg) {
-    tp_http_request_t *req = arg;
+    ticket_read_t *rd = arg;
+    tp_http_request_t *req = rd->req;
+    free(rd);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("ticket read: %s", r->str);
         tp_query_unavailable(req);
         return;
     }
-    if (r->elements != 3 || r->element[1]->type != REDIS_REPLY_ARRAY ||
-        r->element[1]->elements == 0) {
+    if (r->elements != 2 || r->element[0]->type != REDIS_REPLY_ARRAY ||
+        r->element[0]->elements == 0) {
         tp_query_error(req, 404, "no such ticket", NULL);
         return;
     }
-    json_t *o = ticket_json(r->element[1]);
+    json_t *o = ticket_json(r->element[0]);
     int64_t now = tp_now_ms();
     json_t *sla = json_object();
     json_object_set_new(sla, "first_response", clock_json(o, "first_response", now));
     json_object_set_new(sla, "resolution", clock_json(o, "resolution", now));
     json_object_set_new(o, "sla", sla);
     json_t *h = json_array();
-    const redisReply *hist = r->element[2];
+    const redisReply *hist = r->element[1];
     for (size_t i = 0; hist->type == REDIS_REPLY_ARRAY && i < hist->elements; i++) {
         json_t *e = hist->element[i]->type == REDIS_REPLY_STRING
                         ? json_loadb(hist->element[i]->str, hist->element[i]->len, 0, NULL)
@@ -156,45 +178,197 @@ int tp_tickets_list_script(tp_store_t *store) {
     return tp_store_script_ro(store, "tickets_list", LIST_LUA);
 }
 
+/* The ticket's customer is known: its ticket and history, in its slot. */
+static void owner_cb(tp_store_t *store, redisReply *r, void *arg) {
+    ticket_read_t *rd = arg;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r) tp_log_error("ticket read: %s", r->str);
+        tp_query_unavailable(rd->req);
+        free(rd);
+        return;
+    }
+    if (r->type != REDIS_REPLY_STRING || !tp_query_id_ok(r->str)) {
+        tp_query_error(rd->req, 404, "no such ticket", NULL);
+        free(rd);
+        return;
+    }
+    const char *ns = tp_store_ns(store);
+    char ticket[TP_CUSTOMER_MAX + 160], history[TP_CUSTOMER_MAX + 170];
+    tp_key_customer(ticket, sizeof ticket, ns, r->str, "ticket:%s", rd->id);
+    tp_key_customer(history, sizeof history, ns, r->str, "ticket:%s:history", rd->id);
+    const char *argv[2] = {ticket, history};
+    size_t lens[2] = {strlen(ticket), strlen(history)};
+    tp_http_request_t *req = rd->req;
+    if (tp_store_eval(store, rd->script, ticket_cb, rd, 2, 2, argv, lens) < 0) {
+        free(rd);
+        tp_query_unavailable(req);
+    }
+}
+
 void tp_ticket_get(tp_store_t *store, int script, tp_http_request_t *req, const char *id) {
     if (!tp_query_id_ok(id) || strlen(id) > 64) {
         tp_query_error(req, 400, "ticket: not a valid ticket id", "ticket");
         return;
     }
+    ticket_read_t *rd = calloc(1, sizeof *rd);
+    if (!rd) abort();
+    rd->req = req;
+    rd->script = script;
+    snprintf(rd->id, sizeof rd->id, "%s", id);
     char index[128];
     tp_key(index, sizeof index, tp_store_ns(store), "{j}:ticket");
-    const char *argv[3] = {index, tp_store_ns(store), id};
-    size_t lens[3] = {strlen(index), strlen(argv[1]), strlen(id)};
-    if (tp_store_eval(store, script, ticket_cb, req, 1, 3, argv, lens) < 0)
+    if (tp_store_command(store, owner_cb, rd, "HGET %s %s", index, id) < 0) {
+        free(rd);
         tp_query_unavailable(req);
+    }
 }
 
-static void list_cb(tp_store_t *store, redisReply *r, void *arg) {
-    tp_http_request_t *req = arg;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
-        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("tickets list: %s", r->str);
-        tp_query_unavailable(req);
-        return;
+/* A place in the walk: newest first is score down, then member down. */
+typedef struct walk_pos {
+    long long score;
+    char *member;
+} walk_pos_t;
+
+/* < 0 when `a` comes before (is newer than) `b` in the walk. */
+static int pos_cmp(const walk_pos_t *a, const walk_pos_t *b) {
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    return -strcmp(a->member, b->member);
+}
+
+typedef struct listed {
+    walk_pos_t pos;
+    json_t *ticket;
+} listed_t;
+
+typedef struct list_read {
+    tp_http_request_t *req;
+    long long limit;
+    int waiting, failed;
+    listed_t *items;
+    size_t n, cap;
+    int resume_set;      /* some shard has entries left after its walk */
+    walk_pos_t resume;   /* the newest of those shards' resume points */
+} list_read_t;
+
+static int listed_cmp(const void *a, const void *b) {
+    return pos_cmp(&((const listed_t *)a)->pos, &((const listed_t *)b)->pos);
+}
+
+/* "<score>.<hex of member>" into `out`. */
+static void cursor_of(const walk_pos_t *p, char *out, size_t len) {
+    int n = snprintf(out, len, "%lld.", p->score);
+    for (const unsigned char *m = (const unsigned char *)p->member;
+         *m && n >= 0 && (size_t)n + 3 < len; m++)
+        n += snprintf(out + n, len - (size_t)n, "%02x", *m);
+}
+
+/* Reads a cursor; 0, or -1 when it is none of ours. */
+static int cursor_parse(const char *s, walk_pos_t *p, char *member, size_t len) {
+    size_t digits = strspn(s, "0123456789");
+    if (digits == 0 || digits > 15 || s[digits] != '.') return -1;
+    const char *hex = s + digits + 1;
+    size_t hl = strlen(hex);
+    if (hl == 0 || hl % 2 || hl / 2 >= len || strspn(hex, "0123456789abcdef") != hl)
+        return -1;
+    for (size_t i = 0; i < hl / 2; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1 || v == 0) return -1;
+        member[i] = (char)v;
     }
+    member[hl / 2] = '\0';
+    p->score = strtoll(s, NULL, 10);
+    p->member = member;
+    return 0;
+}
+
+static char *reply_dup(const redisReply *r) {
+    char *s = strndup(r->type == REDIS_REPLY_STRING ? r->str : "",
+                      r->type == REDIS_REPLY_STRING ? r->len : 0);
+    if (!s) abort();
+    return s;
+}
+
+static void list_answer(list_read_t *rd) {
+    if (rd->n) qsort(rd->items, rd->n, sizeof *rd->items, listed_cmp);
+    size_t shown = 0; /* tickets newer than every unwalked rest */
+    while (shown < rd->n &&
+           (!rd->resume_set || pos_cmp(&rd->items[shown].pos, &rd->resume) <= 0))
+        shown++;
     json_t *items = json_array();
     int64_t now = tp_now_ms();
-    for (size_t i = 1; i < r->elements; i++) {
-        json_t *t = ticket_json(r->element[i]);
+    const walk_pos_t *next = NULL;
+    for (size_t i = 0; i < shown && i < (size_t)rd->limit; i++) {
+        json_t *t = rd->items[i].ticket;
         json_t *sla = json_object();
         json_object_set_new(sla, "first_response", clock_json(t, "first_response", now));
         json_object_set_new(sla, "resolution", clock_json(t, "resolution", now));
         json_object_set_new(t, "sla", sla);
-        json_array_append_new(items, t);
+        json_array_append(items, t);
+        next = &rd->items[i].pos;
     }
+    if (shown <= (size_t)rd->limit) next = rd->resume_set ? &rd->resume : NULL;
     json_t *o = json_object();
     json_object_set_new(o, "count", json_integer((json_int_t)json_array_size(items)));
     json_object_set_new(o, "tickets", items);
-    const redisReply *next = r->element[0];
-    if (next->type == REDIS_REPLY_STRING && next->len)
-        json_object_set_new(o, "next_cursor", json_string(next->str));
-    else
+    if (next) {
+        char cur[600];
+        cursor_of(next, cur, sizeof cur);
+        json_object_set_new(o, "next_cursor", json_string(cur));
+    } else {
         json_object_set_new(o, "next_cursor", json_null());
-    tp_query_respond(req, 200, o);
+    }
+    tp_query_respond(rd->req, 200, o);
+}
+
+static void list_settle(list_read_t *rd) {
+    if (--rd->waiting) return;
+    if (rd->failed)
+        tp_query_unavailable(rd->req);
+    else
+        list_answer(rd);
+    for (size_t i = 0; i < rd->n; i++) {
+        free(rd->items[i].pos.member);
+        json_decref(rd->items[i].ticket);
+    }
+    free(rd->items);
+    free(rd->resume.member);
+    free(rd);
+}
+
+static void list_cb(tp_store_t *store, redisReply *r, void *arg) {
+    list_read_t *rd = arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || (r->elements - 3) % 3) {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("tickets list: %s", r->str);
+        rd->failed = 1;
+        list_settle(rd);
+        return;
+    }
+    if (r->element[0]->integer == 0) { /* this shard has more: a resume point */
+        walk_pos_t p = {atoll(r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str
+                                                                       : "0"),
+                        reply_dup(r->element[2])};
+        if (!rd->resume_set || pos_cmp(&p, &rd->resume) < 0) {
+            free(rd->resume.member);
+            rd->resume = p;
+            rd->resume_set = 1;
+        } else {
+            free(p.member);
+        }
+    }
+    for (size_t i = 3; i + 2 < r->elements; i += 3) {
+        if (rd->n == rd->cap) {
+            rd->cap = rd->cap ? rd->cap * 2 : 64;
+            rd->items = realloc(rd->items, rd->cap * sizeof *rd->items);
+            if (!rd->items) abort();
+        }
+        listed_t *it = &rd->items[rd->n++];
+        it->pos.score = atoll(r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str
+                                                                       : "0");
+        it->pos.member = reply_dup(r->element[i + 1]);
+        it->ticket = ticket_json(r->element[i + 2]);
+    }
+    list_settle(rd);
 }
 
 /* A count in [lo, hi] written in decimal digits, else -1. */
@@ -250,29 +424,49 @@ void tp_tickets_get(tp_store_t *store, int script, tp_http_request_t *req) {
         tp_query_error(req, 400, msg, "limit");
         return;
     }
-    long long cursor = cursor_s ? count_of(cursor_s, 0, 1000000000000LL) : 0;
-    if (cursor < 0) {
+    walk_pos_t after = {0, NULL};
+    char after_member[TP_CUSTOMER_MAX + 100];
+    if (cursor_s && cursor_parse(cursor_s, &after, after_member, sizeof after_member) < 0) {
         tp_query_error(req, 400, "cursor: not a cursor of this list", "cursor");
         return;
     }
     const char *ns = tp_store_ns(store);
-    char index[512];
+    char index[512], prefix[32];
     int by_customer = customer != NULL;
-    if (customer) tp_key(index, sizeof index, ns, "{c:%s}:ticket_ids", customer);
-    else if (owner) tp_key(index, sizeof index, ns, "tickets:owner:%s", owner);
-    else if (dept) tp_key(index, sizeof index, ns, "tickets:department:%s", dept);
-    else if (status) tp_key(index, sizeof index, ns, "tickets:status:%s", status);
-    else if (*b == '1') tp_key(index, sizeof index, ns, "tickets:breached");
-    else tp_key(index, sizeof index, ns, "tickets:all");
-    char cur[24], lim[24], walk[24];
-    snprintf(cur, sizeof cur, "%lld", cursor);
-    snprintf(lim, sizeof lim, "%lld", limit);
+    char after_s[24] = "";
+    if (cursor_s) snprintf(after_s, sizeof after_s, "%lld", after.score);
+    char lim[24], walk[24];
+    snprintf(lim, sizeof lim, "%lld", limit + 1); /* one more: is there a next page */
     snprintf(walk, sizeof walk, "%d", WALK_MAX);
-    const char *argv[11] = {index, ns, status ? status : "", dept ? dept : "",
-                            owner ? owner : "", customer ? customer : "", b, cur, lim, walk,
-                            by_customer ? "1" : "0"};
-    size_t lens[11];
-    for (int i = 0; i < 11; i++) lens[i] = strlen(argv[i]);
-    if (tp_store_eval(store, script, list_cb, req, 1, 11, argv, lens) < 0)
-        tp_query_unavailable(req);
+    list_read_t *rd = calloc(1, sizeof *rd);
+    if (!rd) abort();
+    rd->req = req;
+    rd->limit = limit;
+    rd->waiting = 1; /* held while sending */
+    /* a customer's tickets are in its shard; the other indexes in all */
+    int first = customer ? tp_key_shard(customer) : 0;
+    int last = customer ? first : TP_SHARDS - 1;
+    for (int shard = first; shard <= last && !rd->failed; shard++) {
+        tp_key_shard_key(prefix, sizeof prefix, ns, shard, "%s", "");
+        if (customer) tp_key_customer(index, sizeof index, ns, customer, "ticket_ids");
+        else if (owner) tp_key_shard_key(index, sizeof index, ns, shard, "tickets:owner:%s", owner);
+        else if (dept)
+            tp_key_shard_key(index, sizeof index, ns, shard, "tickets:department:%s", dept);
+        else if (status)
+            tp_key_shard_key(index, sizeof index, ns, shard, "tickets:status:%s", status);
+        else if (*b == '1') tp_key_shard_key(index, sizeof index, ns, shard, "tickets:breached");
+        else tp_key_shard_key(index, sizeof index, ns, shard, "tickets:all");
+        const char *argv[12] = {index, prefix, status ? status : "", dept ? dept : "",
+                                owner ? owner : "", customer ? customer : "", b, after_s,
+                                cursor_s ? after_member : "", lim, walk,
+                                by_customer ? "1" : "0"};
+        size_t lens[12];
+        for (int i = 0; i < 12; i++) lens[i] = strlen(argv[i]);
+        rd->waiting++;
+        if (tp_store_eval(store, script, list_cb, rd, 1, 12, argv, lens) < 0) {
+            rd->waiting--;
+            rd->failed = 1;
+        }
+    }
+    list_settle(rd);
 }

@@ -9,8 +9,10 @@
  * entry names the customer whose timeline holds it. next_before is the id to
  * pass as `before` for the next page, null when there is none.
  *
- * One script reads the profile's merged_from and every timeline's page in
- * one round trip, each timeline limit + 1 deep: enough to know whether
+ * One script per customer reads its profile's merged_from and its
+ * timeline's page (one slot: a customer's keys; merged customers live in
+ * other shards, so each is read on its own as its id is learnt), each
+ * timeline limit + 1 deep: enough to know whether
  * another page exists, and to keep entries of different timelines that
  * share one stream id on the same page: a page never ends between two
  * entries with the same id (it ends before them, or, when they are the
@@ -31,44 +33,16 @@
 #define PAGE_MAX 200
 #define MERGED_MAX 64 /* merged customers whose timelines are merged in */
 
-/* KEYS[1] the profile, KEYS[2] the timeline; ARGV[1] the namespace,
- * ARGV[2] the range's start ("+", "(<id>", or "" for nothing older),
- * ARGV[3] how many per timeline, ARGV[4] the customer, ARGV[5] the most
- * merged customers followed. Returns {exists, page, merged customer, its
- * page, ...}. merged_from is followed through: a record merged into this
- * one may itself have absorbed others before (scoring lists only the
- * direct ones), each customer once. */
+/* KEYS[1] the profile, KEYS[2] the timeline (one customer's); ARGV[1]
+ * the range's start ("+", "(<id>", or "" for nothing older), ARGV[2] how
+ * many. Returns {exists, page, merged_from (or "")}. */
 static const char TIMELINE_LUA[] =
     "local exists = redis.call('EXISTS', KEYS[1], KEYS[2])\n"
-    "local function page(key)\n"
-    "  if ARGV[2] == '' then return {} end\n"
-    "  return redis.call('XREVRANGE', key, ARGV[2], '-', 'COUNT', ARGV[3])\n"
+    "local page = {}\n"
+    "if ARGV[1] ~= '' then\n"
+    "  page = redis.call('XREVRANGE', KEYS[2], ARGV[1], '-', 'COUNT', ARGV[2])\n"
     "end\n"
-    "local out = {exists, page(KEYS[2])}\n"
-    "local seen, queue = {[ARGV[4]] = true}, {}\n"
-    "local function absorbed(text)\n"
-    "  if not text then return end\n"
-    "  local ok, list = pcall(cjson.decode, text)\n"
-    "  if not ok or type(list) ~= 'table' then return end\n"
-    "  for _, c in ipairs(list) do\n"
-    "    if type(c) == 'string' and #c <= 128 and not seen[c] and\n"
-    "       string.match(c, '^[%w._:@+-]+$') then\n"
-    "      seen[c] = true\n"
-    "      queue[#queue + 1] = c\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "absorbed(redis.call('HGET', KEYS[1], 'merged_from'))\n"
-    "local i, most = 1, tonumber(ARGV[5])\n"
-    "while i <= #queue and i <= most do\n"
-    "  local c = queue[i]\n"
-    "  local prefix = ARGV[1] .. '{c:' .. c .. '}:'\n"
-    "  out[#out + 1] = c\n"
-    "  out[#out + 1] = page(prefix .. 'timeline')\n"
-    "  absorbed(redis.call('HGET', prefix .. 'profile', 'merged_from'))\n"
-    "  i = i + 1\n"
-    "end\n"
-    "return out\n";
+    "return {exists, page, redis.call('HGET', KEYS[1], 'merged_from') or ''}\n";
 
 int tp_timeline_script(tp_store_t *store) {
     return tp_store_script_ro(store, "timeline", TIMELINE_LUA);
@@ -99,18 +73,32 @@ static int stream_id_parse(const char *s, size_t len, uint64_t *ms,
     return 0;
 }
 
-typedef struct timeline_ctx {
-    tp_http_request_t *req;
-    char customer[TP_CUSTOMER_MAX + 1];
-    size_t limit;
-} timeline_ctx_t;
-
 typedef struct candidate {
     uint64_t ms, seq;
-    size_t source; /* 0: the customer's own timeline, then merged_from order */
-    const redisReply *entry;
-    const redisReply *customer; /* NULL: the customer asked for */
+    size_t source; /* 0: the customer's own timeline, then in the order found */
+    json_t *entry; /* with its "customer" */
 } candidate_t;
+
+/* merged_from is followed through: a record merged into this one may
+ * itself have absorbed others before (scoring lists only the direct ones),
+ * each customer once, at most MERGED_MAX. */
+typedef struct timeline_ctx {
+    tp_http_request_t *req;
+    tp_store_t *store;
+    int script;
+    size_t limit;
+    char start[48], count[16];
+    char sources[MERGED_MAX + 1][TP_CUSTOMER_MAX + 1]; /* [0]: the customer */
+    size_t nsources;
+    int waiting, failed, exists;
+    candidate_t *cands;
+    size_t n, cap;
+} timeline_ctx_t;
+
+typedef struct source_read {
+    timeline_ctx_t *ctx;
+    size_t source;
+} source_read_t;
 
 /* Newest first; among equal ids, the customer's own timeline first. */
 static int candidate_cmp(const void *a, const void *b) {
@@ -124,49 +112,37 @@ static int same_id(const candidate_t *a, const candidate_t *b) {
     return a->ms == b->ms && a->seq == b->seq;
 }
 
-static size_t collect(candidate_t *out, size_t n, const redisReply *page,
-                      size_t source, const redisReply *customer) {
-    if (page->type != REDIS_REPLY_ARRAY) return n;
+static void collect(timeline_ctx_t *ctx, const redisReply *page, size_t source) {
+    if (page->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i < page->elements; i++) {
         const redisReply *e = page->element[i];
-        candidate_t c = {0, 0, source, e, customer};
+        candidate_t c = {0, 0, source, NULL};
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
             e->element[0]->type != REDIS_REPLY_STRING ||
             stream_id_parse(e->element[0]->str, e->element[0]->len, &c.ms,
                             &c.seq) < 0)
             continue;
-        out[n++] = c;
+        c.entry = tp_query_stream_entry(e);
+        if (!c.entry) continue;
+        json_object_set_new(c.entry, "customer", json_string(ctx->sources[source]));
+        if (ctx->n == ctx->cap) {
+            ctx->cap = ctx->cap ? ctx->cap * 2 : 64;
+            ctx->cands = realloc(ctx->cands, ctx->cap * sizeof *ctx->cands);
+            if (!ctx->cands) abort();
+        }
+        ctx->cands[ctx->n++] = c;
     }
-    return n;
 }
 
-static void timeline_cb(tp_store_t *store, redisReply *r, void *arg) {
-    timeline_ctx_t *ctx = arg;
+static void timeline_answer(timeline_ctx_t *ctx) {
     tp_http_request_t *req = ctx->req;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER) {
-        if (r && r->type == REDIS_REPLY_ERROR)
-            tp_log_error("timeline read: %s", r->str);
-        tp_query_unavailable(req);
-        free(ctx);
-        return;
-    }
-    if (r->element[0]->integer == 0) {
+    if (!ctx->exists) {
         tp_query_error(req, 404, "no such customer", NULL);
-        free(ctx);
         return;
     }
-    size_t total = 0;
-    for (size_t i = 1; i < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_ARRAY)
-            total += r->element[i]->elements;
-    candidate_t *cands = calloc(total + 1, sizeof *cands);
-    if (!cands) abort();
-    size_t n = collect(cands, 0, r->element[1], 0, NULL);
-    for (size_t i = 2; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING)
-            n = collect(cands, n, r->element[i + 1], i / 2, r->element[i]);
-    qsort(cands, n, sizeof *cands, candidate_cmp);
+    candidate_t *cands = ctx->cands;
+    size_t n = ctx->n;
+    if (n) qsort(cands, n, sizeof *cands, candidate_cmp);
 
     size_t shown = n < ctx->limit ? n : ctx->limit;
     if (n > shown && same_id(&cands[shown - 1], &cands[shown])) {
@@ -186,17 +162,9 @@ static void timeline_cb(tp_store_t *store, redisReply *r, void *arg) {
     }
 
     json_t *entries = json_array();
-    for (size_t i = 0; i < shown; i++) {
-        json_t *e = tp_query_stream_entry(cands[i].entry);
-        if (!e) continue;
-        const redisReply *c = cands[i].customer;
-        json_object_set_new(e, "customer",
-                            c ? json_stringn(c->str, c->len)
-                              : json_string(ctx->customer));
-        json_array_append_new(entries, e);
-    }
+    for (size_t i = 0; i < shown; i++) json_array_append(entries, cands[i].entry);
     json_t *o = json_object();
-    json_object_set_new(o, "customer", json_string(ctx->customer));
+    json_object_set_new(o, "customer", json_string(ctx->sources[0]));
     json_object_set_new(o, "entries", entries);
     if (n > shown && shown > 0) {
         char next[48];
@@ -206,9 +174,77 @@ static void timeline_cb(tp_store_t *store, redisReply *r, void *arg) {
     } else {
         json_object_set_new(o, "next_before", json_null());
     }
-    free(cands);
-    free(ctx);
     tp_query_respond(req, 200, o);
+}
+
+static void timeline_settle(timeline_ctx_t *ctx) {
+    if (--ctx->waiting) return;
+    if (ctx->failed)
+        tp_query_unavailable(ctx->req);
+    else
+        timeline_answer(ctx);
+    for (size_t i = 0; i < ctx->n; i++) json_decref(ctx->cands[i].entry);
+    free(ctx->cands);
+    free(ctx);
+}
+
+static void source_send(timeline_ctx_t *ctx, size_t source);
+
+/* Queues the customers `text` (a JSON list) names, not seen yet. */
+static void absorbed(timeline_ctx_t *ctx, const redisReply *text) {
+    if (text->type != REDIS_REPLY_STRING || !text->len) return;
+    json_t *list = json_loadb(text->str, text->len, 0, NULL);
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        const char *c = json_string_value(v);
+        if (!c || !tp_query_id_ok(c) || ctx->nsources > MERGED_MAX) continue;
+        int seen = 0;
+        for (size_t k = 0; k < ctx->nsources && !seen; k++)
+            seen = strcmp(ctx->sources[k], c) == 0;
+        if (seen) continue;
+        snprintf(ctx->sources[ctx->nsources], sizeof ctx->sources[0], "%s", c);
+        source_send(ctx, ctx->nsources++);
+    }
+    json_decref(list);
+}
+
+static void timeline_cb(tp_store_t *store, redisReply *r, void *arg) {
+    source_read_t *rd = arg;
+    timeline_ctx_t *ctx = rd->ctx;
+    size_t source = rd->source;
+    free(rd);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            tp_log_error("timeline read: %s", r->str);
+        ctx->failed = 1;
+    } else if (!ctx->failed) {
+        if (source == 0) ctx->exists = r->element[0]->integer != 0;
+        collect(ctx, r->element[1], source);
+        absorbed(ctx, r->element[2]);
+    }
+    timeline_settle(ctx);
+}
+
+static void source_send(timeline_ctx_t *ctx, size_t source) {
+    const char *ns = tp_store_ns(ctx->store);
+    char profile[256], timeline[256];
+    tp_key_customer(profile, sizeof profile, ns, ctx->sources[source], "profile");
+    tp_key_customer(timeline, sizeof timeline, ns, ctx->sources[source], "timeline");
+    const char *argv[4] = {profile, timeline, ctx->start, ctx->count};
+    size_t lens[4];
+    for (int i = 0; i < 4; i++) lens[i] = strlen(argv[i]);
+    source_read_t *rd = malloc(sizeof *rd);
+    if (!rd) abort();
+    rd->ctx = ctx;
+    rd->source = source;
+    ctx->waiting++;
+    if (tp_store_eval(ctx->store, ctx->script, timeline_cb, rd, 2, 4, argv, lens) < 0) {
+        free(rd);
+        ctx->waiting--;
+        ctx->failed = 1;
+    }
 }
 
 void tp_timeline_get(tp_store_t *store, int script, tp_http_request_t *req,
@@ -243,31 +279,22 @@ void tp_timeline_get(tp_store_t *store, int script, tp_http_request_t *req,
         }
     }
 
-    char start[48], count[16], profile[256], timeline[256];
-    if (!before)
-        snprintf(start, sizeof start, "+");
-    else if (ms == 0 && seq == 0)
-        start[0] = '\0'; /* nothing is older than 0-0 */
-    else
-        snprintf(start, sizeof start, "(%" PRIu64 "-%" PRIu64, ms, seq);
-    snprintf(count, sizeof count, "%zu", limit + 1);
-    const char *ns = tp_store_ns(store);
-    tp_key(profile, sizeof profile, ns, "{c:%s}:profile", customer);
-    tp_key(timeline, sizeof timeline, ns, "{c:%s}:timeline", customer);
-
-    timeline_ctx_t *ctx = malloc(sizeof *ctx);
+    timeline_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) abort();
     ctx->req = req;
+    ctx->store = store;
+    ctx->script = script;
     ctx->limit = limit;
-    snprintf(ctx->customer, sizeof ctx->customer, "%s", customer);
-    char most[16];
-    snprintf(most, sizeof most, "%d", MERGED_MAX);
-    const char *argv[7] = {profile, timeline, ns, start, count, customer, most};
-    size_t lens[7];
-    for (int i = 0; i < 7; i++)
-        lens[i] = strlen(argv[i]);
-    if (tp_store_eval(store, script, timeline_cb, ctx, 2, 7, argv, lens) < 0) {
-        free(ctx);
-        tp_query_unavailable(req);
-    }
+    if (!before)
+        snprintf(ctx->start, sizeof ctx->start, "+");
+    else if (ms == 0 && seq == 0)
+        ctx->start[0] = '\0'; /* nothing is older than 0-0 */
+    else
+        snprintf(ctx->start, sizeof ctx->start, "(%" PRIu64 "-%" PRIu64, ms, seq);
+    snprintf(ctx->count, sizeof ctx->count, "%zu", limit + 1);
+    snprintf(ctx->sources[0], sizeof ctx->sources[0], "%s", customer);
+    ctx->nsources = 1;
+    ctx->waiting = 1; /* held while the first read is sent */
+    source_send(ctx, 0);
+    timeline_settle(ctx);
 }

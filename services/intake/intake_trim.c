@@ -2,12 +2,13 @@
  * retention horizon, and the journal's bound: while it holds more than
  * max_journal entries with a consumer behind, the journal refuses outside
  * events (tp_journal_set_backlogged) instead of growing without bound.
- * The floor's rule is common/src/horizon.c, shared with `tpctl journal
- * trim`. */
+ * The cursors are read one GET each (each its own slot); the floor's rule
+ * is common/src/horizon.c, shared with `tpctl journal trim`. */
 #include "intake_trim.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tp/argv.h"
 #include "tp/horizon.h"
@@ -16,17 +17,14 @@
 #include "tp/log.h"
 #include "tp/proto.h"
 
-/* KEYS journal, then one cursor per consuming service; ARGV the bound,
- * then the services' names. Returns {entries, the first service behind
- * the journal's end or ""}; below the bound, "" without looking. */
+/* KEYS journal; ARGV the bound. Returns {entries, the journal's last id,
+ * or "" below the bound}. The cursors, each its own slot, are read apart
+ * (one GET each) and compared with it. */
 static const char BACKLOG_LUA[] =
     "local len = redis.call('XLEN', KEYS[1])\n"
     "if len <= tonumber(ARGV[1]) then return {len, ''} end\n"
-    "local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][1]\n"
-    "for i = 2, #KEYS do\n"
-    "  if redis.call('GET', KEYS[i]) ~= last then return {len, ARGV[i]} end\n"
-    "end\n"
-    "return {len, ''}\n";
+    "local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]\n"
+    "return {len, last and last[1] or ''}\n";
 
 struct tp_trim {
     tp_store_t *store;
@@ -46,9 +44,66 @@ static void trimmed_cb(tp_store_t *store, redisReply *r, void *arg) {
         tp_log_error("journal trim: %s", r->str);
 }
 
-/* The journal and every consuming service's cursor, as KEYS. */
-static int journal_keys(tp_trim_t *self, tp_argv_t *a) {
-    return tp_horizon_keys(a, tp_store_ns(self->store));
+/* The consuming services' cursors, read one GET each (each key is its own
+ * slot), then handed to `done` (NULL for a service without a cursor). */
+typedef struct cursor_read cursor_read_t;
+typedef void (*cursors_done_cb)(tp_trim_t *self, cursor_read_t *rd);
+
+struct cursor_read {
+    tp_trim_t *trim;
+    cursors_done_cb done;
+    int waiting, failed;
+    char *cursor[TP_SERVICE_COUNT]; /* [intake] unused */
+    long long len;                  /* the backlog check's journal length */
+    char last[48];                  /* and its last id */
+};
+
+typedef struct cursor_ask {
+    cursor_read_t *read;
+    int service;
+} cursor_ask_t;
+
+static void cursors_settle(cursor_read_t *rd) {
+    if (--rd->waiting) return;
+    if (!rd->failed && !rd->trim->closing) rd->done(rd->trim, rd);
+    for (int s = 0; s < TP_SERVICE_COUNT; s++) free(rd->cursor[s]);
+    free(rd);
+}
+
+static void cursor_cb(tp_store_t *store, redisReply *r, void *arg) {
+    cursor_ask_t *ask = arg;
+    cursor_read_t *rd = ask->read;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r) tp_log_error("journal trim: GET cursor: %s", r->str);
+        rd->failed = 1;
+    } else if (r->type == REDIS_REPLY_STRING) {
+        rd->cursor[ask->service] = strndup(r->str, r->len);
+        if (!rd->cursor[ask->service]) abort();
+    }
+    free(ask);
+    cursors_settle(rd);
+}
+
+static void cursors_read(tp_trim_t *self, cursor_read_t *rd) {
+    const char *ns = tp_store_ns(self->store);
+    rd->trim = self;
+    rd->waiting = 1; /* held while sending */
+    for (int s = 0; s < TP_SERVICE_COUNT && !rd->failed; s++) {
+        if (s == TP_SERVICE_INTAKE) continue;
+        char key[128];
+        tp_key(key, sizeof key, ns, "cursor:%s", tp_proto_service_name((tp_service_t)s));
+        cursor_ask_t *ask = malloc(sizeof *ask);
+        if (!ask) abort();
+        ask->read = rd;
+        ask->service = s;
+        rd->waiting++;
+        if (tp_store_command(self->store, cursor_cb, ask, "GET %s", key) < 0) {
+            free(ask);
+            rd->waiting--;
+            rd->failed = 1;
+        }
+    }
+    cursors_settle(rd);
 }
 
 /* The cursors are in: trim what is older than the retention horizon and
@@ -57,16 +112,12 @@ static int journal_keys(tp_trim_t *self, tp_argv_t *a) {
  * move forward, so trimming below a reading that is a moment old is safe;
  * reading them apart from the XTRIM keeps intake's ACL user off the
  * services' keys (it may read them, not write them). */
-static void cursors_cb(tp_store_t *store, redisReply *r, void *arg) {
-    tp_trim_t *self = arg;
-    if (self->closing || !r || r->type != REDIS_REPLY_ARRAY) {
-        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("journal trim: %s", r->str);
-        return;
-    }
-    const char *cursors[TP_SERVICE_COUNT] = {0};
-    size_t n = r->elements < TP_SERVICE_COUNT ? r->elements : TP_SERVICE_COUNT;
-    for (size_t i = 0; i < n; i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING) cursors[i] = r->element[i]->str;
+static void cursors_trim(tp_trim_t *self, cursor_read_t *rd) {
+    tp_store_t *store = self->store;
+    const char *cursors[TP_SERVICE_COUNT];
+    size_t n = 0;
+    for (int s = 0; s < TP_SERVICE_COUNT; s++)
+        if (s != TP_SERVICE_INTAKE) cursors[n++] = rd->cursor[s];
     char floor[48];
     if (tp_horizon_floor(cursors, n, tp_now_ms(), self->opts.retention_ms, floor,
                          sizeof floor) < 0)
@@ -79,12 +130,22 @@ static void cursors_cb(tp_store_t *store, redisReply *r, void *arg) {
 static void timer_cb(uv_timer_t *t) {
     tp_trim_t *self = t->data;
     if (!tp_store_connected(self->store)) return;
-    tp_argv_t a;
-    tp_argv_init(&a);
-    journal_keys(self, &a);
-    a.v[0] = "MGET", a.len[0] = 4; /* the cursors only */
-    tp_store_command_argv(self->store, cursors_cb, self, (int)a.n, a.v, a.len);
-    tp_argv_clear(&a);
+    cursor_read_t *rd = calloc(1, sizeof *rd);
+    if (!rd) abort();
+    rd->done = cursors_trim;
+    cursors_read(self, rd);
+}
+
+static void backlog_set(tp_trim_t *self, long long len, const char *behind);
+
+/* The journal is over its bound and the cursors are in: a service whose
+ * cursor is not at the journal's end is behind. */
+static void backlog_verdict(tp_trim_t *self, cursor_read_t *rd) {
+    const char *behind = "";
+    for (int s = 0; s < TP_SERVICE_COUNT && !behind[0]; s++)
+        if (s != TP_SERVICE_INTAKE && (!rd->cursor[s] || strcmp(rd->cursor[s], rd->last)))
+            behind = tp_proto_service_name((tp_service_t)s);
+    backlog_set(self, rd->len, behind);
 }
 
 static void backlog_cb(tp_store_t *store, redisReply *r, void *arg) {
@@ -97,7 +158,19 @@ static void backlog_cb(tp_store_t *store, redisReply *r, void *arg) {
         return; /* keep the last verdict until Redis answers again */
     }
     long long len = r->element[0]->integer;
-    const char *behind = r->element[1]->str;
+    if (r->element[1]->len == 0) { /* below the bound */
+        backlog_set(self, len, "");
+        return;
+    }
+    cursor_read_t *rd = calloc(1, sizeof *rd);
+    if (!rd) abort();
+    rd->done = backlog_verdict;
+    rd->len = len;
+    snprintf(rd->last, sizeof rd->last, "%s", r->element[1]->str);
+    cursors_read(self, rd);
+}
+
+static void backlog_set(tp_trim_t *self, long long len, const char *behind) {
     int backlogged = behind[0] != '\0';
     if (backlogged && !self->backlogged)
         tp_log_warn("journal: %lld entries, over max_journal %lld, and %s is behind: "
@@ -112,15 +185,12 @@ static void backlog_cb(tp_store_t *store, redisReply *r, void *arg) {
 static void backlog_timer_cb(uv_timer_t *t) {
     tp_trim_t *self = t->data;
     if (!tp_store_connected(self->store)) return;
-    tp_argv_t a;
-    tp_argv_init(&a);
-    int nkeys = journal_keys(self, &a);
-    tp_argv_add_int(&a, self->opts.max_journal);
-    for (int i = 0; i < tp_horizon_count(); i++)
-        tp_argv_add(&a, tp_horizon_service(i), (size_t)-1);
-    tp_store_eval(self->store, self->backlog_script, backlog_cb, self, nkeys, (int)a.n,
-                  a.v, a.len);
-    tp_argv_clear(&a);
+    char key[128], bound[24];
+    tp_key(key, sizeof key, tp_store_ns(self->store), "{j}:journal");
+    snprintf(bound, sizeof bound, "%lld", (long long)self->opts.max_journal);
+    const char *argv[2] = {key, bound};
+    size_t lens[2] = {strlen(key), strlen(bound)};
+    tp_store_eval(self->store, self->backlog_script, backlog_cb, self, 1, 2, argv, lens);
 }
 
 tp_trim_t *tp_trim_new(uv_loop_t *loop, tp_store_t *store, tp_journal_t *journal,

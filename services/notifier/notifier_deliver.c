@@ -1,7 +1,16 @@
 /* notifier_deliver.c: recipients, rendering, delivery records, attempts,
- * retries, outcomes. Owns the delivery records in Redis (delivery:<id>,
- * deliveries:due, deadletter) and the attempts in flight; never talks to a
- * network itself (the channels do). */
+ * retries, outcomes. Owns the delivery records in Redis ({s<n>}:delivery:
+ * <id>, {s<n>}:deliveries:due, {s<n>}:deadletter) and the attempts in
+ * flight; never talks to a network itself (the channels do).
+ *
+ * Shards: a delivery, an inbox and a digest live in the shard of the person
+ * they reach (a staff user's, or for the customer's contact the customer's,
+ * with the customer's cap counter). An event reaching people of several
+ * shards is recorded by one script per shard: first the shards other than
+ * its owner's, each under its own done mark ({s<n>}:done:notifier:<ev>),
+ * then the owner's shard under the job's done mark. A crash between them
+ * leaves the event not done; applied again, the parts done already are
+ * no-ops. */
 #include "notifier_deliver.h"
 
 #include <jansson.h>
@@ -16,7 +25,9 @@
 #include "tp/keys.h"
 #include "tp/log.h"
 
-/* KEYS done, deliveries:due, cap counter, digest:due, ni inbox keys, nd
+/* All KEYS of one shard: KEYS done, deliveries:due, cap counter (the
+ * customer's; in another shard than the customer's, a placeholder never
+ * counted: no delivery there is customer-facing), digest:due, ni inbox keys, nd
  * delivery keys, ng digest lists, ng digest "at" keys. ARGV ttl, inbox
  * entry, inbox max, ni, nd, cap limit, cap ttl ms, now, claim until,
  * customer, cause, ng, then per delivery: id, channel, address, body,
@@ -94,7 +105,8 @@ static const char RESULT_LUA[] =
     "redis.call('ZADD', KEYS[3], ARGV[6], ARGV[7])\n"
     "return 1\n";
 
-/* KEYS deliveries:due. ARGV now, claim until, limit, delivery key prefix.
+/* KEYS one shard's deliveries:due. ARGV now, claim until, limit, the
+ * shard's delivery key prefix ("<ns>{s<n>}:delivery:").
  * Claims due deliveries; returns id, attempts, body, customer, recipient,
  * cause, channel, address per delivery. */
 static const char CLAIM_LUA[] =
@@ -113,14 +125,15 @@ static const char CLAIM_LUA[] =
     "end\n"
     "return out\n";
 
-/* KEYS digest:due. ARGV now, claim until, limit, key prefix. Claims the
+/* KEYS one shard's digest:due. ARGV now, claim until, limit, the shard's
+ * key prefix ("<ns>{s<n>}:", its users' keys are under it). Claims the
  * digests due; returns user, time, n, then n lines per digest. */
 static const char DIGEST_CLAIM_LUA[] =
     "local users = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],\n"
     "                         'LIMIT', 0, ARGV[3])\n"
     "local out = {}\n"
     "for _, u in ipairs(users) do\n"
-    "  local list = ARGV[4] .. '{u:' .. u .. '}:digest'\n"
+    "  local list = ARGV[4] .. 'u:' .. u .. ':digest'\n"
     "  local at = redis.call('GET', list .. ':at')\n"
     "  local items = redis.call('LRANGE', list, 0, 99)\n"
     "  if not at or #items == 0 then\n"
@@ -200,7 +213,12 @@ struct tp_deliver {
     tp_deliver_options_t opts;
     char fallback_lang[32], customer_lang[32];
     char escalate[256], customer_rules[512], customer_kinds[256];
-    char due_key[128], deadletter_key[128], digest_due_key[128];
+    char due_key[TP_SHARDS][128], deadletter_key[TP_SHARDS][128];
+    char digest_due_key[TP_SHARDS][128], shard_prefix[TP_SHARDS][32];
+    struct shard_arg { /* a claim's callback: which shard answered */
+        struct tp_deliver *deliver;
+        int shard;
+    } shard_args[TP_SHARDS];
     int deliver_script, result_script, claim_script;
     int digest_claim_script, digest_record_script, read_script;
     uv_timer_t retry_timer;
@@ -211,6 +229,7 @@ struct tp_deliver {
 /* One attempt of one delivery. */
 typedef struct attempt {
     tp_deliver_t *deliver;
+    int shard; /* of its record */
     char id[DELIVERY_ID_MAX];
     char customer[TP_CUSTOMER_MAX + 1];
     char recipient[TP_ACTOR_MAX + 1];
@@ -290,8 +309,7 @@ int tp_deliver_tag(const tp_event_t *ev, char *tag, size_t len, void *arg) {
     (void)arg;
     const char *owner = tp_event_str(ev, "owner");
     if (!owner || !*owner) return -1;
-    snprintf(tag, len, "u:%s", owner);
-    return 0;
+    return tp_key_user_tag(tag, len, owner) < 0 ? -1 : 0;
 }
 
 static int64_t backoff(const tp_deliver_t *self, int attempts) {
@@ -310,6 +328,7 @@ static int64_t backoff(const tp_deliver_t *self, int attempts) {
 /* An outcome being recorded, with the event it derives. */
 typedef struct settle_ctx {
     tp_deliver_t *deliver;
+    int shard;
     msgpack_sbuffer derived;
     const char *status; /* for tp_deliveries_total: sent, retrying, failed */
     int channel;
@@ -332,7 +351,8 @@ static void result_cb(tp_store_t *store, redisReply *r, void *arg) {
     }
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1 &&
         sc->derived.size && !sc->deliver->closing)
-        tp_emitter_send(sc->deliver->emitter, sc->derived.data, sc->derived.size);
+        tp_emitter_send_shard(sc->deliver->emitter, sc->shard, sc->derived.data,
+                              sc->derived.size);
     settle_free(sc);
 }
 
@@ -347,6 +367,7 @@ static void settle(attempt_t *a, const char *outcome, const char *error,
     settle_ctx_t *sc = calloc(1, sizeof *sc);
     if (!sc) abort();
     sc->deliver = self;
+    sc->shard = a->shard;
     msgpack_sbuffer_init(&sc->derived);
     sc->channel = a->channel;
     sc->status = defer ? NULL : strcmp(outcome, "retry") == 0 ? "retrying"
@@ -371,10 +392,10 @@ static void settle(attempt_t *a, const char *outcome, const char *error,
                     attempts, error ? ": " : "", error ? error : "");
     tp_argv_t v;
     tp_argv_init(&v);
-    tp_argv_addf(&v, "%sdelivery:%s", tp_store_ns(self->store), a->id);
-    tp_argv_add(&v, self->due_key, (size_t)-1);
-    tp_argv_add(&v, tp_emitter_outbox(self->emitter), (size_t)-1);
-    tp_argv_add(&v, self->deadletter_key, (size_t)-1);
+    tp_argv_addf(&v, "%sdelivery:%s", self->shard_prefix[a->shard], a->id);
+    tp_argv_add(&v, self->due_key[a->shard], (size_t)-1);
+    tp_argv_add(&v, tp_emitter_outbox_shard(self->emitter, a->shard), (size_t)-1);
+    tp_argv_add(&v, self->deadletter_key[a->shard], (size_t)-1);
     tp_argv_add(&v, a->id, (size_t)-1);
     tp_argv_add(&v, outcome, (size_t)-1);
     tp_argv_add_int(&v, attempts);
@@ -455,6 +476,7 @@ static void attempt_start(tp_deliver_t *self, attempt_t *a, const char *payload,
 /* One delivery being recorded. */
 typedef struct pending {
     char id[DELIVERY_ID_MAX];
+    int shard; /* its recipient's */
     char recipient[TP_ACTOR_MAX + 1];
     char address[1100];
     int channel;
@@ -483,9 +505,22 @@ typedef struct deliver_ctx {
     int ndigests;
     const char *item_json; /* while planning: the inbox entry */
     char *event_json;      /* while planning: the event, JSON */
+    /* recording: one script per shard reached, the owner's last */
+    char *item_text;       /* the inbox entry */
+    char inbox[MAX_RECIPIENTS][TP_ACTOR_MAX + 1]; /* staff reached */
+    int ninbox;
+    int owner_shard, customer_shard;
+    int parts_waiting, parts_failed;
 } deliver_ctx_t;
 
+/* One shard's part of recording an event. */
+typedef struct part {
+    deliver_ctx_t *ctx;
+    int shard;
+} part_t;
+
 static void ctx_free(deliver_ctx_t *ctx) {
+    free(ctx->item_text);
     for (int i = 0; i < ctx->npending; i++) free(ctx->pending[i].payload);
     for (int i = 0; i < ctx->ndigests; i++) free(ctx->digests[i].line);
     free(ctx);
@@ -497,17 +532,11 @@ static const pending_t *pending_find(const deliver_ctx_t *ctx, const char *id) {
     return NULL;
 }
 
-static void delivered_cb(tp_store_t *store, redisReply *r, void *arg) {
-    (void)store;
-    deliver_ctx_t *ctx = arg;
+/* Starts the deliveries one part's script claimed to start now. */
+static void part_start(deliver_ctx_t *ctx, int shard, const redisReply *r) {
     tp_deliver_t *self = ctx->deliver;
-    int ok = r && r->type == REDIS_REPLY_ARRAY;
-    if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("deliver: %s", r->str);
-    /* the job ends first: `ev` is not used after this */
-    if (tp_consumer_reply_seen(r)) tp_consumer_job_duplicate(ctx->job);
-    tp_consumer_job_done(ctx->job, ok ? 0 : -1);
     int capped = 0;
-    for (size_t i = 0; ok && i < r->elements; i++) {
+    for (size_t i = 0; i < r->elements; i++) {
         redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_STRING) continue; /* {1}: already done */
         if (strcmp(e->str, "capped") == 0) {
@@ -523,6 +552,7 @@ static void delivered_cb(tp_store_t *store, redisReply *r, void *arg) {
         attempt_t *a = calloc(1, sizeof *a);
         if (!a) abort();
         a->deliver = self;
+        a->shard = shard;
         snprintf(a->id, sizeof a->id, "%s", p->id);
         snprintf(a->customer, sizeof a->customer, "%s", ctx->customer);
         snprintf(a->recipient, sizeof a->recipient, "%s", p->recipient);
@@ -531,6 +561,19 @@ static void delivered_cb(tp_store_t *store, redisReply *r, void *arg) {
         a->channel = p->channel;
         attempt_start(self, a, p->payload, p->len);
     }
+}
+
+/* The owner's part (the job's done mark) is recorded, or recording failed:
+ * the job ends, then what was claimed starts. */
+static void delivered_cb(tp_store_t *store, redisReply *r, void *arg) {
+    (void)store;
+    deliver_ctx_t *ctx = arg;
+    int ok = r && r->type == REDIS_REPLY_ARRAY;
+    if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("deliver: %s", r->str);
+    /* the job ends first: `ev` is not used after this */
+    if (tp_consumer_reply_seen(r)) tp_consumer_job_duplicate(ctx->job);
+    tp_consumer_job_done(ctx->job, ok ? 0 : -1);
+    if (ok) part_start(ctx, ctx->owner_shard, r);
     ctx_free(ctx);
 }
 
@@ -699,6 +742,7 @@ static void plan_target(deliver_ctx_t *ctx, const target_t *t, const json_t *pro
             rendered = 1;
         }
         pending_t *p = &ctx->pending[ctx->npending];
+        p->shard = t->staff ? tp_key_shard(t->id) : ctx->customer_shard;
         snprintf(p->id, sizeof p->id, "%.128s/%.16s/%.128s", ev->id, ch->name, t->id);
         tp_message_t msg = {.delivery = p->id,
                             .address = address,
@@ -729,6 +773,9 @@ static void plan_target(deliver_ctx_t *ctx, const target_t *t, const json_t *pro
     free(html);
     json_decref(fields);
 }
+
+static void parts_send(deliver_ctx_t *ctx);
+static void parts_settle(deliver_ctx_t *ctx);
 
 static void record(deliver_ctx_t *ctx, const json_t *profile) {
     tp_deliver_t *self = ctx->deliver;
@@ -801,38 +848,130 @@ static void record(deliver_ctx_t *ctx, const json_t *profile) {
     free(ctx->event_json);
     ctx->event_json = NULL;
 
-    int ninbox = 0;
-    for (int i = 0; i < n; i++) ninbox += targets[i].staff;
+    ctx->item_text = item_text;
+    for (int i = 0; i < n; i++)
+        if (targets[i].staff)
+            snprintf(ctx->inbox[ctx->ninbox++], sizeof ctx->inbox[0], "%.128s", targets[i].id);
+    (void)ns;
+    parts_send(ctx);
+}
+
+static void part_send(deliver_ctx_t *ctx, int shard, tp_store_reply_cb cb, void *arg);
+
+static void part_cb(tp_store_t *store, redisReply *r, void *arg) {
+    part_t *part = arg;
+    deliver_ctx_t *ctx = part->ctx;
+    if (r && r->type == REDIS_REPLY_ARRAY) {
+        part_start(ctx, part->shard, r);
+    } else {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("deliver: %s", r->str);
+        ctx->parts_failed = 1;
+    }
+    free(part);
+    parts_settle(ctx);
+}
+
+/* Every other shard's part is recorded: the owner's last, or the job fails
+ * (applied again later: the parts done are no-ops then). */
+static void parts_settle(deliver_ctx_t *ctx) {
+    if (--ctx->parts_waiting) return;
+    if (ctx->parts_failed || ctx->deliver->closing) {
+        delivered_cb(ctx->deliver->store, NULL, ctx);
+        return;
+    }
+    part_send(ctx, ctx->owner_shard, delivered_cb, ctx);
+}
+
+/* 1 when shard `shard` has something of the event to record. */
+static int part_reaches(const deliver_ctx_t *ctx, int shard) {
+    for (int i = 0; i < ctx->ninbox; i++)
+        if (tp_key_shard(ctx->inbox[i]) == shard) return 1;
+    for (int i = 0; i < ctx->npending; i++)
+        if (ctx->pending[i].shard == shard) return 1;
+    for (int i = 0; i < ctx->ndigests; i++)
+        if (tp_key_shard(ctx->digests[i].user) == shard) return 1;
+    return 0;
+}
+
+static void parts_send(deliver_ctx_t *ctx) {
+    ctx->parts_waiting = 1; /* held while sending */
+    for (int shard = 0; shard < TP_SHARDS && !ctx->parts_failed; shard++) {
+        if (shard == ctx->owner_shard || !part_reaches(ctx, shard)) continue;
+        part_t *part = malloc(sizeof *part);
+        if (!part) abort();
+        part->ctx = ctx;
+        part->shard = shard;
+        ctx->parts_waiting++;
+        part_send(ctx, shard, part_cb, part);
+    }
+    parts_settle(ctx);
+}
+
+/* Records the part of the event in `shard`: its inboxes, deliveries and
+ * digest lines, under the job's done mark (the owner's shard) or the
+ * shard's own. `cb` runs once. */
+static void part_send(deliver_ctx_t *ctx, int shard, tp_store_reply_cb cb, void *arg) {
+    tp_deliver_t *self = ctx->deliver;
+    const tp_event_t *ev = ctx->ev;
+    const char *ns = tp_store_ns(self->store);
+    int64_t now = tp_now_ms();
+    char key[TP_CUSTOMER_MAX + TP_ID_MAX + 96];
     tp_argv_t v;
     tp_argv_init(&v);
-    tp_argv_add(&v, tp_consumer_job_done_key(ctx->job), (size_t)-1);
-    tp_argv_add(&v, self->due_key, (size_t)-1);
+    if (shard == ctx->owner_shard) {
+        tp_argv_add(&v, tp_consumer_job_done_key(ctx->job), (size_t)-1);
+    } else {
+        tp_key_shard_key(key, sizeof key, ns, shard, "done:notifier:%s", ev->id);
+        tp_argv_addf(&v, "%s", key);
+    }
+    tp_argv_add(&v, self->due_key[shard], (size_t)-1);
     int64_t period = self->opts.customer_cap_period_ms;
-    tp_argv_addf(&v, "%s{c:%s}:contact_cap:%lld", ns, ev->customer,
-                 (long long)(now / period));
-    tp_argv_add(&v, self->digest_due_key, (size_t)-1);
-    for (int i = 0; i < n; i++)
-        if (targets[i].staff) tp_argv_addf(&v, "%s{u:%s}:inbox", ns, targets[i].id);
+    if (shard == ctx->customer_shard) {
+        tp_key_customer(key, sizeof key, ns, ev->customer, "contact_cap:%lld",
+                        (long long)(now / period));
+        tp_argv_addf(&v, "%s", key);
+    } else {
+        tp_argv_add(&v, self->due_key[shard], (size_t)-1); /* never counted */
+    }
+    tp_argv_add(&v, self->digest_due_key[shard], (size_t)-1);
+    int ninbox = 0, npending = 0, ndigests = 0;
+    for (int i = 0; i < ctx->ninbox; i++)
+        if (tp_key_shard(ctx->inbox[i]) == shard) {
+            tp_key_user(key, sizeof key, ns, ctx->inbox[i], "inbox");
+            tp_argv_addf(&v, "%s", key);
+            ninbox++;
+        }
     for (int i = 0; i < ctx->npending; i++)
-        tp_argv_addf(&v, "%sdelivery:%s", ns, ctx->pending[i].id);
+        if (ctx->pending[i].shard == shard) {
+            tp_argv_addf(&v, "%sdelivery:%s", self->shard_prefix[shard], ctx->pending[i].id);
+            npending++;
+        }
     for (int i = 0; i < ctx->ndigests; i++)
-        tp_argv_addf(&v, "%s{u:%s}:digest", ns, ctx->digests[i].user);
+        if (tp_key_shard(ctx->digests[i].user) == shard) {
+            tp_key_user(key, sizeof key, ns, ctx->digests[i].user, "digest");
+            tp_argv_addf(&v, "%s", key);
+            ndigests++;
+        }
     for (int i = 0; i < ctx->ndigests; i++)
-        tp_argv_addf(&v, "%s{u:%s}:digest:at", ns, ctx->digests[i].user);
+        if (tp_key_shard(ctx->digests[i].user) == shard) {
+            tp_key_user(key, sizeof key, ns, ctx->digests[i].user, "digest:at");
+            tp_argv_addf(&v, "%s", key);
+        }
     tp_argv_add(&v, tp_consumer_done_ttl(ctx->consumer), (size_t)-1);
-    tp_argv_add(&v, item_text, (size_t)-1);
+    tp_argv_add(&v, ctx->item_text, (size_t)-1);
     tp_argv_add_int(&v, self->opts.inbox_max);
     tp_argv_add_int(&v, ninbox);
-    tp_argv_add_int(&v, ctx->npending);
+    tp_argv_add_int(&v, npending);
     tp_argv_add_int(&v, self->opts.customer_cap);
     tp_argv_add_int(&v, period);
     tp_argv_add_int(&v, now);
     tp_argv_add_int(&v, now + self->opts.claim_ms);
     tp_argv_add(&v, ev->customer, (size_t)-1);
     tp_argv_add(&v, ev->id, (size_t)-1);
-    tp_argv_add_int(&v, ctx->ndigests);
+    tp_argv_add_int(&v, ndigests);
     for (int i = 0; i < ctx->npending; i++) {
         pending_t *p = &ctx->pending[i];
+        if (p->shard != shard) continue;
         tp_argv_add(&v, p->id, (size_t)-1);
         tp_argv_add(&v, channel_names[p->channel], (size_t)-1);
         tp_argv_add(&v, p->address, (size_t)-1);
@@ -842,16 +981,15 @@ static void record(deliver_ctx_t *ctx, const json_t *profile) {
         tp_argv_add_int(&v, p->due_at);
     }
     for (int i = 0; i < ctx->ndigests; i++) {
+        if (tp_key_shard(ctx->digests[i].user) != shard) continue;
         tp_argv_add(&v, ctx->digests[i].line, (size_t)-1);
         tp_argv_add_int(&v, ctx->digests[i].at);
         tp_argv_add(&v, ctx->digests[i].user, (size_t)-1);
     }
-    int rc = tp_store_eval(self->store, self->deliver_script, delivered_cb, ctx,
-                           4 + ninbox + ctx->npending + 2 * ctx->ndigests, (int)v.n,
-                           v.v, v.len);
+    int rc = tp_store_eval(self->store, self->deliver_script, cb, arg,
+                           4 + ninbox + npending + 2 * ndigests, (int)v.n, v.v, v.len);
     tp_argv_clear(&v);
-    free(item_text);
-    if (rc < 0) delivered_cb(self->store, NULL, ctx);
+    if (rc < 0) cb(self->store, NULL, arg);
 }
 
 static void profile_cb(tp_store_t *store, redisReply *r, void *arg) {
@@ -884,7 +1022,10 @@ static void mark_read(tp_deliver_t *self, tp_consumer_t *consumer,
     tp_argv_t v;
     tp_argv_init(&v);
     tp_argv_add(&v, tp_consumer_job_done_key(job), (size_t)-1);
-    tp_argv_addf(&v, "%s{u:%s}:inbox", tp_store_ns(self->store), tp_event_str(ev, "owner"));
+    char inbox[TP_ACTOR_MAX + 64];
+    tp_key_user(inbox, sizeof inbox, tp_store_ns(self->store), tp_event_str(ev, "owner"),
+                "inbox");
+    tp_argv_add(&v, inbox, (size_t)-1);
     tp_argv_add(&v, tp_consumer_done_ttl(consumer), (size_t)-1);
     tp_argv_add(&v, tp_event_str(ev, "notification"), (size_t)-1);
     tp_argv_add_int(&v, ev->ts);
@@ -909,8 +1050,10 @@ void tp_deliver_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
     ctx->ev = ev;
     snprintf(ctx->customer, sizeof ctx->customer, "%s", ev->customer);
     snprintf(ctx->cause, sizeof ctx->cause, "%s", ev->id);
+    ctx->owner_shard = tp_key_shard(tp_event_str(ev, "owner"));
+    ctx->customer_shard = tp_key_shard(ev->customer);
     char key[TP_CUSTOMER_MAX + 64];
-    tp_key(key, sizeof key, tp_store_ns(self->store), "{c:%s}:profile", ev->customer);
+    tp_key_customer(key, sizeof key, tp_store_ns(self->store), ev->customer, "profile");
     if (tp_store_command(self->store, profile_cb, ctx,
                          "HMGET %s name company contact_name contact_email "
                          "contact_phone",
@@ -934,7 +1077,8 @@ static const char *reply_str(const redisReply *r) {
 
 static void claimed_cb(tp_store_t *store, redisReply *r, void *arg) {
     (void)store;
-    tp_deliver_t *self = arg;
+    struct shard_arg *sa = arg;
+    tp_deliver_t *self = sa->deliver;
     if (!r || r->type != REDIS_REPLY_ARRAY || self->closing) return;
     for (size_t i = 0; i + CLAIM_FIELDS - 1 < r->elements; i += CLAIM_FIELDS) {
         redisReply **f = &r->element[i];
@@ -946,6 +1090,7 @@ static void claimed_cb(tp_store_t *store, redisReply *r, void *arg) {
         attempt_t *a = calloc(1, sizeof *a);
         if (!a) abort();
         a->deliver = self;
+        a->shard = sa->shard;
         snprintf(a->id, sizeof a->id, "%s", f[0]->str);
         a->attempts = atoi(reply_str(f[1]));
         snprintf(a->customer, sizeof a->customer, "%s", reply_str(f[3]));
@@ -964,6 +1109,7 @@ static void claimed_cb(tp_store_t *store, redisReply *r, void *arg) {
 
 typedef struct digest_ctx {
     tp_deliver_t *deliver;
+    int shard; /* the user's */
     char user[TP_ACTOR_MAX + 1];
     pending_t pending[TP_DELIVER_CHANNELS];
     int npending;
@@ -982,6 +1128,7 @@ static void digest_recorded_cb(tp_store_t *store, redisReply *r, void *arg) {
             attempt_t *a = calloc(1, sizeof *a);
             if (!a) abort();
             a->deliver = self;
+            a->shard = dc->shard;
             snprintf(a->id, sizeof a->id, "%s", pd->id);
             snprintf(a->recipient, sizeof a->recipient, "%s", dc->user);
             snprintf(a->cause, sizeof a->cause, "digest");
@@ -1020,6 +1167,7 @@ static void digest_send(tp_deliver_t *self, const char *user, const char *at_tex
     digest_ctx_t *dc = calloc(1, sizeof *dc);
     if (!dc) abort();
     dc->deliver = self;
+    dc->shard = tp_key_shard(user);
     snprintf(dc->user, sizeof dc->user, "%s", user);
     char *subject = NULL, *text = NULL, *html = NULL, err[300];
     if (!fields || tp_templates_render(self->templates, "reminder.due", "digest", t.lang,
@@ -1056,12 +1204,15 @@ static void digest_send(tp_deliver_t *self, const char *user, const char *at_tex
     const char *ns = tp_store_ns(self->store);
     tp_argv_t v;
     tp_argv_init(&v);
-    tp_argv_add(&v, self->digest_due_key, (size_t)-1);
-    tp_argv_addf(&v, "%s{u:%s}:digest", ns, user);
-    tp_argv_addf(&v, "%s{u:%s}:digest:at", ns, user);
-    tp_argv_add(&v, self->due_key, (size_t)-1);
+    char key[TP_ACTOR_MAX + 64];
+    tp_argv_add(&v, self->digest_due_key[dc->shard], (size_t)-1);
+    tp_key_user(key, sizeof key, ns, user, "digest");
+    tp_argv_addf(&v, "%s", key);
+    tp_key_user(key, sizeof key, ns, user, "digest:at");
+    tp_argv_addf(&v, "%s", key);
+    tp_argv_add(&v, self->due_key[dc->shard], (size_t)-1);
     for (int i = 0; i < dc->npending; i++)
-        tp_argv_addf(&v, "%sdelivery:%s", ns, dc->pending[i].id);
+        tp_argv_addf(&v, "%sdelivery:%s", self->shard_prefix[dc->shard], dc->pending[i].id);
     tp_argv_add(&v, at_text, (size_t)-1);
     tp_argv_add_int(&v, (int64_t)n);
     tp_argv_add(&v, user, (size_t)-1);
@@ -1085,7 +1236,7 @@ static void digest_send(tp_deliver_t *self, const char *user, const char *at_tex
 
 static void digests_claimed_cb(tp_store_t *store, redisReply *r, void *arg) {
     (void)store;
-    tp_deliver_t *self = arg;
+    tp_deliver_t *self = ((struct shard_arg *)arg)->deliver;
     if (!r || r->type != REDIS_REPLY_ARRAY || self->closing) return;
     for (size_t i = 0; i + 2 < r->elements;) {
         redisReply **f = &r->element[i];
@@ -1102,25 +1253,27 @@ static void retry_timer_cb(uv_timer_t *t) {
     tp_deliver_t *self = t->data;
     if (self->closing || !tp_store_connected(self->store)) return;
     int64_t now = tp_now_ms();
-    tp_argv_t v;
-    tp_argv_init(&v);
-    tp_argv_add(&v, self->due_key, (size_t)-1);
-    tp_argv_add_int(&v, now);
-    tp_argv_add_int(&v, now + self->opts.claim_ms);
-    tp_argv_add(&v, CLAIM_BATCH, (size_t)-1);
-    tp_argv_addf(&v, "%sdelivery:", tp_store_ns(self->store));
-    tp_store_eval(self->store, self->claim_script, claimed_cb, self, 1, (int)v.n,
-                  v.v, v.len);
-    tp_argv_clear(&v);
-    tp_argv_init(&v);
-    tp_argv_add(&v, self->digest_due_key, (size_t)-1);
-    tp_argv_add_int(&v, now);
-    tp_argv_add_int(&v, now + self->opts.claim_ms);
-    tp_argv_add(&v, "50", 2);
-    tp_argv_add(&v, tp_store_ns(self->store), (size_t)-1);
-    tp_store_eval(self->store, self->digest_claim_script, digests_claimed_cb, self, 1,
-                  (int)v.n, v.v, v.len);
-    tp_argv_clear(&v);
+    for (int shard = 0; shard < TP_SHARDS; shard++) { /* one script per slot */
+        tp_argv_t v;
+        tp_argv_init(&v);
+        tp_argv_add(&v, self->due_key[shard], (size_t)-1);
+        tp_argv_add_int(&v, now);
+        tp_argv_add_int(&v, now + self->opts.claim_ms);
+        tp_argv_add(&v, CLAIM_BATCH, (size_t)-1);
+        tp_argv_addf(&v, "%sdelivery:", self->shard_prefix[shard]);
+        tp_store_eval(self->store, self->claim_script, claimed_cb, &self->shard_args[shard],
+                      1, (int)v.n, v.v, v.len);
+        tp_argv_clear(&v);
+        tp_argv_init(&v);
+        tp_argv_add(&v, self->digest_due_key[shard], (size_t)-1);
+        tp_argv_add_int(&v, now);
+        tp_argv_add_int(&v, now + self->opts.claim_ms);
+        tp_argv_add(&v, "50", 2);
+        tp_argv_add(&v, self->shard_prefix[shard], (size_t)-1);
+        tp_store_eval(self->store, self->digest_claim_script, digests_claimed_cb,
+                      &self->shard_args[shard], 1, (int)v.n, v.v, v.len);
+        tp_argv_clear(&v);
+    }
 }
 
 void tp_deliver_count_in(tp_deliver_t *self, tp_metrics_t *metrics) {
@@ -1164,9 +1317,19 @@ tp_deliver_t *tp_deliver_new(uv_loop_t *loop, tp_store_t *store,
     self->opts.customer_lang = self->customer_lang;
     self->opts.escalate = self->escalate;
     self->opts.customer_rules = self->customer_rules;
-    tp_key(self->due_key, sizeof self->due_key, tp_store_ns(store), "deliveries:due");
-    tp_key(self->deadletter_key, sizeof self->deadletter_key, tp_store_ns(store),
-           "deadletter");
+    for (int shard = 0; shard < TP_SHARDS; shard++) {
+        const char *ns = tp_store_ns(store);
+        self->shard_args[shard].deliver = self;
+        self->shard_args[shard].shard = shard;
+        tp_key_shard_key(self->due_key[shard], sizeof self->due_key[shard], ns, shard,
+                         "deliveries:due");
+        tp_key_shard_key(self->deadletter_key[shard], sizeof self->deadletter_key[shard], ns,
+                         shard, "deadletter");
+        tp_key_shard_key(self->digest_due_key[shard], sizeof self->digest_due_key[shard], ns,
+                         shard, "digest:due");
+        tp_key_shard_key(self->shard_prefix[shard], sizeof self->shard_prefix[shard], ns,
+                         shard, "%s", "");
+    }
     self->deliver_script = tp_store_script(store, "notifier_deliver", DELIVER_LUA);
     self->result_script = tp_store_script(store, "notifier_result", RESULT_LUA);
     self->claim_script = tp_store_script(store, "notifier_claim", CLAIM_LUA);
@@ -1175,8 +1338,6 @@ tp_deliver_t *tp_deliver_new(uv_loop_t *loop, tp_store_t *store,
     self->read_script = tp_store_script(store, "notifier_read", READ_LUA);
     self->digest_record_script =
         tp_store_script(store, "notifier_digest_record", DIGEST_RECORD_LUA);
-    tp_key(self->digest_due_key, sizeof self->digest_due_key, tp_store_ns(store),
-           "digest:due");
     if (self->deliver_script < 0 || self->result_script < 0 || self->claim_script < 0 ||
         self->digest_claim_script < 0 || self->digest_record_script < 0 ||
         self->read_script < 0) {

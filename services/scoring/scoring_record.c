@@ -19,26 +19,26 @@
 #include "tp/keys.h"
 #include "tp/log.h"
 
-/* KEYS profile, deals, complaints, overdue, scores. ARGV deal key prefix,
- * scores kept, and the profile key of a record merging in (or "").
- * Returns {profile, {deal id, deal, ...}, complaints, overdue, scores,
- * merging profile}. */
+/* KEYS profile, deals, complaints, overdue, scores (one customer's, one
+ * slot). ARGV deal key prefix (the same customer's), scores kept.
+ * Returns {profile, {deal id, deal, ...}, complaints, overdue, scores}.
+ * A record merging in lies in another shard: read on its own. */
 static const char READ_LUA[] =
     "local deals = {}\n"
     "for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
     "  deals[#deals + 1] = id\n"
     "  deals[#deals + 1] = redis.call('HGETALL', ARGV[1] .. id)\n"
     "end\n"
-    "local from = {}\n"
-    "if ARGV[3] ~= '' then from = redis.call('HGETALL', ARGV[3]) end\n"
     "return {redis.call('HGETALL', KEYS[1]), deals,\n"
     "        redis.call('SMEMBERS', KEYS[3]), redis.call('SMEMBERS', KEYS[4]),\n"
-    "        redis.call('LRANGE', KEYS[5], 0, tonumber(ARGV[2]) - 1), from}\n";
+    "        redis.call('LRANGE', KEYS[5], 0, tonumber(ARGV[2]) - 1)}\n";
 
 #define MAX_DEALS 64
 #define MAX_SCORES 32
 #define MAX_DERIVED 4
 #define MAX_ATTEMPTS 8
+#define MAX_LINKS 3
+#define LINK_KEY_MAX (TP_CUSTOMER_MAX + 96)
 
 struct tp_record {
     tp_store_t *store;
@@ -64,7 +64,8 @@ typedef struct apply_ctx {
     char done_key[TP_CUSTOMER_MAX + TP_ID_MAX + 96];
     char done_ttl[24];
     int attempts;
-    char prefix[TP_CUSTOMER_MAX + 64]; /* "<ns>{c:<customer>}:" */
+    char prefix[TP_CUSTOMER_MAX + 64]; /* "<ns>{s<n>}:c:<customer>:" */
+    char shard_prefix[32];             /* "<ns>{s<n>}:", its shard's indexes */
     /* the customer as read, changed in memory by the handlers */
     json_t *profile;     /* field -> string */
     json_t *changes;     /* profile fields to write */
@@ -79,6 +80,11 @@ typedef struct apply_ctx {
     /* the write being built */
     tp_apply_t apply;
     int k_profile, k_timeline;
+    /* a merge's links outside the customer's shard (field -> customer),
+     * written before the apply: idempotent, so a crash between the two
+     * repeats them with the apply */
+    struct { char key[LINK_KEY_MAX]; char field[320]; } links[MAX_LINKS];
+    int nlinks, links_waiting, links_failed;
     msgpack_sbuffer derived[MAX_DERIVED];
     int nderived;
 } apply_ctx_t;
@@ -116,8 +122,7 @@ void tp_record_destroy(tp_record_t **self_p) {
 int tp_record_tag(const tp_event_t *ev, char *tag, size_t len, void *arg) {
     (void)arg;
     if (!ev->customer[0]) return -1;
-    int n = snprintf(tag, len, "c:%s", ev->customer);
-    return n < 0 || (size_t)n >= len ? -1 : 0;
+    return tp_key_customer_tag(tag, len, ev->customer) < 0 ? -1 : 0;
 }
 
 /* ---- the customer as read ---- */
@@ -204,6 +209,7 @@ static void ctx_reset(apply_ctx_t *ctx) {
     ctx->nderived = 0;
     ctx->ndeals = ctx->nscores = 0;
     ctx->health_touched = 0;
+    ctx->nlinks = ctx->links_waiting = ctx->links_failed = 0;
 }
 
 static void finish(apply_ctx_t *ctx, int status) {
@@ -258,7 +264,8 @@ static void derive(apply_ctx_t *ctx, tp_event_type_t type, const char *suffix,
     }
     ctx->nderived++;
     tp_apply_t *a = &ctx->apply;
-    tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%s", tp_emitter_outbox(ctx->record->emitter)));
+    tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%s", tp_emitter_outbox_of(ctx->record->emitter,
+                                                                         ev->customer)));
     tp_apply_int(a, tp_now_ms());
     tp_apply_arg(a, out->data, out->size);
     timeline(ctx, tp_proto_type_name(type), ev->ts, "scoring", id, summary);
@@ -331,7 +338,7 @@ static void recheck_health(apply_ctx_t *ctx) {
     set_int(ctx, "health", health);
     set(ctx, "health_why", why);
     tp_apply_t *a = &ctx->apply;
-    int k_risk = tp_apply_key(a, "%sat_risk", tp_store_ns(ctx->record->store));
+    int k_risk = tp_apply_key(a, "%sat_risk", ctx->shard_prefix);
     switch (tp_health_transition(rules, at_risk, health)) {
     case 1: {
         set(ctx, "at_risk", "1");
@@ -367,8 +374,7 @@ static void recheck_health(apply_ctx_t *ctx) {
 /* The customer's next health check: when silence starts to count. */
 static void watch_health(apply_ctx_t *ctx, int64_t at) {
     tp_apply_t *a = &ctx->apply;
-    tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%shealth:watch",
-                                         tp_store_ns(ctx->record->store)));
+    tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%shealth:watch", ctx->shard_prefix));
     tp_apply_int(a, at);
     tp_apply_str(a, ctx->ev->customer);
 }
@@ -470,7 +476,7 @@ static deal_rec_t *deal_find(apply_ctx_t *ctx, const char *id, int create) {
 static void deal_write(apply_ctx_t *ctx, const deal_rec_t *d, const char *old_owner,
                        const char *old_team) {
     tp_apply_t *a = &ctx->apply;
-    const char *ns = tp_store_ns(ctx->record->store);
+    const char *ns = ctx->shard_prefix; /* the shard's pipelines */
     const tp_stage_rules_t *rules = &ctx->record->rules.stages;
     int64_t ev_value = tp_deal_expected_value(rules, &d->deal);
     tp_apply_cmd(a, "SADD", tp_apply_key(a, "%sdeals", ctx->prefix));
@@ -602,13 +608,21 @@ static void on_customer_updated(apply_ctx_t *ctx) {
     }
 }
 
+/* Queues a link of a merge: HSET <key> <field> <this customer>. */
+static void link_add(apply_ctx_t *ctx, const char *key, const char *field) {
+    if (ctx->nlinks == MAX_LINKS || !key[0]) return;
+    snprintf(ctx->links[ctx->nlinks].key, LINK_KEY_MAX, "%s", key);
+    snprintf(ctx->links[ctx->nlinks].field, sizeof ctx->links[ctx->nlinks].field, "%s",
+             field);
+    ctx->nlinks++;
+}
+
 /* Two records are one customer: `from` joins this one. Both timelines stay
  * (the record lists merged_from; reads merge them); what this record lacks
  * it takes from `from`; numbers and addresses of `from` now find this one. */
 static void on_customer_merged(apply_ctx_t *ctx) {
     const tp_event_t *ev = ctx->ev;
     const char *from = tp_event_str(ev, "from");
-    tp_apply_t *a = &ctx->apply;
     const char *ns = tp_store_ns(ctx->record->store);
     if (strcmp(from, ev->customer) == 0 || !ctx->from || json_object_size(ctx->from) == 0) {
         tp_log_info("merge %s: nothing to merge from %s", ev->id, from);
@@ -632,19 +646,20 @@ static void on_customer_merged(apply_ctx_t *ctx) {
             continue;
         if (!pget(ctx, key) || !*pget(ctx, key)) set(ctx, key, json_string_value(v));
     }
-    tp_apply_cmd(a, "HSET", tp_apply_key(a, "%s{c:%s}:profile", ns, from));
-    tp_apply_pair(a, "merged_into", ev->customer);
+    /* the other record and the contact indexes lie in other slots: linked
+     * before the apply (apply_event) */
+    char link[LINK_KEY_MAX] = "";
+    tp_key_customer(link, sizeof link, ns, from, "profile");
+    link_add(ctx, link, "merged_into");
     char norm[300];
     const char *phone = json_string_value(json_object_get(ctx->from, "contact_phone"));
-    if (phone && tp_ident_phone(phone, ctx->record->rules.default_cc, norm, sizeof norm) == 0) {
-        tp_apply_cmd(a, "HSET", tp_apply_key(a, "%s{j}:phone", ns));
-        tp_apply_pair(a, norm, ev->customer);
-    }
+    if (phone && tp_ident_phone(phone, ctx->record->rules.default_cc, norm, sizeof norm) == 0 &&
+        tp_key(link, sizeof link, ns, "{j}:phone") > 0)
+        link_add(ctx, link, norm);
     const char *email = json_string_value(json_object_get(ctx->from, "contact_email"));
-    if (email && tp_ident_email(email, norm, sizeof norm) == 0) {
-        tp_apply_cmd(a, "HSET", tp_apply_key(a, "%s{j}:email", ns));
-        tp_apply_pair(a, norm, ev->customer);
-    }
+    if (email && tp_ident_email(email, norm, sizeof norm) == 0 &&
+        tp_key(link, sizeof link, ns, "{j}:email") > 0)
+        link_add(ctx, link, norm);
     /* the event's own timeline line says what was merged (summarize) */
 }
 
@@ -806,10 +821,45 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     }
     if (outcome == TP_APPLY_DONE)
         for (int i = 0; i < ctx->nderived; i++)
-            tp_emitter_send(ctx->record->emitter, ctx->derived[i].data,
-                            ctx->derived[i].size);
+            tp_emitter_send_of(ctx->record->emitter, ctx->ev->customer,
+                               ctx->derived[i].data, ctx->derived[i].size);
     if (outcome == TP_APPLY_DUPLICATE && ctx->job) tp_consumer_job_duplicate(ctx->job);
     finish(ctx, 0);
+}
+
+static void links_settle(apply_ctx_t *ctx);
+
+static void link_cb(tp_store_t *store, redisReply *r, void *arg) {
+    apply_ctx_t *ctx = arg;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r) tp_log_error("merge %s: link: %s", ctx->ev->id, r->str);
+        ctx->links_failed = 1;
+    }
+    links_settle(ctx);
+}
+
+/* One link (or the hold) is answered: the apply follows the last. */
+static void links_settle(apply_ctx_t *ctx) {
+    if (--ctx->links_waiting) return;
+    if (ctx->links_failed ||
+        tp_apply_send(&ctx->apply, ctx->record->store, applied_cb, ctx) < 0)
+        finish(ctx, -1);
+}
+
+/* A merge's links, each one key (one slot), then the apply. */
+static void links_write(apply_ctx_t *ctx) {
+    ctx->links_waiting = 1; /* held while sending */
+    for (int i = 0; i < ctx->nlinks && !ctx->links_failed; i++) {
+        const char *argv[4] = {"HSET", ctx->links[i].key, ctx->links[i].field,
+                               ctx->ev->customer};
+        size_t lens[4] = {4, strlen(argv[1]), strlen(argv[2]), strlen(argv[3])};
+        ctx->links_waiting++;
+        if (tp_store_command_argv(ctx->record->store, link_cb, ctx, 4, argv, lens) < 0) {
+            ctx->links_waiting--;
+            ctx->links_failed = 1;
+        }
+    }
+    links_settle(ctx); /* the hold */
 }
 
 static void apply_event(apply_ctx_t *ctx) {
@@ -866,12 +916,28 @@ write_profile:
     json_t *value;
     json_object_foreach(ctx->changes, field, value)
         tp_apply_pair(&ctx->apply, field, json_string_value(value));
+    if (ctx->nlinks) {
+        links_write(ctx);
+        return;
+    }
     if (tp_apply_send(&ctx->apply, self->store, applied_cb, ctx) < 0) finish(ctx, -1);
+}
+
+static void from_read_cb(tp_store_t *store, redisReply *r, void *arg) {
+    apply_ctx_t *ctx = arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("scoring read: %s", r->str);
+        finish(ctx, -1);
+        return;
+    }
+    json_decref(ctx->from);
+    ctx->from = flat_to_object(r);
+    apply_event(ctx);
 }
 
 static void customer_read_cb(tp_store_t *store, redisReply *r, void *arg) {
     apply_ctx_t *ctx = arg;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
         if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("scoring read: %s", r->str);
         finish(ctx, -1);
         return;
@@ -890,13 +956,21 @@ static void customer_read_cb(tp_store_t *store, redisReply *r, void *arg) {
     for (size_t i = 0; i < scores->elements && ctx->nscores < MAX_SCORES; i++)
         if (scores->element[i]->type == REDIS_REPLY_STRING)
             ctx->scores[ctx->nscores++] = atoi(scores->element[i]->str);
-    ctx->from = flat_to_object(r->element[5]);
+    const tp_event_t *ev = ctx->ev;
+    const char *from = ev->type == TP_EVENT_CUSTOMER_MERGED ? tp_event_str(ev, "from") : NULL;
+    char key[LINK_KEY_MAX];
+    if (from && tp_key_customer(key, sizeof key, tp_store_ns(ctx->record->store), from,
+                                "profile") > 0) { /* another shard, on its own */
+        if (tp_store_command(ctx->record->store, from_read_cb, ctx, "HGETALL %s", key) < 0)
+            finish(ctx, -1);
+        return;
+    }
+    ctx->from = json_object();
     apply_event(ctx);
 }
 
 static void read_customer(apply_ctx_t *ctx) {
     tp_record_t *self = ctx->record;
-    const tp_event_t *ev = ctx->ev;
     tp_argv_t a;
     tp_argv_init(&a);
     tp_argv_addf(&a, "%sprofile", ctx->prefix);
@@ -906,15 +980,18 @@ static void read_customer(apply_ctx_t *ctx) {
     tp_argv_addf(&a, "%sscores", ctx->prefix);
     tp_argv_addf(&a, "%sdeal:", ctx->prefix);
     tp_argv_add_int(&a, MAX_SCORES);
-    if (ev->type == TP_EVENT_CUSTOMER_MERGED && tp_event_str(ev, "from"))
-        tp_argv_addf(&a, "%s{c:%s}:profile", tp_store_ns(self->store),
-                     tp_event_str(ev, "from"));
-    else
-        tp_argv_add(&a, "", 0);
     int rc = tp_store_eval(self->store, self->read_script, customer_read_cb, ctx, 5,
                            (int)a.n, a.v, a.len);
     tp_argv_clear(&a);
     if (rc < 0) finish(ctx, -1);
+}
+
+/* The customer's key prefix and its shard's. */
+static void customer_prefixes(apply_ctx_t *ctx, const char *customer) {
+    const char *ns = tp_store_ns(ctx->record->store);
+    tp_key_customer(ctx->prefix, sizeof ctx->prefix, ns, customer, "%s", "");
+    tp_key_shard_key(ctx->shard_prefix, sizeof ctx->shard_prefix, ns,
+                     tp_key_shard(customer), "%s", "");
 }
 
 void tp_record_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
@@ -927,8 +1004,7 @@ void tp_record_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
     ctx->ev = ev;
     snprintf(ctx->done_key, sizeof ctx->done_key, "%s", tp_consumer_job_done_key(job));
     snprintf(ctx->done_ttl, sizeof ctx->done_ttl, "%s", tp_consumer_done_ttl(consumer));
-    tp_key(ctx->prefix, sizeof ctx->prefix, tp_store_ns(self->store), "{c:%s}:",
-           ev->customer);
+    customer_prefixes(ctx, ev->customer);
     read_customer(ctx);
 }
 
@@ -955,10 +1031,10 @@ static void check_health(tp_record_t *self, const char *customer, int64_t now) {
                  (unsigned long long)tp_id_hash(customer, strlen(customer)));
     ctx->ev = ev;
     const char *ns = tp_store_ns(self->store);
-    tp_key(ctx->done_key, sizeof ctx->done_key, ns, "{c:%s}:done:scoring:%s", customer,
-           ev->id);
+    tp_key_customer(ctx->done_key, sizeof ctx->done_key, ns, customer, "done:scoring:%s",
+                    ev->id);
     snprintf(ctx->done_ttl, sizeof ctx->done_ttl, "%lld", (long long)self->done_ttl_s);
-    tp_key(ctx->prefix, sizeof ctx->prefix, ns, "{c:%s}:", customer);
+    customer_prefixes(ctx, customer);
     read_customer(ctx);
 }
 
@@ -976,10 +1052,13 @@ static void sweep_timer_cb(uv_timer_t *t) {
     tp_record_t *self = t->data;
     if (self->sweeping || !tp_store_connected(self->store)) return;
     char key[128], now[24];
-    tp_key(key, sizeof key, tp_store_ns(self->store), "health:watch");
     snprintf(now, sizeof now, "%lld", (long long)tp_now_ms());
-    tp_store_command(self->store, due_cb, self, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %s",
-                     key, now, SWEEP_BATCH);
+    for (int shard = 0; shard < TP_SHARDS; shard++) { /* each shard's watch */
+        tp_key_shard_key(key, sizeof key, tp_store_ns(self->store), shard,
+                         "health:watch");
+        tp_store_command(self->store, due_cb, self,
+                         "ZRANGEBYSCORE %s -inf %s LIMIT 0 %s", key, now, SWEEP_BATCH);
+    }
 }
 
 int tp_record_sweep_start(tp_record_t *self, uv_loop_t *loop, int64_t interval_ms,

@@ -11,15 +11,21 @@
 
 #define CHECK_BATCH 100
 
+typedef struct shard_queue { /* one shard's ticket:autoclose */
+    tp_autoclose_t *autoclose;
+    char key[128];
+} shard_queue_t;
+
 struct tp_autoclose {
     tp_store_t *store;
     tp_ticketing_t *tickets;
-    char key[128];
+    shard_queue_t queues[TP_SHARDS];
     uv_timer_t timer;
 };
 
 static void due_cb(tp_store_t *store, redisReply *r, void *arg) {
-    tp_autoclose_t *self = arg;
+    shard_queue_t *queue = arg;
+    tp_autoclose_t *self = queue->autoclose;
     if (!r || r->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i < r->elements; i++) {
         if (r->element[i]->type != REDIS_REPLY_STRING) continue;
@@ -27,7 +33,7 @@ static void due_cb(tp_store_t *store, redisReply *r, void *arg) {
         long long at;
         if (sscanf(r->element[i]->str, "%128[^|]|%79[^|]|%lld", customer, ticket, &at) != 3) {
             tp_log_error("autoclose: malformed entry %s (dropped)", r->element[i]->str);
-            tp_store_command(self->store, NULL, NULL, "ZREM %s %s", self->key,
+            tp_store_command(self->store, NULL, NULL, "ZREM %s %s", queue->key,
                              r->element[i]->str);
             continue;
         }
@@ -38,8 +44,10 @@ static void due_cb(tp_store_t *store, redisReply *r, void *arg) {
 static void timer_cb(uv_timer_t *t) {
     tp_autoclose_t *self = t->data;
     if (!tp_store_connected(self->store)) return;
-    tp_store_command(self->store, due_cb, self, "ZRANGEBYSCORE %s -inf %lld LIMIT 0 %d",
-                     self->key, (long long)tp_now_ms(), CHECK_BATCH);
+    for (int shard = 0; shard < TP_SHARDS; shard++)
+        tp_store_command(self->store, due_cb, &self->queues[shard],
+                         "ZRANGEBYSCORE %s -inf %lld LIMIT 0 %d", self->queues[shard].key,
+                         (long long)tp_now_ms(), CHECK_BATCH);
 }
 
 tp_autoclose_t *tp_autoclose_new(uv_loop_t *loop, tp_store_t *store, tp_ticketing_t *tickets,
@@ -48,7 +56,11 @@ tp_autoclose_t *tp_autoclose_new(uv_loop_t *loop, tp_store_t *store, tp_ticketin
     if (!self) abort();
     self->store = store;
     self->tickets = tickets;
-    tp_key(self->key, sizeof self->key, tp_store_ns(store), "ticket:autoclose");
+    for (int shard = 0; shard < TP_SHARDS; shard++) {
+        self->queues[shard].autoclose = self;
+        tp_key_shard_key(self->queues[shard].key, sizeof self->queues[shard].key,
+                         tp_store_ns(store), shard, "ticket:autoclose");
+    }
     if (check_interval_ms <= 0) check_interval_ms = 1000;
     uv_timer_init(loop, &self->timer);
     self->timer.data = self;

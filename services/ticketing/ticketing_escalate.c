@@ -12,7 +12,8 @@
 #include "tp/keys.h"
 #include "tp/log.h"
 
-/* KEYS sla:escalate. ARGV now, limit, key namespace. Returns per step due:
+/* KEYS one shard's sla:escalate. ARGV now, limit, the shard's key prefix
+ * ("<ns>{s<n>}:"). Returns per step due:
  * member, when, owner, department, priority, title, then the deadlines of
  * first response and resolution. */
 static const char DUE_LUA[] =
@@ -23,7 +24,7 @@ static const char DUE_LUA[] =
     "  local c, t = string.match(m[i], '^([^|]+)|([^|]+)|')\n"
     "  local f = {false, false, false, false, false, false}\n"
     "  if c then\n"
-    "    f = redis.call('HMGET', ARGV[3] .. '{c:' .. c .. '}:ticket:' .. t, 'owner',\n"
+    "    f = redis.call('HMGET', ARGV[3] .. 'c:' .. c .. ':ticket:' .. t, 'owner',\n"
     "                   'department', 'priority', 'title', 'first_response_due',\n"
     "                   'resolution_due')\n"
     "  end\n"
@@ -33,7 +34,8 @@ static const char DUE_LUA[] =
     "end\n"
     "return out\n";
 
-/* KEYS sla:escalate, ticket, history, outbox. ARGV member, now,
+/* KEYS the shard's sla:escalate, ticket, history, the shard's outbox (one
+ * slot: the customer's shard). ARGV member, now,
  * ticket.escalated envelope, history entry, the ticket's mark of the step.
  * Returns 1 escalated here, 0 not (taken elsewhere, or already done). */
 static const char CLAIM_LUA[] =
@@ -51,7 +53,12 @@ struct tp_escalate {
     tp_store_t *store;
     tp_emitter_t *emitter;
     const tp_roster_t *roster;
-    char due_key[128];
+    char due_key[TP_SHARDS][128];
+    char shard_prefix[TP_SHARDS][32];
+    struct due_arg { /* a scan's callback: which shard answered */
+        struct tp_escalate *escalate;
+        int shard;
+    } due_args[TP_SHARDS];
     int due_script, claim_script;
     uv_timer_t timer;
     uint64_t warnings; /* owner warnings sent from this instance */
@@ -60,6 +67,7 @@ struct tp_escalate {
 typedef struct claim_ctx {
     tp_escalate_t *escalate;
     int warning; /* the step is the owner's warning */
+    char customer[TP_CUSTOMER_MAX + 1];
     msgpack_sbuffer payload;
 } claim_ctx_t;
 
@@ -74,7 +82,8 @@ static void claimed_cb(tp_store_t *store, redisReply *r, void *arg) {
     claim_ctx_t *ctx = arg;
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
         ctx->escalate->warnings += ctx->warning;
-        tp_emitter_send(ctx->escalate->emitter, ctx->payload.data, ctx->payload.size);
+        tp_emitter_send_of(ctx->escalate->emitter, ctx->customer, ctx->payload.data,
+                           ctx->payload.size);
     } else if (r && r->type == REDIS_REPLY_ERROR)
         tp_log_error("escalate: %s", r->str);
     msgpack_sbuffer_destroy(&ctx->payload);
@@ -87,14 +96,19 @@ static const char *texts(const char *step) {
     return "the SLA target was missed and is still open";
 }
 
-static void escalate(tp_escalate_t *self, redisReply **f) {
+static void escalate(tp_escalate_t *self, int shard, redisReply **f) {
     const char *member = f[0]->str;
     char customer[TP_CUSTOMER_MAX + 1], ticket[80], target[32], step[16];
     if (sscanf(member, "%128[^|]|%79[^|]|%31[^|]|%15s", customer, ticket, target, step) != 4 ||
         (strcmp(target, "first_response") && strcmp(target, "resolution")) ||
         (strcmp(step, "warning") && strcmp(step, "lead") && strcmp(step, "manager"))) {
         tp_log_error("escalate: malformed step %s (dropped)", member);
-        tp_store_command(self->store, NULL, NULL, "ZREM %s %s", self->due_key, member);
+        tp_store_command(self->store, NULL, NULL, "ZREM %s %s", self->due_key[shard], member);
+        return;
+    }
+    if (tp_key_shard(customer) != shard) { /* its ticket is in another slot */
+        tp_log_error("escalate: step %s outside its customer's shard (dropped)", member);
+        tp_store_command(self->store, NULL, NULL, "ZREM %s %s", self->due_key[shard], member);
         return;
     }
     int64_t at = atoll(f[1]->str);
@@ -105,6 +119,7 @@ static void escalate(tp_escalate_t *self, redisReply **f) {
     if (!ctx) abort();
     ctx->escalate = self;
     ctx->warning = strcmp(step, "warning") == 0;
+    snprintf(ctx->customer, sizeof ctx->customer, "%s", customer);
     msgpack_sbuffer_init(&ctx->payload);
     json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ticket", ticket, "step",
                              step, "owner", to, "target", target, "priority",
@@ -130,10 +145,13 @@ static void escalate(tp_escalate_t *self, redisReply **f) {
     const char *ns = tp_store_ns(self->store);
     tp_argv_t a;
     tp_argv_init(&a);
-    tp_argv_add(&a, self->due_key, (size_t)-1);
-    tp_argv_addf(&a, "%s{c:%s}:ticket:%s", ns, customer, ticket);
-    tp_argv_addf(&a, "%s{c:%s}:ticket:%s:history", ns, customer, ticket);
-    tp_argv_add(&a, tp_emitter_outbox(self->emitter), (size_t)-1);
+    char key[TP_CUSTOMER_MAX + 200];
+    tp_argv_add(&a, self->due_key[shard], (size_t)-1);
+    tp_key_customer(key, sizeof key, ns, customer, "ticket:%s", ticket);
+    tp_argv_addf(&a, "%s", key);
+    tp_key_customer(key, sizeof key, ns, customer, "ticket:%s:history", ticket);
+    tp_argv_addf(&a, "%s", key);
+    tp_argv_add(&a, tp_emitter_outbox_of(self->emitter, customer), (size_t)-1);
     tp_argv_add(&a, member, (size_t)-1);
     tp_argv_add_int(&a, now);
     tp_argv_add(&a, ctx->payload.data, ctx->payload.size);
@@ -147,27 +165,31 @@ static void escalate(tp_escalate_t *self, redisReply **f) {
 }
 
 static void due_cb(tp_store_t *store, redisReply *r, void *arg) {
-    tp_escalate_t *self = arg;
+    struct due_arg *due = arg;
+    tp_escalate_t *self = due->escalate;
     if (!r || r->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i + FIELDS - 1 < r->elements; i += FIELDS) {
         redisReply **f = &r->element[i];
         int ok = 1;
         for (int j = 0; j < FIELDS; j++) ok &= f[j]->type == REDIS_REPLY_STRING;
-        if (ok) escalate(self, f);
+        if (ok) escalate(self, due->shard, f);
     }
 }
 
 static void timer_cb(uv_timer_t *t) {
     tp_escalate_t *self = t->data;
     if (!tp_store_connected(self->store)) return;
-    tp_argv_t a;
-    tp_argv_init(&a);
-    tp_argv_add(&a, self->due_key, (size_t)-1);
-    tp_argv_add_int(&a, tp_now_ms());
-    tp_argv_add(&a, CHECK_BATCH, (size_t)-1);
-    tp_argv_add(&a, tp_store_ns(self->store), (size_t)-1);
-    tp_store_eval(self->store, self->due_script, due_cb, self, 1, (int)a.n, a.v, a.len);
-    tp_argv_clear(&a);
+    for (int shard = 0; shard < TP_SHARDS; shard++) { /* one script per slot */
+        tp_argv_t a;
+        tp_argv_init(&a);
+        tp_argv_add(&a, self->due_key[shard], (size_t)-1);
+        tp_argv_add_int(&a, tp_now_ms());
+        tp_argv_add(&a, CHECK_BATCH, (size_t)-1);
+        tp_argv_add(&a, self->shard_prefix[shard], (size_t)-1);
+        tp_store_eval(self->store, self->due_script, due_cb, &self->due_args[shard], 1,
+                      (int)a.n, a.v, a.len);
+        tp_argv_clear(&a);
+    }
 }
 
 tp_escalate_t *tp_escalate_new(uv_loop_t *loop, tp_store_t *store, tp_emitter_t *emitter,
@@ -177,7 +199,14 @@ tp_escalate_t *tp_escalate_new(uv_loop_t *loop, tp_store_t *store, tp_emitter_t 
     self->store = store;
     self->emitter = emitter;
     self->roster = roster;
-    tp_key(self->due_key, sizeof self->due_key, tp_store_ns(store), "sla:escalate");
+    for (int shard = 0; shard < TP_SHARDS; shard++) {
+        self->due_args[shard].escalate = self;
+        self->due_args[shard].shard = shard;
+        tp_key_shard_key(self->due_key[shard], sizeof self->due_key[shard],
+                         tp_store_ns(store), shard, "sla:escalate");
+        tp_key_shard_key(self->shard_prefix[shard], sizeof self->shard_prefix[shard],
+                         tp_store_ns(store), shard, "%s", "");
+    }
     self->due_script = tp_store_script(store, "escalate_due", DUE_LUA);
     self->claim_script = tp_store_script(store, "escalate_claim", CLAIM_LUA);
     if (self->due_script < 0 || self->claim_script < 0) {

@@ -11,7 +11,8 @@
 #include "tp/keys.h"
 #include "tp/log.h"
 
-/* KEYS sla:due. ARGV now, limit, key namespace. Returns per passed
+/* KEYS one shard's sla:due. ARGV now, limit, the shard's key prefix
+ * ("<ns>{s<n>}:": its customers' tickets are under it). Returns per passed
  * deadline: member, deadline, owner, priority, title. */
 static const char PASSED_LUA[] =
     "local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],\n"
@@ -21,7 +22,7 @@ static const char PASSED_LUA[] =
     "  local c, t = string.match(m[i], '^([^|]+)|([^|]+)|')\n"
     "  local f = {false, false, false}\n"
     "  if c then\n"
-    "    f = redis.call('HMGET', ARGV[3] .. '{c:' .. c .. '}:ticket:' .. t,\n"
+    "    f = redis.call('HMGET', ARGV[3] .. 'c:' .. c .. ':ticket:' .. t,\n"
     "                   'owner', 'priority', 'title')\n"
     "  end\n"
     "  out[#out + 1] = m[i]\n"
@@ -30,7 +31,8 @@ static const char PASSED_LUA[] =
     "end\n"
     "return out\n";
 
-/* KEYS sla:due, ticket, history, outbox, tickets:breached. ARGV member,
+/* KEYS the shard's sla:due, ticket, history, the shard's outbox and
+ * tickets:breached (one slot: the customer's shard). ARGV member,
  * now, sla.breached envelope, history entry, target, "<cust>|<ticket>".
  * Returns 1 breached here, 0 not (taken elsewhere, or breached before:
  * a target breaches once even when its clock is rescheduled). */
@@ -50,7 +52,12 @@ struct tp_sla {
     tp_store_t *store;
     tp_emitter_t *emitter;
     char default_owner[TP_ACTOR_MAX + 1];
-    char due_key[128];
+    char due_key[TP_SHARDS][128];
+    char shard_prefix[TP_SHARDS][32];
+    struct due_arg { /* a scan's callback: which shard answered */
+        struct tp_sla *sla;
+        int shard;
+    } due_args[TP_SHARDS];
     int passed_script, breach_script;
     uv_timer_t timer;
     uint64_t breaches;
@@ -58,6 +65,7 @@ struct tp_sla {
 
 typedef struct breach_ctx {
     tp_sla_t *sla;
+    char customer[TP_CUSTOMER_MAX + 1];
     msgpack_sbuffer payload;
 } breach_ctx_t;
 
@@ -65,7 +73,8 @@ static void breached_cb(tp_store_t *store, redisReply *r, void *arg) {
     breach_ctx_t *ctx = arg;
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
         ctx->sla->breaches++;
-        tp_emitter_send(ctx->sla->emitter, ctx->payload.data, ctx->payload.size);
+        tp_emitter_send_of(ctx->sla->emitter, ctx->customer, ctx->payload.data,
+                           ctx->payload.size);
     } else if (r && r->type == REDIS_REPLY_ERROR) {
         tp_log_error("sla breach: %s", r->str);
     }
@@ -73,17 +82,23 @@ static void breached_cb(tp_store_t *store, redisReply *r, void *arg) {
     free(ctx);
 }
 
-static void breach(tp_sla_t *self, const char *member, int64_t deadline,
+static void breach(tp_sla_t *self, int shard, const char *member, int64_t deadline,
                    const char *owner, const char *priority, const char *title) {
     char customer[TP_CUSTOMER_MAX + 1], ticket[80], target[32];
     if (sscanf(member, "%128[^|]|%79[^|]|%31s", customer, ticket, target) != 3) {
         tp_log_error("sla: malformed deadline %s", member);
         return;
     }
+    if (tp_key_shard(customer) != shard) { /* its ticket is in another slot */
+        tp_log_error("sla: deadline %s outside its customer's shard (dropped)", member);
+        tp_store_command(self->store, NULL, NULL, "ZREM %s %s", self->due_key[shard], member);
+        return;
+    }
     int64_t now = tp_now_ms();
     breach_ctx_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) abort();
     ctx->sla = self;
+    snprintf(ctx->customer, sizeof ctx->customer, "%s", customer);
     msgpack_sbuffer_init(&ctx->payload);
     json_t *data = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "ticket", ticket,
                              "target", target, "priority",
@@ -104,11 +119,14 @@ static void breach(tp_sla_t *self, const char *member, int64_t deadline,
     const char *ns = tp_store_ns(self->store);
     tp_argv_t a;
     tp_argv_init(&a);
-    tp_argv_add(&a, self->due_key, (size_t)-1);
-    tp_argv_addf(&a, "%s{c:%s}:ticket:%s", ns, customer, ticket);
-    tp_argv_addf(&a, "%s{c:%s}:ticket:%s:history", ns, customer, ticket);
-    tp_argv_add(&a, tp_emitter_outbox(self->emitter), (size_t)-1);
-    tp_argv_addf(&a, "%stickets:breached", ns);
+    char key[TP_CUSTOMER_MAX + 200];
+    tp_argv_add(&a, self->due_key[shard], (size_t)-1);
+    tp_key_customer(key, sizeof key, ns, customer, "ticket:%s", ticket);
+    tp_argv_addf(&a, "%s", key);
+    tp_key_customer(key, sizeof key, ns, customer, "ticket:%s:history", ticket);
+    tp_argv_addf(&a, "%s", key);
+    tp_argv_add(&a, tp_emitter_outbox_of(self->emitter, customer), (size_t)-1);
+    tp_argv_addf(&a, "%stickets:breached", self->shard_prefix[shard]);
     tp_argv_add(&a, member, (size_t)-1);
     tp_argv_add_int(&a, now);
     tp_argv_add(&a, ctx->payload.data, ctx->payload.size);
@@ -123,13 +141,14 @@ static void breach(tp_sla_t *self, const char *member, int64_t deadline,
 }
 
 static void passed_cb(tp_store_t *store, redisReply *r, void *arg) {
-    tp_sla_t *self = arg;
+    struct due_arg *due = arg;
+    tp_sla_t *self = due->sla;
     if (!r || r->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i + 4 < r->elements; i += 5) {
         redisReply **f = &r->element[i];
         int ok = 1;
         for (int j = 0; j < 5; j++) ok &= f[j]->type == REDIS_REPLY_STRING;
-        if (ok) breach(self, f[0]->str, atoll(f[1]->str), f[2]->str, f[3]->str,
+        if (ok) breach(self, due->shard, f[0]->str, atoll(f[1]->str), f[2]->str, f[3]->str,
                        f[4]->str);
     }
 }
@@ -137,15 +156,17 @@ static void passed_cb(tp_store_t *store, redisReply *r, void *arg) {
 static void timer_cb(uv_timer_t *t) {
     tp_sla_t *self = t->data;
     if (!tp_store_connected(self->store)) return;
-    tp_argv_t a;
-    tp_argv_init(&a);
-    tp_argv_add(&a, self->due_key, (size_t)-1);
-    tp_argv_add_int(&a, tp_now_ms());
-    tp_argv_add(&a, CHECK_BATCH, (size_t)-1);
-    tp_argv_add(&a, tp_store_ns(self->store), (size_t)-1);
-    tp_store_eval(self->store, self->passed_script, passed_cb, self, 1, (int)a.n,
-                  a.v, a.len);
-    tp_argv_clear(&a);
+    for (int shard = 0; shard < TP_SHARDS; shard++) { /* one script per slot */
+        tp_argv_t a;
+        tp_argv_init(&a);
+        tp_argv_add(&a, self->due_key[shard], (size_t)-1);
+        tp_argv_add_int(&a, tp_now_ms());
+        tp_argv_add(&a, CHECK_BATCH, (size_t)-1);
+        tp_argv_add(&a, self->shard_prefix[shard], (size_t)-1);
+        tp_store_eval(self->store, self->passed_script, passed_cb, &self->due_args[shard], 1,
+                      (int)a.n, a.v, a.len);
+        tp_argv_clear(&a);
+    }
 }
 
 tp_sla_t *tp_sla_new(uv_loop_t *loop, tp_store_t *store, tp_emitter_t *emitter,
@@ -155,7 +176,14 @@ tp_sla_t *tp_sla_new(uv_loop_t *loop, tp_store_t *store, tp_emitter_t *emitter,
     self->store = store;
     self->emitter = emitter;
     snprintf(self->default_owner, sizeof self->default_owner, "%s", default_owner);
-    tp_key(self->due_key, sizeof self->due_key, tp_store_ns(store), "sla:due");
+    for (int shard = 0; shard < TP_SHARDS; shard++) {
+        self->due_args[shard].sla = self;
+        self->due_args[shard].shard = shard;
+        tp_key_shard_key(self->due_key[shard], sizeof self->due_key[shard],
+                         tp_store_ns(store), shard, "sla:due");
+        tp_key_shard_key(self->shard_prefix[shard], sizeof self->shard_prefix[shard],
+                         tp_store_ns(store), shard, "%s", "");
+    }
     self->passed_script = tp_store_script(store, "sla_passed", PASSED_LUA);
     self->breach_script = tp_store_script(store, "sla_breach", BREACH_LUA);
     if (self->passed_script < 0 || self->breach_script < 0) {

@@ -24,44 +24,41 @@ static const char *const priorities[] = {"urgent", "high", "normal", "low"};
 static const char *const targets[] = {"first_response", "resolution"};
 static const char *const steps[] = {"warning", "lead", "manager"};
 
-/* KEYS summaries, threads, profile, round-robin counters, away set.
- * ARGV ns, customer, ticket ("" = find), thread id ("" = none), join
- * category ("" = none), join since (ms), department, take a turn ("1":
- * the change may pick an agent by round robin), agents...
+/* KEYS summaries, threads, profile (one customer's, one slot).
+ * ARGV the customer's key prefix ("<ns>{s<n>}:c:<cust>:"), ticket ("" =
+ * find), thread id ("" = none), join category ("" = none), join since (ms).
  * Finds the ticket (given, by thread, or the customer's open one of the
- * category reported since), and returns: the ticket id, its fields, the
- * account owner and contact {owner, contact_email, contact_phone}, the
- * department's round-robin turn, and per agent {away, open tickets}.
- * Reads only, but for the turn: taken here, so that instances picking at
- * the same time get different turns (a change that is retried or turns
- * out to need no agent leaves a turn unused: one agent is skipped once). */
+ * category reported since), and returns: the ticket id, its fields, and
+ * the account owner and contact {owner, contact_email, contact_phone}.
+ * The department's turn and its agents' loads live in other slots: read
+ * beside it (read_roster). */
 static const char READ_LUA[] =
-    "local ns, cust, t = ARGV[1], ARGV[2], ARGV[3]\n"
-    "if t == '' and ARGV[4] ~= '' then t = redis.call('HGET', KEYS[2], ARGV[4]) or '' end\n"
-    "if t == '' and ARGV[5] ~= '' then\n"
+    "local prefix, t = ARGV[1], ARGV[2]\n"
+    "if t == '' and ARGV[3] ~= '' then t = redis.call('HGET', KEYS[2], ARGV[3]) or '' end\n"
+    "if t == '' and ARGV[4] ~= '' then\n"
     "  local best, at = nil, nil\n"
     "  local s = redis.call('HGETALL', KEYS[1])\n"
     "  for i = 1, #s, 2 do\n"
     "    local ok, o = pcall(cjson.decode, s[i + 1])\n"
-    "    if ok and type(o) == 'table' and o.category == ARGV[5] then\n"
+    "    if ok and type(o) == 'table' and o.category == ARGV[4] then\n"
     "      local r = tonumber(o.reported_at) or 0\n"
-    "      if r >= tonumber(ARGV[6]) and (not at or r > at) then best, at = s[i], r end\n"
+    "      if r >= tonumber(ARGV[5]) and (not at or r > at) then best, at = s[i], r end\n"
     "    end\n"
     "  end\n"
     "  if best then t = best end\n"
     "end\n"
     "local tk = {}\n"
-    "if t ~= '' then tk = redis.call('HGETALL', ns .. '{c:' .. cust .. '}:ticket:' .. t) end\n"
+    "if t ~= '' then tk = redis.call('HGETALL', prefix .. 'ticket:' .. t) end\n"
     "local prof = redis.call('HMGET', KEYS[3], 'owner', 'contact_email', 'contact_phone')\n"
     "for i = 1, 3 do prof[i] = prof[i] or '' end\n"
-    "local turn = '0'\n"
-    "if ARGV[8] == '1' then turn = tostring(redis.call('HINCRBY', KEYS[4], ARGV[7], 1) - 1) end\n"
-    "local load = {}\n"
-    "for i = 9, #ARGV do\n"
-    "  load[#load + 1] = redis.call('SISMEMBER', KEYS[5], ARGV[i])\n"
-    "  load[#load + 1] = redis.call('ZCARD', ns .. 'tickets:open:' .. ARGV[i])\n"
-    "end\n"
-    "return {t, tk, prof, turn, load}\n";
+    "return {t, tk, prof}\n";
+
+/* KEYS one shard's open-ticket indexes of the agents ({s<n>}:tickets:open:
+ * <agent>). Returns their sizes: an agent's load is the sum over shards. */
+static const char LOAD_LUA[] =
+    "local out = {}\n"
+    "for i = 1, #KEYS do out[i] = redis.call('ZCARD', KEYS[i]) end\n"
+    "return out\n";
 
 typedef enum { K_OPEN, K_UPDATE, K_CALL, K_EMAIL, K_SURVEY, K_AUTOCLOSE } kind_t;
 
@@ -71,7 +68,7 @@ struct tp_ticketing {
     tp_ticket_rules_t rules;
     const tp_calendar_t *hours;
     const tp_roster_t *roster;
-    int read_script;
+    int read_script, load_script;
     char default_owner[TP_ACTOR_MAX + 1];
     char queues[512];
     char addresses[1024];
@@ -98,9 +95,12 @@ typedef struct change {
     int64_t turn;
     int away[TP_ROSTER_AGENTS_MAX];
     int64_t open[TP_ROSTER_AGENTS_MAX];
+    size_t nagents;
+    int reads_waiting, read_failed; /* the ticket and the roster, apart */
     /* decided */
     json_t *history; /* JSON texts */
     int take_turn;   /* round robin may pick an agent: the read takes a turn */
+    int index_ticket; /* a new ticket: {j}:ticket gets it before the apply */
     msgpack_sbuffer derived[MAX_DERIVED];
     int nderived;
     tp_apply_t apply;
@@ -164,7 +164,8 @@ tp_ticketing_t *tp_ticketing_new(tp_store_t *store, tp_emitter_t *emitter,
     self->rules.call_category = self->call_category;
     self->rules.email_category = self->email_category;
     self->read_script = tp_store_script(store, "ticket_read", READ_LUA);
-    if (tp_apply_script(store) < 0 || self->read_script < 0) {
+    self->load_script = tp_store_script_ro(store, "ticket_load", LOAD_LUA);
+    if (tp_apply_script(store) < 0 || self->read_script < 0 || self->load_script < 0) {
         free(self);
         return NULL;
     }
@@ -180,8 +181,7 @@ void tp_ticketing_destroy(tp_ticketing_t **self_p) {
 int tp_ticketing_tag(const tp_event_t *ev, char *tag, size_t len, void *arg) {
     (void)arg;
     if (!ev->customer[0]) return -1;
-    snprintf(tag, len, "c:%s", ev->customer);
-    return 0;
+    return tp_key_customer_tag(tag, len, ev->customer) < 0 ? -1 : 0;
 }
 
 /* ---- the ticket's fields ---- */
@@ -474,8 +474,8 @@ static void decide_email(change_t *c) {
     json_decref(c->next);
     c->next = json_object();
     make_ticket_id(c);
-    tp_key(c->ticket_key, sizeof c->ticket_key, tp_store_ns(c->tk->store), "{c:%s}:ticket:%s",
-           ev->customer, c->ticket);
+    tp_key_customer(c->ticket_key, sizeof c->ticket_key, tp_store_ns(c->tk->store),
+                    ev->customer, "ticket:%s", c->ticket);
     char why[200];
     if (*follows) snprintf(why, sizeof why, "follows %s", follows);
     open_ticket(c, subject && *subject ? subject : "Email", c->tk->rules.email_category,
@@ -576,7 +576,9 @@ static int settled(const char *status) {
 static void reindex(change_t *c, const char *what, const char *old, const char *now,
                     const char *member, int64_t score) {
     tp_apply_t *a = &c->apply;
-    const char *ns = tp_store_ns(c->tk->store);
+    char ns[32]; /* the customer's shard's indexes */
+    tp_key_shard_key(ns, sizeof ns, tp_store_ns(c->tk->store), tp_key_shard(c->ev->customer),
+                     "%s", "");
     if (old && now && !strcmp(old, now)) return;
     if (old && *old) {
         tp_apply_cmd(a, "ZREM", tp_apply_key(a, "%stickets:%s:%s", ns, what, old));
@@ -613,10 +615,14 @@ static void build(change_t *c) {
     tp_ticketing_t *tk = c->tk;
     const tp_event_t *ev = c->ev;
     const char *ns = tp_store_ns(tk->store);
+    char sh[32]; /* "<ns>{s<n>}:", the customer's shard's indexes */
+    tp_key_shard_key(sh, sizeof sh, ns, tp_key_shard(ev->customer), "%s", "");
+    char key[TP_CUSTOMER_MAX + 200];
     tp_apply_t *a = &c->apply;
     int has_ticket = c->ticket[0] && nx(c, "status");
     const char *ver = cur(c, "ver");
     tp_apply_init(a, c->done_key, c->ttl, has_ticket ? c->ticket_key : NULL, ver ? ver : "0");
+    c->index_ticket = 0;
     /* R-SAT-1's follow-up of a low score is the scheduler's (it consumes
      * survey.answered too) */
     if (!has_ticket) return;
@@ -627,8 +633,9 @@ static void build(change_t *c) {
     snprintf(member, sizeof member, "%s|%s", ev->customer, c->ticket);
     int64_t opened = nx_int(c, "opened_at");
     int k_ticket = tp_apply_key(a, "%s", c->ticket_key);
-    int k_sum = tp_apply_key(a, "%s{c:%s}:tickets", ns, ev->customer);
-    schedule(c, tp_apply_key(a, "%ssla:due", ns), tp_apply_key(a, "%ssla:escalate", ns));
+    tp_key_customer(key, sizeof key, ns, ev->customer, "tickets");
+    int k_sum = tp_apply_key(a, "%s", key);
+    schedule(c, tp_apply_key(a, "%ssla:due", sh), tp_apply_key(a, "%ssla:escalate", sh));
     set_int(c, "ver", (ver ? atoll(ver) : 0) + 1);
     set_int(c, "updated_at", ev->ts);
 
@@ -642,8 +649,10 @@ static void build(change_t *c) {
     }
     size_t i;
     json_array_foreach(c->history, i, v) {
-        if (i == 0) tp_apply_cmd(a, "RPUSH", tp_apply_key(a, "%s{c:%s}:ticket:%s:history", ns,
-                                                         ev->customer, c->ticket));
+        if (i == 0) {
+            tp_key_customer(key, sizeof key, ns, ev->customer, "ticket:%s:history", c->ticket);
+            tp_apply_cmd(a, "RPUSH", tp_apply_key(a, "%s", key));
+        }
         tp_apply_str(a, json_string_value(v));
     }
     if (settled(status)) {
@@ -655,13 +664,14 @@ static void build(change_t *c) {
         tp_apply_pair(a, c->ticket, sum);
         free(sum);
     }
-    if (!was) { /* a new ticket: its owner and the global indexes */
-        tp_apply_cmd(a, "HSETNX", tp_apply_key(a, "%s{j}:ticket", ns));
-        tp_apply_pair(a, c->ticket, ev->customer);
-        tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%s{c:%s}:ticket_ids", ns, ev->customer));
+    if (!was) { /* a new ticket: its owner and the shard's indexes ({j}:ticket
+                 * is another slot's: indexed before the apply) */
+        c->index_ticket = c->kind != K_OPEN; /* intake's journal indexed those */
+        tp_key_customer(key, sizeof key, ns, ev->customer, "ticket_ids");
+        tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%s", key));
         tp_apply_int(a, opened);
         tp_apply_str(a, c->ticket);
-        tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%stickets:all", ns));
+        tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%stickets:all", sh));
         tp_apply_int(a, opened);
         tp_apply_str(a, member);
     }
@@ -676,22 +686,23 @@ static void build(change_t *c) {
     char ac[TP_CUSTOMER_MAX + 120];
     if (was && !strcmp(was, "resolved") && strcmp(status, "resolved") != 0) {
         snprintf(ac, sizeof ac, "%s|%s", member, cur(c, "resolved_at"));
-        tp_apply_cmd(a, "ZREM", tp_apply_key(a, "%sticket:autoclose", ns));
+        tp_apply_cmd(a, "ZREM", tp_apply_key(a, "%sticket:autoclose", sh));
         tp_apply_str(a, ac);
     }
     if (!strcmp(status, "resolved") && (!was || strcmp(was, "resolved") != 0)) {
         snprintf(ac, sizeof ac, "%s|%s", member, nx(c, "resolved_at"));
-        tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%sticket:autoclose", ns));
+        tp_apply_cmd(a, "ZADD", tp_apply_key(a, "%sticket:autoclose", sh));
         tp_apply_int(a, ev->ts + tk->rules.auto_close_ms);
         tp_apply_str(a, ac);
     }
     if (c->kind == K_EMAIL) { /* the thread finds the ticket again */
-        int k_threads = tp_apply_key(a, "%s{c:%s}:threads", ns, ev->customer);
+        tp_key_customer(key, sizeof key, ns, ev->customer, "threads");
+        int k_threads = tp_apply_key(a, "%s", key);
         tp_apply_cmd(a, "HSET", k_threads);
         tp_apply_pair(a, tp_event_str(ev, "message_id"), c->ticket);
     }
     if (c->nderived) {
-        int k_out = tp_apply_key(a, "%s", tp_emitter_outbox(tk->emitter));
+        int k_out = tp_apply_key(a, "%s", tp_emitter_outbox_of(tk->emitter, ev->customer));
         for (int d = 0; d < c->nderived; d++) {
             tp_apply_cmd(a, "ZADD", k_out);
             tp_apply_int(a, tp_now_ms());
@@ -741,7 +752,8 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     }
     if (r->element[0]->integer == TP_APPLY_DONE)
         for (int d = 0; d < c->nderived; d++)
-            tp_emitter_send(c->tk->emitter, c->derived[d].data, c->derived[d].size);
+            tp_emitter_send_of(c->tk->emitter, c->ev->customer, c->derived[d].data,
+                               c->derived[d].size);
     if (r->element[0]->integer == TP_APPLY_DUPLICATE && c->job)
         tp_consumer_job_duplicate(c->job);
     change_end(c, 0);
@@ -751,16 +763,29 @@ static void copy_str(char *out, size_t len, const redisReply *r) {
     snprintf(out, len, "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
 }
 
-static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
-    change_t *c = arg;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
-        r->element[1]->type != REDIS_REPLY_ARRAY || r->element[2]->type != REDIS_REPLY_ARRAY ||
-        r->element[2]->elements != 3 || r->element[4]->type != REDIS_REPLY_ARRAY) {
-        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("ticket read: %s", r->str);
+static void read_done(change_t *c);
+static void indexed_cb(tp_store_t *store, redisReply *r, void *arg);
+
+/* One of the reads is answered: the change goes on after the last. */
+static void read_settle(change_t *c) {
+    if (--c->reads_waiting) return;
+    if (c->read_failed) {
         change_end(c, -1);
         return;
     }
-    const tp_event_t *ev = c->ev;
+    read_done(c);
+}
+
+static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
+    change_t *c = arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[1]->type != REDIS_REPLY_ARRAY || r->element[2]->type != REDIS_REPLY_ARRAY ||
+        r->element[2]->elements != 3) {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("ticket read: %s", r->str);
+        c->read_failed = 1;
+        read_settle(c);
+        return;
+    }
     copy_str(c->ticket, sizeof c->ticket, r->element[0]);
     c->cur = json_object();
     redisReply *t = r->element[1];
@@ -773,15 +798,41 @@ static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
     copy_str(c->account_owner, sizeof c->account_owner, r->element[2]->element[0]);
     copy_str(c->contact_email, sizeof c->contact_email, r->element[2]->element[1]);
     copy_str(c->contact_phone, sizeof c->contact_phone, r->element[2]->element[2]);
-    c->turn = r->element[3]->type == REDIS_REPLY_STRING ? atoll(r->element[3]->str) : 0;
-    redisReply *load = r->element[4];
-    for (size_t i = 0; i + 1 < load->elements && i / 2 < TP_ROSTER_AGENTS_MAX; i += 2) {
-        c->away[i / 2] = load->element[i]->integer != 0;
-        c->open[i / 2] = load->element[i + 1]->integer;
-    }
+    read_settle(c);
+}
+
+static void turn_cb(tp_store_t *store, redisReply *r, void *arg) {
+    change_t *c = arg;
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        c->turn = r->integer - 1;
+    else
+        c->read_failed = 1;
+    read_settle(c);
+}
+
+static void away_cb(tp_store_t *store, redisReply *r, void *arg) {
+    change_t *c = arg;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == c->nagents)
+        for (size_t i = 0; i < r->elements; i++) c->away[i] = r->element[i]->integer != 0;
+    else
+        c->read_failed = 1;
+    read_settle(c);
+}
+
+static void load_cb(tp_store_t *store, redisReply *r, void *arg) {
+    change_t *c = arg;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == c->nagents)
+        for (size_t i = 0; i < r->elements; i++) c->open[i] += r->element[i]->integer;
+    else
+        c->read_failed = 1;
+    read_settle(c);
+}
+
+static void read_done(change_t *c) {
+    const tp_event_t *ev = c->ev;
     if (c->ticket[0])
-        tp_key(c->ticket_key, sizeof c->ticket_key, tp_store_ns(c->tk->store),
-               "{c:%s}:ticket:%s", ev->customer, c->ticket);
+        tp_key_customer(c->ticket_key, sizeof c->ticket_key, tp_store_ns(c->tk->store),
+                        ev->customer, "ticket:%s", c->ticket);
     int exists = json_object_size(c->cur) > 0;
 
     switch (c->kind) {
@@ -823,7 +874,8 @@ static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
             /* reopened or closed meanwhile: only the schedule entry goes */
             char m[TP_CUSTOMER_MAX + 200], key[128];
             snprintf(m, sizeof m, "%s|%s|%s", ev->customer, c->want, at);
-            tp_key(key, sizeof key, tp_store_ns(c->tk->store), "ticket:autoclose");
+            tp_key_shard_key(key, sizeof key, tp_store_ns(c->tk->store),
+                             tp_key_shard(ev->customer), "ticket:autoclose");
             tp_store_command(c->tk->store, NULL, NULL, "ZREM %s %s", key, m);
             change_end(c, 0);
             return;
@@ -833,25 +885,97 @@ static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
     }
     }
     if (c->ticket[0])
-        tp_key(c->ticket_key, sizeof c->ticket_key, tp_store_ns(c->tk->store),
-               "{c:%s}:ticket:%s", ev->customer, c->ticket);
+        tp_key_customer(c->ticket_key, sizeof c->ticket_key, tp_store_ns(c->tk->store),
+                        ev->customer, "ticket:%s", c->ticket);
     build(c);
+    if (c->index_ticket) { /* {j}:ticket first: a crash after it repeats it */
+        char key[64];
+        tp_key(key, sizeof key, tp_store_ns(c->tk->store), "{j}:ticket");
+        const char *argv[4] = {"HSETNX", key, c->ticket, ev->customer};
+        size_t lens[4] = {6, strlen(key), strlen(c->ticket), strlen(ev->customer)};
+        if (tp_store_command_argv(c->tk->store, indexed_cb, c, 4, argv, lens) < 0)
+            change_end(c, -1);
+        return;
+    }
     if (tp_apply_send(&c->apply, c->tk->store, applied_cb, c) < 0) change_end(c, -1);
+}
+
+static void indexed_cb(tp_store_t *store, redisReply *r, void *arg) {
+    change_t *c = arg;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r) tp_log_error("ticket %s: {j}:ticket: %s", c->ticket, r->str);
+        change_end(c, -1);
+        return;
+    }
+    if (tp_apply_send(&c->apply, c->tk->store, applied_cb, c) < 0) change_end(c, -1);
+}
+
+/* The department's round-robin turn (taken here, so that instances
+ * picking at the same time get different turns; a change that is retried
+ * or needs no agent leaves a turn unused: one agent is skipped once), who
+ * of its agents is away, and their loads summed over the shards. Each
+ * command is one slot. */
+static void read_roster(change_t *c) {
+    tp_ticketing_t *tk = c->tk;
+    const char *ns = tp_store_ns(tk->store);
+    char key[TP_ACTOR_MAX + 64];
+    size_t n = 0;
+    const char *const *agents = tp_roster_agents(tk->roster, c->dept, &n);
+    if (n > TP_ROSTER_AGENTS_MAX) n = TP_ROSTER_AGENTS_MAX;
+    c->nagents = n;
+    memset(c->open, 0, sizeof c->open);
+    memset(c->away, 0, sizeof c->away);
+    c->turn = 0;
+    if (c->take_turn) {
+        tp_key(key, sizeof key, ns, "ticketing:turn");
+        const char *argv[4] = {"HINCRBY", key, c->dept, "1"};
+        size_t lens[4] = {7, strlen(key), strlen(c->dept), 1};
+        c->reads_waiting++;
+        if (tp_store_command_argv(tk->store, turn_cb, c, 4, argv, lens) < 0) {
+            c->reads_waiting--;
+            c->read_failed = 1;
+        }
+    }
+    if (!n) return;
+    tp_argv_t a;
+    tp_argv_init(&a);
+    tp_argv_add(&a, "SMISMEMBER", 10);
+    tp_argv_addf(&a, "%sticketing:away", ns);
+    for (size_t i = 0; i < n; i++) tp_argv_add(&a, agents[i], (size_t)-1);
+    c->reads_waiting++;
+    if (tp_store_command_argv(tk->store, away_cb, c, (int)a.n, a.v, a.len) < 0) {
+        c->reads_waiting--;
+        c->read_failed = 1;
+    }
+    tp_argv_clear(&a);
+    for (int shard = 0; shard < TP_SHARDS && !c->read_failed; shard++) {
+        tp_argv_init(&a);
+        for (size_t i = 0; i < n; i++) {
+            tp_key_shard_key(key, sizeof key, ns, shard, "tickets:open:%s", agents[i]);
+            tp_argv_addf(&a, "%s", key);
+        }
+        c->reads_waiting++;
+        if (tp_store_eval(tk->store, tk->load_script, load_cb, c, (int)n, (int)a.n, a.v,
+                          a.len) < 0) {
+            c->reads_waiting--;
+            c->read_failed = 1;
+        }
+        tp_argv_clear(&a);
+    }
 }
 
 static void read_ticket(change_t *c) {
     tp_ticketing_t *tk = c->tk;
     const tp_event_t *ev = c->ev;
     const char *ns = tp_store_ns(tk->store);
+    char prefix[TP_CUSTOMER_MAX + 64];
+    tp_key_customer(prefix, sizeof prefix, ns, ev->customer, "%s", "");
     tp_argv_t a;
     tp_argv_init(&a);
-    tp_argv_addf(&a, "%s{c:%s}:tickets", ns, ev->customer);
-    tp_argv_addf(&a, "%s{c:%s}:threads", ns, ev->customer);
-    tp_argv_addf(&a, "%s{c:%s}:profile", ns, ev->customer);
-    tp_argv_addf(&a, "%sticketing:turn", ns);
-    tp_argv_addf(&a, "%sticketing:away", ns);
-    tp_argv_add(&a, ns, (size_t)-1);
-    tp_argv_add(&a, ev->customer, (size_t)-1);
+    tp_argv_addf(&a, "%stickets", prefix);
+    tp_argv_addf(&a, "%sthreads", prefix);
+    tp_argv_addf(&a, "%sprofile", prefix);
+    tp_argv_add(&a, prefix, (size_t)-1);
     tp_argv_add(&a, c->want, (size_t)-1);
     const char *thread = c->kind == K_EMAIL ? tp_event_str(ev, "in_reply_to") : NULL;
     tp_argv_add(&a, thread ? thread : "", (size_t)-1);
@@ -862,14 +986,16 @@ static void read_ticket(change_t *c) {
     }
     tp_argv_add(&a, join ? join : "", (size_t)-1);
     tp_argv_add_int(&a, ev->ts - tk->rules.join_window_ms);
-    tp_argv_add(&a, c->dept, (size_t)-1);
-    tp_argv_add(&a, c->take_turn ? "1" : "0", 1);
-    size_t n = 0;
-    const char *const *agents = tp_roster_agents(tk->roster, c->dept, &n);
-    for (size_t i = 0; i < n; i++) tp_argv_add(&a, agents[i], (size_t)-1);
-    int rc = tp_store_eval(tk->store, tk->read_script, read_cb, c, 5, (int)a.n, a.v, a.len);
+    c->reads_waiting = 1; /* held while sending */
+    c->read_failed = 0;
+    c->reads_waiting++;
+    if (tp_store_eval(tk->store, tk->read_script, read_cb, c, 3, (int)a.n, a.v, a.len) < 0) {
+        c->reads_waiting--;
+        c->read_failed = 1;
+    }
     tp_argv_clear(&a);
-    if (rc < 0) change_end(c, -1);
+    if (!c->read_failed) read_roster(c);
+    read_settle(c);
 }
 
 static change_t *change_new(tp_ticketing_t *self, kind_t kind) {
@@ -979,8 +1105,8 @@ void tp_ticketing_autoclose(tp_ticketing_t *self, const char *customer, const ch
                          (json_int_t)resolved_at, "note",
                          "closed after the quiet period (no reply since resolved)");
     c->ev = ev;
-    tp_key(c->done_key, sizeof c->done_key, tp_store_ns(self->store),
-           "{c:%s}:done:ticketing:%s", customer, ev->id);
+    tp_key_customer(c->done_key, sizeof c->done_key, tp_store_ns(self->store), customer,
+                    "done:ticketing:%s", ev->id);
     snprintf(c->ttl, sizeof c->ttl, "%s", SYNTHETIC_TTL);
     snprintf(c->want, sizeof c->want, "%s", ticket);
     read_ticket(c);

@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 
-from tp_harness import World, lead, run, wait_until
+from tp_harness import World, ckey, lead, run, wait_until
 
 STOPPED = float(os.environ.get("CHAOS_STOPPED", "6"))
 BOUND = 1500
@@ -108,7 +108,7 @@ def _all_graded(w):
     """Every lead's profile carries its grade, applied once (version 1); the
     journal is trimmed here, so the profile is what is left to count."""
     for i in range(LEADS):
-        p = w.redis.hgetall("tp:{c:PRESSURE-%d}:profile" % i)
+        p = w.redis.hgetall(ckey("PRESSURE-%d" % i, "profile"))
         if p.get("grade") not in ("A", "B", "C"):
             return False
         assert p.get("ver") == "1", (i, p)

@@ -26,7 +26,7 @@ import os
 import threading
 import time
 
-from tp_harness import SERVICES, World, lead, now_ms, run, wait_until
+from tp_harness import SERVICES, World, ckey, lead, now_ms, run, wait_until
 
 EVENTS = int(os.environ.get("CHAOS_EVENTS", "4500"))
 RATE = float(os.environ.get("CHAOS_RATE", "300"))
@@ -158,10 +158,10 @@ def test_crash_storm_every_effect_once():
         assert not twice or kills["notifier"] > 0, twice
 
         for n in range(2, EVENTS, 3):
-            t = w.redis.hgetall("tp:{c:STORM-T-%d}:ticket:T-%d" % (n, n))
+            t = w.redis.hgetall(ckey("STORM-T-%d" % n, "ticket:T-%d" % n))
             assert t and t.get("status") == "new", (n, t)
-            opened = [h for h in (w.redis("LRANGE", "tp:{c:STORM-T-%d}:ticket:T-%d:history"
-                                          % (n, n), 0, -1) or []) if '"opened"' in h]
+            opened = [h for h in (w.redis("LRANGE", ckey("STORM-T-%d" % n, "ticket:T-%d:history" % n),
+                                          0, -1) or []) if '"opened"' in h]
             assert len(opened) <= 1, (n, opened)
     finally:
         stop.set()

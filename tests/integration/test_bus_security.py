@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 
-from tp_harness import BUILD, World, now_ms, run, wait_until
+from tp_harness import BUILD, World, ckey, now_ms, run, wait_until
 
 TPCTL = os.path.join(BUILD, "tools", "tpctl")
 
@@ -117,7 +117,7 @@ def test_services_talk_over_curve():
             assert w.post(lead_event("curve-%d" % i, "CURVE-%d" % i))[0] == 202
             time.sleep(0.5)
             graded = [n for n in range(i + 1)
-                      if w.redis.hgetall("tp:{c:CURVE-%d}:profile" % n).get("grade")]
+                      if w.redis.hgetall(ckey("CURVE-%d" % n, "profile")).get("grade")]
             if graded:
                 break
         assert graded, "no lead graded over the bus in 20 s"

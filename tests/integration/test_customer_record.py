@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from tp_harness import BUILD, World, lead, now_ms, run, wait_until
+from tp_harness import BUILD, World, ckey, lead, now_ms, run, skey, wait_until
 
 DAY = 86400000
 
@@ -39,7 +39,7 @@ def journal_data(w, type_name):
 
 
 def stage_changes(w, cid):
-    entries = w.redis("XRANGE", "tp:{c:%s}:timeline" % cid, "-", "+") or []
+    entries = w.redis("XRANGE", ckey(cid, "timeline"), "-", "+") or []
     return [dict(zip(f[0::2], f[1::2]))["summary"] for _, f in entries
             if dict(zip(f[0::2], f[1::2]))["type"] == "stage.changed"]
 
@@ -79,10 +79,10 @@ def test_R_STAGE_lead_to_won_to_long_term():
                            "deal D-1 stage 2 -> 3 after 168 h",
                            "deal D-1 stage 3 -> 4 after 168 h",
                            "deal D-1 stage 4 -> 5 after 240 h"], changes
-        deal = w.redis.hgetall("tp:{c:STAGE-1}:deal:D-1")
+        deal = w.redis.hgetall(ckey("STAGE-1", "deal:D-1"))
         assert deal["status"] == "won" and deal["expected_value"] == "500000", deal
         # a won deal leaves the pipeline ranking
-        assert w.redis("ZSCORE", "tp:pipeline:owner:rep-s", "STAGE-1|D-1") is None
+        assert w.redis("ZSCORE", skey("STAGE-1", "pipeline:owner:rep-s"), "STAGE-1|D-1") is None
     finally:
         assert w.close()
 
@@ -98,16 +98,18 @@ def test_R_VALUE_1_ranking_flips():
             assert w.post(opp(cid, deal, 3, t, amount=amount, probability=80,
                               owner="rep-v", team="east"))[0] == 202
 
-        def ranking():
-            flat = w.redis("ZREVRANGE", "tp:pipeline:owner:rep-v", 0, -1, "WITHSCORES")
-            return [(m, int(float(s))) for m, s in zip(flat[0::2], flat[1::2])]
+        def ranking(by="owner=rep-v"):  # merged over the shards by intake
+            status, body = w.request("GET", "/v1/pipeline?" + by)
+            assert status == 200, body
+            return [("%s|%s" % (d["customer"], d["id"]), int(d["expected_value"]))
+                    for d in body["deals"]]
         wait_until(lambda: len(ranking()) == 2, 5, what="both deals ranked")
         assert ranking() == [("VAL-A|A", 800000), ("VAL-B|B", 240000)], ranking()
         assert w.post(opp("VAL-A", "A", 3, t + 1, probability=20))[0] == 202
         assert w.post(opp("VAL-B", "B", 3, t + 1, probability=90))[0] == 202
         wait_until(lambda: ranking() == [("VAL-B|B", 270000), ("VAL-A|A", 200000)], 5,
                    what="B first after the bad demo")
-        assert w.redis("ZREVRANGE", "tp:pipeline:team:east", 0, 0) == ["VAL-B|B"]
+        assert [m for m, _ in ranking("team=east")] == ["VAL-B|B", "VAL-A|A"]
     finally:
         assert w.close()
 
@@ -141,17 +143,17 @@ def test_R_HEALTH_1_at_risk_once_per_episode():
                    what="the later surveys applied")
         time.sleep(0.5)
         assert len(journal_data(w, "customer.at_risk")) == 1
-        assert w.redis("ZSCORE", "tp:at_risk", cid) is not None
+        assert w.redis("ZSCORE", skey(cid, "at_risk"), cid) is not None
         for n in range(5, 10):  # five good scores: average 5, recovered
             assert w.post(survey(5, n))[0] == 202
-        tickets = w.redis("SMEMBERS", "tp:{c:%s}:complaints" % cid)
+        tickets = w.redis("SMEMBERS", ckey(cid, "complaints"))
         assert w.post({"type": "ticket.updated", "ts": now_ms(), "src": "api",
                        "customer": cid, "data": {"ticket": tickets[0], "action": "status",
                                                  "agent": "a-1", "status": "resolved"}}
                       )[0] == 202
         wait_until(lambda: record(w, cid)["profile"].get("at_risk") == "0", 5,
                    what="episode ended")
-        assert w.redis("ZSCORE", "tp:at_risk", cid) is None
+        assert w.redis("ZSCORE", skey(cid, "at_risk"), cid) is None
         for n in range(10, 15):  # a new fall (1/5 average: -40) and a complaint
             assert w.post(survey(1, n))[0] == 202
         assert w.post({"type": "ticket.opened", "ts": now_ms(), "src": "hotline",
@@ -218,8 +220,8 @@ def test_merge_keeps_both_timelines():
         s, found = w.request("GET", "/v1/lookup?phone=13900001111")
         assert found["customers"] == ["MERGE-A"], found
         # both timelines are still there
-        assert w.redis("XLEN", "tp:{c:MERGE-B}:timeline") >= 2
-        assert w.redis("XLEN", "tp:{c:MERGE-A}:timeline") >= 3
+        assert w.redis("XLEN", ckey("MERGE-B", "timeline")) >= 2
+        assert w.redis("XLEN", ckey("MERGE-A", "timeline")) >= 3
     finally:
         assert w.close()
 

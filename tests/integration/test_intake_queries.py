@@ -24,9 +24,20 @@ import signal
 import time
 import urllib.parse
 
-from tp_harness import Redis, World, run, wait_until
+from tp_harness import Redis, World, ckey, run, skey, wait_until
 
 NS = "tp:"
+
+
+def zadd_sharded(w, index, *pairs):
+    """ZADD score member, ... into the index `index` of each member's
+    customer's shard (a member is "<customer>|..." or a customer)."""
+    for score, member in zip(pairs[0::2], pairs[1::2]):
+        w.redis("ZADD", skey(member.split("|")[0], index), score, member)
+
+
+def zrem_sharded(w, index, member):
+    w.redis("ZREM", skey(member.split("|")[0], index), member)
 
 
 def hset(w, key, fields):
@@ -113,9 +124,9 @@ ACME_DEALS = {
 
 
 def write_deals(w, customer, deals):
-    w.redis("SADD", NS + "{c:%s}:deals" % customer, *deals.keys())
+    w.redis("SADD", ckey(customer, "deals"), *deals.keys())
     for did, fields in deals.items():
-        hset(w, "{c:%s}:deal:%s" % (customer, did), fields)
+        hset(w, ckey(customer, "deal:%s" % did, ""), fields)
 
 
 def entry_fields(i, customer):
@@ -128,13 +139,13 @@ def xadd(w, customer, sid, fields):
     args = []
     for k, v in fields.items():
         args += [k, v]
-    assert w.redis("XADD", NS + "{c:%s}:timeline" % customer, sid, *args) == sid
+    assert w.redis("XADD", ckey(customer, "timeline"), sid, *args) == sid
 
 
 def test_full_record():
     w = World(services=["intake"])
     try:
-        hset(w, "{c:ACME-1}:profile", ACME_PROFILE)
+        hset(w, ckey("ACME-1", "profile", ""), ACME_PROFILE)
         write_deals(w, "ACME-1", ACME_DEALS)
         xadd(w, "ACME-1", "1717000000000-0", entry_fields(1, "ACME-1"))
         s, rec = w.customer("ACME-1")
@@ -206,7 +217,7 @@ def test_sparse_record_nulls():
     empty, no deals and a zero total; flags false."""
     w = World(services=["intake"])
     try:
-        hset(w, "{c:MIN-1}:profile", {"company": "Min Co", "owner": "rep-3"})
+        hset(w, ckey("MIN-1", "profile", ""), {"company": "Min Co", "owner": "rep-3"})
         s, rec = w.customer("MIN-1")
         assert s == 200, (s, rec)
         assert rec == {
@@ -228,11 +239,11 @@ def test_sparse_record_nulls():
         # ("since" is the current episode's: scoring leaves at_risk_since
         # behind when an episode ends); a deal id without its hash is left
         # out; expected_close 0 is scoring's "no date"
-        hset(w, "{c:MIN-2}:profile", {"fit_reasons": "", "at_risk": "0",
+        hset(w, ckey("MIN-2", "profile", ""), {"fit_reasons": "", "at_risk": "0",
                                       "at_risk_since": "1717000200000",
                                       "follow_up": "0", "health": "80",
                                       "satisfaction_avg": "4.0"})
-        w.redis("SADD", NS + "{c:MIN-2}:deals", "GONE")
+        w.redis("SADD", ckey("MIN-2", "deals"), "GONE")
         write_deals(w, "MIN-2", {"M-1": {
             "name": "Pilot", "amount": "1000", "currency": "CNY",
             "stage": "1", "probability": "", "expected_value": "100",
@@ -259,9 +270,9 @@ def test_sparse_record_nulls():
 def test_merged_customer_answers_its_own_record():
     w = World(services=["intake"])
     try:
-        hset(w, "{c:MAIN-1}:profile", {"company": "Main", "owner": "rep-1",
+        hset(w, ckey("MAIN-1", "profile", ""), {"company": "Main", "owner": "rep-1",
                                        "merged_from": '["OLD-1","OLD-2"]'})
-        hset(w, "{c:OLD-1}:profile", {"company": "Old", "owner": "rep-9",
+        hset(w, ckey("OLD-1", "profile", ""), {"company": "Old", "owner": "rep-9",
                                       "merged_into": "MAIN-1"})
         s, rec = w.customer("OLD-1")
         assert s == 200, (s, rec)
@@ -286,7 +297,7 @@ def test_timeline_pages():
     from page to page and is null on the last."""
     w = World(services=["intake"])
     try:
-        hset(w, "{c:PAGE-1}:profile", {"company": "Pager", "owner": "rep-1"})
+        hset(w, ckey("PAGE-1", "profile", ""), {"company": "Pager", "owner": "rep-1"})
         for i in range(1, 26):
             xadd(w, "PAGE-1", sid(i), entry_fields(i, "PAGE-1"))
 
@@ -342,10 +353,10 @@ def test_merged_timelines():
     one stream id."""
     w = World(services=["intake"])
     try:
-        hset(w, "{c:MAIN-1}:profile", {"company": "Main", "owner": "rep-1",
+        hset(w, ckey("MAIN-1", "profile", ""), {"company": "Main", "owner": "rep-1",
                                        "merged_from": '["OLD-1","OLD-2"]'})
-        hset(w, "{c:OLD-1}:profile", {"company": "Old", "merged_into": "MAIN-1"})
-        hset(w, "{c:OLD-2}:profile", {"company": "Older", "merged_into": "MAIN-1"})
+        hset(w, ckey("OLD-1", "profile", ""), {"company": "Old", "merged_into": "MAIN-1"})
+        hset(w, ckey("OLD-2", "profile", ""), {"company": "Older", "merged_into": "MAIN-1"})
         layout = {"MAIN-1": [100, 300, 500, 600], "OLD-1": [200, 400, 500],
                   "OLD-2": [150, 450]}
         for cust, ms_list in layout.items():
@@ -408,9 +419,9 @@ def test_merged_timelines():
         # OLD-2 had absorbed ANCIENT-1 before it joined MAIN-1 (scoring
         # lists only direct merges): ANCIENT-1's timeline comes too, once,
         # and a merge cycle back to MAIN-1 adds nothing
-        hset(w, "{c:ANCIENT-1}:profile", {"merged_into": "OLD-2"})
+        hset(w, ckey("ANCIENT-1", "profile", ""), {"merged_into": "OLD-2"})
         xadd(w, "ANCIENT-1", "50-0", entry_fields(50, "ANCIENT-1"))
-        w.redis("HSET", NS + "{c:OLD-2}:profile", "merged_from",
+        w.redis("HSET", ckey("OLD-2", "profile"), "merged_from",
                 '["ANCIENT-1","MAIN-1","OLD-1"]')
         s, p = get(w, path)
         assert s == 200, (s, p)
@@ -445,8 +456,7 @@ def test_pipeline_ranked_by_expected_value():
                         "owner": "rep-1", "team": "east", "status": "open"}}
         write_deals(w, "ACME-1", ACME_DEALS)
         write_deals(w, "BETA-2", beta)
-        owner = NS + "pipeline:owner:rep-1"
-        w.redis("ZADD", owner, 200000, "ACME-1|D-1", 270000, "ACME-1|D-2",
+        zadd_sharded(w, "pipeline:owner:rep-1", 200000, "ACME-1|D-1", 270000, "ACME-1|D-2",
                 500000, "BETA-2|B-1", 200000, "BETA-2|B-2",
                 100, "GONE-1|X-1")  # a member whose deal hash is gone
         s, p = get(w, "/v1/pipeline", owner="rep-1")
@@ -461,13 +471,13 @@ def test_pipeline_ranked_by_expected_value():
             "count": 4, "total_expected_value": 1170000}, p
 
         # a team, by a name that needs %-encoding
-        w.redis("ZADD", NS + "pipeline:team:华东", 500000, "BETA-2|B-1")
+        zadd_sharded(w, "pipeline:team:华东", 500000, "BETA-2|B-1")
         s, p = get(w, "/v1/pipeline", team="华东")
         assert s == 200, (s, p)
         assert p == {"team": "华东", "deals": [
             pipeline_deal("BETA-2", "B-1", beta["B-1"], 500000)],
             "count": 1, "total_expected_value": 500000}, p
-        w.redis("ZADD", NS + "pipeline:team:east", 270000, "ACME-1|D-2",
+        zadd_sharded(w, "pipeline:team:east", 270000, "ACME-1|D-2",
                 200000, "ACME-1|D-1", 200000, "BETA-2|B-2")
         s, p = get(w, "/v1/pipeline", team="east")
         assert s == 200 and [(d["customer"], d["id"]) for d in p["deals"]] == [
@@ -475,7 +485,7 @@ def test_pipeline_ranked_by_expected_value():
         assert p["count"] == 3 and p["total_expected_value"] == 670000, p
 
         # R-VALUE-1: a re-estimate moves the ranking
-        w.redis("ZADD", NS + "pipeline:team:east", 900000, "ACME-1|D-1")
+        zadd_sharded(w, "pipeline:team:east", 900000, "ACME-1|D-1")
         s, p = get(w, "/v1/pipeline", team="east")
         assert s == 200 and p["deals"][0]["id"] == "D-1", p
         assert p["deals"][0]["expected_value"] == 900000
@@ -494,13 +504,13 @@ def test_pipeline_capped_at_500():
     try:
         args = []
         for i in range(501):
-            hset(w, "{c:BIG-%d}:deal:D" % i,
+            hset(w, ckey("BIG-%d" % i, "deal:D", ""),
                  {"name": "deal %d" % i, "amount": str(i * 10),
                   "currency": "CNY", "stage": "1", "probability": "",
                   "expected_value": str(i), "owner": "rep-big",
                   "status": "open"})
             args += [i, "BIG-%d|D" % i]
-        w.redis("ZADD", NS + "pipeline:owner:rep-big", *args)
+        zadd_sharded(w, "pipeline:owner:rep-big", *args)
         s, p = get(w, "/v1/pipeline", owner="rep-big")
         assert s == 200, (s, str(p)[:300])
         assert p["truncated"] is True and p["count"] == 500, {k: p[k] for k in ("count", "truncated")}
@@ -508,7 +518,7 @@ def test_pipeline_capped_at_500():
         assert [d["expected_value"] for d in p["deals"]] == list(range(500, 0, -1))
         assert p["total_expected_value"] == sum(range(1, 501))
         # one fewer: not truncated
-        w.redis("ZREM", NS + "pipeline:owner:rep-big", "BIG-0|D")
+        zrem_sharded(w, "pipeline:owner:rep-big", "BIG-0|D")
         s, p = get(w, "/v1/pipeline", owner="rep-big")
         assert s == 200 and p["count"] == 500 and "truncated" not in p, \
             {k: p.get(k) for k in ("count", "truncated")}
@@ -524,10 +534,10 @@ def test_at_risk_worst_first():
     try:
         s, p = get(w, "/v1/customers", at_risk=1)
         assert s == 200 and p == {"customers": []}, (s, p)
-        hset(w, "{c:ACME-1}:profile", ACME_PROFILE)
-        hset(w, "{c:BETA-2}:profile", {"company": "Beta GmbH", "owner": "rep-2",
+        hset(w, ckey("ACME-1", "profile", ""), ACME_PROFILE)
+        hset(w, ckey("BETA-2", "profile", ""), {"company": "Beta GmbH", "owner": "rep-2",
                                        "health": "30", "at_risk": "1"})
-        w.redis("ZADD", NS + "at_risk", 55, "ACME-1", 30, "BETA-2", 58, "GAMMA-3")
+        zadd_sharded(w, "at_risk", 55, "ACME-1", 30, "BETA-2", 58, "GAMMA-3")
         s, p = get(w, "/v1/customers", at_risk=1)
         assert s == 200, (s, p)
         assert p == {"customers": [
@@ -548,7 +558,7 @@ def test_at_risk_worst_first():
 def test_bad_input_400_names_the_field():
     w = World(services=["intake"])
     try:
-        hset(w, "{c:ACME-1}:profile", {"company": "ACME", "owner": "rep-1"})
+        hset(w, ckey("ACME-1", "profile", ""), {"company": "ACME", "owner": "rep-1"})
         # customer ids
         bad(w, "/v1/customers/bad%20id", "customer")
         bad(w, "/v1/customers/bad%20id/timeline", "customer")
@@ -618,7 +628,7 @@ def test_store_down_503():
     w = World(services=["intake"])
     stopped = False
     try:
-        hset(w, "{c:ACME-1}:profile", {"company": "ACME", "owner": "rep-1"})
+        hset(w, ckey("ACME-1", "profile", ""), {"company": "ACME", "owner": "rep-1"})
         for path in READS:
             assert w.request("GET", path)[0] == 200, path
         # hung: answered 503 once the store's reply watchdog gives up

@@ -2,11 +2,13 @@
 (DESIGN.md), and never past a service that is down."""
 import time
 
-from tp_harness import World, lead, run, wait_until
+from tp_harness import World, ckey, cluster_pending, lead, run, wait_until
 
 TRIM = {"intake": {"journal_retention": "1s", "journal_trim_interval": "200ms"}}
 
 
+@cluster_pending("the scheduler's scripts span slots until it moves to {s<n>} (issue 8): "
+                 "its cursor never moves")
 def test_journal_trimmed_only_behind_every_cursor():
     w = World(TRIM)
     try:
@@ -31,7 +33,7 @@ def test_journal_trimmed_only_behind_every_cursor():
         assert w.redis("XLEN", "tp:{j}:journal") >= 1
         assert w.redis("GET", "tp:cursor:ticketing") == held
         w.start("ticketing")
-        wait_until(lambda: w.redis.hgetall("tp:{c:TRIM-HELD}:ticket:T-HELD"), 10,
+        wait_until(lambda: w.redis.hgetall(ckey("TRIM-HELD", "ticket:T-HELD")), 10,
                    what="the held event applied after ticketing came back")
         wait_until(lambda: w.redis("XLEN", "tp:{j}:journal") == 0, 20,
                    what="journal trimmed once ticketing caught up")

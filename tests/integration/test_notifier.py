@@ -4,7 +4,7 @@ event when every attempt failed."""
 import json
 import time
 
-from tp_harness import World, now_ms, run, wait_until
+from tp_harness import World, dkey, now_ms, run, skeys, wait_until
 
 
 def reminder_due(ev_id, owner="rep-n", customer="NOTE-1"):
@@ -29,7 +29,7 @@ def test_failed_webhook_is_retried_until_delivered_once():
         keys = {r["headers"]["Idempotency-Key"] for r in w.receiver.requests}
         assert keys == {"due-retry-1/webhook/rep-n"}, keys  # same id every attempt
         wait_until(lambda: w.journal("notification.sent"), 10, what="notification.sent")
-        d = w.redis.hgetall("tp:delivery:due-retry-1/webhook/rep-n")
+        d = w.redis.hgetall(dkey("due-retry-1/webhook/rep-n"))
         assert d["status"] == "sent" and int(d["attempts"]) >= 3, d
     finally:
         assert w.close()
@@ -59,9 +59,9 @@ def test_every_attempt_failing_ends_in_notification_failed():
                    what="notification.failed")
         time.sleep(1)
         assert len(w.receiver.requests) == 3, len(w.receiver.requests)
-        d = w.redis.hgetall("tp:delivery:due-fail-1/webhook/rep-n")
+        d = w.redis.hgetall(dkey("due-fail-1/webhook/rep-n"))
         assert d["status"] == "failed" and d["last_error"] == "HTTP 500", d
-        assert w.redis("ZCARD", "tp:deliveries:due") == 0
+        assert sum(w.redis("ZCARD", k) for k in skeys("deliveries:due")) == 0
     finally:
         assert w.close()
 

@@ -11,7 +11,8 @@ import os
 import subprocess
 import time
 
-from tp_harness import BUILD, SmtpSink, World, now_ms, run, wait_until
+from tp_harness import (BUILD, SmtpSink, World, ckey, dkey, now_ms, run, shard, skey,
+                        skeys, ukey, wait_until)
 
 SECRET = "s3cret-for-tests"
 
@@ -125,7 +126,7 @@ def test_mail_server_down_then_back():
         ids = sorted(m["X-Touchpoint-Delivery"] for m in sink.messages())
         assert ids == ["down-%d/email/rep-e" % i for i in range(3)], ids
         for i in range(3):
-            d = w.redis.hgetall("tp:delivery:down-%d/email/rep-e" % i)
+            d = w.redis.hgetall(dkey("down-%d/email/rep-e" % i))
             assert d["status"] == "sent" and int(d["attempts"]) >= 2, d
     finally:
         assert w.close()
@@ -145,7 +146,7 @@ def test_circuit_breaker_pauses_a_channel_that_is_down():
         time.sleep(1)  # open: nothing is tried, no attempt is spent
 
         def attempts():
-            return sum(int(w.redis.hgetall("tp:delivery:brk-%d/email/rep-e" % i)
+            return sum(int(w.redis.hgetall(dkey("brk-%d/email/rep-e" % i))
                            .get("attempts", 0)) for i in range(4))
         spent = attempts()
         time.sleep(1)
@@ -164,9 +165,9 @@ def test_permanent_refusal_dead_letter_and_replay_once():
     try:
         assert w.post(reminder("dead-1"))[0] == 202
         dead = "dead-1/email/rep-e"
-        wait_until(lambda: w.redis("ZSCORE", "tp:deadletter", dead), 15,
+        wait_until(lambda: w.redis("ZSCORE", skey("rep-e", "deadletter"), dead), 15,
                    what="the dead-letter entry")
-        d = w.redis.hgetall("tp:delivery:" + dead)
+        d = w.redis.hgetall(dkey(dead))
         assert d["status"] == "failed" and d["attempts"] == "1", d  # no retry on 550
         assert "550" in d["last_error"], d
         wait_until(lambda: w.journal("notification.failed"), 10, what="notification.failed")
@@ -183,8 +184,8 @@ def test_permanent_refusal_dead_letter_and_replay_once():
         wait_until(lambda: sink.messages(), 10, what="the replayed message")
         time.sleep(1.5)
         assert len(sink.messages()) == 1
-        assert w.redis.hgetall("tp:delivery:" + dead)["status"] == "sent"
-        assert w.redis("ZCARD", "tp:deadletter") == 0
+        assert w.redis.hgetall(dkey(dead))["status"] == "sent"
+        assert sum(w.redis("ZCARD", k) for k in skeys("deadletter")) == 0
     finally:
         assert w.close()
         sink.close()
@@ -222,7 +223,7 @@ def test_quiet_hours_hold_non_urgent_and_pass_urgent():
         wait_until(lambda: sink.messages(), 10, what="the urgent message")
         time.sleep(1.5)
         assert [m["X-Touchpoint-Delivery"] for m in sink.messages()] == ["quiet-2/email/rep-q"]
-        held = w.redis("ZSCORE", "tp:deliveries:due", "quiet-1/email/rep-q")
+        held = w.redis("ZSCORE", skey("rep-q", "deliveries:due"), "quiet-1/email/rep-q")
         assert held and int(held) > now_ms() + 50 * 60 * 1000, held  # the window's end
         s, inbox = w.request("GET", "/v1/inbox/rep-q")
         assert len(inbox["items"]) == 2  # the in-app inbox is silent: both there
@@ -237,7 +238,7 @@ def test_customer_cap_and_manager_escalation():
               customer_cap_period="1h", customer_lang="en",
               escalate="sla.breached,customer.at_risk")
     try:
-        w.redis("HSET", "tp:{c:CAP-1}:profile", "name", "Cap Ltd", "contact_name",
+        w.redis("HSET", ckey("CAP-1", "profile"), "name", "Cap Ltd", "contact_name",
                 "Ms Li", "contact_email", "li@cap.example")
         for i in range(3):
             assert w.post(reminder("greet-%d" % i, customer="CAP-1", rule="R-DAYS-1"))[0] == 202
@@ -247,9 +248,16 @@ def test_customer_cap_and_manager_escalation():
         to_customer = [m for m in sink.messages() if "li@cap.example" in m["To"]]
         assert len(to_customer) == 1, [m["To"] for m in sink.messages()]  # R-CAD-3
         assert "Ms Li" in to_customer[0].get_body(("plain",)).get_content()
-        capped = [w.redis.hgetall("tp:delivery:greet-%d/email/contact" % i)["status"]
+        capped = [w.redis.hgetall(dkey("greet-%d/email/contact" % i, "CAP-1"))["status"]
                   for i in range(3)]
         assert sorted(capped) == ["capped", "capped", "sent"], capped
+        # the contact's part (deliveries, cap counter) lies in the customer's
+        # shard, not the owner's: recorded by a script of its own, once
+        assert shard("CAP-1") != shard("rep-e")
+        assert all(w.redis("EXISTS", skey("CAP-1", "done:notifier:greet-%d" % i)) == 1
+                   for i in range(3))
+        hour = now_ms() // 3600000  # the cap window (1h) now, or the one before
+        assert any(w.redis("EXISTS", ckey("CAP-1", "contact_cap:%d" % n)) for n in (hour, hour - 1))
 
         # an escalating kind reaches the owner's manager too
         sla = {"id": "sla-1", "type": "sla.breached", "ts": now_ms(), "src": "ticketing",
@@ -275,7 +283,7 @@ def test_crash_mid_send_repeats_only_that_delivery_with_its_id():
         sink.stop()
         sink.start(["-w", "3"])  # slow to answer DATA: the send hangs
         assert w.post(reminder("crash-b", customer="CRASH-2"))[0] == 202
-        wait_until(lambda: w.redis("EXISTS", "tp:delivery:crash-b/email/rep-e"), 5,
+        wait_until(lambda: w.redis("EXISTS", dkey("crash-b/email/rep-e")), 5,
                    what="crash-b recorded")
         time.sleep(1)  # mid-send
         w.kill("notifier")  # SIGKILL
@@ -291,7 +299,7 @@ def test_crash_mid_send_repeats_only_that_delivery_with_its_id():
         assert len(a) == 1, len(a)  # nothing else repeats
         assert 1 <= len(b) <= 2 and len({m["Message-ID"] for m in b}) == 1, \
             [m["Message-ID"] for m in b]
-        assert w.redis.hgetall("tp:delivery:crash-b/email/rep-e")["status"] == "sent"
+        assert w.redis.hgetall(dkey("crash-b/email/rep-e"))["status"] == "sent"
     finally:
         assert w.close()
         sink.close()
@@ -307,14 +315,14 @@ def test_digest_folds_non_urgent_reminders():
             assert w.post(reminder("dig-%d" % i, owner="rep-d", customer="DIG-%d" % i))[0] == 202
         assert w.post(reminder("dig-urgent", owner="rep-d", urgent=True))[0] == 202
         wait_until(lambda: sink.messages(), 10, what="the urgent one, at once")
-        wait_until(lambda: w.redis("LLEN", "tp:{u:rep-d}:digest") == 3, 10,
+        wait_until(lambda: w.redis("LLEN", ukey("rep-d", "digest")) == 3, 10,
                    what="three lines waiting for the digest")
-        at = int(w.redis("GET", "tp:{u:rep-d}:digest:at"))
+        at = int(w.redis("GET", ukey("rep-d", "digest:at")))
         assert time.gmtime(at / 1000).tm_hour == 18 and at > now_ms(), at
         assert [m["X-Touchpoint-Delivery"] for m in sink.messages()] == \
             ["dig-urgent/email/rep-d"]
         # time passes: the digest falls due
-        w.redis("ZADD", "tp:digest:due", str(now_ms()), "rep-d")
+        w.redis("ZADD", skey("rep-d", "digest:due"), str(now_ms()), "rep-d")
         wait_until(lambda: len(sink.messages()) == 2, 10, what="the digest")
         time.sleep(1)
         assert len(sink.messages()) == 2
@@ -324,8 +332,8 @@ def test_digest_folds_non_urgent_reminders():
         assert "3 waiting" in str(d["Subject"]), d["Subject"]
         for i in range(3):
             assert "DIG-%d" % i in body, body
-        assert w.redis("LLEN", "tp:{u:rep-d}:digest") == 0
-        assert w.redis("ZCARD", "tp:digest:due") == 0
+        assert w.redis("LLEN", ukey("rep-d", "digest")) == 0
+        assert w.redis("ZCARD", skey("rep-d", "digest:due")) == 0
         s, inbox = w.request("GET", "/v1/inbox/rep-d")
         assert len(inbox["items"]) == 4  # the inbox has each one at once
     finally:
@@ -391,7 +399,7 @@ def test_sms_gateway_and_the_timeline():
         assert req["headers"]["Idempotency-Key"] == "sms-1/sms/rep-s"
 
         def on_timeline():
-            entries = w.redis("XRANGE", "tp:{c:SMS-1}:timeline", "-", "+")
+            entries = w.redis("XRANGE", ckey("SMS-1", "timeline"), "-", "+")
             lines = [dict(zip(e[1][::2], e[1][1::2])) for e in entries]
             return [l for l in lines if l.get("type") == "notification.sent"]
         wait_until(on_timeline, 10, what="notification.sent on the customer's timeline")

@@ -4,7 +4,7 @@ files and never in logs (deploy/redis-acl.sh; the harness runs every test
 this way)."""
 import os
 
-from tp_harness import Redis, World, lead, run, wait_until
+from tp_harness import Redis, World, ckey, lead, run, wait_until
 
 
 def refused(client, *cmd):
@@ -19,7 +19,7 @@ def test_each_service_only_its_own():
     w = World(services=["intake", "scoring"])
     try:
         assert w.post(lead("Acl Co", customer="ACL-1"))[0] == 202
-        wait_until(lambda: w.redis.hgetall("tp:{c:ACL-1}:profile").get("grade"), 10,
+        wait_until(lambda: w.redis.hgetall(ckey("ACL-1", "profile")).get("grade"), 10,
                    what="the lead graded by scoring as its own user")
 
         def login(user):
@@ -27,12 +27,12 @@ def test_each_service_only_its_own():
                 return Redis(w.redis_port, auth=(user, f.read().strip()))
 
         anonymous = Redis(w.redis_port)
-        assert refused(anonymous, "GET", "tp:{c:ACL-1}:profile").startswith("NOAUTH")
+        assert refused(anonymous, "GET", ckey("ACL-1", "profile")).startswith("NOAUTH")
         assert refused(anonymous, "AUTH", "default", "") is not None
         anonymous.close()
 
         scoring = login("scoring")
-        assert scoring("HGET", "tp:{c:ACL-1}:profile", "grade") in ("A", "B", "C")
+        assert scoring("HGET", ckey("ACL-1", "profile"), "grade") in ("A", "B", "C")
         for cmd in (("SET", "tp:{s1}:r:due", "x"),        # the scheduler's
                     ("XADD", "tp:{j}:journal", "*", "t", "x"),  # intake's
                     ("SET", "tp:cursor:scheduler", "0-0"),  # another's cursor
@@ -44,8 +44,8 @@ def test_each_service_only_its_own():
         scoring.close()
 
         intake = login("intake")
-        assert intake("HGET", "tp:{c:ACL-1}:profile", "grade") in ("A", "B", "C")
-        why = refused(intake, "HSET", "tp:{c:ACL-1}:profile", "grade", "A")
+        assert intake("HGET", ckey("ACL-1", "profile"), "grade") in ("A", "B", "C")
+        why = refused(intake, "HSET", ckey("ACL-1", "profile"), "grade", "A")
         assert why and why.startswith("NOPERM"), why
         intake.close()
 

@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from tp_harness import World, lead, now_ms, run, wait_until
+from tp_harness import World, ckey, lead, now_ms, run, wait_until
 
 DAY = 86400000
 FAST = {"scheduler": {"cadence_a": "1s", "cadence_b": "1s", "cadence_c": "1s",
@@ -19,7 +19,7 @@ def due_events(w, customer=None, rule=None):
     """reminder.due events in the journal, decoded from the timeline of
     `customer` (scoring puts every event there)."""
     out = []
-    keys = ["tp:{c:%s}:timeline" % customer] if customer else []
+    keys = [ckey(customer, "timeline")] if customer else []
     for key in keys:
         for _, f in w.redis("XRANGE", key, "-", "+") or []:
             d = dict(zip(f[0::2], f[1::2]))

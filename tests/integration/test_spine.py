@@ -7,12 +7,16 @@ R-CAD-4: a lead whose contact is logged before the deadline gets none.
 import json
 import time
 
-from tp_harness import World, lead, now_ms, run, wait_until
+from tp_harness import World, ckey, cluster_pending, lead, now_ms, run, wait_until
+
+SCHED = "the scheduler's scripts span slots until it moves to {s<n>} (issue 8)"
+
 
 FIRST_TOUCH = {"scheduler": {"first_touch_a": "2s", "first_touch_b": "2s",
                              "first_touch_c": "2s"}}
 
 
+@cluster_pending(SCHED)
 def test_grade_a_lead_gets_one_first_touch_reminder():
     w = World(FIRST_TOUCH)
     try:
@@ -51,6 +55,7 @@ def test_grade_a_lead_gets_one_first_touch_reminder():
         assert w.close()
 
 
+@cluster_pending(SCHED)
 def test_contact_before_deadline_closes_first_touch():
     w = World(FIRST_TOUCH)
     try:
@@ -79,7 +84,7 @@ def test_contact_before_deadline_closes_first_touch():
 def graded_events(w, customer):
     """lead.graded data of `customer`, in journal order."""
     out = []
-    for eid, fields in w.redis("XRANGE", "tp:{c:%s}:timeline" % customer, "-", "+"):
+    for eid, fields in w.redis("XRANGE", ckey(customer, "timeline"), "-", "+"):
         f = dict(zip(fields[0::2], fields[1::2]))
         if f["type"] == "lead.graded":
             out.append(f["summary"])
@@ -116,6 +121,7 @@ def test_interested_contacts_regrade_c_to_a():
         assert w.close()
 
 
+@cluster_pending(SCHED)
 def test_regrade_replans_first_touch():
     """R-TOUCH-1: a lead re-captured with an urgent need is replanned from
     its new grade (C: a month; A: 2 s here) before anyone touched it."""

@@ -3,7 +3,7 @@ the ticket waits for the customer and resumes after; a breach comes once,
 later by the pause."""
 import time
 
-from tp_harness import World, now_ms, run, wait_until
+from tp_harness import World, ckey, now_ms, run, skey, wait_until
 
 
 def update(ticket, action, **data):
@@ -14,7 +14,7 @@ def update(ticket, action, **data):
 
 def breaches(w):
     out = []
-    for _, f in w.redis("XRANGE", "tp:{c:CLOCK-1}:timeline", "-", "+") or []:
+    for _, f in w.redis("XRANGE", ckey("CLOCK-1", "timeline"), "-", "+") or []:
         d = dict(zip(f[0::2], f[1::2]))
         if d["type"] == "sla.breached":
             out.append(d["summary"])
@@ -33,22 +33,22 @@ def test_R_TICKET_3_waiting_for_the_customer_pauses_the_resolution_clock():
                                 "category": "fault", "priority": "high"}})[0] == 202
         assert w.post(update("T-C1", "assign"))[0] == 202  # new -> assigned
         assert w.post(update("T-C1", "status", status="waiting_customer"))[0] == 202
-        wait_until(lambda: w.redis("HGET", "tp:{c:CLOCK-1}:ticket:T-C1", "paused_at"), 5,
+        wait_until(lambda: w.redis("HGET", ckey("CLOCK-1", "ticket:T-C1"), "paused_at"), 5,
                    what="the clock paused")
-        assert w.redis("ZSCORE", "tp:sla:due", "CLOCK-1|T-C1|resolution") is None
+        assert w.redis("ZSCORE", skey("CLOCK-1", "sla:due"), "CLOCK-1|T-C1|resolution") is None
         time.sleep(max(0.0, (opened + 6000 - now_ms()) / 1000.0))  # past the target, paused
         assert breaches(w) == []
         paused_ms = now_ms() - opened
         assert w.post(update("T-C1", "status", status="in_progress",
                              note="customer sent the logs"))[0] == 202
-        wait_until(lambda: w.redis("ZSCORE", "tp:sla:due", "CLOCK-1|T-C1|resolution"), 5,
+        wait_until(lambda: w.redis("ZSCORE", skey("CLOCK-1", "sla:due"), "CLOCK-1|T-C1|resolution"), 5,
                    what="the clock resumed")
-        due = int(float(w.redis("ZSCORE", "tp:sla:due", "CLOCK-1|T-C1|resolution")))
+        due = int(float(w.redis("ZSCORE", skey("CLOCK-1", "sla:due"), "CLOCK-1|T-C1|resolution")))
         assert due >= opened + 5000 + paused_ms - 3000, (due - opened, paused_ms)
         wait_until(lambda: breaches(w), 15, what="the resolution breach")
         time.sleep(1)
         assert len(breaches(w)) == 1 and "resolution" in breaches(w)[0], breaches(w)
-        t = w.redis.hgetall("tp:{c:CLOCK-1}:ticket:T-C1")
+        t = w.redis.hgetall(ckey("CLOCK-1", "ticket:T-C1"))
         assert t["status"] == "in_progress" and t["pauses"].count("[") == 2, t
     finally:
         assert w.close()
@@ -62,13 +62,13 @@ def test_R_TICKET_2_refused_transition_changes_nothing_but_history():
                        "data": {"ticket": "T-C2", "title": "Question", "category": "question",
                                 "priority": "low"}})[0] == 202
         assert w.post(update("T-C2", "status", status="closed"))[0] == 202
-        wait_until(lambda: w.redis.hgetall("tp:{c:CLOCK-2}:ticket:T-C2").get("status")
+        wait_until(lambda: w.redis.hgetall(ckey("CLOCK-2", "ticket:T-C2")).get("status")
                    == "closed", 5, what="closed")
         assert w.post(update("T-C2", "status", status="in_progress"))[0] == 202
-        wait_until(lambda: w.redis("LLEN", "tp:{c:CLOCK-2}:ticket:T-C2:history") == 3, 5,
+        wait_until(lambda: w.redis("LLEN", ckey("CLOCK-2", "ticket:T-C2:history")) == 3, 5,
                    what="the refusal in the history")
-        assert w.redis.hgetall("tp:{c:CLOCK-2}:ticket:T-C2")["status"] == "closed"
-        last = w.redis("LINDEX", "tp:{c:CLOCK-2}:ticket:T-C2:history", -1)
+        assert w.redis.hgetall(ckey("CLOCK-2", "ticket:T-C2"))["status"] == "closed"
+        last = w.redis("LINDEX", ckey("CLOCK-2", "ticket:T-C2:history"), -1)
         assert '"what":"rejected"' in last and "closed ticket cannot change" in last, last
     finally:
         assert w.close()

@@ -220,7 +220,7 @@ static void journal_event(fixture_t *fx, tracked_t *t) {
  * done check. */
 static long long applied(fixture_t *fx, const tracked_t *t) {
     char key[256];
-    snprintf(key, sizeof key, "tp:{c:%s}:applied:%s", t->customer, t->id);
+    tp_key_customer(key, sizeof key, "tp:", t->customer, "applied:%s", t->id);
     return sync_int(fx, key);
 }
 
@@ -241,11 +241,16 @@ static const char APPLY_FIELD_LUA[] =
     "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
     "return {1}\n";
 
+/* As the services tag: the customer's key prefix in its shard, so the
+ * done marks of one walk step lie in many slots. */
 static int tag_cb(const tp_event_t *ev, char *tag, size_t len, void *arg) {
     member_t *m = arg;
     if (!ev->customer[0]) return -1;
-    int n = m->fx->shared_tag ? snprintf(tag, len, "s0") : snprintf(tag, len, "c:%s", ev->customer);
-    return n < 0 || (size_t)n >= len ? -1 : 0;
+    if (m->fx->shared_tag) {
+        int n = snprintf(tag, len, "s0");
+        return n < 0 || (size_t)n >= len ? -1 : 0;
+    }
+    return tp_key_customer_tag(tag, len, ev->customer) < 0 ? -1 : 0;
 }
 
 static void pending_unlink(pending_t *p) {
@@ -317,14 +322,17 @@ static void apply_cb(tp_consumer_t *c, tp_consumer_job_t *job,
     }
 
     char want[512];
-    if (fx->shared_tag)
+    if (fx->shared_tag) {
         snprintf(want, sizeof want, "tp:{s0}:done:scoring:%s", ev->id);
-    else if (fx->grouped)
-        snprintf(want, sizeof want, "tp:{c:%s}:done:scoring:%lld:%u", ev->customer,
+    } else if (fx->grouped) {
+        char tag[128];
+        tp_key_customer_tag(tag, sizeof tag, ev->customer);
+        snprintf(want, sizeof want, "tp:%s:done:scoring:%lld:%u", tag,
                  (long long)(ev->ts / 3600000),
                  (unsigned)(tp_id_hash(ev->id, strlen(ev->id)) % TP_DONE_GROUPS));
-    else
-        snprintf(want, sizeof want, "tp:{c:%s}:done:scoring:%s", ev->customer, ev->id);
+    } else {
+        tp_key_customer(want, sizeof want, "tp:", ev->customer, "done:scoring:%s", ev->id);
+    }
     if (strcmp(tp_consumer_job_done_key(job), want) != 0) fx->bad_done_key++;
     const char *field = tp_consumer_job_done_field(job);
     if (fx->grouped ? !field || strcmp(field, ev->id) != 0 : field != NULL) fx->bad_done_key++;
@@ -357,8 +365,8 @@ static void apply_cb(tp_consumer_t *c, tp_consumer_job_t *job,
     }
 
     char counter[256];
-    tp_key(counter, sizeof counter, tp_store_ns(m->store), "{c:%s}:applied:%s",
-           ev->customer, ev->id);
+    tp_key_customer(counter, sizeof counter, tp_store_ns(m->store), ev->customer,
+                    "applied:%s", ev->id);
     const char *argv[4] = {tp_consumer_job_done_key(job), counter,
                            tp_consumer_done_ttl(c), field};
     if (tp_store_eval(m->store, m->script, script_cb, p, 2, field ? 4 : 3, argv, NULL) < 0)
@@ -504,8 +512,9 @@ static void test_bus_events_applied_once(void **state) {
         assert_int_equal(t->reconciled_calls, 0);
         assert_int_equal(applied(fx, t), 1);
         /* the done mark is where keys.h says, with the ttl */
-        redisReply *r = sync_cmd(fx, "TTL tp:{c:%s}:done:scoring:%s",
-                                 t->customer, t->id);
+        char done[256];
+        tp_key_customer(done, sizeof done, "tp:", t->customer, "done:scoring:%s", t->id);
+        redisReply *r = sync_cmd(fx, "TTL %s", done);
         assert_int_equal(r->type, REDIS_REPLY_INTEGER);
         assert_true(r->integer > 2592000 - 60 && r->integer <= 2592000);
         freeReplyObject(r);

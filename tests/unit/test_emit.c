@@ -22,6 +22,7 @@
 #include "tp/event.h"
 #include "tp/id.h"
 #include "tp/log.h"
+#include "tp/keys.h"
 #include "tp/store.h"
 
 #define MAX_SEEN 16
@@ -393,6 +394,55 @@ static void test_intake_down_then_up(void **state) {
     msgpack_sbuffer_destroy(&p);
 }
 
+static long long zcard(fixture_t *fx, const char *key) {
+    redisReply *r = sync_cmd(fx, "ZCARD %s", key);
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* An outbox per shard: an entry a script left in one shard's outbox is
+ * found by the sweep (every shard's outbox is swept), one sent with
+ * tp_emitter_send_of is taken from its customer's shard's outbox once
+ * answered, and neither touches the old unsharded outbox. */
+static void test_shard_outboxes(void **state) {
+    fixture_t *fx = *state;
+    start_router(fx);
+    start_emitter(fx);
+    assert_string_equal(tp_emitter_outbox_shard(fx->emitter, 5), "tp:{s5}:outbox:scoring");
+    assert_null(tp_emitter_outbox_shard(fx->emitter, TP_SHARDS));
+    char of[64];
+    snprintf(of, sizeof of, "tp:{s%d}:outbox:scoring", tp_key_shard("ACME-1"));
+    assert_string_equal(tp_emitter_outbox_of(fx->emitter, "ACME-1"), of);
+    assert_int_not_equal(tp_key_shard("ACME-1"), 5);
+    msgpack_sbuffer sent, swept;
+    derived(&sent, "ev-derived-shard-sent");
+    derived(&swept, "ev-derived-shard-swept");
+    freeReplyObject(sync_cmd(fx, "ZADD %s %lld %b", of, (long long)tp_now_ms(), sent.data,
+                             sent.size));
+    freeReplyObject(sync_cmd(fx, "ZADD tp:{s5}:outbox:scoring %lld %b",
+                             (long long)(tp_now_ms() - 1000), swept.data, swept.size));
+    uint64_t before = stats(fx).sent;
+    for (int tries = 0; stats(fx).sent == before; tries++) { /* once connected */
+        assert_true(tries < 600);
+        tp_emitter_send_of(fx->emitter, "ACME-1", sent.data, sent.size);
+        if (stats(fx).sent == before) RUN_FOR(fx, 5);
+    }
+    RUN_UNTIL(fx, zcard(fx, of) == 0 && zcard(fx, "tp:{s5}:outbox:scoring") == 0, 3000);
+    assert_int_equal(zcard(fx, of), 0);
+    assert_int_equal(zcard(fx, "tp:{s5}:outbox:scoring"), 0);
+    int saw_sent = 0, saw_swept = 0;
+    for (int i = 0; i < fx->received && i < MAX_SEEN; i++) {
+        saw_sent |= seen_is(fx, i, &sent);
+        saw_swept |= seen_is(fx, i, &swept);
+    }
+    assert_true(saw_sent && saw_swept);
+    assert_true(stats(fx).resent >= 1); /* the swept one */
+    assert_int_equal(outbox_size(fx), 0);
+    msgpack_sbuffer_destroy(&sent);
+    msgpack_sbuffer_destroy(&swept);
+}
+
 /* Several entries at once, each with its own token: each answer removes
  * exactly its own entry. */
 static void test_tokens_match_entries(void **state) {
@@ -491,6 +541,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_err_removes_and_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_intake_down_then_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens_match_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shard_outboxes, setup, teardown),
         cmocka_unit_test(test_pack_invalid),
         cmocka_unit_test(test_pack_roundtrip),
     };

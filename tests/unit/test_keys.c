@@ -1,4 +1,5 @@
-/* test_keys.c: key formatting and the reminder naming of tp/keys.h. */
+/* test_keys.c: key formatting, the shards and the reminder naming of
+ * tp/keys.h. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,49 @@ static void test_bucket_in_range_and_stable(void **state) {
      * tests' tp_harness.shard computes the same) */
     assert_int_equal(tp_key_shard("C01JZB000000000000000000017"), b);
     assert_int_equal(tp_key_shard("SAT-1"), 11);
+}
+
+static void test_shard_stable_and_spread(void **state) {
+    /* FNV-1a, modulo TP_SHARDS: stable across builds (the stored layout,
+     * and tests/lib/tp_harness.py's shard() computes the same) */
+    assert_int_equal(tp_key_shard("ACME"), 9);
+    assert_int_equal(tp_key_shard("rep-1"), 0);
+    assert_int_equal(tp_key_shard("C-1"), 2);
+    assert_int_equal(TP_REMINDER_BUCKETS, TP_SHARDS);
+    assert_int_equal(tp_key_reminder_bucket("ACME"), tp_key_shard("ACME"));
+    int seen[TP_SHARDS] = {0};
+    char id[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof id, "C%04d", i);
+        int s = tp_key_shard(id);
+        assert_true(s >= 0 && s < TP_SHARDS);
+        seen[s]++;
+    }
+    for (int s = 0; s < TP_SHARDS; s++) /* about 62 each: none starved */
+        assert_true(seen[s] > 20);
+}
+
+static void test_owned_keys_carry_their_shard_tag(void **state) {
+    char out[128];
+    assert_int_equal(tp_key_customer(out, sizeof out, "tp:", "ACME", "profile"), 22);
+    assert_string_equal(out, "tp:{s9}:c:ACME:profile");
+    assert_true(tp_key_customer(out, sizeof out, "tp:", "ACME", "ticket:%s", "T-1") > 0);
+    assert_string_equal(out, "tp:{s9}:c:ACME:ticket:T-1");
+    assert_true(tp_key_customer(out, sizeof out, "tp:", "ACME", "%s", "") > 0);
+    assert_string_equal(out, "tp:{s9}:c:ACME:"); /* the prefix of them all */
+    assert_true(tp_key_user(out, sizeof out, "tp:", "rep-1", "inbox") > 0);
+    assert_string_equal(out, "tp:{s0}:u:rep-1:inbox");
+    assert_true(tp_key_shard_key(out, sizeof out, "tp:", 15, "outbox:%s", "scoring") > 0);
+    assert_string_equal(out, "tp:{s15}:outbox:scoring");
+    assert_int_equal(tp_key_shard_key(out, sizeof out, "tp:", TP_SHARDS, "x"), -1);
+    assert_int_equal(tp_key_shard_key(out, sizeof out, "tp:", -1, "x"), -1);
+    assert_int_equal(tp_key_customer(out, 12, "tp:", "ACME", "profile"), -1);
+    /* a consumer's tag: the key prefix without the namespace */
+    assert_int_equal(tp_key_customer_tag(out, sizeof out, "ACME"), 11);
+    assert_string_equal(out, "{s9}:c:ACME");
+    assert_true(tp_key_user_tag(out, sizeof out, "rep-1") > 0);
+    assert_string_equal(out, "{s0}:u:rep-1");
+    assert_int_equal(tp_key_customer_tag(out, 8, "ACME"), -1);
 }
 
 static void test_groups_spread_customers(void **state) {
@@ -64,6 +108,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_fits_or_fails),
         cmocka_unit_test(test_bucket_in_range_and_stable),
+        cmocka_unit_test(test_shard_stable_and_spread),
+        cmocka_unit_test(test_owned_keys_carry_their_shard_tag),
         cmocka_unit_test(test_groups_spread_customers),
         cmocka_unit_test(test_reminder_customer),
     };

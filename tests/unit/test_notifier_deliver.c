@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "tp/keys.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -22,6 +24,10 @@
 #include "tp/bus.h"
 #include "tp/id.h"
 #include "tp/log.h"
+
+/* The shard of the recipient rep-1 (tp_key_shard; checked in start()):
+ * its deliveries are there. */
+#define SHARD "{s0}:"
 
 static tp_test_redis_t redis;
 
@@ -101,7 +107,7 @@ static long long integer(fixture_t *fx, const char *fmt, const char *arg) {
 }
 
 static void field(fixture_t *fx, const char *id, const char *name, char *out, size_t len) {
-    redisReply *r = cmd(fx, "HGET delivery:%s %s", id, name);
+    redisReply *r = cmd(fx, "HGET " SHARD "delivery:%s %s", id, name);
     snprintf(out, len, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
 }
@@ -109,14 +115,15 @@ static void field(fixture_t *fx, const char *id, const char *name, char *out, si
 /* A recorded delivery, due now, as the deliver script leaves one. */
 static void recorded(fixture_t *fx, const char *id) {
     freeReplyObject(cmd(fx,
-                        "HSET delivery:%s status sending attempts 0 channel email "
+                        "HSET " SHARD "delivery:%s status sending attempts 0 channel email "
                         "address a@example.com body payload-of-%s customer C-1 "
                         "recipient rep-1 cause ev-1",
                         id, id));
-    freeReplyObject(cmd(fx, "ZADD deliveries:due %lld %s", (long long)tp_now_ms(), id));
+    freeReplyObject(cmd(fx, "ZADD " SHARD "deliveries:due %lld %s", (long long)tp_now_ms(), id));
 }
 
 static void start(fixture_t *fx, int max_attempts, int breaker_failures) {
+    assert_int_equal(tp_key_shard("rep-1"), 0); /* SHARD */
     tp_deliver_options_t o;
     char err[300];
     assert_int_equal(tp_deliver_options_load(&o, fx->cfg, err, sizeof err), 0);
@@ -225,9 +232,9 @@ static void test_sent_once_with_its_payload(void **state) {
     char st[32];
     field(fx, "ev-1/email/rep-1", "status", st, sizeof st);
     assert_string_equal(st, "sent");
-    assert_int_equal(integer(fx, "ZCARD %s", "deliveries:due"), 0);
-    assert_int_equal(integer(fx, "ZCARD %s", "outbox:notifier"), 1); /* notification.sent */
-    assert_int_equal(integer(fx, "ZCARD %s", "deadletter"), 0);
+    assert_int_equal(integer(fx, "ZCARD %s", SHARD "deliveries:due"), 0);
+    assert_int_equal(integer(fx, "ZCARD %s", SHARD "outbox:notifier"), 1); /* notification.sent */
+    assert_int_equal(integer(fx, "ZCARD %s", SHARD "deadletter"), 0);
 }
 
 static void test_permanent_goes_to_dead_letters(void **state) {
@@ -242,8 +249,8 @@ static void test_permanent_goes_to_dead_letters(void **state) {
     field(fx, "ev-2/email/rep-1", "last_error", why, sizeof why);
     assert_string_equal(st, "failed");
     assert_string_equal(why, "550: RCPT failed: 550");
-    assert_true(integer(fx, "ZSCORE deadletter %s", "ev-2/email/rep-1") > 0);
-    assert_int_equal(integer(fx, "ZCARD %s", "outbox:notifier"), 1); /* .failed */
+    assert_true(integer(fx, "ZSCORE " SHARD "deadletter %s", "ev-2/email/rep-1") > 0);
+    assert_int_equal(integer(fx, "ZCARD %s", SHARD "outbox:notifier"), 1); /* .failed */
 }
 
 static void test_retry_with_backoff_then_dead(void **state) {
@@ -257,12 +264,12 @@ static void test_retry_with_backoff_then_dead(void **state) {
     char st[32];
     field(fx, "ev-3/email/rep-1", "status", st, sizeof st);
     assert_string_equal(st, "sending");
-    assert_int_equal(integer(fx, "HGET delivery:%s attempts", "ev-3/email/rep-1"), 1);
-    long long next = integer(fx, "ZSCORE deliveries:due %s", "ev-3/email/rep-1");
+    assert_int_equal(integer(fx, "HGET " SHARD "delivery:%s attempts", "ev-3/email/rep-1"), 1);
+    long long next = integer(fx, "ZSCORE " SHARD "deliveries:due %s", "ev-3/email/rep-1");
     assert_true(next >= before + 48000 && next <= tp_now_ms() + 72000); /* 60 s +-20% */
-    assert_int_equal(integer(fx, "ZCARD %s", "outbox:notifier"), 0);
+    assert_int_equal(integer(fx, "ZCARD %s", SHARD "outbox:notifier"), 0);
     /* time passes */
-    freeReplyObject(cmd(fx, "ZADD deliveries:due 0 %s", "ev-3/email/rep-1"));
+    freeReplyObject(cmd(fx, "ZADD " SHARD "deliveries:due 0 %s", "ev-3/email/rep-1"));
     RUN_UNTIL(fx, fx->nsends == 2, 2000);
     assert_int_equal(fx->nsends, 2);
     assert_string_equal(fx->sends[1].payload, "payload-of-ev-3/email/rep-1");
@@ -270,7 +277,7 @@ static void test_retry_with_backoff_then_dead(void **state) {
     answered(fx, 1);
     field(fx, "ev-3/email/rep-1", "status", st, sizeof st);
     assert_string_equal(st, "failed"); /* the last of max_attempts */
-    assert_true(integer(fx, "ZSCORE deadletter %s", "ev-3/email/rep-1") > 0);
+    assert_true(integer(fx, "ZSCORE " SHARD "deadletter %s", "ev-3/email/rep-1") > 0);
 }
 
 static void test_open_breaker_defers_without_spending(void **state) {
@@ -281,12 +288,12 @@ static void test_open_breaker_defers_without_spending(void **state) {
     answer(fx, 0, 0, "Connection refused"); /* opens the breaker */
     answered(fx, 0);
     recorded(fx, "ev-5/email/rep-1");
-    freeReplyObject(cmd(fx, "ZADD deliveries:due 0 %s", "ev-4/email/rep-1"));
+    freeReplyObject(cmd(fx, "ZADD " SHARD "deliveries:due 0 %s", "ev-4/email/rep-1"));
     RUN_UNTIL(fx, 0, 300);
     assert_int_equal(fx->nsends, 1); /* nothing tried while open */
-    assert_int_equal(integer(fx, "HGET delivery:%s attempts", "ev-5/email/rep-1"), 0);
-    assert_int_equal(integer(fx, "HGET delivery:%s attempts", "ev-4/email/rep-1"), 1);
-    long long at = integer(fx, "ZSCORE deliveries:due %s", "ev-5/email/rep-1");
+    assert_int_equal(integer(fx, "HGET " SHARD "delivery:%s attempts", "ev-5/email/rep-1"), 0);
+    assert_int_equal(integer(fx, "HGET " SHARD "delivery:%s attempts", "ev-4/email/rep-1"), 1);
+    long long at = integer(fx, "ZSCORE " SHARD "deliveries:due %s", "ev-5/email/rep-1");
     assert_true(at > tp_now_ms() + 50000); /* waits for the cooldown */
 }
 

@@ -8,8 +8,8 @@
 #include "ticketing_autoclose.h"
 #include "ticketing_ticket.h"
 
-#define TICKET "tp:{c:C-1}:ticket:T-1"
-#define SCHEDULE "tp:ticket:autoclose"
+#define TICKET "tp:{s2}:c:C-1:ticket:T-1"
+#define SCHEDULE "tp:{s2}:ticket:autoclose"
 
 static tp_ticketing_t *tickets[2];
 static tp_autoclose_t *watchers[2];
@@ -52,7 +52,7 @@ static void resolved_ticket(fixture_t *fx, const char *status, long long resolve
                             "priority normal title Slow owner eng-1 department "
                             "engineering contact li@c1.example responded_at %lld",
                         status, resolved_at, resolved_at, opened, opened + 1000));
-    freeReplyObject(cmd(fx, "ZADD tp:tickets:status:%s %lld C-1|T-1", status, opened));
+    freeReplyObject(cmd(fx, "ZADD tp:{s2}:tickets:status:%s %lld C-1|T-1", status, opened));
     freeReplyObject(cmd(fx, "ZADD " SCHEDULE " %lld C-1|T-1|%lld", resolved_at + 1000,
                         resolved_at));
 }
@@ -77,12 +77,12 @@ static void test_R_TICKET_2_closes_once_and_asks_for_a_score(void **state) {
     assert_non_null(strstr(h->str, "\"from\":\"resolved\",\"to\":\"closed\""));
     freeReplyObject(h);
     /* the indexes moved; the agent's load no longer counts it */
-    assert_int_equal(cmd_int(fx, "ZCARD tp:tickets:status:resolved"), 0);
-    assert_int_equal(cmd_int(fx, "ZCARD tp:tickets:status:closed"), 1);
-    assert_int_equal(cmd_int(fx, "ZCARD tp:tickets:open:eng-1"), 0);
+    assert_int_equal(cmd_int(fx, "ZCARD tp:{s2}:tickets:status:resolved"), 0);
+    assert_int_equal(cmd_int(fx, "ZCARD tp:{s2}:tickets:status:closed"), 1);
+    assert_int_equal(cmd_int(fx, "ZCARD tp:{s2}:tickets:open:eng-1"), 0);
     /* no clock runs on a closed ticket */
-    assert_int_equal(cmd_int(fx, "ZCARD tp:sla:due"), 0);
-    assert_int_equal(cmd_int(fx, "ZCARD tp:sla:escalate"), 0);
+    assert_int_equal(cmd_int(fx, "ZCARD tp:{s2}:sla:due"), 0);
+    assert_int_equal(cmd_int(fx, "ZCARD tp:{s2}:sla:escalate"), 0);
     tp_event_t evs[4];
     int n = outbox(fx, evs, 4);
     assert_int_equal(n, 1);

@@ -7,8 +7,8 @@
 
 #include "ticketing_escalate.h"
 
-#define TICKET "tp:{c:C-1}:ticket:T-1"
-#define SCHEDULE "tp:sla:escalate"
+#define TICKET "tp:{s2}:c:C-1:ticket:T-1"
+#define SCHEDULE "tp:{s2}:sla:escalate"
 
 static tp_escalate_t *instances[2];
 
@@ -96,7 +96,7 @@ static void test_steps_of_gone_or_malformed_tickets_are_dropped(void **state) {
     assert_int_equal(cmd_int(fx, "ZCARD " SCHEDULE), 0);
     RUN_FOR(fx, 100);
     assert_int_equal(cmd_int(fx, "ZCARD " OUTBOX), 0);
-    assert_int_equal(cmd_int(fx, "EXISTS tp:{c:C-9}:ticket:T-9"), 0);
+    assert_int_equal(cmd_int(fx, "EXISTS tp:{s10}:c:C-9:ticket:T-9"), 0);
 }
 
 int main(void) {

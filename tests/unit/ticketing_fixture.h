@@ -28,7 +28,7 @@
 #include "tp/log.h"
 #include "tp/store.h"
 
-#define OUTBOX "tp:outbox:ticketing"
+#define OUTBOX "tp:{s2}:outbox:ticketing"
 
 typedef struct fixture {
     uv_loop_t loop;

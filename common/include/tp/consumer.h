@@ -28,9 +28,12 @@
 typedef struct tp_consumer tp_consumer_t;
 typedef struct tp_consumer_job tp_consumer_job_t;
 
-/* Writes into `tag` the hash tag of the keys the effect of `ev` touches
- * (e.g. "c:ACME-1"), under which its done mark is kept. Returns 0, or -1
- * when the event is not this service's business (it is then skipped). */
+/* Writes into `tag` where the effect of `ev` lives, either as the key
+ * prefix of its owner, with its hash tag (tp_key_customer_tag:
+ * "{s3}:c:ACME-1"; the done mark is "<ns><tag>:done:<svc>:<event id>"), or
+ * as a bare hash tag ("r3"; the done mark is "<ns>{<tag>}:done:..."). Events
+ * of one tag are applied one after another. Returns 0, or -1 when the event
+ * is not this service's business (it is then skipped). */
 typedef int (*tp_consumer_tag_cb)(const tp_event_t *ev, char *tag,
                                   size_t len, void *arg);
 /* Applies `ev`, borrowed until tp_consumer_job_done(job). Runs on the loop. */
@@ -83,8 +86,9 @@ void tp_consumer_job_duplicate(tp_consumer_job_t *job);
  * TP_APPLY_DUPLICATE) answers for an event applied before; else 0. */
 int tp_consumer_reply_seen(const redisReply *reply);
 
-/* KEYS[1] of the apply script: "<ns>{<tag>}:done:<svc>:<event id>".
- * With done_grouped, "<ns>{<tag>}:done:<svc>:<hour>:<g>", a hash whose field
+/* KEYS[1] of the apply script: "<ns><tag>:done:<svc>:<event id>" (or
+ * "<ns>{<tag>}:done:..." for a bare tag). With done_grouped,
+ * "<ns><tag>:done:<svc>:<hour>:<g>", a hash whose field
  * tp_consumer_job_done_field is the mark: the event's hour (its ts / 1 h)
  * and g = the event id's hash mod TP_DONE_GROUPS, so a hash holds a few
  * dozen marks (one listpack: ~40 bytes a mark instead of ~100 for a key

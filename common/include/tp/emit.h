@@ -1,7 +1,9 @@
 /* emit.h: derived events, sent back into intake without loss.
  *
  * A service that derives an event (lead.graded, reminder.due, ...) writes
- * its msgpack envelope into its outbox in the same Lua script as the effect
+ * its msgpack envelope into the outbox of the shard it works in
+ * (tp_emitter_outbox_of: the customer's or user's shard) in the same Lua
+ * script as the effect
  * that caused it (ZADD <outbox> <now ms> <payload>), so the two are atomic.
  * The emitter then sends it over a DEALER socket to intake's ingress and
  * removes it from the outbox once intake acknowledges it as journaled (or as
@@ -42,11 +44,25 @@ tp_emitter_t *tp_emitter_new(uv_loop_t *loop, tp_bus_t *bus, tp_store_t *store,
  * emitter still exists. */
 void tp_emitter_destroy(tp_emitter_t **self_p);
 
-/* The outbox key ("<ns>outbox:<svc>") to pass to the apply script.
- * Borrowed. */
-const char *tp_emitter_outbox(const tp_emitter_t *self);
+/* The outbox of the shard of `id` (a customer or user id: tp_key_shard),
+ * "<ns>{s<n>}:outbox:<svc>", for a script whose keys are that shard's: the
+ * derived event goes in with the effect, in one slot. Borrowed. */
+const char *tp_emitter_outbox_of(const tp_emitter_t *self, const char *id);
+/* The outbox of shard `shard` (0 .. TP_SHARDS-1), or NULL. Borrowed. */
+const char *tp_emitter_outbox_shard(const tp_emitter_t *self, int shard);
+/* Sends one entry of the outbox of `id`'s shard now (payload as stored;
+ * copied); intake's answer removes it from that outbox. */
+void tp_emitter_send_of(tp_emitter_t *self, const char *id, const char *payload,
+                        size_t len);
+/* The same for an entry of shard `shard`'s outbox (tp_emitter_outbox_shard). */
+void tp_emitter_send_shard(tp_emitter_t *self, int shard, const char *payload,
+                           size_t len);
 
-/* Sends one outbox entry now (payload as stored in the outbox; copied). */
+/* DEPRECATED, for one release (the scheduler until it moves to {s<n>}):
+ * the old unsharded outbox "<ns>outbox:<svc>", and sending one of its
+ * entries. Written together with keys of a shard it is refused by Redis
+ * Cluster (CROSSSLOT). Both outboxes are swept. Borrowed. */
+const char *tp_emitter_outbox(const tp_emitter_t *self);
 void tp_emitter_send(tp_emitter_t *self, const char *payload, size_t len);
 
 /* Packs the envelope of a derived event into `out` (an initialised
