@@ -13,8 +13,8 @@ phase. Per system, in this order:
           the expected end of scheduling; schedule rate = N / time until
           all N are stored as pending (BullMQ: addBulk resolved; Touchpoint:
           sum of the shards' pending counts {s0..15}:r:count = N); fire rate = N / (time the last one
-          fired - the due time) (BullMQ: last job completed; Touchpoint: HGET
-          stats:scheduler fired = N); lateness per reminder (BullMQ:
+          fired - the due time) (BullMQ: last job completed; Touchpoint: the
+          shards' {s0..15}:r:stats fired = N); lateness per reminder (BullMQ:
           processor start - (job.timestamp + job.delay); Touchpoint: late_ms
           of each reminder.due, computed at claim time vs the due time,
           decoded by tp-sched-load late from the journal and, for those
@@ -174,7 +174,12 @@ class Bench:
         return sum(int(self.r._reply() or 0) for _ in range(16))
 
     def fired(self):
-        return int(self.r("HGET", "tp:stats:scheduler", "fired") or 0)
+        """Reminders fired: the sum of the shards' counters ({s<n>}:r:stats
+        fired), in one round trip."""
+        cmds = b"".join(b"*3\r\n$4\r\nHGET\r\n$%d\r\n%s\r\n$5\r\nfired\r\n" % (len(k), k)
+                        for k in (b"tp:{s%d}:r:stats" % b for b in range(16)))
+        self.r.sock.sendall(cmds)
+        return sum(int(self.r._reply() or 0) for _ in range(16))
 
     def journaled(self):
         try:

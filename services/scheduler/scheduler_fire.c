@@ -13,8 +13,9 @@
 #include "tp/log.h"
 #include "tp/reminder.h"
 
-/* KEYS the shard's index of groups ({s<n>}:r:due), outbox, the
- * scheduler's counters (fired: every claim that fired, across instances),
+/* KEYS the shard's index of groups ({s<n>}:r:due), its outbox, its
+ * counters ({s<n>}:r:stats fired: every claim that fired, across
+ * instances),
  * the shard's count (pending), then per reminder its group's due index, its
  * group's hash (its customer's state and its record, tp/keys.h) and its
  * owner's reminders in the shard. ARGV now, then per reminder: id, its
@@ -190,6 +191,7 @@ typedef struct claim {
 /* One claim script in flight: reminders of one bucket. */
 typedef struct batch {
     tp_fire_t *fire;
+    int bucket; /* the shard of every claim */
     int64_t now;
     int n;
     claim_t claims[FIRE_BATCH];
@@ -224,7 +226,7 @@ static void fired_cb(tp_store_t *store, redisReply *r, void *arg) {
             f->stats.fired++;
             if (c->late_ms > LATE_MS) late++;
             if (c->late_ms > max_late) max_late = c->late_ms;
-            tp_emitter_send(f->emitter, c->payload.data, c->payload.size);
+            tp_emitter_send_shard(f->emitter, b->bucket, c->payload.data, c->payload.size);
         }
         f->stats.late += late;
         if (max_late > f->stats.max_late_ms) f->stats.max_late_ms = max_late;
@@ -274,14 +276,15 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
     batch_t *b = calloc(1, sizeof *b);
     if (!b) abort();
     b->fire = f;
+    b->bucket = bucket;
     b->now = now;
     const char *ns = tp_store_ns(f->store);
     tp_argv_t keys, args;
     tp_argv_init(&keys);
     tp_argv_init(&args);
     tp_argv_addf(&keys, "%s{s%d}:r:due", ns, bucket);
-    tp_argv_add(&keys, tp_emitter_outbox(f->emitter), (size_t)-1);
-    tp_argv_addf(&keys, "%sstats:scheduler", ns);
+    tp_argv_add(&keys, tp_emitter_outbox_shard(f->emitter, bucket), (size_t)-1);
+    tp_argv_addf(&keys, "%s{s%d}:r:stats", ns, bucket);
     tp_argv_addf(&keys, "%s{s%d}:r:count", ns, bucket);
     tp_argv_add_int(&args, now);
     for (int i = 0; i < n; i++) {

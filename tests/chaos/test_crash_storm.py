@@ -26,7 +26,7 @@ import os
 import threading
 import time
 
-from tp_harness import SERVICES, World, ckey, lead, now_ms, run, wait_until
+from tp_harness import SERVICES, World, ckey, lead, now_ms, run, scheduler_fired, wait_until
 
 EVENTS = int(os.environ.get("CHAOS_EVENTS", "4500"))
 RATE = float(os.environ.get("CHAOS_RATE", "300"))
@@ -128,7 +128,7 @@ def test_crash_storm_every_effect_once():
         tickets = len(range(2, EVENTS, 3))
         # the inquiries' reminders fall due 2 s after their event: wait for
         # them, then for their webhooks
-        wait_until(lambda: int(w.redis("HGET", "tp:stats:scheduler", "fired") or 0) >= inquiries,
+        wait_until(lambda: scheduler_fired(w) >= inquiries,
                    30, interval=0.5, what="every R-SLA-1 reminder fired")
         wait_until(lambda: journal_types(w)["reminder.due"] >= inquiries, 30, interval=0.5,
                    what="every reminder.due journaled")
@@ -146,7 +146,7 @@ def test_crash_storm_every_effect_once():
         assert types["ticket.opened"] == tickets, types
         assert types["lead.graded"] == leads, types
         assert types["reminder.due"] == inquiries, types
-        assert int(w.redis("HGET", "tp:stats:scheduler", "fired")) == inquiries
+        assert scheduler_fired(w) == inquiries
         for n in range(0, EVENTS, 1):
             assert w.redis("EXISTS", "tp:{j}:id:storm-%d" % n) == 1, n
 

@@ -12,9 +12,7 @@ import json
 import threading
 import time
 
-from tp_harness import World, ckey, cluster_pending, lead, now_ms, run, wait_until
-
-SCHED = "the scheduler's scripts span slots until it moves to {s<n>} (issue 8)"
+from tp_harness import World, ckey, lead, now_ms, run, wait_until
 
 
 
@@ -119,7 +117,6 @@ def test_answered_ticket_does_not_breach():
         assert w.close()
 
 
-@cluster_pending(SCHED)
 def test_two_schedulers_fire_each_reminder_once():
     w = World({"scheduler": {"first_touch_a": "1s", "first_touch_b": "1s",
                              "first_touch_c": "1s"}},

@@ -2,13 +2,11 @@
 (DESIGN.md), and never past a service that is down."""
 import time
 
-from tp_harness import World, ckey, cluster_pending, lead, run, wait_until
+from tp_harness import World, ckey, lead, run, wait_until
 
 TRIM = {"intake": {"journal_retention": "1s", "journal_trim_interval": "200ms"}}
 
 
-@cluster_pending("the scheduler's scripts span slots until it moves to {s<n>} (issue 8): "
-                 "its cursor never moves")
 def test_journal_trimmed_only_behind_every_cursor():
     w = World(TRIM)
     try:

@@ -5,8 +5,8 @@ below) each group's earliest due time, a pending count per shard, and the
 per-person query merging the owner's index of every shard."""
 import time
 
-from tp_harness import (World, now_ms, reminder_group, reminders_pending, run, shard,
-                        wait_until)
+from tp_harness import (World, now_ms, reminder_group, reminders_pending, run,
+                        scheduler_fired, shard, wait_until)
 
 HOUR = 3600000
 
@@ -106,7 +106,7 @@ def test_packed_records_small_group_indexes_and_their_upkeep():
         # KEEP-1's fires; GONE-1's closed one does not; KEEP-1's group leaves
         # the index, GONE-1's is raised to its cadence's time by the poll
         def fired():
-            return int(w.redis("HGET", "tp:stats:scheduler", "fired") or 0)
+            return scheduler_fired(w)
         wait_until(lambda: fired() == 1, 15, what="KEEP-1's fired")
         keep_n = shard("KEEP-1")
         assert w.redis("HGET", group_hash("KEEP-1"), "KEEP-1|R-SLA-1|1") is None

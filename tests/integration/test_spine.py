@@ -7,16 +7,13 @@ R-CAD-4: a lead whose contact is logged before the deadline gets none.
 import json
 import time
 
-from tp_harness import World, ckey, cluster_pending, lead, now_ms, run, wait_until
-
-SCHED = "the scheduler's scripts span slots until it moves to {s<n>} (issue 8)"
+from tp_harness import World, ckey, lead, now_ms, run, wait_until
 
 
 FIRST_TOUCH = {"scheduler": {"first_touch_a": "2s", "first_touch_b": "2s",
                              "first_touch_c": "2s"}}
 
 
-@cluster_pending(SCHED)
 def test_grade_a_lead_gets_one_first_touch_reminder():
     w = World(FIRST_TOUCH)
     try:
@@ -55,7 +52,6 @@ def test_grade_a_lead_gets_one_first_touch_reminder():
         assert w.close()
 
 
-@cluster_pending(SCHED)
 def test_contact_before_deadline_closes_first_touch():
     w = World(FIRST_TOUCH)
     try:
@@ -121,7 +117,6 @@ def test_interested_contacts_regrade_c_to_a():
         assert w.close()
 
 
-@cluster_pending(SCHED)
 def test_regrade_replans_first_touch():
     """R-TOUCH-1: a lead re-captured with an urgent need is replanned from
     its new grade (C: a month; A: 2 s here) before anyone touched it."""

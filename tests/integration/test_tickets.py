@@ -6,10 +6,8 @@ survey loop (R-TICKET-6, R-SAT-1). Durations come from configuration."""
 import json
 import time
 
-from tp_harness import (World, ckey, cluster_pending, now_ms, owner_reminder_due, run, skey,
+from tp_harness import (World, ckey, now_ms, owner_reminder_due, run, skey,
                         skeys, wait_until)
-
-SCHED = "the scheduler's scripts span slots until it moves to {s<n>} (issue 8)"
 
 
 AGENTS = {"agents_engineering": "eng-1, eng-2", "lead_engineering": "eng-lead",
@@ -136,7 +134,6 @@ def t2_other(t2):
     return "eng-1" if t2["owner"] == "eng-2" else "eng-2"
 
 
-@cluster_pending(SCHED)
 def test_R_TICKET_2_resolved_ticket_closes_after_quiet_period_and_asks_for_a_score():
     w = World({"ticketing": {"auto_close": "1s"},
                "scheduler": {"survey_low": "4", "survey_follow_up": "%dms" % FOLLOW_UP_MS}})

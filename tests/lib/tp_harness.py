@@ -909,6 +909,12 @@ def reminder_group(customer):
     return (_fnv(customer) // 16) % 1024
 
 
+def scheduler_fired(w):
+    """Reminders fired, every scheduler instance, every shard
+    ({s<n>}:r:stats fired)."""
+    return sum(int(w.redis("HGET", "tp:{s%d}:r:stats" % n, "fired") or 0) for n in range(16))
+
+
 def reminders_pending(w):
     """Reminders pending in every shard, as the scheduler counts them
     ({s<n>}:r:count pending)."""
@@ -936,25 +942,10 @@ def lead(company="ACME", urgency=3, budget=3, decision=3, owner="rep-1", **extra
     return ev
 
 
-def cluster_pending(why):
-    """Marks a test that cannot pass on a cluster yet, because a service it
-    needs still runs scripts whose keys span slots: with
-    TP_TEST_REDIS_CLUSTER=1, run() skips it and says why. Remove the mark
-    once that service is slot-safe."""
-    def mark(test):
-        test.cluster_pending = why
-        return test
-    return mark
-
-
 def run(tests):
     """Runs test functions; prints the 'N passed, N failed' line ctest reads."""
     passed = failed = 0
     for t in tests:
-        why = getattr(t, "cluster_pending", None)
-        if why and cluster_single_wanted():
-            print("SKIP %s (on a cluster: %s)" % (t.__name__, why), flush=True)
-            continue
         start = time.time()
         try:
             t()
