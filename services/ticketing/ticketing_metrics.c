@@ -33,11 +33,13 @@ int tp_ticketing_metrics_register(tp_exporter_t *exporter, tp_sla_t *sla,
                          collect_breaches, sla);
     const char *ns = tp_store_ns(tp_exporter_store(exporter));
     for (size_t i = 0; i < sizeof STATES / sizeof *STATES; i++) {
-        char key[128];
-        tp_key(key, sizeof key, ns, "tickets:status:%s", STATES[i]);
-        const char *card[] = {"ZCARD", key};
-        if (tp_exporter_track(exporter, tp_metric_at(tickets, STATES[i]), 2, card) < 0)
-            return -1;
+        for (int n = 0; n < TP_SHARDS; n++) { /* summed over the shards */
+            char key[128];
+            tp_key_shard_key(key, sizeof key, ns, n, "tickets:status:%s", STATES[i]);
+            const char *card[] = {"ZCARD", key};
+            if (tp_exporter_track(exporter, tp_metric_at(tickets, STATES[i]), 2, card) < 0)
+                return -1;
+        }
     }
     return 0;
 }

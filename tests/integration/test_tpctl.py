@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-from tp_harness import BUILD, SERVICES, World, lead, now_ms, run, wait_until
+from tp_harness import BUILD, SERVICES, World, lead, now_ms, run, shard, skey, wait_until
 
 TPCTL = os.path.join(BUILD, "tools", "tpctl")
 BEAT_MS = 300  # [service] heartbeat_interval of the worlds below
@@ -352,10 +352,11 @@ def test_deadletter_list_and_replay_once():
     try:
         now = now_ms()
         for i, d in enumerate(["ev-1/webhook/rep-1", "ev-2/email/rep-2"]):
-            w.redis("HSET", "tp:delivery:" + d, "status", "failed", "channel",
+            n = shard(d.split("/")[2])  # the shard of the person reached
+            w.redis("HSET", skey(n, "delivery:" + d), "status", "failed", "channel",
                     d.split("/")[1], "recipient", d.split("/")[2], "attempts", 5,
                     "last_error", "HTTP 500 from the hook", "body", "{}")
-            w.redis("ZADD", "tp:deadletter", now - 1000 * i, d)
+            w.redis("ZADD", skey(n, "deadletter"), now - 1000 * i, d)
         rc, out, err = tpctl("deadletter", "list", config=w.config_path)
         rows = columns(out)
         assert rc == 0 and rows[0] == ["ID", "CHANNEL", "RECIPIENT", "ATTEMPTS", "FAILED",
@@ -368,9 +369,9 @@ def test_deadletter_list_and_replay_once():
         # replay one: back in the queue, attempts reset; twice: refused
         rc, out, err = tpctl("deadletter", "replay", "ev-1/webhook/rep-1", config=w.config_path)
         assert rc == 0 and out.strip() == "replayed ev-1/webhook/rep-1", (out, err)
-        d = w.redis.hgetall("tp:delivery:ev-1/webhook/rep-1")
+        d = w.redis.hgetall(skey("rep-1", "delivery:ev-1/webhook/rep-1"))
         assert d["status"] == "sending" and d["attempts"] == "0", d
-        assert w.redis("ZSCORE", "tp:deliveries:due", "ev-1/webhook/rep-1") is not None
+        assert w.redis("ZSCORE", skey("rep-1", "deliveries:due"), "ev-1/webhook/rep-1") is not None
         rc, out, err = tpctl("deadletter", "replay", "ev-1/webhook/rep-1", config=w.config_path)
         assert rc == 1 and "is not in the dead-letter set" in err, (out, err)
         doc = tpctl_json("deadletter", "replay", "--all", config=w.config_path)

@@ -757,7 +757,7 @@ class World:
         prefix = self.wrap(service) if wrap is None else list(wrap)
         proc = subprocess.Popen(prefix + [binary], env=env, stdout=log, stderr=log)
         self.procs[name] = proc
-        ready = " listening on " if service == "intake" else " consuming "
+        ready = " listening on http://" if service == "intake" else " consuming "
 
         def started():
             if proc.poll() is not None:
@@ -895,11 +895,6 @@ def _fnv(customer):
     for b in customer.encode():
         h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
     return h
-
-
-def shard(customer):
-    """The shard n of a customer's keys {s<n>} (tp_key_shard: FNV-1a, 64 bits)."""
-    return _fnv(customer) % 16
 
 
 def reminder_group(customer):

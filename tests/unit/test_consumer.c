@@ -711,7 +711,7 @@ static void test_reconcile_skips_done(void **state) { reconcile_skips_done(*stat
 static void test_reconcile_skips_done_grouped(void **state) {
     reconcile_skips_done(*state, 1);
     fixture_t *fx = *state;
-    redisReply *r = redisCommand(fx->sync, "KEYS tp:{c:CUST-0}:done:scoring:*");
+    redisReply *r = redisCommand(fx->sync, "KEYS tp:{s*}:c:CUST-0:done:scoring:*");
     assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1);
     for (size_t i = 0; i < r->elements; i++) { /* hashes of marks, expiring */
         redisReply *t = redisCommand(fx->sync, "TYPE %s", r->element[i]->str);
