@@ -40,14 +40,22 @@ def free_port():
         pass
     for _ in range(200):
         port = random.randrange(10000, max(low, 10001))
+        if port in HANDED_OUT:  # given to this test already, maybe not bound yet
+            continue
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
+                HANDED_OUT.add(port)
                 return port
             except OSError:
                 continue
     raise RuntimeError("no free port below %d" % low)
+
+
+# Ports free_port() (and a cluster node's bus port) gave out in this
+# process: a port chosen for a process started later is not given twice.
+HANDED_OUT = set()
 
 
 def wait_until(cond, timeout=20.0, interval=0.05, what="condition"):
@@ -274,7 +282,7 @@ class RedisCluster:
             pass
         for _ in range(500):
             port = free_port()
-            if port in self.ports or port + 10000 >= low:
+            if port in self.ports or port + 10000 >= low or port + 10000 in HANDED_OUT:
                 continue
             with socket.socket() as s:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -282,6 +290,7 @@ class RedisCluster:
                     s.bind(("127.0.0.1", port + 10000))
                 except OSError:
                     continue
+            HANDED_OUT.add(port + 10000)
             return port
         raise RuntimeError("no free port pair below %d" % low)
 
