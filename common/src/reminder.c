@@ -32,6 +32,25 @@ static const struct {
  * add new ones at the end). Index = code. */
 static const char *const owner_codes[] = {"unassigned"};
 static const char *const closed_by_codes[] = {NULL, "contact", "inbound"};
+/* the scheduler's fixed texts (services/scheduler/scheduler_plan.c); a text
+ * not here, or changed there, is stored as it is */
+static const char *const text_codes[] = {
+    NULL,
+    "Follow up at the time agreed with the customer",
+    "No reply to the product email: plan the next step",
+    "Return visit by phone",
+    "Return visit on site",
+    "Answer the phone inquiry",
+    "Answer the email inquiry",
+    "Answer the web inquiry",
+    "Answer the hotline inquiry",
+    "Answer the im inquiry",
+    "Answer the phone inquiry (urgent)",
+    "Answer the email inquiry (urgent)",
+    "Answer the web inquiry (urgent)",
+    "Answer the hotline inquiry (urgent)",
+    "Answer the im inquiry (urgent)",
+};
 #define NCODES(a) (sizeof(a) / sizeof(a)[0])
 
 /* The code of `s` in `codes`, or -1. */
@@ -45,6 +64,7 @@ static int code_of(const char *const *codes, size_t n, const char *s) {
 static const char *const *codes_of(size_t f, size_t *n) {
     if (f == F_owner) { *n = NCODES(owner_codes); return owner_codes; }
     if (f == F_closed_by) { *n = NCODES(closed_by_codes); return closed_by_codes; }
+    if (f == F_text) { *n = NCODES(text_codes); return text_codes; }
     *n = 0;
     return NULL;
 }
