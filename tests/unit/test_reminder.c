@@ -95,12 +95,77 @@ static void test_bad_bytes_are_refused(void **state) {
     json_decref(r);
 }
 
+static void test_frequent_values_are_codes_and_cause_a_delta(void **state) {
+    json_t *r = sla_record();
+    size_t len0 = 0, len = 0;
+    char *named = tp_reminder_pack(r, &len0);
+    json_object_set_new(r, "owner", json_string("unassigned"));
+    char *packed = tp_reminder_pack(r, &len);
+    /* "unassigned" and "contact" are small integers, cause_ts a delta */
+    assert_null(memmem(packed, len, "unassigned", 10));
+    assert_null(memmem(packed, len, "contact", 7));
+    assert_null(memmem(packed, len, "inquiry", 7));
+    assert_true(len + 5 == len0); /* "rep-1" is 6 bytes, the code 1 */
+    assert_true(len <= 20);       /* 62 in the first form */
+    json_t *back = tp_reminder_unpack("C|R-SLA-1", packed, len);
+    json_object_set_new(r, "rule", json_string("R-SLA-1"));
+    assert_true(json_equal(r, back));
+    json_decref(back);
+    /* another closer as a string; a cause after its due time; no due time */
+    json_object_set_new(r, "closed_by", json_string("inbound"));
+    json_object_set_new(r, "cause_ts", json_integer(1764720000124LL));
+    free(packed);
+    packed = tp_reminder_pack(r, &len);
+    back = tp_reminder_unpack("C|R-SLA-1", packed, len);
+    assert_true(json_equal(r, back));
+    json_decref(back);
+    json_object_del(r, "due_at");
+    free(packed);
+    packed = tp_reminder_pack(r, &len);
+    back = tp_reminder_unpack("C|R-SLA-1", packed, len);
+    assert_true(json_equal(r, back));
+    json_decref(back);
+    json_object_set_new(r, "closed_by", json_string("other"));
+    json_object_set_new(r, "text", json_string("Answer the web inquiry!"));
+    json_object_set_new(r, "owner", json_string("rep-9"));
+    free(packed);
+    packed = tp_reminder_pack(r, &len);
+    back = tp_reminder_unpack("C|R-SLA-1", packed, len);
+    assert_true(json_equal(r, back));
+    json_decref(back);
+    free(packed);
+    free(named);
+    json_decref(r);
+}
+
+static void test_first_packed_form_still_reads(void **state) {
+    /* [owner "rep-1", due_at 7, urgent false, cause_ts 5, text "t", closed_by "contact"] */
+    const char old[] = {(char)0x96, (char)0xa5, 'r', 'e', 'p', '-', '1', 0x07, (char)0xc2,
+                        0x05, (char)0xa1, 't', (char)0xa7, 'c', 'o', 'n', 't', 'a', 'c', 't'};
+    json_t *back = tp_reminder_unpack("C|R-SLA-1", old, sizeof old);
+    assert_non_null(back);
+    json_t *want = json_pack("{s:s, s:s, s:I, s:b, s:I, s:s, s:s}", "rule", "R-SLA-1", "owner",
+                             "rep-1", "due_at", (json_int_t)7, "urgent", 0, "cause_ts",
+                             (json_int_t)5, "text", "t", "closed_by", "contact");
+    assert_true(json_equal(want, back));
+    json_decref(want);
+    json_decref(back);
+    /* an unknown form, and a code where the first form had a string */
+    const char future[] = {(char)0x91, 0x03};
+    assert_null(tp_reminder_unpack("C|R", future, sizeof future));
+    const char coded_in_first[] = {(char)0x97, (char)0xc0, 0x07, (char)0xc2, 0x05, (char)0xc0,
+                                   (char)0xc0, 0x01};
+    assert_null(tp_reminder_unpack("C|R", coded_in_first, sizeof coded_in_first));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_is_equal_and_smaller_than_json),
         cmocka_unit_test(test_recurring_fields_and_gaps),
         cmocka_unit_test(test_json_written_before_still_reads),
         cmocka_unit_test(test_bad_bytes_are_refused),
+        cmocka_unit_test(test_frequent_values_are_codes_and_cause_a_delta),
+        cmocka_unit_test(test_first_packed_form_still_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
