@@ -391,8 +391,11 @@ class Bench:
                     s = shapes[etype].setdefault(desc["shape"], [0, None, desc])
                     s[0] += 1
                     s[1] = args
-                elif nkeys and not argv and all(b":done:scoring:" in k for k in keys):
-                    self.t["done_check"] = args
+            elif cmd in (b"EXISTS", b"HEXISTS") and len(args) > 1 and \
+                    b":done:scoring:" in args[1]:
+                # the walk asks one done mark a command (pipelined): keys of
+                # a step lie in many slots
+                self.t["done_check"] = args
         # per type the shapes worth a bench (>= 5%, at most 4), weights among them
         self.variants = {}
         for t in TYPES:
@@ -414,9 +417,10 @@ class Bench:
     @staticmethod
     def parse_apply(keys, argv):
         """(event type, description) of an apply call, its commands as the
-        script reads them (ARGV ttl, expected version, count, then per
-        command: n, name, key index, n args)."""
-        count, i, cmds, etype, derived = int(argv[2]), 3, [], None, 0
+        script reads them (common/src/apply.c: ARGV ttl, expected version,
+        done field, version field, count, then per command: n, name, key
+        index, n args)."""
+        count, i, cmds, etype, derived = int(argv[4]), 5, [], None, 0
         for _ in range(count):
             n, name, key = int(argv[i]), argv[i + 1], keys[int(argv[i + 2]) - 1]
             a = argv[i + 3:i + 3 + n]
@@ -440,9 +444,8 @@ class Bench:
         __rand_int__ below `keyspace`), without the version guard (ARGV[2]
         ""): it does not know the record's version (one HGET less per
         apply)."""
-        if name == "done_check":  # widened to a walk step: keys not done yet
-            return (args[:2] + [str(WALK_BATCH).encode()] +
-                    [randomize(args[3])] * WALK_BATCH, None)
+        if name == "done_check":  # one mark not there yet, per call
+            return [randomize(a) for a in args], None
         if name == "xrange":
             return [b"XRANGE", args[1], b"-", b"+", b"COUNT", str(WALK_BATCH).encode()], None
         if name in ("zrem", "read new") or name.startswith("apply lead.captured"):
@@ -497,8 +500,7 @@ class Bench:
         args, keyspace = self.ceiling_args(name, args)
         keyspace = keyspace or 2000000000
         self.check_call(name, args, keyspace)
-        probe = max(clients * pipeline * 4, 2000 if name not in ("xrange", "done_check")
-                    else 64)
+        probe = max(clients * pipeline * 4, 2000 if name != "xrange" else 64)
         rps = self.run_once(name, args, probe, clients, pipeline, keyspace)
         n = max(probe, int(rps * BENCH_SECONDS))
         rps = max(self.run_once(name, args, n, clients, pipeline, keyspace)
@@ -521,7 +523,7 @@ class Bench:
                 self.bench(name, args)
         self.bench("zrem", self.t["zrem"])
         self.bench("xrange", self.t["xrange"], 2, 2)
-        self.bench("done_check", self.t["done_check"], 2, 2)
+        self.bench("done_check", self.t["done_check"])
         self.ceiling_cpu = watch.stop()
 
     def type_us(self, t):
@@ -538,8 +540,8 @@ class Bench:
         us = {t: int(g.get(t, 0)) / n * self.type_us(t) for t in TYPES}
         us["ZREM per derived"] = res["derived_total"] / n * 1e6 / self.ceiling["zrem"]
         if walk:
-            us["walk XRANGE+done"] = (1e6 / self.ceiling["xrange"] +
-                                      1e6 / self.ceiling["done_check"]) / WALK_BATCH
+            us["walk XRANGE+done"] = (1e6 / self.ceiling["xrange"] / WALK_BATCH +
+                                      1e6 / self.ceiling["done_check"])
         total = sum(us.values())
         return 1e6 / total, total, us
 
@@ -577,8 +579,10 @@ class Bench:
                 v = next(v for v in self.variants[t] if v[0] == name)
                 share = "%.0f%%" % (100 * v[4])
                 shape = ", ".join(v[3]["shape"])
-            if name in ("xrange", "done_check"):
+            if name == "xrange":
                 label = "%s x%d (walk step)" % (name, WALK_BATCH)
+            elif name == "done_check":
+                label = "done_check (EXISTS, per event)"
             P("  %-36s %10.0f %9.2f %6s   %s" % (label, rps, 1e6 / rps, share, shape))
         P("  per event, read + apply shapes weighted: " + ", ".join(
             "%s %.1f us" % (t, self.type_us(t)) for t in TYPES))
