@@ -24,7 +24,7 @@ N=${N:-50000}
 E2E_N=${E2E_N:-20000}
 INFLIGHT=${INFLIGHT:-1000}
 
-cmake --build "$BUILD" -j2 --target tp-notify-sink tp-notify-bench tp-intake tp-notifier >/dev/null
+cmake --build "$BUILD" -j2 --target tp-notify-sink tp-notify-bench tp-intake tp-notifier tpctl >/dev/null
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BUILD/bench/tp-notify-sink" "$PORT" >/dev/null &
 SINK=$!

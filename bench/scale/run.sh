@@ -18,37 +18,11 @@ set -euo pipefail
 command -v redis-server >/dev/null ||
     { apt-get update -qq && apt-get install -y -qq redis-server; }
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${TP_BUILD_DIR:-$ROOT/build}
-export TP_BUILD_DIR=$BUILD
-
-TMP=$(mktemp -d /tmp/tp-bench-scale.XXXXXX)
-HELPER_PID=
-cleanup() {
-    trap - EXIT INT TERM
-    if [ -n "$HELPER_PID" ] && kill -0 "$HELPER_PID" 2>/dev/null; then
-        kill -TERM "$HELPER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$HELPER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$HELPER_PID" 2>/dev/null || true
-    fi
-    # whatever the helper started and did not stop (each line: pid and its
-    # start time; a pid reused since is left alone)
-    if [ -f "$TMP/pids" ]; then
-        while read -r pid start; do
-            now=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20) || true
-            [ -n "$now" ] && [ "$now" = "$start" ] && kill -KILL "$pid" 2>/dev/null || true
-        done <"$TMP/pids"
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+. "$(dirname "$0")/../lib/bench.sh" scale
 
 [ -f "$BUILD/Makefile" ] ||
     { echo "no build in $BUILD: configure it first (make build)" >&2; exit 1; }
-make -s -C "$BUILD" tp-scoring tp-scoring-feed >&2
+make -s -C "$BUILD" tp-scoring tp-scoring-feed tpctl >&2
 
 export TP_BENCH_DIR=$TMP TP_FEED=$BUILD/bench/tp-scoring-feed
 python3 "$HERE/scale_bench.py" &

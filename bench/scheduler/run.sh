@@ -31,33 +31,7 @@ command -v redis-server >/dev/null ||
 command -v node >/dev/null && command -v npm >/dev/null ||
     { echo "needs node and npm (BullMQ is the peer)" >&2; exit 1; }
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${TP_BUILD_DIR:-$ROOT/build}
-export TP_BUILD_DIR=$BUILD
-
-TMP=$(mktemp -d /tmp/tp-bench-scheduler.XXXXXX)
-HELPER_PID=
-cleanup() {
-    trap - EXIT INT TERM
-    if [ -n "$HELPER_PID" ] && kill -0 "$HELPER_PID" 2>/dev/null; then
-        kill -TERM "$HELPER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$HELPER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$HELPER_PID" 2>/dev/null || true
-    fi
-    # whatever the helper started and did not stop (redis, services, node, tools)
-    # (each line: pid and start time; a pid reused since is left alone)
-    if [ -f "$TMP/pids" ]; then
-        while read -r pid start; do
-            now=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20) || true
-            [ -n "$now" ] && [ "$now" = "$start" ] && kill -KILL "$pid" 2>/dev/null || true
-        done <"$TMP/pids"
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+. "$(dirname "$0")/../lib/bench.sh" scheduler
 
 [ -f "$BUILD/Makefile" ] ||
     { echo "no build in $BUILD: configure it first (make build)" >&2; exit 1; }
@@ -66,10 +40,10 @@ trap 'exit 143' TERM
 # it, otherwise compiled here against the build's static libraries.
 if grep -q 'add_subdirectory(bench)' "$ROOT/CMakeLists.txt" &&
     grep -q 'tp-sched-load' "$HERE/../CMakeLists.txt"; then
-    make -s -C "$BUILD" tp-intake tp-scheduler tp-sched-load >&2
+    make -s -C "$BUILD" tp-intake tp-scheduler tp-sched-load tpctl >&2
     TOOL=$BUILD/bench/tp-sched-load
 else
-    make -s -C "$BUILD" tp-intake tp-scheduler >&2
+    make -s -C "$BUILD" tp-intake tp-scheduler tpctl >&2
     TOOL=$TMP/tp-sched-load
     # shellcheck disable=SC2046
     cc -std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \

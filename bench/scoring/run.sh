@@ -23,33 +23,7 @@ set -euo pipefail
 command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null ||
     { apt-get update -qq && apt-get install -y -qq redis-tools redis-server; }
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${TP_BUILD_DIR:-$ROOT/build}
-export TP_BUILD_DIR=$BUILD
-
-TMP=$(mktemp -d /tmp/tp-bench-scoring.XXXXXX)
-HELPER_PID=
-cleanup() {
-    trap - EXIT INT TERM
-    if [ -n "$HELPER_PID" ] && kill -0 "$HELPER_PID" 2>/dev/null; then
-        kill -TERM "$HELPER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$HELPER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$HELPER_PID" 2>/dev/null || true
-    fi
-    # whatever the helper started and did not stop (redis, tp-scoring, feeds)
-    # (each line: pid and start time; a pid reused since is left alone)
-    if [ -f "$TMP/pids" ]; then
-        while read -r pid start; do
-            now=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20) || true
-            [ -n "$now" ] && [ "$now" = "$start" ] && kill -KILL "$pid" 2>/dev/null || true
-        done <"$TMP/pids"
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+. "$(dirname "$0")/../lib/bench.sh" scoring
 
 [ -f "$BUILD/Makefile" ] ||
     { echo "no build in $BUILD: configure it first (make build)" >&2; exit 1; }
@@ -57,10 +31,10 @@ trap 'exit 143' TERM
 # otherwise), and the feed: from the CMake build when bench/ is part of it,
 # otherwise compiled here against the build's static libraries.
 if grep -q 'add_subdirectory(bench)' "$ROOT/CMakeLists.txt"; then
-    make -s -C "$BUILD" tp-scoring tp-scoring-feed >&2
+    make -s -C "$BUILD" tp-scoring tp-scoring-feed tpctl >&2
     FEED=$BUILD/bench/tp-scoring-feed
 else
-    make -s -C "$BUILD" tp-scoring >&2
+    make -s -C "$BUILD" tp-scoring tpctl >&2
     FEED=$TMP/tp-scoring-feed
     # shellcheck disable=SC2046
     cc -std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \

@@ -1,0 +1,32 @@
+# bench/lib/bench.sh: what every bench/<name>/run.sh does first, sourced
+# with the bench's name: `. "$(dirname "$0")/../lib/bench.sh" scale`.
+# Sets HERE (the bench's folder), ROOT, BUILD (TP_BUILD_DIR, exported), TMP
+# (a folder of this run, removed at exit) and HELPER_PID (set it to the
+# Python helper's pid); at exit stops the helper and kills whatever it
+# started and left (the lines "<pid> <start time>" of $TMP/pids; a pid
+# reused since is left alone).
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${TP_BUILD_DIR:-$ROOT/build}
+export TP_BUILD_DIR=$BUILD
+
+TMP=$(mktemp -d "/tmp/tp-bench-$1.XXXXXX")
+HELPER_PID=
+cleanup() {
+    trap - EXIT INT TERM
+    if [ -n "$HELPER_PID" ] && kill -0 "$HELPER_PID" 2>/dev/null; then
+        kill -TERM "$HELPER_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$HELPER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$HELPER_PID" 2>/dev/null || true
+    fi
+    if [ -f "$TMP/pids" ]; then
+        while read -r pid start; do
+            now=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20) || true
+            [ -n "$now" ] && [ "$now" = "$start" ] && kill -KILL "$pid" 2>/dev/null || true
+        done <"$TMP/pids"
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
