@@ -4,11 +4,13 @@
 # (a folder of this run, removed at exit) and HELPER_PID (set it to the
 # Python helper's pid); at exit stops the helper and kills whatever it
 # started and left (the lines "<pid> <start time>" of $TMP/pids; a pid
-# reused since is left alone).
+# reused since is left alone). TP_BENCH_KEEP=1 keeps $TMP (the services'
+# logs, Redis's files; TP_KEEP_LOGS=1 is set) for a look afterwards.
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${TP_BUILD_DIR:-$ROOT/build}
 export TP_BUILD_DIR=$BUILD
+if [ "${TP_BENCH_KEEP:-0}" = 1 ]; then export TP_KEEP_LOGS=1; fi
 
 TMP=$(mktemp -d "/tmp/tp-bench-$1.XXXXXX")
 HELPER_PID=
@@ -25,7 +27,7 @@ cleanup() {
             [ -n "$now" ] && [ "$now" = "$start" ] && kill -KILL "$pid" 2>/dev/null || true
         done <"$TMP/pids"
     fi
-    rm -rf "$TMP"
+    if [ "${TP_BENCH_KEEP:-0}" = 1 ]; then echo "[bench] kept $TMP" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT

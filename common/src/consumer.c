@@ -636,4 +636,5 @@ void tp_consumer_destroy(tp_consumer_t **self_p) {
 void tp_consumer_stats(const tp_consumer_t *self, tp_consumer_stats_t *out) {
     *out = self->stats;
     out->bus_peers = tp_bus_socket_peers(self->pull);
+    out->reconcile_lag_ms = self->opts.reconcile_lag_ms;
 }

@@ -21,10 +21,14 @@
 
 #define METRICS_BASE_PORT 9700
 
-/* KEYS[1] journal; ARGV[1] cursor, ARGV[2] most entries to count. Returns
- * {entries after the cursor (at most ARGV[2]), id of the first or ""}. */
+/* KEYS[1] journal; ARGV[1] cursor, ARGV[2] most entries to count, ARGV[3]
+ * the last id the walk could have passed (now - reconcile_lag, ms).
+ * Returns {entries after the cursor up to that id (at most ARGV[2]), id of
+ * the first or ""}. What is younger is the bus's, not a backlog: counting
+ * only the rest keeps the read short (a few entries) while the service
+ * keeps up, and Redis is not held reading seconds of traffic each refresh. */
 static const char BACKLOG_LUA[] =
-    "local r = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])\n"
+    "local r = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], ARGV[3], 'COUNT', ARGV[2])\n"
     "return {#r, r[1] and r[1][1] or ''}\n";
 
 /* A read of tp_exporter_track. */
@@ -104,8 +108,16 @@ static void cursor_read_cb(tp_store_t *store, redisReply *r, void *arg) {
         strspn(r->str, "0123456789-") == r->len && strchr(r->str, '-'))
         snprintf(cursor, sizeof cursor, "%s", r->str);
     snprintf(max, sizeof max, "%d", self->opts.backlog_max);
-    const char *argv[3] = {self->journal_key, cursor, max};
-    if (tp_store_eval(store, self->backlog_script, backlog_read_cb, self, 1, 3, argv,
+    int64_t lag_ms = 0;
+    if (self->consumer) {
+        tp_consumer_stats_t st;
+        tp_consumer_stats(self->consumer, &st);
+        lag_ms = st.reconcile_lag_ms;
+    }
+    char until[24];
+    snprintf(until, sizeof until, "%lld", (long long)(tp_now_ms() - lag_ms));
+    const char *argv[4] = {self->journal_key, cursor, max, until};
+    if (tp_store_eval(store, self->backlog_script, backlog_read_cb, self, 1, 4, argv,
                       NULL) < 0)
         self->refreshing = 0;
 }
@@ -365,6 +377,10 @@ tp_exporter_t *tp_exporter_new(uv_loop_t *loop, tp_store_t *store, tp_metrics_t 
     self->timer.data = self;
     uv_timer_start(&self->timer, refresh_tick, 0, (uint64_t)self->opts.refresh_ms);
     return self;
+}
+
+void tp_exporter_watch_store(tp_exporter_t *self, tp_store_t *store) {
+    if (self && store) tp_store_on_reply(store, reply_timed, self);
 }
 
 static void timer_closed(uv_handle_t *h) {

@@ -73,8 +73,11 @@ int main(int argc, char **argv) {
     app.core.consumer_opts.done_grouped = 1;
     app.core.consumer_opts.turn_by_customer = 1;
 
+    tp_store_options_t claim_link;
+    tp_service_store_options(cfg, TP_SERVICE_SCHEDULER, &claim_link);
+
     if (rules_load(&app, &rules) < 0 ||
-        !(app.fire = tp_fire_new(app.core.loop, app.core.store, app.core.emitter,
+        !(app.fire = tp_fire_new(app.core.loop, app.core.store, &claim_link, app.core.emitter,
                                  &fire_opts)) ||
         tp_sched_metrics_register(app.core.exporter, app.fire) < 0 ||
         !(app.plan = tp_plan_new(app.core.store, &rules, app.calendar, cfg, tp_fire_arm,

@@ -1,4 +1,11 @@
-/* scheduler_fire.c: the heap of armed reminders, the poll and the claim. */
+/* scheduler_fire.c: the heap of armed reminders, the poll and the claim.
+ *
+ * Two Redis links: the poll reads on the service's own (shared with the
+ * plan's applies), the claims go out on a link of their own, so that
+ * neither a burst of planning nor the poll's reads queue in front of a
+ * reminder falling due. The poll reads a few shards at a time, each
+ * page's records in one script, so Redis never runs a long stretch of
+ * poll work while a claim waits. */
 #include "scheduler_fire.h"
 
 #include <jansson.h>
@@ -91,6 +98,13 @@ static const char POLL_LUA[] =
     "end\n"
     "return out\n";
 
+/* KEYS per reminder its group's hash; ARGV its id. The records, in order
+ * (nil: closed since). */
+static const char RECORDS_LUA[] =
+    "local out = {}\n"
+    "for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], ARGV[i]) end\n"
+    "return out\n";
+
 /* At most this many reminders per claim script (Lua's unpack of the
  * envelopes stays far below its stack limit). */
 #define FIRE_BATCH 256
@@ -99,7 +113,9 @@ static const char POLL_LUA[] =
 /* Claim scripts in flight at most; the rest wait in the heap, and one
  * timer callback prepares at most this many batches before the loop reads
  * replies again. */
-#define FIRE_INFLIGHT_MAX 16
+#define FIRE_INFLIGHT_MAX 64
+/* Shards a poll reads side by side; the next starts as one is done. */
+#define POLL_SHARDS_INFLIGHT 2
 /* Firing later than this counts (and is logged) as late. */
 #define LATE_MS 1000
 
@@ -118,16 +134,20 @@ typedef struct armed {
 
 struct tp_fire {
     uv_loop_t *loop;
-    tp_store_t *store;
+    tp_store_t *store;  /* the poll's (the service's link), borrowed */
+    tp_store_t *claims; /* the claims' own link, owned */
     tp_emitter_t *emitter;
     tp_fire_options_t opts;
-    int fire_script, poll_script;
+    int fire_script, poll_script, records_script;
     uv_timer_t next_timer, poll_timer;
     armed_t **heap;
     size_t n, cap;
     armed_t *index; /* uthash head: every armed reminder by key */
     int inflight;   /* claim scripts sent, not answered */
     int polling;    /* poll reads sent, not answered: the next poll waits */
+    int poll_owed[TP_REMINDER_BUCKETS]; /* per shard: its reads in flight */
+    int poll_next;  /* the next shard this poll reads, TP_REMINDER_BUCKETS: all started */
+    int64_t poll_until;
     int64_t armed_at; /* due time the next timer is set for, -1 none */
     tp_fire_stats_t stats;
     int closing;
@@ -177,6 +197,19 @@ static void armed_free(armed_t *a) {
     free(a->key);
     free(a->record);
     free(a);
+}
+
+/* EVALSHA of `script` with `keys` then `args` (borrowed until it returns),
+ * as tp_store_eval. */
+static int eval_split(tp_store_t *store, int script, tp_store_reply_cb cb, void *arg,
+                      const tp_argv_t *keys, const tp_argv_t *args) {
+    tp_argv_t all; /* keys first; the strings stay owned by keys and args */
+    tp_argv_init(&all);
+    for (size_t i = 0; i < keys->n; i++) tp_argv_add(&all, keys->v[i], keys->len[i]);
+    for (size_t i = 0; i < args->n; i++) tp_argv_add(&all, args->v[i], args->len[i]);
+    int rc = tp_store_eval(store, script, cb, arg, (int)keys->n, (int)all.n, all.v, all.len);
+    tp_argv_clear(&all);
+    return rc;
 }
 
 /* ---- firing ---- */
@@ -324,14 +357,7 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
     }
     int rc = -1;
     if (b->n > 0) {
-        /* one list, keys first; the strings stay owned by keys and args */
-        tp_argv_t all;
-        tp_argv_init(&all);
-        for (size_t i = 0; i < keys.n; i++) tp_argv_add(&all, keys.v[i], keys.len[i]);
-        for (size_t i = 0; i < args.n; i++) tp_argv_add(&all, args.v[i], args.len[i]);
-        rc = tp_store_eval(f->store, f->fire_script, fired_cb, b, (int)keys.n,
-                           (int)all.n, all.v, all.len);
-        tp_argv_clear(&all);
+        rc = eval_split(f->claims, f->fire_script, fired_cb, b, &keys, &args);
         if (rc == 0) f->inflight++;
     }
     tp_argv_clear(&keys);
@@ -417,31 +443,74 @@ void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
 
 /* ---- the poll ---- */
 
-/* One page of one shard's groups with reminders due before `until`: the
- * shard's index of groups first, then one script reads those groups' due
- * reminders, then the records of those not armed yet. */
+/* Per shard: its index of groups due by `until` (a page of poll_batch
+ * groups at a time), one script reading those groups' due reminders, then
+ * one script reading the records of those not armed yet. A shard is done
+ * when none of its reads is in flight; then the next one starts. */
 typedef struct poll_ctx {
     tp_fire_t *fire;
     int bucket, page;
     int64_t until;
 } poll_ctx_t;
 
-/* One record read of a page. */
-typedef struct record_ctx {
+/* One records read of a page: the reminders asked for, in order. */
+typedef struct records_ctx {
     tp_fire_t *fire;
     int bucket;
-    int64_t due;
-    char reminder[]; /* the id, NUL-terminated */
-} record_ctx_t;
+    size_t n;
+    int64_t *due;
+    char **reminder; /* owned */
+} records_ctx_t;
 
 static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until);
 
-static void record_cb(tp_store_t *store, redisReply *r, void *arg) {
-    record_ctx_t *rc = arg;
-    if (r && r->type == REDIS_REPLY_STRING && r->len > 0 && !rc->fire->closing)
-        tp_fire_arm(rc->reminder, rc->bucket, rc->due, r->str, r->len, rc->fire);
-    /* nil: closed since; anything else: the next poll tries again */
+static void poll_sent(tp_fire_t *f, int bucket) {
+    f->polling++;
+    f->poll_owed[bucket]++;
+}
+
+/* Starts shards while fewer than POLL_SHARDS_INFLIGHT are being read. */
+static void poll_more(tp_fire_t *f) {
+    if (f->closing || !tp_store_connected(f->store)) { /* the next poll starts over */
+        f->poll_next = TP_REMINDER_BUCKETS;
+        return;
+    }
+    int active = 0;
+    for (int b = 0; b < TP_REMINDER_BUCKETS; b++) active += f->poll_owed[b] > 0;
+    while (active < POLL_SHARDS_INFLIGHT && f->poll_next < TP_REMINDER_BUCKETS) {
+        int b = f->poll_next++;
+        poll_page(f, b, 0, f->poll_until);
+        active += f->poll_owed[b] > 0;
+    }
+}
+
+static void poll_answered(tp_fire_t *f, int bucket) {
+    f->polling--;
+    if (--f->poll_owed[bucket] == 0) poll_more(f);
+}
+
+static void records_free(records_ctx_t *rc) {
+    for (size_t i = 0; i < rc->n; i++) free(rc->reminder[i]);
+    free(rc->reminder);
+    free(rc->due);
     free(rc);
+}
+
+static void records_cb(tp_store_t *store, redisReply *r, void *arg) {
+    records_ctx_t *rc = arg;
+    tp_fire_t *f = rc->fire;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == rc->n && !f->closing)
+        for (size_t i = 0; i < rc->n; i++) {
+            const redisReply *rec = r->element[i];
+            /* nil: closed since; anything else: the next poll tries again */
+            if (rec->type == REDIS_REPLY_STRING && rec->len > 0)
+                tp_fire_arm(rc->reminder[i], rc->bucket, rc->due[i], rec->str, rec->len, f);
+        }
+    else if (r && r->type == REDIS_REPLY_ERROR)
+        tp_log_warn("poll: records: %s", r->str);
+    int bucket = rc->bucket;
+    records_free(rc);
+    poll_answered(f, bucket);
 }
 
 /* 1 when `reminder` is armed (or being claimed) for `due_ms` already. */
@@ -453,45 +522,64 @@ static int armed_find(tp_fire_t *f, const char *reminder, int64_t due_ms) {
     return found != NULL;
 }
 
-/* Reads the record of each reminder of `due` (id, due, ...) not armed yet. */
-static void read_records(tp_fire_t *f, int bucket, const redisReply *due) {
+/* Adds to `keys`, `args` and `rc` each reminder of `due` (id, due, ...)
+ * not armed yet. */
+static void records_add(tp_fire_t *f, int bucket, const redisReply *due, records_ctx_t *rc,
+                        tp_argv_t *keys, tp_argv_t *args) {
     const char *ns = tp_store_ns(f->store);
     for (size_t i = 0; i + 1 < due->elements; i += 2) {
         const redisReply *id = due->element[i], *at = due->element[i + 1];
-        char customer[TP_CUSTOMER_MAX + 1], key[256];
+        char customer[TP_CUSTOMER_MAX + 1];
         if (id->type != REDIS_REPLY_STRING || at->type != REDIS_REPLY_STRING ||
-            tp_key_reminder_customer(customer, sizeof customer, id->str) < 0 ||
-            tp_key(key, sizeof key, ns, "{s%d}:r:c:%d", bucket,
-                   tp_key_reminder_group(customer)) < 0)
+            tp_key_reminder_customer(customer, sizeof customer, id->str) < 0)
             continue;
         int64_t due_ms = atoll(at->str);
         if (armed_find(f, id->str, due_ms)) continue; /* no need to read it */
-        record_ctx_t *rc = malloc(sizeof *rc + id->len + 1);
-        if (!rc) abort();
-        rc->fire = f;
-        rc->bucket = bucket;
-        rc->due = due_ms;
-        memcpy(rc->reminder, id->str, id->len + 1);
-        if (tp_store_command(f->store, record_cb, rc, "HGET %s %s", key, id->str) < 0) free(rc);
+        rc->due = realloc(rc->due, (rc->n + 1) * sizeof *rc->due);
+        rc->reminder = realloc(rc->reminder, (rc->n + 1) * sizeof *rc->reminder);
+        if (!rc->due || !rc->reminder || !(rc->reminder[rc->n] = strdup(id->str))) abort();
+        rc->due[rc->n++] = due_ms;
+        tp_argv_addf(keys, "%s{s%d}:r:c:%d", ns, bucket, tp_key_reminder_group(customer));
+        tp_argv_add(args, id->str, id->len);
     }
 }
 
 static void groups_due_cb(tp_store_t *store, redisReply *r, void *arg) {
     poll_ctx_t *page = arg;
-    page->fire->polling--;
-    if (r && r->type == REDIS_REPLY_ARRAY && !page->fire->closing)
+    tp_fire_t *f = page->fire;
+    int bucket = page->bucket;
+    free(page);
+    if (r && r->type == REDIS_REPLY_ARRAY && !f->closing) {
+        records_ctx_t *rc = calloc(1, sizeof *rc);
+        if (!rc) abort();
+        rc->fire = f;
+        rc->bucket = bucket;
+        tp_argv_t keys, args;
+        tp_argv_init(&keys);
+        tp_argv_init(&args);
         for (size_t g = 0; g < r->elements; g++)
             if (r->element[g]->type == REDIS_REPLY_ARRAY)
-                read_records(page->fire, page->bucket, r->element[g]);
-    free(page);
+                records_add(f, bucket, r->element[g], rc, &keys, &args);
+        /* the ids stay borrowed from the reply until the call returns */
+        if (rc->n == 0 ||
+            eval_split(store, f->records_script, records_cb, rc, &keys, &args) < 0)
+            records_free(rc);
+        else
+            poll_sent(f, bucket);
+        tp_argv_clear(&keys);
+        tp_argv_clear(&args);
+    }
+    poll_answered(f, bucket);
 }
 
 static void groups_cb(tp_store_t *store, redisReply *r, void *arg) {
     poll_ctx_t page = *(poll_ctx_t *)arg;
     free(arg);
     tp_fire_t *f = page.fire;
-    f->polling--;
-    if (!r || r->type != REDIS_REPLY_ARRAY || f->closing) return;
+    if (!r || r->type != REDIS_REPLY_ARRAY || f->closing) {
+        poll_answered(f, page.bucket);
+        return;
+    }
     const char *ns = tp_store_ns(store);
     tp_argv_t keys, args;
     tp_argv_init(&keys);
@@ -506,19 +594,13 @@ static void groups_cb(tp_store_t *store, redisReply *r, void *arg) {
         tp_argv_add_copy(&args, g->str, g->len);
     }
     if (keys.n > 1) {
-        tp_argv_t all; /* keys first; the strings stay owned by keys and args */
-        tp_argv_init(&all);
-        for (size_t i = 0; i < keys.n; i++) tp_argv_add(&all, keys.v[i], keys.len[i]);
-        for (size_t i = 0; i < args.n; i++) tp_argv_add(&all, args.v[i], args.len[i]);
         poll_ctx_t *ctx = malloc(sizeof *ctx);
         if (!ctx) abort();
         *ctx = page;
-        if (tp_store_eval(store, f->poll_script, groups_due_cb, ctx, (int)keys.n, (int)all.n,
-                          all.v, all.len) < 0)
+        if (eval_split(store, f->poll_script, groups_due_cb, ctx, &keys, &args) < 0)
             free(ctx);
         else
-            f->polling++;
-        tp_argv_clear(&all);
+            poll_sent(f, page.bucket);
     }
     tp_argv_clear(&keys);
     tp_argv_clear(&args);
@@ -528,6 +610,7 @@ static void groups_cb(tp_store_t *store, redisReply *r, void *arg) {
      * group skipped that way. */
     if (r->elements == (size_t)f->opts.poll_batch && page.page + 1 < POLL_PAGES_MAX)
         poll_page(f, page.bucket, page.page + 1, page.until);
+    poll_answered(f, page.bucket);
 }
 
 static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until) {
@@ -542,7 +625,7 @@ static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until) {
                          f->opts.poll_batch) < 0)
         free(ctx);
     else
-        f->polling++;
+        poll_sent(f, bucket);
 }
 
 static void poll_timer_cb(uv_timer_t *t) {
@@ -550,11 +633,12 @@ static void poll_timer_cb(uv_timer_t *t) {
     /* a poll still being answered (a backlog on a loaded Redis): polls
      * never pile up on it */
     if (!tp_store_connected(f->store) || f->polling > 0) return;
-    int64_t until = tp_now_ms() + f->opts.lookahead_ms;
-    for (int b = 0; b < TP_REMINDER_BUCKETS; b++) poll_page(f, b, 0, until);
+    f->poll_until = tp_now_ms() + f->opts.lookahead_ms;
+    f->poll_next = 0;
+    poll_more(f);
 }
 
-tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store,
+tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store, const tp_store_options_t *claim_link,
                        tp_emitter_t *emitter, const tp_fire_options_t *opts) {
     tp_fire_t *f = calloc(1, sizeof *f);
     if (!f) abort();
@@ -566,9 +650,18 @@ tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store,
     if (f->opts.lookahead_ms <= 0) f->opts.lookahead_ms = 2 * f->opts.poll_interval_ms;
     if (f->opts.poll_batch <= 0) f->opts.poll_batch = 1000;
     f->armed_at = -1;
-    f->fire_script = tp_store_script(store, "scheduler_fire", FIRE_LUA);
+    f->poll_next = TP_REMINDER_BUCKETS;
+    tp_store_options_t link = *claim_link;
+    link.name = "claims"; /* its log lines apart from the service's link */
+    if (!(f->claims = tp_store_new(loop, &link))) {
+        free(f);
+        return NULL;
+    }
+    f->fire_script = tp_store_script(f->claims, "scheduler_fire", FIRE_LUA);
     f->poll_script = tp_store_script(store, "scheduler_poll", POLL_LUA);
-    if (f->fire_script < 0 || f->poll_script < 0) {
+    f->records_script = tp_store_script_ro(store, "scheduler_records", RECORDS_LUA);
+    if (f->fire_script < 0 || f->poll_script < 0 || f->records_script < 0) {
+        tp_store_destroy(&f->claims);
         free(f);
         return NULL;
     }
@@ -594,6 +687,7 @@ void tp_fire_destroy(tp_fire_t **self_p) {
     if (!f) return;
     *self_p = NULL;
     f->closing = 1;
+    tp_store_destroy(&f->claims); /* the claims in flight end (NULL) now */
     uv_close((uv_handle_t *)&f->next_timer, close_cb);
     uv_close((uv_handle_t *)&f->poll_timer, close_cb);
 }
@@ -602,6 +696,8 @@ void tp_fire_set_recurrence(tp_fire_t *self, tp_fire_next_cb next, void *arg) {
     self->next = next;
     self->next_arg = arg;
 }
+
+tp_store_t *tp_fire_claim_store(tp_fire_t *self) { return self->claims; }
 
 void tp_fire_stats(const tp_fire_t *self, tp_fire_stats_t *out) {
     *out = self->stats;

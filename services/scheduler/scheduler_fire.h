@@ -2,7 +2,8 @@
  * across every scheduler instance.
  *
  * Owns the in-memory set of reminders due soon (a min-heap by due time,
- * with one uv_timer armed for the earliest) and the poll that fills it from
+ * with one uv_timer armed for the earliest), the Redis link the claims go
+ * out on, and the poll that fills the heap from
  * Redis every `poll_interval` for the next `lookahead` (per shard: the
  * groups due by then from {s<n>}:r:due, their reminders, their records). Reminders this
  * instance plans are armed at once. Firing claims the reminder in Redis
@@ -28,10 +29,13 @@ typedef struct tp_fire_options {
     int poll_batch;           /* per bucket and poll, default 1000 */
 } tp_fire_options_t;
 
-/* Everything borrowed. Caller owns the result. */
-tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store,
+/* Polls on `store`; claims on a link of its own, made from `claim_link`
+ * (the service's store options, copied). Everything borrowed. Caller owns
+ * the result. */
+tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store, const tp_store_options_t *claim_link,
                        tp_emitter_t *emitter, const tp_fire_options_t *opts);
-/* Destroy the store first (fires waiting on Redis end), then this. */
+/* Destroy `store` first (polls waiting on Redis end), then this (its own
+ * link first: claims in flight end with it). */
 void tp_fire_destroy(tp_fire_t **self_p);
 
 /* Arms a timer for `reminder` of `bucket` (its shard) due at `due_ms` (a
@@ -47,6 +51,9 @@ typedef int64_t (*tp_fire_next_cb)(void *arg, const json_t *reminder, char **nex
                                    size_t *next_len);
 /* Sets how recurring reminders find their next occurrence. */
 void tp_fire_set_recurrence(tp_fire_t *self, tp_fire_next_cb next, void *arg);
+
+/* The link the claims go out on (borrowed), for metrics. */
+tp_store_t *tp_fire_claim_store(tp_fire_t *self);
 
 typedef struct tp_fire_stats {
     uint64_t fired, lost_race, late;

@@ -36,6 +36,7 @@ static void collect_late(tp_metric_t *m, void *arg) {
 int tp_sched_metrics_register(tp_exporter_t *exporter, tp_fire_t *fire) {
     tp_metrics_t *m = tp_exporter_metrics(exporter);
     if (!m) return 0;
+    tp_exporter_watch_store(exporter, tp_fire_claim_store(fire));
     tp_series_t *pending = tp_metric_at(tp_metrics_gauge(
         m, "tp_reminders_pending", "Reminders planned and not yet fired (every instance).",
         NULL));

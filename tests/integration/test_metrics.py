@@ -254,10 +254,12 @@ def test_redis_down_means_not_ready_but_alive():
 
 
 def test_readiness_bound_on_backlog():
-    """ready_backlog = 0: any journal entry the walk has not passed makes
-    the service unready, with the bound named."""
+    """ready_backlog = 0: any journal entry older than reconcile_lag that
+    the walk has not passed (here: it never runs again) makes the service
+    unready, with the bound named."""
     w = World(services=["intake", "scoring"],
-              config={"scoring": {"ready_backlog": "0", "reconcile_lag": "1h"}})
+              config={"scoring": {"ready_backlog": "0", "reconcile_lag": "200ms",
+                                  "reconcile_interval": "1h"}})
     try:
         wait_until(lambda: w.probe("scoring", "/readyz")[0] == 200, SETTLE, what="ready")
         assert w.post(lead(company="Behind", customer="MET-B"))[0] == 202

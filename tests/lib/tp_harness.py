@@ -843,7 +843,7 @@ class World:
             self.redis_proc.wait(10)
         if self.receiver:
             self.receiver.close()
-        if failed:
+        if failed or os.environ.get("TP_KEEP_LOGS") == "1":
             sys.stderr.write("(logs kept in %s)\n" % self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -115,6 +115,7 @@ typedef struct tp_consumer_stats {
                             (tp_consumer_job_duplicate) */
     int inflight;
     int bus_peers;       /* ZeroMQ connections of the PULL socket */
+    int64_t reconcile_lag_ms; /* how far the walk trails the journal's end */
 } tp_consumer_stats_t;
 void tp_consumer_stats(const tp_consumer_t *self, tp_consumer_stats_t *out);
 
