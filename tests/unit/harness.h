@@ -6,7 +6,8 @@
  * and restart it on the same port for reconnect tests. Never touches a
  * redis it did not start; the child dies with the test (PR_SET_PDEATHSIG).
  *
- * The binary is `redis-server` from PATH, or $TP_REDIS_SERVER. */
+ * The binary is `redis-server` from PATH, or $TP_REDIS_SERVER. Also runs a
+ * test's loop with a deadline (RUN_UNTIL, RUN_FOR). */
 #ifndef TP_TEST_HARNESS_H
 #define TP_TEST_HARNESS_H
 
@@ -26,6 +27,22 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
+
+/* A test's loop run with a deadline: the fixture `fx` has `uv_loop_t
+ * loop; uv_timer_t watchdog; int expired;`, its watchdog initialised on the
+ * loop with `watchdog.data = &fx->expired`. RUN_UNTIL runs the loop until
+ * `cond` holds or `ms` pass (then `expired` is 1); RUN_FOR just runs it. */
+static inline void tp_test_watchdog_fire(uv_timer_t *timer) { *(int *)timer->data = 1; }
+
+#define RUN_UNTIL(fx, cond, ms)                                               \
+    do {                                                                      \
+        (fx)->expired = 0;                                                    \
+        uv_timer_start(&(fx)->watchdog, tp_test_watchdog_fire, (ms), 0);      \
+        while (!(cond) && !(fx)->expired) uv_run(&(fx)->loop, UV_RUN_ONCE);   \
+        uv_timer_stop(&(fx)->watchdog);                                       \
+    } while (0)
+#define RUN_FOR(fx, ms) RUN_UNTIL(fx, 0, ms)
 
 typedef struct {
     pid_t pid;      /* 0 when not running */

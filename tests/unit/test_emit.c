@@ -54,24 +54,6 @@ typedef struct {
 static tp_test_redis_t redis;
 
 /* ---------------------------------------------------------------------------
- * Loop helpers */
-
-static void watchdog_fire(uv_timer_t *timer) {
-    fixture_t *fx = timer->data;
-    fx->expired = 1;
-}
-
-#define RUN_UNTIL(fx, cond, ms)                                              \
-    do {                                                                     \
-        (fx)->expired = 0;                                                   \
-        uv_timer_start(&(fx)->watchdog, watchdog_fire, (ms), 0);             \
-        while (!(cond) && !(fx)->expired) uv_run(&(fx)->loop, UV_RUN_ONCE);  \
-        uv_timer_stop(&(fx)->watchdog);                                      \
-    } while (0)
-
-#define RUN_FOR(fx, ms) RUN_UNTIL(fx, 0, ms)
-
-/* ---------------------------------------------------------------------------
  * The fake ingress */
 
 static void router_recv(tp_bus_socket_t *sock, const void *const *frames,
@@ -200,7 +182,7 @@ static int setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
     if (!fx || uv_loop_init(&fx->loop) != 0) return -1;
     uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = fx;
+    fx->watchdog.data = &fx->expired;
     *state = fx;
     struct timeval tv = {2, 0};
     fx->sync = redisConnectWithTimeout("127.0.0.1", redis.port, tv);

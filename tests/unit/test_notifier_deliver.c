@@ -56,15 +56,6 @@ typedef struct fixture {
 
 static fixture_t *current;
 
-static void watchdog_fire(uv_timer_t *t) { ((fixture_t *)t->data)->expired = 1; }
-
-#define RUN_UNTIL(fx, cond, ms)                                              \
-    do {                                                                     \
-        (fx)->expired = 0;                                                   \
-        uv_timer_start(&(fx)->watchdog, watchdog_fire, (ms), 0);             \
-        while (!(cond) && !(fx)->expired) uv_run(&(fx)->loop, UV_RUN_ONCE);  \
-        uv_timer_stop(&(fx)->watchdog);                                      \
-    } while (0)
 
 static int fake_send(tp_channel_t *self, const char *id, const char *address,
                      const char *payload, size_t len, tp_transfer_done_cb cb,
@@ -164,7 +155,7 @@ static int setup(void **state) {
     current = fx;
     *state = fx;
     uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = fx;
+    fx->watchdog.data = &fx->expired;
     struct timeval tv = {2, 0};
     fx->sync = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
     if (!fx->sync || fx->sync->err) return -1;

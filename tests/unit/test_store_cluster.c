@@ -129,22 +129,6 @@ static int other_primary(int port) {
     return -1;
 }
 
-/* ---------------------------------------------------------------------------
- * Loop helpers */
-
-static void watchdog_fire(uv_timer_t *timer) {
-    fixture_t *fx = timer->data;
-    fx->expired = 1;
-}
-
-#define RUN_UNTIL(fx, cond, ms)                                              \
-    do {                                                                     \
-        (fx)->expired = 0;                                                   \
-        uv_timer_start(&(fx)->watchdog, watchdog_fire, (ms), 0);             \
-        while (!(cond) && !(fx)->expired) uv_run(&(fx)->loop, UV_RUN_ONCE);  \
-        uv_timer_stop(&(fx)->watchdog);                                      \
-    } while (0)
-
 static void state_cb(tp_store_t *store, int connected, void *arg) {
     fixture_t *fx = arg;
     if (fx->nstates < 64) fx->states[fx->nstates] = connected;
@@ -244,7 +228,7 @@ static int setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
     if (!fx || uv_loop_init(&fx->loop) != 0) return -1;
     uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = fx;
+    fx->watchdog.data = &fx->expired;
     *state = fx;
     return 0;
 }
