@@ -102,6 +102,8 @@ struct tp_http_conn {
     unsigned served;
     int open_handles;
     int reject_status;          /* set by a parser callback before failing */
+    char *reject_json;          /* its body when not the default, owned */
+    char *reject_extra;         /* its extra header lines, owned */
     http_timer_t timer_mode;
     unsigned closing : 1;       /* uv_close called */
     unsigned busy : 1;          /* a request waits for tp_http_respond */
@@ -130,6 +132,8 @@ struct tp_http_server {
     tp_http_conn_t *conns;
     tp_http_status_cb status_cb; /* every answer's status, for metrics */
     void *status_arg;
+    tp_http_headers_cb headers_cb; /* answers from the headers alone */
+    void *headers_arg;
     /* Shared by every connection: a read callback consumes its bytes before
      * the next read begins (one thread, one loop). */
     char readbuf[HTTP_READ_BUFFER];
@@ -163,6 +167,11 @@ static void *xcalloc(size_t n, size_t size) {
         abort();
     }
     return p;
+}
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(xrealloc(NULL, n), s, n);
 }
 
 /* ---------------------------------------------------------------------
@@ -463,9 +472,16 @@ static void conn_reject(tp_http_conn_t *conn, int status) {
                  conn->req ? conn->req->peer : "?", status);
     char body[96];
     int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}", status_reason(status));
+    const char *json = conn->reject_json ? conn->reject_json : body;
+    size_t json_len = conn->reject_json ? strlen(conn->reject_json) : (size_t)n;
     conn->in_message = 0;
     conn->want_close = 1;
-    if (conn_send(conn, status, "application/json", body, (size_t)n, NULL, 1, 0, 0) == 0)
+    int rc = conn_send(conn, status, "application/json", json, json_len, conn->reject_extra,
+                       1, 0, 0);
+    free(conn->reject_json);
+    free(conn->reject_extra);
+    conn->reject_json = conn->reject_extra = NULL;
+    if (rc == 0)
         conn_drive(conn);
 }
 
@@ -548,6 +564,8 @@ static void on_conn_close(uv_handle_t *handle) {
         return;
     tp_http_server_t *server = conn->server;
     req_free(conn->req); /* NULL when detached: its holder frees it */
+    free(conn->reject_json);
+    free(conn->reject_extra);
     free(conn->pend);
     free(conn);
     server_unref(server);
@@ -620,7 +638,6 @@ static void conn_dispatch(tp_http_conn_t *conn) {
     conn->in_message = 0;
     conn_read_stop(conn);
     conn_arm_timer(conn);
-    req_split_url(req);
     conn->server->handler(req, conn->server->arg);
 }
 
@@ -857,6 +874,19 @@ static int on_headers_complete(llhttp_t *parser) {
     req->method = llhttp_method_name((llhttp_method_t)parser->method);
     req->head = parser->method == HTTP_HEAD;
     req->http10 = parser->http_major == 1 && parser->http_minor == 0;
+    req_split_url(req); /* path and query, for the headers' callback too */
+    tp_http_server_t *server = conn->server;
+    if (server->headers_cb) {
+        tp_http_early_t early = {0};
+        server->headers_cb(req, server->headers_arg, &early);
+        if (early.status) {
+            conn->reject_status = early.status;
+            conn->reject_json = early.json;
+            if (early.extra[0]) conn->reject_extra = xstrdup(early.extra);
+            return -1; /* answered below, the body unread */
+        }
+        free(early.json);
+    }
     req->body = req->len;
     req->body_len = 0;
     if (has_length && parser->content_length > 0) {
@@ -1154,6 +1184,11 @@ void tp_http_respond(tp_http_request_t *req, int status, const char *content_typ
     req_reset(req);
     if (rc == 0)
         conn_drive(conn); /* no-op when called from the handler: parsing goes on */
+}
+
+void tp_http_server_on_headers(tp_http_server_t *self, tp_http_headers_cb cb, void *arg) {
+    self->headers_cb = cb;
+    self->headers_arg = arg;
 }
 
 void tp_http_server_on_status(tp_http_server_t *self, tp_http_status_cb cb, void *arg) {

@@ -23,6 +23,7 @@ struct tp_api {
     tp_journal_t *journal;
     tp_query_t *query;
     tp_auth_t *auth;
+    tp_lockout_t *lockout; /* NULL: failed authentications not limited */
     size_t max_batch;
     tp_series_t *rejected; /* events refused for a field (metrics) */
 };
@@ -43,6 +44,9 @@ tp_api_t *tp_api_new(tp_config_t *cfg, uv_loop_t *loop, tp_store_t *store,
     };
     size_t max_batch =
         (size_t)tp_config_int(cfg, "intake", "max_batch", 1000, 1, 100000);
+    int64_t failures_per_min =
+        tp_config_int(cfg, "intake", "auth_failures_per_minute", 60, 0, 1000000);
+    int64_t failures_burst = tp_config_int(cfg, "intake", "auth_failures_burst", 20, 1, 1000000);
     char err[600];
     if (tp_config_check(cfg, err, sizeof err) < 0) {
         tp_log_error("configuration: %s", err);
@@ -64,6 +68,7 @@ tp_api_t *tp_api_new(tp_config_t *cfg, uv_loop_t *loop, tp_store_t *store,
     self->journal = journal;
     self->query = query;
     self->auth = auth;
+    self->lockout = tp_lockout_new((double)failures_per_min / 60.0, (double)failures_burst);
     self->max_batch = max_batch;
     tp_log_info("api keys: %zu integrations", tp_auth_count(auth));
     return self;
@@ -72,6 +77,7 @@ tp_api_t *tp_api_new(tp_config_t *cfg, uv_loop_t *loop, tp_store_t *store,
 void tp_api_destroy(tp_api_t **self_p) {
     if (!self_p || !*self_p) return;
     tp_auth_destroy(&(*self_p)->auth); /* wipes keys and secrets */
+    tp_lockout_destroy(&(*self_p)->lockout);
     free(*self_p);
     *self_p = NULL;
 }
@@ -297,18 +303,26 @@ static void post_events(tp_api_t *self, tp_http_request_t *req,
 
 /* ---- the checks before a request is served ---- */
 
-static void refuse_401(tp_http_request_t *req, const char *why,
-                       const char *challenge) {
+/* {"error": why}, allocated. */
+static char *error_json(const char *why) {
     json_t *o = json_object();
     json_object_set_new(o, "error", json_string(why));
     char *body = json_dumps(o, JSON_COMPACT);
     json_decref(o);
+    if (!body) abort();
+    return body;
+}
+
+static void refuse_401(tp_http_request_t *req, const char *why,
+                       const char *challenge) {
+    char *body = error_json(why);
     tp_http_respond(req, 401, "application/json", body, strlen(body), challenge);
     free(body);
 }
 
-static void refuse_403(tp_http_request_t *req, const tp_auth_client_t *client,
-                       tp_scope_t scope) {
+/* The 403 for a key without `scope`, allocated (logged). */
+static char *scope_refusal(tp_http_request_t *req, const tp_auth_client_t *client,
+                           tp_scope_t scope) {
     const char *name = tp_auth_scope_name(scope);
     tp_log_info("api: %s: integration %s lacks scope %s for %s %s",
                 tp_http_peer(req), tp_auth_client_name(client), name,
@@ -320,6 +334,13 @@ static void refuse_403(tp_http_request_t *req, const tp_auth_client_t *client,
     json_object_set_new(o, "scope", json_string(name));
     char *body = json_dumps(o, JSON_COMPACT);
     json_decref(o);
+    if (!body) abort();
+    return body;
+}
+
+static void refuse_403(tp_http_request_t *req, const tp_auth_client_t *client,
+                       tp_scope_t scope) {
+    char *body = scope_refusal(req, client, scope);
     tp_http_respond_json(req, 403, body);
     free(body);
 }
@@ -386,6 +407,7 @@ static void post_signed(tp_api_t *self, tp_http_request_t *req,
                        (int64_t)time(NULL), mac, why, sizeof why) < 0) {
         tp_log_info("api: %s: integration %s: signature refused: %s",
                     tp_http_peer(req), tp_auth_client_name(client), why);
+        tp_lockout_fail(self->lockout, tp_http_peer(req), uv_now(self->loop));
         refuse_401(req, why, "WWW-Authenticate: TP-HMAC-SHA256\r\n");
         return;
     }
@@ -415,6 +437,38 @@ static void post_signed(tp_api_t *self, tp_http_request_t *req,
 }
 
 /* ---- dispatch: who, what scope, how often, then the resource ---- */
+
+void tp_api_check_headers(tp_http_request_t *req, void *arg, tp_http_early_t *answer) {
+    tp_api_t *self = arg;
+    const char *path = tp_http_path(req);
+    if (strcmp(path, "/healthz") == 0) return;
+    int wait_s;
+    if (tp_lockout_check(self->lockout, tp_http_peer(req), uv_now(self->loop), &wait_s) < 0) {
+        /* too many failures from this address: its key is not even looked at */
+        char why[120];
+        snprintf(why, sizeof why,
+                 "too many failed authentications from this address, retry after %d s", wait_s);
+        answer->status = 429;
+        answer->json = error_json(why);
+        snprintf(answer->extra, sizeof answer->extra, "Retry-After: %d\r\n", wait_s);
+        return;
+    }
+    tp_auth_client_t *client =
+        tp_auth_find(self->auth, tp_http_header(req, "authorization"));
+    if (!client) {
+        tp_log_debug("api: %s: missing or unknown API key", tp_http_peer(req));
+        tp_lockout_fail(self->lockout, tp_http_peer(req), uv_now(self->loop));
+        answer->status = 401;
+        answer->json = error_json("missing or unknown API key");
+        snprintf(answer->extra, sizeof answer->extra, "WWW-Authenticate: Bearer\r\n");
+        return;
+    }
+    tp_scope_t scope = tp_auth_scope_for(tp_http_method(req), path);
+    if (scope != TP_SCOPE_NONE && !tp_auth_client_allows(client, scope)) {
+        answer->status = 403;
+        answer->json = scope_refusal(req, client, scope);
+    }
+}
 
 void tp_api_handle(tp_http_request_t *req, void *arg) {
     tp_api_t *self = arg;

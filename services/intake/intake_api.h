@@ -35,6 +35,11 @@ void tp_api_count_rejected(tp_api_t *self, tp_series_t *rejected);
  * the default of header_timeout), max_connections. Strings borrowed from `cfg`. */
 void tp_api_http_options(tp_config_t *cfg, tp_http_options_t *opts);
 
+/* The tp_http_headers_cb of intake's server (`arg` the tp_api_t): a
+ * request without a known API key (401) or whose key lacks the scope of
+ * its path (403) is refused from its headers, before its body is read,
+ * and its connection closed. tp_api_handle checks the same again. */
+void tp_api_check_headers(tp_http_request_t *req, void *arg, tp_http_early_t *answer);
 /* The tp_http_handler_cb of intake's server; `arg` is the tp_api_t. */
 void tp_api_handle(tp_http_request_t *req, void *arg);
 

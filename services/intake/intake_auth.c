@@ -51,9 +51,7 @@ struct tp_auth_client {
     int signs;
     int64_t window_s;
     double rate, burst;  /* rate 0: unlimited */
-    double tokens;
-    uint64_t last_ms;
-    int bucket_started;
+    tp_bucket_t bucket;
     unsigned set;        /* SET_* while loading */
 };
 
@@ -676,22 +674,108 @@ int tp_auth_verify(const tp_auth_client_t *client, const char *timestamp,
  * Rate limit: a token bucket of `burst` tokens refilled at `rate` per
  * second, per integration and per intake instance. */
 
-int tp_auth_admit(tp_auth_client_t *c, uint64_t now_ms, int *retry_after_s) {
-    if (c->rate <= 0) return 0;
-    if (!c->bucket_started) {
-        c->bucket_started = 1;
-        c->tokens = c->burst;
-    } else if (now_ms > c->last_ms) {
-        c->tokens += (double)(now_ms - c->last_ms) * c->rate / 1000.0;
-        if (c->tokens > c->burst) c->tokens = c->burst;
+/* Refills `b` up to `now_ms`; 1 when it holds a whole token, else 0 with
+ * the whole seconds until it will in *retry_after_s (at least 1). */
+static int bucket_ready(tp_bucket_t *b, double rate, double burst, uint64_t now_ms,
+                        int *retry_after_s) {
+    if (!b->started) {
+        b->started = 1;
+        b->tokens = burst;
+    } else if (now_ms > b->last_ms) {
+        b->tokens += (double)(now_ms - b->last_ms) * rate / 1000.0;
+        if (b->tokens > burst) b->tokens = burst;
     }
-    c->last_ms = now_ms > c->last_ms ? now_ms : c->last_ms;
-    if (c->tokens >= 1.0) {
-        c->tokens -= 1.0;
-        return 0;
-    }
-    double wait_s = (1.0 - c->tokens) / c->rate;
+    b->last_ms = now_ms > b->last_ms ? now_ms : b->last_ms;
+    if (b->tokens >= 1.0) return 1;
+    double wait_s = (1.0 - b->tokens) / rate;
     int s = (int)ceil(wait_s - 1e-9); /* 5.9999999 or 6.0000001: 6 */
     *retry_after_s = s < 1 ? 1 : s;
-    return -1;
+    return 0;
+}
+
+int tp_auth_admit(tp_auth_client_t *c, uint64_t now_ms, int *retry_after_s) {
+    if (c->rate <= 0) return 0;
+    if (!bucket_ready(&c->bucket, c->rate, c->burst, now_ms, retry_after_s)) return -1;
+    c->bucket.tokens -= 1.0;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Lockout: failed authentications per peer address. A table of
+ * LOCKOUT_SLOTS peers by hash; a slot in use passes to another peer only
+ * once its bucket is full again (its peer has not failed for a while), so
+ * a flood of addresses cannot wipe a guesser's record; a peer that finds
+ * no slot is not tracked. */
+
+#define LOCKOUT_SLOTS 4096
+#define LOCKOUT_PROBES 8
+
+typedef struct lockout_slot {
+    uint64_t peer; /* hash of the address, 0: free */
+    tp_bucket_t bucket;
+} lockout_slot_t;
+
+struct tp_lockout {
+    double rate, burst;
+    lockout_slot_t slots[LOCKOUT_SLOTS];
+};
+
+tp_lockout_t *tp_lockout_new(double rate, double burst) {
+    if (rate <= 0) return NULL;
+    tp_lockout_t *self = calloc(1, sizeof *self);
+    if (!self) abort();
+    self->rate = rate;
+    self->burst = burst >= 1 ? burst : 1;
+    return self;
+}
+
+void tp_lockout_destroy(tp_lockout_t **self_p) {
+    if (!self_p) return;
+    free(*self_p);
+    *self_p = NULL;
+}
+
+static uint64_t peer_hash(const char *peer) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)peer; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return h ? h : 1;
+}
+
+/* The slot of `peer`, a new one when `claim`, or NULL. */
+static lockout_slot_t *lockout_slot(tp_lockout_t *self, const char *peer, uint64_t now_ms,
+                                    int claim) {
+    uint64_t h = peer_hash(peer);
+    lockout_slot_t *spare = NULL;
+    for (int i = 0; i < LOCKOUT_PROBES; i++) {
+        lockout_slot_t *s = &self->slots[(h + (uint64_t)i) % LOCKOUT_SLOTS];
+        if (s->peer == h) return s;
+        int wait;
+        if (!spare && (s->peer == 0 ||
+                       (bucket_ready(&s->bucket, self->rate, self->burst, now_ms, &wait) &&
+                        s->bucket.tokens >= self->burst)))
+            spare = s;
+    }
+    if (!claim || !spare) return NULL;
+    spare->peer = h;
+    spare->bucket = (tp_bucket_t){0};
+    return spare;
+}
+
+int tp_lockout_check(tp_lockout_t *self, const char *peer, uint64_t now_ms,
+                     int *retry_after_s) {
+    if (!self) return 0;
+    lockout_slot_t *s = lockout_slot(self, peer, now_ms, 0);
+    if (!s) return 0;
+    return bucket_ready(&s->bucket, self->rate, self->burst, now_ms, retry_after_s) ? 0 : -1;
+}
+
+void tp_lockout_fail(tp_lockout_t *self, const char *peer, uint64_t now_ms) {
+    if (!self) return;
+    lockout_slot_t *s = lockout_slot(self, peer, now_ms, 1);
+    int wait;
+    if (s && bucket_ready(&s->bucket, self->rate, self->burst, now_ms, &wait))
+        s->bucket.tokens -= 1.0;
 }

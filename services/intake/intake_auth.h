@@ -42,6 +42,13 @@ typedef enum {
 typedef struct tp_auth tp_auth_t;
 typedef struct tp_auth_client tp_auth_client_t;
 
+/* A token bucket (zeroed: full on first use). */
+typedef struct tp_bucket {
+    double tokens;
+    uint64_t last_ms;
+    int started;
+} tp_bucket_t;
+
 typedef struct tp_auth_options {
     const char *keys_file;   /* NULL or "": none */
     const char *legacy_keys; /* [intake] api_keys, comma-separated: each an
@@ -94,5 +101,21 @@ int tp_auth_verify(const tp_auth_client_t *client, const char *timestamp,
  * `*retry_after_s` (at least 1). Loop thread only. */
 int tp_auth_admit(tp_auth_client_t *client, uint64_t now_ms,
                   int *retry_after_s);
+
+/* Failed authentications per peer address (per intake instance): each
+ * peer may fail `burst` times, then once per 1/`rate` seconds; past that
+ * it is locked out (the caller answers 429 without looking at its key), so
+ * guessing keys is slowed to a trickle. A locked-out address locks out
+ * every client behind it until its bucket refills. Caller owns the
+ * result; NULL when `rate` <= 0 (no lockout: the functions accept NULL). */
+typedef struct tp_lockout tp_lockout_t;
+tp_lockout_t *tp_lockout_new(double rate, double burst);
+void tp_lockout_destroy(tp_lockout_t **self_p);
+/* 0: `peer` may try now; -1: locked out, the whole seconds until it may
+ * try again in *retry_after_s (at least 1). */
+int tp_lockout_check(tp_lockout_t *self, const char *peer, uint64_t now_ms,
+                     int *retry_after_s);
+/* Counts a failure of `peer` at `now_ms`. */
+void tp_lockout_fail(tp_lockout_t *self, const char *peer, uint64_t now_ms);
 
 #endif

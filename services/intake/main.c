@@ -125,6 +125,7 @@ int main(int argc, char **argv) {
         tp_config_destroy(&app.cfg);
         return 1;
     }
+    tp_http_server_on_headers(app.http, tp_api_check_headers, app.api);
     tp_heartbeat_set_applied(app.heartbeat, journal_accepted, app.journal);
     char metrics_addr[96];
     if (tp_exporter_address(app.exporter, metrics_addr, sizeof metrics_addr) == 0)

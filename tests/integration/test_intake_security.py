@@ -130,6 +130,16 @@ def raw_exchange(w, data, port=None):
         s.close()
 
 
+def read_to_eof(s):
+    """Everything the server sends until it closes the connection."""
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return got
+        got += chunk
+
+
 def trickle_until_answer(s, pieces, every):
     """Sends `pieces` one at a time, `every` seconds apart, until the server
     answers; returns (answer bytes, seconds from the first piece)."""
@@ -211,6 +221,64 @@ def test_keys_and_scopes():
         refused(w, 404, "GET", "/v1/nothing", key=WRITER)
         refused(w, 401, "GET", "/v1/nothing")
         check_log(w, ["integration reader lacks scope events:write"])
+    finally:
+        assert w.close()
+
+
+def test_unknown_key_refused_before_its_body():
+    """A request without a known key is answered 401 from its headers: its
+    body (announced, never sent) is not waited for, and the connection is
+    closed; a known key's body is read as before."""
+    w = world()
+    try:
+        before = snapshot(w)
+        s = socket.create_connection(("127.0.0.1", w.http_port), timeout=10)
+        start = time.time()
+        s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 900000\r\n\r\n")
+        answer = read_to_eof(s)
+        took = time.time() - start
+        s.close()
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:80]
+        assert b"missing or unknown API key" in answer, answer
+        assert b"Connection: close" in answer, answer
+        assert took < 1.5, took  # body_timeout is 2 s: not waited for
+        # a known key without the scope: 403 from the headers too
+        s = socket.create_connection(("127.0.0.1", w.http_port), timeout=10)
+        s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                  READER.encode() + b"\r\nContent-Length: 900000\r\n\r\n")
+        answer = s.recv(65536)
+        s.close()
+        assert answer.startswith(b"HTTP/1.1 403"), answer[:80]
+        assert snapshot(w) == before
+        status, _, parsed = http(w, "POST", "/v1/events",
+                                 json.dumps(contact(id="sec-after-early")).encode(), key=WRITER)
+        assert status == 202, parsed
+    finally:
+        assert w.close()
+
+
+def test_failed_authentications_lock_the_address_out():
+    """After auth_failures_burst failures an address gets 429 with
+    Retry-After, its key not even looked at (a good one neither), until
+    auth_failures_per_minute lets it try again; /healthz stays open."""
+    cfg = {"intake": dict(CONFIG["intake"], auth_failures_burst="3",
+                          auth_failures_per_minute="60")}
+    w = World(services=["intake"], config=cfg, keys=KEYS)
+    try:
+        ev = json.dumps(contact(id="sec-lock")).encode()
+        for key in ("guess-1", "guess-2", "guess-3"):
+            refused(w, 401, "POST", "/v1/events", ev, key=key)
+        headers, parsed = refused(w, 429, "POST", "/v1/events", ev, key="guess-4")
+        assert int(headers["retry-after"]) >= 1, headers
+        assert "too many failed authentications" in parsed["error"], parsed
+        refused(w, 429, "GET", "/v1/customers/SEC-1", key=READER)
+        assert http(w, "GET", "/healthz")[0] == 200
+        # one failure a second: a token back within about a second
+        wait_until(lambda: http(w, "GET", "/v1/customers/SEC-1", key=READER)[0] != 429,
+                   5, interval=0.2, what="the address may try again")
+        status, _, parsed = http(w, "POST", "/v1/events", ev, key=WRITER)
+        assert status == 202, parsed
     finally:
         assert w.close()
 
@@ -450,12 +518,7 @@ def test_slowloris_headers_and_body():
         while b"\r\n\r\n" not in got:
             got += s.recv(4096)
         start = time.time()
-        rest = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            rest += chunk
+        read_to_eof(s)
         assert 1.2 <= time.time() - start < 4, time.time() - start
         s.close()
         assert snapshot(w) == before
@@ -539,6 +602,8 @@ def test_bad_keys_file_stops_intake_naming_the_line():
 
 if __name__ == "__main__":
     run([test_keys_and_scopes,
+         test_unknown_key_refused_before_its_body,
+         test_failed_authentications_lock_the_address_out,
          test_signatures_and_replays,
          test_signed_request_refused_or_503_can_be_sent_again,
          test_rate_limit_429,

@@ -49,6 +49,8 @@ typedef struct {
     atomic_int held_set;      /* /hold received */
     atomic_int held_answered; /* /hold answered after destroy */
     tp_http_request_t *held;  /* loop thread only */
+    tp_http_headers_cb headers; /* set before fixture_start */
+    atomic_int header_checks; /* its calls */
 } fixture_t;
 
 typedef struct {
@@ -158,6 +160,7 @@ static void fixture_start(fixture_t *fx, const tp_http_options_t *opts) {
     fx->stop.data = fx;
     fx->server = tp_http_server_new(&fx->loop, opts, on_request, fx);
     assert_non_null(fx->server);
+    if (fx->headers) tp_http_server_on_headers(fx->server, fx->headers, fx);
     fx->port = tp_http_server_port(fx->server);
     assert_true(fx->port > 0);
     assert_int_equal(pthread_create(&fx->thread, NULL, loop_main, fx), 0);
@@ -736,6 +739,59 @@ static void test_body_too_large(void **state) {
     assert_int_equal(atomic_load(&fx->handled), 0);
 }
 
+/* Refuses any request but those carrying "X-Key: ok", from its headers. */
+static void key_check(tp_http_request_t *req, void *arg, tp_http_early_t *answer) {
+    fixture_t *fx = arg;
+    atomic_fetch_add(&fx->header_checks, 1);
+    const char *key = tp_http_header(req, "x-key");
+    if (key && strcmp(key, "ok") == 0) return;
+    /* path and query are readable already */
+    const char *a = tp_http_query(req, "a");
+    char json[128];
+    snprintf(json, sizeof json, "{\"error\":\"no key\",\"path\":\"%s\",\"a\":\"%s\"}",
+             tp_http_path(req), a ? a : "-");
+    answer->status = 401;
+    answer->json = strdup(json);
+    snprintf(answer->extra, sizeof answer->extra, "WWW-Authenticate: Bearer\r\n");
+}
+
+static void test_answer_from_headers(void **state) {
+    fixture_t *fx = *state;
+    fx->headers = key_check;
+    tp_http_options_t opts = {.body_timeout_ms = 3000};
+    fixture_start(fx, &opts);
+    client_t *c = client_open(fx->port);
+    response_t r;
+    /* a body of 500 KB announced, none sent: refused at once, unread */
+    long t0 = now_ms();
+    client_send_str(c, "POST /echo?a=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n");
+    assert_int_equal(client_read(c, &r, 0), 0);
+    assert_true(now_ms() - t0 < 1500); /* not after the body's deadline */
+    assert_int_equal(r.status, 401);
+    assert_body(&r, "{\"error\":\"no key\",\"path\":\"/echo\",\"a\":\"1\"}");
+    assert_true(has_header(&r, "WWW-Authenticate: Bearer"));
+    assert_true(has_header(&r, "Connection: close"));
+    assert_true(client_eof(c));
+    client_close(&c);
+
+    /* with the key: the body is read and the handler runs, keep-alive */
+    c = client_open(fx->port);
+    client_send_str(c, "POST /echo?a=2 HTTP/1.1\r\nHost: x\r\nX-Key: ok\r\n"
+                       "Content-Length: 5\r\n\r\nhello");
+    assert_int_equal(client_read(c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "a=2"));
+    assert_non_null(strstr(r.body, "body=hello"));
+    client_send_str(c, "GET /echo?a=3 HTTP/1.1\r\nHost: x\r\nX-Key: ok\r\n\r\n");
+    assert_int_equal(client_read(c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "a=3"));
+    client_close(&c);
+    assert_int_equal(fixture_stop(fx), 0);
+    assert_int_equal(atomic_load(&fx->handled), 2);
+    assert_int_equal(atomic_load(&fx->header_checks), 3);
+}
+
 static void test_headers_too_large(void **state) {
     fixture_t *fx = *state;
     fixture_start(fx, NULL);
@@ -935,6 +991,7 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_headers_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_from_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slowloris_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),

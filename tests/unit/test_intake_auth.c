@@ -359,6 +359,49 @@ static void test_token_bucket(void **state) {
     unsetenv("TP_TEST_WEBHOOK_KEY");
 }
 
+static void test_lockout_of_failing_addresses(void **state) {
+    (void)state;
+    int wait = 0;
+    uint64_t t = 1000000;
+    /* rate 0: no lockout, and NULL is accepted everywhere */
+    tp_lockout_t *none = tp_lockout_new(0, 5);
+    assert_null(none);
+    tp_lockout_fail(none, "10.0.0.1", t);
+    assert_int_equal(tp_lockout_check(none, "10.0.0.1", t, &wait), 0);
+
+    tp_lockout_t *l = tp_lockout_new(1.0, 3); /* 3 failures, then one a second */
+    assert_non_null(l);
+    assert_int_equal(tp_lockout_check(l, "10.0.0.1", t, &wait), 0); /* never failed */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(tp_lockout_check(l, "10.0.0.1", t, &wait), 0);
+        tp_lockout_fail(l, "10.0.0.1", t);
+    }
+    assert_int_equal(tp_lockout_check(l, "10.0.0.1", t, &wait), -1);
+    assert_int_equal(wait, 1);
+    /* another address is not affected */
+    assert_int_equal(tp_lockout_check(l, "10.0.0.2", t, &wait), 0);
+    /* a flood of other addresses failing does not wipe the record */
+    char peer[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(peer, sizeof peer, "172.16.%d.%d", i / 256, i % 256);
+        tp_lockout_fail(l, peer, t);
+    }
+    assert_int_equal(tp_lockout_check(l, "10.0.0.1", t + 999, &wait), -1);
+    /* a token back after a second: one more try, then locked again */
+    assert_int_equal(tp_lockout_check(l, "10.0.0.1", t + 1000, &wait), 0);
+    tp_lockout_fail(l, "10.0.0.1", t + 1000);
+    assert_int_equal(tp_lockout_check(l, "10.0.0.1", t + 1000, &wait), -1);
+    /* quiet for long enough, the whole burst is back */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(tp_lockout_check(l, "10.0.0.1", t + 60000, &wait), 0);
+        tp_lockout_fail(l, "10.0.0.1", t + 60000);
+    }
+    assert_int_equal(tp_lockout_check(l, "10.0.0.1", t + 60000, &wait), -1);
+    tp_lockout_destroy(&l);
+    assert_null(l);
+    tp_lockout_destroy(&l);
+}
+
 static int setup(void **state) {
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/tp-auth-XXXXXX");
@@ -379,6 +422,7 @@ int main(void) {
         cmocka_unit_test(test_bad_keys_files_name_file_and_line),
         cmocka_unit_test(test_signatures),
         cmocka_unit_test(test_token_bucket),
+        cmocka_unit_test(test_lockout_of_failing_addresses),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

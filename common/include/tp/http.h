@@ -49,6 +49,20 @@ void tp_http_server_destroy(tp_http_server_t **self_p);
  * 413, 431) included, for metrics. One per server; `arg` borrowed. */
 typedef void (*tp_http_status_cb)(int status, void *arg);
 void tp_http_server_on_status(tp_http_server_t *self, tp_http_status_cb cb, void *arg);
+/* An answer given from a request's headers alone (tp_http_headers_cb). */
+typedef struct tp_http_early {
+    int status;        /* 0: go on and read the body */
+    char *json;        /* the answer's body (malloc'ed; the server takes it) */
+    char extra[128];   /* extra header lines ("WWW-Authenticate: Bearer\r\n") */
+} tp_http_early_t;
+/* Runs once a request's headers are in, before a byte of its body is read
+ * (method, path, query, headers and peer of `req` are readable; its body
+ * is not). Setting answer->status answers the request at once and closes
+ * the connection with its body unread: the handler never runs for it. So
+ * a caller refuses a request it will refuse anyway (an unknown API key)
+ * without holding its body. One per server; `arg` borrowed. */
+typedef void (*tp_http_headers_cb)(tp_http_request_t *req, void *arg, tp_http_early_t *answer);
+void tp_http_server_on_headers(tp_http_server_t *self, tp_http_headers_cb cb, void *arg);
 /* The bound port (useful with port 0). */
 int tp_http_server_port(const tp_http_server_t *self);
 
