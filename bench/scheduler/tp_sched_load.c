@@ -62,6 +62,7 @@
 #include <jansson.h>
 
 #include "tp/event.h"
+#include "tp_loadclient.h"
 
 typedef struct opts {
     const char *mode;
@@ -81,57 +82,13 @@ typedef struct opts {
     int db, sample;
 } opts_t;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_self_s(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "tp-sched-load: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
-
-static void ensure(char **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return;
-    size_t c = *cap ? *cap : 4096;
-    while (c < need) c *= 2;
-    *buf = realloc(*buf, c);
-    if (!*buf) die("realloc");
-    *cap = c;
-}
-
 /* ---- post ---- */
 
 typedef struct conn {
-    int fd;
-    char *out;
-    size_t out_len, out_off, out_cap;
-    char *in;
-    size_t in_len, in_cap;
-    int busy;
-    long first, n;      /* the events of the request in flight */
-    double retry_at;    /* > 0: resend after this time (a 503) */
+    tp_load_conn_t http; /* first: the pump's view of it */
+    long first, n;       /* the events of the request in flight */
+    double retry_at;     /* > 0: resend after this time (a 503) */
 } conn_t;
-
-static int http_connect(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) die("socket");
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("connect");
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    return fd;
-}
 
 static int inquiry_json(char *out, size_t cap, const opts_t *o, long i) {
     long long ts = o->ts + (o->spread_ms > 0 ? (long long)((double)i * (double)o->spread_ms /
@@ -146,50 +103,18 @@ static int inquiry_json(char *out, size_t cap, const opts_t *o, long i) {
 }
 
 static void build_request(conn_t *c, const opts_t *o, long first, long n) {
-    size_t hdr_room = 512;
-    ensure(&c->out, &c->out_cap, hdr_room + (size_t)n * 256 + 64);
-    char *body = c->out + hdr_room;
+    size_t cap = (size_t)n * 256 + 64;
+    char *body = tp_load_body(&c->http, cap);
     size_t len = (size_t)sprintf(body, "{\"events\":[");
     for (long i = 0; i < n; i++) {
         if (i) body[len++] = ',';
-        len += (size_t)inquiry_json(body + len, c->out_cap - hdr_room - len, o, first + i);
+        len += (size_t)inquiry_json(body + len, cap - len, o, first + i);
     }
     len += (size_t)sprintf(body + len, "]}");
-    char hdr[512];
-    int h = snprintf(hdr, sizeof hdr,
-                     "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     o->key, len);
-    memmove(c->out + h, body, len);
-    memcpy(c->out, hdr, (size_t)h);
-    c->out_len = (size_t)h + len;
-    c->out_off = 0;
-    c->in_len = 0;
+    tp_load_post(&c->http, o->key, len);
     c->first = first;
     c->n = n;
-    c->busy = 1;
     c->retry_at = 0;
-}
-
-/* The HTTP status once a whole response is in c->in, else 0. */
-static int parse_response(conn_t *c, const char **body, size_t *body_len) {
-    if (c->in_len < 12) return 0;
-    char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
-    if (!end) return 0;
-    size_t hlen = (size_t)(end - c->in) + 4;
-    int status = atoi(c->in + 9);
-    size_t clen = 0;
-    for (char *p = c->in; p < end; p++) {
-        if ((p == c->in || p[-1] == '\n') && strncasecmp(p, "Content-Length:", 15) == 0) {
-            clen = (size_t)strtoul(p + 15, NULL, 10);
-            break;
-        }
-    }
-    if (c->in_len < hlen + clen) return 0;
-    *body = c->in + hlen;
-    *body_len = clen;
-    return status > 0 ? status : -1;
 }
 
 typedef struct post_stats {
@@ -197,101 +122,64 @@ typedef struct post_stats {
     int reported;
 } post_stats_t;
 
-static void post_done(conn_t *c, int status, const char *body, size_t len, post_stats_t *s) {
+typedef struct post_run {
+    post_stats_t stats;
+    int port;
+} post_run_t;
+
+static void post_done(tp_load_conn_t *http, int status, const char *body, size_t len,
+                      void *arg) {
+    conn_t *c = (conn_t *)http;
+    post_run_t *run = arg;
+    post_stats_t *s = &run->stats;
+    if (status == 0) {
+        /* intake closed the connection (an idle one past its read_timeout,
+         * or after a "Connection: close") before answering: the same
+         * request again on a new connection */
+        tp_load_reconnect(http, run->port);
+        http->busy = 1;
+        s->reconnects++;
+        return;
+    }
     s->requests++;
     if (status == 202) {
-        long dups = 0;
-        const char *d = memmem(body, len, "\"duplicates\":[", 14);
-        if (d)
-            for (d += 14; d < body + len && *d != ']'; d++) dups += *d == '"';
-        dups /= 2;
+        long dups = tp_load_duplicates(body, len);
         s->duplicates += dups;
         s->accepted += c->n - dups;
-        c->busy = 0;
     } else if (status == 503) { /* back-pressure: the same events again soon */
         s->busy_retries++;
-        c->retry_at = now_s() + 0.02;
+        http->busy = http->paused = 1;
+        c->retry_at = tp_load_now_s() + 0.02;
     } else {
         s->rejected += c->n;
-        c->busy = 0;
         if (!s->reported++)
             fprintf(stderr, "tp-sched-load: HTTP %d: %.*s\n", status,
                     (int)(len > 300 ? 300 : len), body);
     }
 }
 
-/* Intake closed the connection (an idle one past its read_timeout, or
- * after a "Connection: close") before answering: the same request again on
- * a new connection. */
-static void reconnect(conn_t *c, int port, post_stats_t *s) {
-    close(c->fd);
-    c->fd = http_connect(port);
-    c->out_off = 0;
-    c->in_len = 0;
-    s->reconnects++;
-}
-
-static void pump(conn_t *cs, int n, int port, double timeout_s, post_stats_t *s) {
-    struct pollfd pfd[256];
-    for (int i = 0; i < n; i++) {
-        int waiting = cs[i].busy && cs[i].retry_at == 0;
-        pfd[i].fd = waiting ? cs[i].fd : -1;
-        pfd[i].events = cs[i].out_off < cs[i].out_len ? POLLOUT : POLLIN;
-        pfd[i].revents = 0;
-    }
-    struct timespec ts = {.tv_sec = (time_t)timeout_s,
-                          .tv_nsec = (long)((timeout_s - (double)(time_t)timeout_s) * 1e9)};
-    int r = ppoll(pfd, (nfds_t)n, &ts, NULL);
-    if (r < 0 && errno != EINTR) die("poll");
-    for (int i = 0; i < n && r > 0; i++) {
-        conn_t *c = &cs[i];
-        if (!pfd[i].revents) continue;
-        if (c->out_off < c->out_len) {
-            ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                             MSG_NOSIGNAL);
-            if (w < 0 && errno != EAGAIN) { /* closed by intake: again */
-                reconnect(c, port, s);
-                continue;
-            }
-            if (w > 0) c->out_off += (size_t)w;
-            continue;
-        }
-        int closed = 0;
-        for (;;) {
-            ensure(&c->in, &c->in_cap, c->in_len + 65536);
-            ssize_t got = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
-            if (got < 0 && errno == EAGAIN) break;
-            if (got <= 0) {
-                closed = 1;
-                break;
-            }
-            c->in_len += (size_t)got;
-        }
-        const char *body;
-        size_t blen;
-        int status = parse_response(c, &body, &blen);
-        if (status != 0) post_done(c, status, body, blen, s);
-        else if (closed) /* no answer: the request again, on a new connection */
-            reconnect(c, port, s);
-    }
-}
-
 static int run_post(const opts_t *o) {
     int n = o->conns;
     conn_t *cs = calloc((size_t)n, sizeof *cs);
-    for (int i = 0; i < n; i++) cs[i].fd = http_connect(o->port);
-    post_stats_t s = {0};
+    tp_load_conn_t **list = calloc((size_t)n, sizeof *list);
+    if (!cs || !list) tp_load_die("calloc");
+    for (int i = 0; i < n; i++) {
+        cs[i].http.fd = tp_load_connect(o->port);
+        list[i] = &cs[i].http;
+    }
+    post_run_t run = {.port = o->port};
+    post_stats_t *s = &run.stats;
     long issued = 0;
-    double t0 = now_s(), cpu0 = cpu_self_s();
+    double t0 = tp_load_now_s(), cpu0 = tp_load_cpu_s();
     for (;;) {
         int busy = 0;
-        int stop = o->max_s > 0 && now_s() - t0 > o->max_s;
-        double t = now_s(), wait = 1.0;
+        int stop = o->max_s > 0 && tp_load_now_s() - t0 > o->max_s;
+        double t = tp_load_now_s(), wait = 1.0;
         for (int i = 0; i < n; i++) {
             conn_t *c = &cs[i];
-            if (c->busy && c->retry_at > 0) { /* a 503 to send again */
+            if (c->http.paused) { /* a 503 to send again */
                 if (stop) {
-                    c->busy = 0;
+                    c->http.busy = c->http.paused = 0;
                 } else if (t >= c->retry_at) {
                     build_request(c, o, c->first, c->n);
                 } else if (c->retry_at - t < wait) {
@@ -300,25 +188,28 @@ static int run_post(const opts_t *o) {
             }
             /* --rate: a batch is not sent before its time */
             double at = o->rate > 0 ? t0 + (double)issued / o->rate : 0;
-            if (!c->busy && issued < o->events && !stop && at > t) {
+            if (!c->http.busy && issued < o->events && !stop && at > t) {
                 if (at - t < wait) wait = at - t;
-            } else if (!c->busy && issued < o->events && !stop) {
+            } else if (!c->http.busy && issued < o->events && !stop) {
                 long k = o->events - issued < o->batch ? o->events - issued : o->batch;
                 build_request(c, o, issued, k);
                 issued += k;
             }
-            busy += c->busy;
+            busy += c->http.busy;
         }
         if (!busy && (issued >= o->events || stop)) break;
-        pump(cs, n, o->port, wait, &s);
+        tp_load_pump(list, n, wait, post_done, &run);
     }
-    double el = now_s() - t0;
+    double el = tp_load_now_s() - t0;
     printf("mode=post\nissued=%ld\naccepted=%ld\nduplicates=%ld\nrejected=%ld\n"
            "busy_retries=%ld\nreconnects=%ld\nrequests=%ld\nelapsed_s=%.3f\n"
            "accept_rate=%.0f\ngen_cpu_s=%.3f\n",
-           issued, s.accepted, s.duplicates, s.rejected, s.busy_retries, s.reconnects,
-           s.requests, el, s.accepted / el, cpu_self_s() - cpu0);
-    return s.rejected ? 1 : 0;
+           issued, s->accepted, s->duplicates, s->rejected, s->busy_retries, s->reconnects,
+           s->requests, el, s->accepted / el, tp_load_cpu_s() - cpu0);
+    for (int i = 0; i < n; i++) tp_load_conn_free(&cs[i].http);
+    free(cs);
+    free(list);
+    return s->rejected ? 1 : 0;
 }
 
 /* ---- late ---- */
@@ -337,7 +228,7 @@ static void push(series_t *s, long long x) {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 65536;
         s->v = realloc(s->v, (size_t)s->cap * sizeof *s->v);
-        if (!s->v) die("realloc");
+        if (!s->v) tp_load_die("realloc");
     }
     s->v[s->n++] = x;
 }
@@ -373,7 +264,7 @@ static void fired_add(fired_list_t *l, const char *env, size_t len, long long jo
         if (l->n == l->cap) {
             l->cap = l->cap ? l->cap * 2 : 65536;
             l->v = realloc(l->v, (size_t)l->cap * sizeof *l->v);
-            if (!l->v) die("realloc");
+            if (!l->v) tp_load_die("realloc");
         }
         const char *rem = tp_event_str(&ev, "reminder");
         fired_t *f = &l->v[l->n++];
@@ -402,7 +293,7 @@ static int run_late(const opts_t *o) {
     char key[256], start[64];
     fired_list_t l = {0};
     long entries = 0;
-    double t0 = now_s();
+    double t0 = tp_load_now_s();
     /* the journal: XADD <ns>{j}:journal * t <type> e <envelope> */
     snprintf(key, sizeof key, "%s{j}:journal", o->ns);
     snprintf(start, sizeof start, "%s", o->since ? o->since : "-");
@@ -489,7 +380,7 @@ static int run_late(const opts_t *o) {
            pct(&late, 0.90), pct(&late, 0.99), pct(&late, 0.999),
            late.n ? late.v[late.n - 1] : 0, mean, first_due, last_due, first_claim,
            last_claim, pct(&jdelay, 0.50), pct(&jdelay, 0.99),
-           jdelay.n ? jdelay.v[jdelay.n - 1] : 0, now_s() - t0);
+           jdelay.n ? jdelay.v[jdelay.n - 1] : 0, tp_load_now_s() - t0);
     for (long i = 0; i < l.n; i++) free(l.v[i].reminder);
     free(l.v);
     free(late.v);
@@ -559,7 +450,7 @@ static int run_keys(const opts_t *o, int db, int cap) {
     shape_t *shapes = NULL;
     long nshapes = 0, keys = 0;
     char cursor[32] = "0", pattern[512];
-    double t0 = now_s();
+    double t0 = tp_load_now_s();
     do {
         x = redisCommand(r, "SCAN %s COUNT 20000", cursor);
         if (!x || x->type != REDIS_REPLY_ARRAY || x->elements != 2) {
@@ -579,7 +470,7 @@ static int run_keys(const opts_t *o, int db, int cap) {
                 }
             if (!s) {
                 shapes = realloc(shapes, (size_t)(nshapes + 1) * sizeof *shapes);
-                if (!shapes) die("realloc");
+                if (!shapes) tp_load_die("realloc");
                 s = &shapes[nshapes++];
                 s->pattern = strdup(pattern);
                 s->count = 0;
@@ -626,7 +517,7 @@ static int run_keys(const opts_t *o, int db, int cap) {
                s->nsample ? elems / (double)s->nsample : 0);
     }
     fprintf(stderr, "tp-sched-load: keys: %ld keys, %ld patterns in %.2fs\n", keys, nshapes,
-            now_s() - t0);
+            tp_load_now_s() - t0);
     redisFree(r);
     return 0;
 }

@@ -58,6 +58,7 @@
 
 #include "tp/event.h"
 #include "tp/id.h"
+#include "tp_loadclient.h"
 
 typedef struct opts {
     const char *mode;
@@ -74,19 +75,6 @@ typedef struct opts {
     double max_s;
     int go_stdin;
 } opts_t;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_self_s(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 static void fail(const char *what) {
     fprintf(stderr, "tp-scoring-feed: %s: %s\n", what, errno ? strerror(errno) : "failed");
@@ -345,10 +333,10 @@ static void print_stream(const stream_t *s, double build_s) {
 /* ---- journal ---- */
 
 static int run_journal(const opts_t *o) {
-    double b0 = now_s();
+    double b0 = tp_load_now_s();
     stream_t s;
     build(o, &s);
-    double built = now_s() - b0;
+    double built = tp_load_now_s() - b0;
     redisContext *c = redisConnect("127.0.0.1", o->port);
     if (!c || c->err) {
         fprintf(stderr, "tp-scoring-feed: redis: %s\n", c ? c->errstr : "no memory");
@@ -356,7 +344,7 @@ static int run_journal(const opts_t *o) {
     }
     char key[128];
     snprintf(key, sizeof key, "%s{j}:journal", o->ns);
-    double t0 = now_s();
+    double t0 = tp_load_now_s();
     const long chunk = 1000;
     for (long i = 0; i < s.n; i += chunk) {
         long end = i + chunk < s.n ? i + chunk : s.n;
@@ -377,22 +365,22 @@ static int run_journal(const opts_t *o) {
             freeReplyObject(r);
         }
     }
-    double el = now_s() - t0;
+    double el = tp_load_now_s() - t0;
     redisFree(c);
     printf("mode=journal\n");
     print_stream(&s, built);
     printf("elapsed_s=%.3f\nrate=%.0f\ngen_cpu_s=%.3f\n", el, (double)s.n / el,
-           cpu_self_s());
+           tp_load_cpu_s());
     return 0;
 }
 
 /* ---- push ---- */
 
 static int run_push(const opts_t *o) {
-    double b0 = now_s();
+    double b0 = tp_load_now_s();
     stream_t s;
     build(o, &s);
-    double built = now_s() - b0;
+    double built = tp_load_now_s() - b0;
     void *ctx = zmq_ctx_new();
     void *p = zmq_socket(ctx, ZMQ_PUSH);
     int linger = (int)(o->max_s * 1000);
@@ -408,7 +396,7 @@ static int run_push(const opts_t *o) {
         printf("ready\n");
         if (!fgets(line, sizeof line, stdin)) return 2;
     }
-    double cpu0 = cpu_self_s(), t0 = 0;
+    double cpu0 = tp_load_cpu_s(), t0 = 0;
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     long sent = 0;
@@ -417,17 +405,17 @@ static int run_push(const opts_t *o) {
             fprintf(stderr, "tp-scoring-feed: send %ld: %s\n", i, zmq_strerror(errno));
             break;
         }
-        if (i == 0) t0 = now_s();
+        if (i == 0) t0 = tp_load_now_s();
         sent++;
     }
-    double el = now_s() - t0; /* queued: every message is in a zmq buffer */
+    double el = tp_load_now_s() - t0; /* queued: every message is in a zmq buffer */
     zmq_close(p);             /* lingers until delivered (or max_s) */
     zmq_ctx_term(ctx);
-    double flushed = now_s() - t0;
+    double flushed = tp_load_now_s() - t0;
     printf("mode=push\n");
     print_stream(&s, built);
     printf("sent=%ld\nqueued_s=%.3f\nflushed_s=%.3f\nsend_cpu_s=%.3f\n"
-           "go_wall=%.6f\n", sent, el, flushed, cpu_self_s() - cpu0,
+           "go_wall=%.6f\n", sent, el, flushed, tp_load_cpu_s() - cpu0,
            (double)wall.tv_sec + (double)wall.tv_nsec / 1e9);
     return sent == s.n ? 0 : 1;
 }
@@ -446,7 +434,7 @@ static void write_stats(const char *path, long received, const long *by_type,
     fprintf(f, "received=%ld\nmalformed=%ld\n", received, bad);
     for (int t = 1; t < TP_EVENT_COUNT; t++)
         if (by_type[t]) fprintf(f, "%s=%ld\n", tp_proto_type_name((tp_event_type_t)t), by_type[t]);
-    fprintf(f, "cpu_s=%.3f\n", cpu_self_s());
+    fprintf(f, "cpu_s=%.3f\n", tp_load_cpu_s());
     fclose(f);
     rename(tmp, path);
 }
@@ -504,9 +492,9 @@ static int run_sink(const opts_t *o) {
                 bad++;
             }
         }
-        if (now_s() - last > 0.1) {
+        if (tp_load_now_s() - last > 0.1) {
             write_stats(o->stats, received, by_type, bad);
-            last = now_s();
+            last = tp_load_now_s();
         }
     }
     write_stats(o->stats, received, by_type, bad);
