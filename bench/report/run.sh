@@ -2,7 +2,7 @@
 # bench/report/run.sh: every benchmark in one command, one Markdown report
 # with each figure next to its ceiling and its peer (bench/report/REPORT.md
 # unless told otherwise). Runs bench/ingest, bench/scoring, bench/scheduler,
-# bench/notifier and bench/scale one after another (never at once: each
+# bench/notifier, bench/scale and bench/idle one after another (never at once: each
 # wants the machine), each writing its headline figures as JSON
 # (TP_BENCH_RESULT) beside its printed report, which the Markdown keeps too.
 #
@@ -18,7 +18,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 export TP_BUILD_DIR=${TP_BUILD_DIR:-$ROOT/build}
 OUT=$HERE/REPORT.md
 SIZE=quick
-ONLY=ingest,scoring,scheduler,notifier,scale
+ONLY=ingest,scoring,scheduler,notifier,scale,idle
 while [ $# -gt 0 ]; do
     case $1 in
         --full) SIZE=full ;;
@@ -38,6 +38,7 @@ quick_env() {
         scheduler) echo "N=20000 CAL_N=2000 MEM_MAX=100000 MEM_BUDGET_S=15 LAT_SECONDS=2" ;;
         notifier) echo "N=10000 E2E_N=5000" ;;
         scale) echo "EVENTS=20000" ;;
+        idle) echo "RUNS=5 IDLE_S=3" ;;
     esac
 }
 
