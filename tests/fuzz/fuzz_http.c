@@ -9,7 +9,9 @@
  * until the server's connection handles are gone too, so no state crosses
  * inputs but the server's own. No sleeps: the loop only waits for loopback
  * I/O. The handler answers at once after reading every accessor: 200, or
- * 201 with an extra header for /created.
+ * 201 with an extra header for /created. The headers' hook reads them too
+ * and answers paths under /refuse from the headers alone (401, its own
+ * body and an extra header, the body unread).
  *
  * The caps are small (1 KiB of head, 4 KiB of body) so inputs of libFuzzer's
  * sizes reach 413 and 431; the paths are the same as with the defaults.
@@ -86,6 +88,25 @@ static void on_request(tp_http_request_t *req, void *arg) {
         tp_http_respond_json(req, 200, answer);
 }
 
+/* Runs at the end of each request's headers: reads what is readable, and
+ * refuses /refuse... from them. */
+static void on_headers(tp_http_request_t *req, void *arg, tp_http_early_t *answer) {
+    (void)arg;
+    const char *path = tp_http_path(req);
+    const char *strs[] = {tp_http_method(req), path, tp_http_query(req, "a"),
+                          tp_http_header(req, "authorization")};
+    size_t sum = 0;
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (strs[i]) sum += strlen(strs[i]);
+    if (strncmp(path, "/refuse", 7) != 0) return;
+    char json[64];
+    snprintf(json, sizeof json, "{\"refused\":%zu}", sum);
+    answer->status = 401;
+    answer->json = strdup(json);
+    if (!answer->json) fuzz_die("strdup failed");
+    snprintf(answer->extra, sizeof answer->extra, "WWW-Authenticate: Bearer\r\n");
+}
+
 static void server_start(void) {
     if (uv_loop_init(&loop) != 0) fuzz_die("uv_loop_init failed");
     tp_http_options_t opts = {.host = "127.0.0.1",
@@ -96,6 +117,7 @@ static void server_start(void) {
                               .idle_timeout_ms = 10000};
     server = tp_http_server_new(&loop, &opts, on_request, NULL);
     if (server == NULL) fuzz_die("tp_http_server_new failed");
+    tp_http_server_on_headers(server, on_headers, NULL);
     uv_ip4_addr("127.0.0.1", tp_http_server_port(server), &server_addr);
 }
 
