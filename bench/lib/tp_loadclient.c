@@ -71,6 +71,8 @@ void tp_load_reconnect(tp_load_conn_t *c, int port) {
     c->fd = tp_load_connect(port);
     c->out_off = 0;
     c->in_len = 0;
+    c->busy = 1;
+    c->paused = 0;
 }
 
 void tp_load_conn_free(tp_load_conn_t *c) {
@@ -167,6 +169,7 @@ void tp_load_pump(tp_load_conn_t *const *conns, int n, double timeout_s, tp_load
         for (;;) {
             tp_load_ensure(&c->in, &c->in_cap, c->in_len + 65536);
             ssize_t got = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+            if (got < 0 && errno == EINTR) continue;
             if (got < 0 && errno == EAGAIN) break;
             if (got <= 0) {
                 closed = 1;

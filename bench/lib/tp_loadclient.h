@@ -35,7 +35,7 @@ typedef struct tp_load_conn {
 /* Connects to 127.0.0.1:port (TCP_NODELAY, non-blocking); the fd. */
 int tp_load_connect(int port);
 /* Drops the connection and opens a new one; the request in c->out goes
- * again from its start. */
+ * again from its start (the connection is busy again). */
 void tp_load_reconnect(tp_load_conn_t *c, int port);
 void tp_load_conn_free(tp_load_conn_t *c);
 
@@ -48,8 +48,9 @@ void tp_load_post(tp_load_conn_t *c, const char *key, size_t body_len);
 /* How many ids the "duplicates" list of a 202 answer names. */
 long tp_load_duplicates(const char *body, size_t len);
 
-/* A finished exchange: `status` the answer's (body, len its body), or 0
- * when the connection closed or failed first (reconnect or give up). */
+/* A finished exchange: `status` the answer's (body, len its body), -1 for
+ * an answer that is not HTTP, or 0 when the connection closed or failed
+ * before an answer (reconnect or give up). */
 typedef void (*tp_load_done_cb)(tp_load_conn_t *c, int status, const char *body, size_t len,
                                 void *arg);
 /* Polls every busy, unpaused connection of `conns` (at most 256) up to

@@ -137,7 +137,6 @@ static void post_done(tp_load_conn_t *http, int status, const char *body, size_t
          * or after a "Connection: close") before answering: the same
          * request again on a new connection */
         tp_load_reconnect(http, run->port);
-        http->busy = 1;
         s->reconnects++;
         return;
     }

@@ -67,6 +67,8 @@ struct tp_exporter {
     tp_series_t *redis_roundtrip, *redis_errors;
     tp_series_t *backlog_series, *backlog_age, *journal_series;
     tracked_read_t *reads;
+    tp_store_t *watched[4]; /* the process's other links (readiness), borrowed */
+    int nwatched;
 };
 
 /* ---- Redis round trips (the store's reply hook) ---- */
@@ -210,6 +212,8 @@ static int bus_connected(const tp_exporter_t *self) {
 static const char *not_ready(tp_exporter_t *self, char *why, size_t len) {
     const char *svc = tp_proto_service_name(self->opts.service);
     if (!tp_store_connected(self->store)) return "redis: not connected";
+    for (int i = 0; i < self->nwatched; i++)
+        if (!tp_store_connected(self->watched[i])) return "redis: a second link not connected";
     if (!bus_connected(self)) return "bus: not connected to intake";
     if (self->opts.service == TP_SERVICE_INTAKE) return NULL;
     if (!self->measured) return "backlog: not measured yet";
@@ -380,7 +384,10 @@ tp_exporter_t *tp_exporter_new(uv_loop_t *loop, tp_store_t *store, tp_metrics_t 
 }
 
 void tp_exporter_watch_store(tp_exporter_t *self, tp_store_t *store) {
-    if (self && store) tp_store_on_reply(store, reply_timed, self);
+    if (!self || !store) return;
+    tp_store_on_reply(store, reply_timed, self);
+    if (self->nwatched < (int)(sizeof self->watched / sizeof *self->watched))
+        self->watched[self->nwatched++] = store;
 }
 
 static void timer_closed(uv_handle_t *h) {

@@ -453,13 +453,15 @@ typedef struct poll_ctx {
     int64_t until;
 } poll_ctx_t;
 
-/* One records read of a page: the reminders asked for, in order. */
+/* One records read of a page: the reminders asked for, in order, at most
+ * FIRE_BATCH (a backlog's page is read in several: Redis never runs one
+ * long script for it while a claim waits). */
 typedef struct records_ctx {
     tp_fire_t *fire;
     int bucket;
     size_t n;
-    int64_t *due;
-    char **reminder; /* owned */
+    int64_t due[FIRE_BATCH];
+    char *reminder[FIRE_BATCH]; /* owned */
 } records_ctx_t;
 
 static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until);
@@ -491,8 +493,6 @@ static void poll_answered(tp_fire_t *f, int bucket) {
 
 static void records_free(records_ctx_t *rc) {
     for (size_t i = 0; i < rc->n; i++) free(rc->reminder[i]);
-    free(rc->reminder);
-    free(rc->due);
     free(rc);
 }
 
@@ -522,10 +522,34 @@ static int armed_find(tp_fire_t *f, const char *reminder, int64_t due_ms) {
     return found != NULL;
 }
 
-/* Adds to `keys`, `args` and `rc` each reminder of `due` (id, due, ...)
- * not armed yet. */
-static void records_add(tp_fire_t *f, int bucket, const redisReply *due, records_ctx_t *rc,
-                        tp_argv_t *keys, tp_argv_t *args) {
+/* The records of a page's reminders not armed yet, FIRE_BATCH a script. */
+typedef struct records_read {
+    tp_fire_t *fire;
+    int bucket;
+    records_ctx_t *rc; /* being filled, NULL: none */
+    tp_argv_t keys, args;
+} records_read_t;
+
+/* Sends what `rd` holds (the ids stay borrowed from the poll's reply
+ * until the call returns). */
+static void records_send(records_read_t *rd) {
+    records_ctx_t *rc = rd->rc;
+    rd->rc = NULL;
+    if (rc && rc->n > 0 &&
+        eval_split(rd->fire->store, rd->fire->records_script, records_cb, rc, &rd->keys,
+                   &rd->args) == 0)
+        poll_sent(rd->fire, rd->bucket);
+    else if (rc)
+        records_free(rc);
+    tp_argv_clear(&rd->keys);
+    tp_argv_clear(&rd->args);
+    tp_argv_init(&rd->keys);
+    tp_argv_init(&rd->args);
+}
+
+/* Adds each reminder of `due` (id, due, ...) not armed yet to the read. */
+static void records_add(records_read_t *rd, const redisReply *due) {
+    tp_fire_t *f = rd->fire;
     const char *ns = tp_store_ns(f->store);
     for (size_t i = 0; i + 1 < due->elements; i += 2) {
         const redisReply *id = due->element[i], *at = due->element[i + 1];
@@ -535,39 +559,36 @@ static void records_add(tp_fire_t *f, int bucket, const redisReply *due, records
             continue;
         int64_t due_ms = atoll(at->str);
         if (armed_find(f, id->str, due_ms)) continue; /* no need to read it */
-        rc->due = realloc(rc->due, (rc->n + 1) * sizeof *rc->due);
-        rc->reminder = realloc(rc->reminder, (rc->n + 1) * sizeof *rc->reminder);
-        if (!rc->due || !rc->reminder || !(rc->reminder[rc->n] = strdup(id->str))) abort();
+        if (!rd->rc) {
+            if (!(rd->rc = calloc(1, sizeof *rd->rc))) abort();
+            rd->rc->fire = f;
+            rd->rc->bucket = rd->bucket;
+        }
+        records_ctx_t *rc = rd->rc;
+        if (!(rc->reminder[rc->n] = strdup(id->str))) abort();
         rc->due[rc->n++] = due_ms;
-        tp_argv_addf(keys, "%s{s%d}:r:c:%d", ns, bucket, tp_key_reminder_group(customer));
-        tp_argv_add(args, id->str, id->len);
+        tp_argv_addf(&rd->keys, "%s{s%d}:r:c:%d", ns, rd->bucket,
+                     tp_key_reminder_group(customer));
+        tp_argv_add(&rd->args, id->str, id->len);
+        if (rc->n == FIRE_BATCH) records_send(rd);
     }
 }
 
 static void groups_due_cb(tp_store_t *store, redisReply *r, void *arg) {
+    (void)store;
     poll_ctx_t *page = arg;
     tp_fire_t *f = page->fire;
     int bucket = page->bucket;
     free(page);
     if (r && r->type == REDIS_REPLY_ARRAY && !f->closing) {
-        records_ctx_t *rc = calloc(1, sizeof *rc);
-        if (!rc) abort();
-        rc->fire = f;
-        rc->bucket = bucket;
-        tp_argv_t keys, args;
-        tp_argv_init(&keys);
-        tp_argv_init(&args);
+        records_read_t rd = {.fire = f, .bucket = bucket};
+        tp_argv_init(&rd.keys);
+        tp_argv_init(&rd.args);
         for (size_t g = 0; g < r->elements; g++)
-            if (r->element[g]->type == REDIS_REPLY_ARRAY)
-                records_add(f, bucket, r->element[g], rc, &keys, &args);
-        /* the ids stay borrowed from the reply until the call returns */
-        if (rc->n == 0 ||
-            eval_split(store, f->records_script, records_cb, rc, &keys, &args) < 0)
-            records_free(rc);
-        else
-            poll_sent(f, bucket);
-        tp_argv_clear(&keys);
-        tp_argv_clear(&args);
+            if (r->element[g]->type == REDIS_REPLY_ARRAY) records_add(&rd, r->element[g]);
+        records_send(&rd);
+        tp_argv_clear(&rd.keys);
+        tp_argv_clear(&rd.args);
     }
     poll_answered(f, bucket);
 }

@@ -49,6 +49,10 @@ struct tp_due_watch {
     } shards[TP_SHARDS];
     int script;
     uv_timer_t timer;
+    int owed;   /* scans sent, not answered */
+    int closed; /* destroyed: nothing more is handed over; freed once the
+                   timer is closed and nothing is owed */
+    int timer_open;
 };
 
 static void item_hand(tp_due_watch_t *self, int shard, redisReply **f) {
@@ -73,13 +77,20 @@ static void item_hand(tp_due_watch_t *self, int shard, redisReply **f) {
     self->due(self->arg, &item);
 }
 
+static void watch_free(tp_due_watch_t *self);
+
 static void due_cb(tp_store_t *store, redisReply *r, void *arg) {
     (void)store;
     struct due_shard *shard = arg;
     tp_due_watch_t *self = shard->watch;
+    self->owed--;
+    if (self->closed) { /* its owner is gone */
+        if (!self->timer_open && self->owed == 0) watch_free(self);
+        return;
+    }
     if (!r || r->type != REDIS_REPLY_ARRAY) return;
     size_t width = 2 + (size_t)self->nfields;
-    for (size_t i = 0; i + width - 1 < r->elements; i += width) {
+    for (size_t i = 0; i + width - 1 < r->elements && !self->closed; i += width) {
         redisReply **f = &r->element[i];
         int ok = 1;
         for (size_t j = 0; j < width; j++) ok &= f[j]->type == REDIS_REPLY_STRING;
@@ -98,8 +109,9 @@ static void timer_cb(uv_timer_t *t) {
         tp_argv_add(&a, DUE_BATCH, (size_t)-1);
         tp_argv_add(&a, self->prefix[shard], (size_t)-1);
         for (int j = 0; j < self->nfields; j++) tp_argv_add(&a, self->fields[j], (size_t)-1);
-        tp_store_eval(self->store, self->script, due_cb, &self->shards[shard], 1, (int)a.n,
-                      a.v, a.len);
+        if (tp_store_eval(self->store, self->script, due_cb, &self->shards[shard], 1,
+                          (int)a.n, a.v, a.len) == 0)
+            self->owed++;
         tp_argv_clear(&a);
     }
 }
@@ -140,6 +152,7 @@ tp_due_watch_t *tp_due_watch_new(uv_loop_t *loop, tp_store_t *store, const char 
     if (interval_ms <= 0) interval_ms = 1000;
     uv_timer_init(loop, &self->timer);
     self->timer.data = self;
+    self->timer_open = 1;
     uv_timer_start(&self->timer, timer_cb, (uint64_t)interval_ms, (uint64_t)interval_ms);
     return self;
 }
@@ -150,11 +163,16 @@ const char *tp_due_watch_prefix(const tp_due_watch_t *self, int shard) {
     return self->prefix[shard];
 }
 
-static void close_cb(uv_handle_t *h) { watch_free(h->data); }
+static void close_cb(uv_handle_t *h) {
+    tp_due_watch_t *self = h->data;
+    self->timer_open = 0;
+    if (self->owed == 0) watch_free(self);
+}
 
 void tp_due_watch_destroy(tp_due_watch_t **self_p) {
     tp_due_watch_t *self = self_p ? *self_p : NULL;
     if (!self) return;
     *self_p = NULL;
+    self->closed = 1; /* scans still owed end quietly: the owner may go now */
     uv_close((uv_handle_t *)&self->timer, close_cb);
 }

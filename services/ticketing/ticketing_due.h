@@ -41,7 +41,10 @@ typedef void (*tp_due_cb)(void *arg, const tp_due_item_t *item);
 tp_due_watch_t *tp_due_watch_new(uv_loop_t *loop, tp_store_t *store, const char *name,
                                  const char *const *fields, int nfields, int64_t interval_ms,
                                  tp_due_cb due, void *arg);
-/* Destroy the store first, then this. */
+/* Nothing is handed over after this (scans still owed by Redis end
+ * without calling `due`), so the owner may free `arg` at once. Run the
+ * loop afterwards (the watch is freed once its timer is closed and its
+ * scans answered). */
 void tp_due_watch_destroy(tp_due_watch_t **self_p);
 
 /* The watched key of `shard`, and the shard's key prefix ("<ns>{s<n>}:").

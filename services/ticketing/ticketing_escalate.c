@@ -163,6 +163,6 @@ void tp_escalate_destroy(tp_escalate_t **self_p) {
     tp_escalate_t *self = self_p ? *self_p : NULL;
     if (!self) return;
     *self_p = NULL;
-    tp_due_watch_destroy(&self->watch); /* its timer stops now: no step after this */
+    tp_due_watch_destroy(&self->watch); /* no step is handed over after this */
     free(self);
 }

@@ -143,6 +143,6 @@ void tp_sla_destroy(tp_sla_t **self_p) {
     tp_sla_t *self = self_p ? *self_p : NULL;
     if (!self) return;
     *self_p = NULL;
-    tp_due_watch_destroy(&self->watch); /* its timer stops now: no deadline after this */
+    tp_due_watch_destroy(&self->watch); /* no deadline is handed over after this */
     free(self);
 }

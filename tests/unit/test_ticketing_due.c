@@ -102,6 +102,27 @@ static void test_malformed_and_misplaced_members_are_dropped(void **state) {
     assert_int_equal(seen.n, 0);
 }
 
+/* Destroys the watch from its own callback, at the first member. */
+static void on_due_destroy(void *arg, const tp_due_item_t *item) {
+    on_due(arg, item);
+    tp_due_watch_destroy(&watch);
+}
+
+static void test_nothing_is_handed_over_after_destroy(void **state) {
+    fixture_t *fx = *state;
+    memset(&seen, 0, sizeof seen);
+    int64_t now = tp_now_ms();
+    freeReplyObject(cmd(fx, "ZADD " WATCHED " %lld C-1|T-1|resolution", (long long)(now - 20)));
+    freeReplyObject(cmd(fx, "ZADD " WATCHED " %lld C-1|T-2|resolution", (long long)(now - 10)));
+    watch = tp_due_watch_new(&fx->loop, fx->store, "due:test", FIELDS, 2, 20, on_due_destroy,
+                             &seen);
+    assert_non_null(watch);
+    RUN_UNTIL(fx, seen.n >= 1, 3000);
+    RUN_FOR(fx, 200); /* the rest of that answer, and later turns: nothing */
+    assert_int_equal(seen.n, 1);
+    assert_null(watch);
+}
+
 static void test_too_many_fields_is_refused(void **state) {
     fixture_t *fx = *state;
     const char *many[TP_DUE_FIELDS_MAX + 1];
@@ -116,6 +137,8 @@ int main(void) {
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_and_misplaced_members_are_dropped,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nothing_is_handed_over_after_destroy, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_too_many_fields_is_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -53,7 +53,8 @@ void tp_exporter_destroy(tp_exporter_t **self_p);
 /* The registry (borrowed). */
 tp_metrics_t *tp_exporter_metrics(tp_exporter_t *self);
 /* Counts the round trips and errors of another Redis link of the process
- * too (borrowed; destroying it ends the watch). */
+ * too, and /readyz wants it connected as well (borrowed: it must outlive
+ * the exporter). */
 void tp_exporter_watch_store(tp_exporter_t *self, tp_store_t *store);
 /* The store (borrowed), for refresh callbacks. */
 tp_store_t *tp_exporter_store(tp_exporter_t *self);
