@@ -31,13 +31,17 @@
  * at that time (a replanned or closed one, or one another instance fired,
  * is not); a recurring one moves to its next occurrence. A firing bumps the
  * version in the customer's state, so a plan computed from the state
- * before it reads again. The
+ * before it reads again (the apply compares the state whole: one bump per
+ * customer per call is enough). The bump rewrites the digits of "ver" in
+ * place, as the plan writes the state (compact JSON, string values: a
+ * '"' inside a value is escaped, so only the key matches); a state without
+ * them is decoded and encoded whole. The
  * index entries of the groups fired from are set to their earliest due
  * time again (or removed). Returns one 1 (fired) or 0 (not) per reminder.
  * One call claims a whole batch of one shard: Redis runs one script for
  * many reminders. */
 static const char FIRE_LUA[] =
-    "local out, fired, gone, env, groups = {}, 0, 0, {}, {}\n"
+    "local out, fired, gone, env, groups, bump = {}, 0, 0, {}, {}, {}\n"
     "for i = 1, (#ARGV - 1) / 7 do\n"
     "  local a, k = 1 + (i - 1) * 7, 4 + (i - 1) * 3\n"
     "  local id = ARGV[a + 1]\n"
@@ -53,12 +57,7 @@ static const char FIRE_LUA[] =
     "      redis.call('ZREM', KEYS[k + 3], id)\n"
     "      gone = gone + 1\n"
     "    end\n"
-    "    local st = redis.call('HGET', KEYS[k + 2], ARGV[a + 2])\n"
-    "    if st then\n"
-    "      local o = cjson.decode(st)\n"
-    "      o.ver = tostring((tonumber(o.ver) or 0) + 1)\n"
-    "      redis.call('HSET', KEYS[k + 2], ARGV[a + 2], cjson.encode(o))\n"
-    "    end\n"
+    "    bump[ARGV[a + 2]] = KEYS[k + 2]\n"
     "    groups[ARGV[a + 7]] = KEYS[k + 1]\n"
     "    env[#env + 1] = ARGV[1]\n"
     "    env[#env + 1] = ARGV[a + 4]\n"
@@ -66,6 +65,19 @@ static const char FIRE_LUA[] =
     "    out[i] = 1\n"
     "  else\n"
     "    out[i] = 0\n"
+    "  end\n"
+    "end\n"
+    "for c, key in pairs(bump) do\n"
+    "  local st = redis.call('HGET', key, c)\n"
+    "  local i, j, v = nil, nil, nil\n"
+    "  if st then i, j, v = string.find(st, '[{,]\"ver\":\"(%d+)\"') end\n"
+    "  if i then\n"
+    "    redis.call('HSET', key, c, string.sub(st, 1, i + 7) ..\n"
+    "               tostring(tonumber(v) + 1) .. string.sub(st, j))\n"
+    "  elseif st then\n"
+    "    local o = cjson.decode(st)\n"
+    "    o.ver = tostring((tonumber(o.ver) or 0) + 1)\n"
+    "    redis.call('HSET', key, c, cjson.encode(o))\n"
     "  end\n"
     "end\n"
     "for g, key in pairs(groups) do\n"
