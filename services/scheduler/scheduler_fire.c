@@ -316,6 +316,17 @@ static int claim_pack(claim_t *c, const json_t *rem, char *customer, size_t cust
                         TP_SERVICE_SCHEDULER, customer, data);
 }
 
+/* Room for a reminder.due envelope (a few hundred bytes; it doubles when
+ * one is longer): msgpack's first write would take 8 KB, for each of the
+ * thousands of claims in flight in a burst. */
+#define PAYLOAD_ROOM 512
+
+static void payload_init(msgpack_sbuffer *sb) {
+    msgpack_sbuffer_init(sb);
+    if (!(sb->data = malloc(PAYLOAD_ROOM))) abort();
+    sb->alloc = PAYLOAD_ROOM;
+}
+
 /* Claims `items` (all of `bucket`, owned) in one script. */
 static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t now) {
     batch_t *b = calloc(1, sizeof *b);
@@ -336,7 +347,7 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
         claim_t *c = &b->claims[b->n];
         c->item = items[i];
         c->late_ms = now > c->item->due ? now - c->item->due : 0;
-        msgpack_sbuffer_init(&c->payload);
+        payload_init(&c->payload);
         char customer[TP_CUSTOMER_MAX + 1], owner[TP_ACTOR_MAX + 1];
         json_t *rem = tp_reminder_unpack(c->item->reminder, c->item->record,
                                          c->item->record_len);
