@@ -125,7 +125,7 @@ static const char RECORDS_LUA[] =
 /* Claim scripts in flight at most; the rest wait in the heap, and one
  * timer callback prepares at most this many batches before the loop reads
  * replies again. */
-#define FIRE_INFLIGHT_MAX 64
+#define FIRE_INFLIGHT_MAX 8
 /* Shards a poll reads side by side; the next starts as one is done. */
 #define POLL_SHARDS_INFLIGHT 2
 /* Firing later than this counts (and is logged) as late. */
