@@ -124,13 +124,14 @@ static const char RECORDS_LUA[] =
 #define POLL_PAGES_MAX 200
 /* Claim scripts in flight at most; the rest wait in the heap. */
 #define FIRE_INFLIGHT_MAX 64
-/* Reminders in claim scripts in flight or staged at most: one timer
+/* Reminders in claim scripts in flight at most: one timer
  * callback prepares no more than this before the loop writes them and
  * reads replies, so that Redis runs the first batches of a burst while
  * the next are prepared (64 scripts of 256 took the loop ~100 ms before
  * Redis saw one). Counted in reminders, not scripts: a paced flow of
  * small scripts, one per shard a tick, never waits for room. Measured
- * (own-path burst, 20,000): 2048 ~57k/s, 4096 ~49k/s; 64 scripts ~47k/s. */
+ * (own-path burst, 20,000 due at once, the shared machine): 64 scripts
+ * ~47k/s with Redis at 70-85%; 2048 reminders 49-60k/s, Redis at 94-98%. */
 #define FIRE_CLAIMS_MAX 2048
 /* Shards a poll reads side by side; the next starts as one is done. */
 #define POLL_SHARDS_INFLIGHT 2
@@ -413,10 +414,12 @@ static void staged_send(tp_fire_t *f, int b, int64_t now) {
     fire_batch(f, b, f->staged[b], n, now); /* takes the reminders */
 }
 
-/* 1 when claims in flight and staged leave room for another. */
+/* 1 when the claims in flight leave room for more. The staged ones do not
+ * count: at most TP_REMINDER_BUCKETS x (FIRE_BATCH - 1) of them wait, and
+ * taking them from the heap costs little (a claim is prepared as it is
+ * sent). */
 static int claims_room(const tp_fire_t *f) {
-    return f->inflight < FIRE_INFLIGHT_MAX &&
-           f->claims_inflight + f->staged_total < FIRE_CLAIMS_MAX;
+    return f->inflight < FIRE_INFLIGHT_MAX && f->claims_inflight < FIRE_CLAIMS_MAX;
 }
 
 /* What is due by now, claimed in batches per bucket, while there is room
