@@ -11,6 +11,7 @@
 #   N=50000 MEM_MAX=200000 bench/scheduler/run.sh       # quicker
 #   SCHED_OPTS="poll_batch=20000" bench/scheduler/run.sh # scheduler settings
 #   PERF=1 SYSTEMS=tp PHASES=burst bench/scheduler/run.sh # + perf profiles
+#   PERF=1 PERF_GRAPH=1 ...                                # + call graphs (dwarf)
 #
 # Knobs (environment): N (100000 per burst), CAL_N (10000), BATCH (1000 per
 # HTTP request / addBulk call), CONNS (4 HTTP connections; BullMQ: as many

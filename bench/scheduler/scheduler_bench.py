@@ -238,12 +238,13 @@ class Bench:
 
     # ---- perf (PERF=1) ----
 
-    def perf_start(self, name):
+    def perf_start(self, name, pids=None):
         if not PERF:
             return None
         data = os.path.join(RUN_DIR, "perf.%s.data" % name)
-        p = subprocess.Popen(["perf", "record", "-F", "999", "-o", data, "-p",
-                              ",".join(str(x) for x in self.pids.values())],
+        graph = ["--call-graph", "dwarf,16384"] if os.environ.get("PERF_GRAPH") == "1" else []
+        p = subprocess.Popen(["perf", "record", "-F", "999"] + graph + ["-o", data, "-p",
+                              ",".join(str(x) for x in (pids or self.pids).values())],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         record_pid(p.pid)
         return p, name, data
@@ -421,12 +422,15 @@ class Bench:
             time.sleep(0.002)
         st0, w = commandstats(self.r), CpuWatch({"redis": self.pids["redis"],
                                                  "scheduler": self.pids["scheduler"]})
+        perf = self.perf_start("own_fire", {"redis": self.pids["redis"],
+                                            "scheduler": self.pids["scheduler"]})
         t_fired = None
         while now_ms() - due < 1000 * PHASE_CAP_S:
             if self.fired() >= N:
                 t_fired = (now_ms() - due) / 1000
                 break
             time.sleep(0.005)
+        self.perf_stop(perf)
         R["own_fire_cpu"], R["own_fire_cmd"] = w.stop(), stats_delta(commandstats(self.r), st0)
         R["own_fire_rate"] = N / t_fired if t_fired else 0.0
         log("Touchpoint own path: %d fired in %.2fs after the due time, intake stopped -> "

@@ -5,7 +5,10 @@
  * entries left unanswered, in every outbox: one per shard ({s<n>}:outbox:
  * <svc>, written by scripts of that shard) and, for one release, the old
  * unsharded outbox:<svc>. Never deletes an outbox entry before intake has
- * answered for it. */
+ * answered for it. The entries answered in one loop turn leave their
+ * outbox in one ZREM per outbox (a uv_check after the turn's I/O): a burst
+ * of derived events costs Redis one command per few hundred entries, not
+ * one per entry. */
 #include "tp/emit.h"
 
 #include "tp/event.h"
@@ -21,6 +24,8 @@
 
 #define BUCKETS 4096
 #define SWEEP_BATCH "500"
+/* Members of one ZREM at most (a turn's answers beyond go in several). */
+#define ZREM_BATCH 512
 
 /* KEYS[1] outbox; ARGV[1] stale before (ms), ARGV[2] now, ARGV[3] limit.
  * Takes the stale entries and stamps them, so that instances sharing the
@@ -59,6 +64,11 @@ struct tp_emitter {
     uv_timer_t sweep_timer;
     uint64_t next_token;
     sent_t *sent[BUCKETS];
+    /* per outbox: the entries answered this turn, not yet removed (owned;
+     * chained by next, newest first) */
+    sent_t *answered[OUTBOXES];
+    uv_check_t flush_check; /* runs answered_flush after the turn's I/O */
+    int closed;             /* handles closed, of 2 */
     tp_emitter_stats_t stats;
 };
 
@@ -80,7 +90,42 @@ static sent_t *sent_take(tp_emitter_t *self, uint64_t token) {
 }
 
 static void zrem_cb(tp_store_t *store, redisReply *r, void *arg) {
-    (void)store, (void)r, (void)arg; /* a failed ZREM means one resend */
+    (void)store, (void)r, (void)arg; /* a failed ZREM means resends */
+}
+
+/* Removes the answered entries from their outboxes: one ZREM per outbox
+ * and ZREM_BATCH entries. Not connected: they stay, and the sweep resends
+ * them later (intake answers "dup"). Runs on the loop. */
+static void answered_flush(tp_emitter_t *self) {
+    const char *argv[2 + ZREM_BATCH];
+    size_t argl[2 + ZREM_BATCH];
+    for (int o = 0; o < OUTBOXES; o++) {
+        while (self->answered[o]) {
+            argv[0] = "ZREM";
+            argl[0] = 4;
+            argv[1] = self->outbox[o];
+            argl[1] = strlen(self->outbox[o]);
+            int n = 2;
+            sent_t *s = self->answered[o];
+            for (; s && n < 2 + ZREM_BATCH; s = s->next, n++) {
+                argv[n] = s->payload;
+                argl[n] = s->len;
+            }
+            /* the arguments are copied: the entries can go */
+            tp_store_command_argv(self->store, zrem_cb, NULL, n, argv, argl);
+            while (self->answered[o] != s) {
+                sent_t *done = self->answered[o];
+                self->answered[o] = done->next;
+                sent_free(done);
+            }
+        }
+    }
+}
+
+static void flush_check_cb(uv_check_t *check) {
+    tp_emitter_t *self = check->data;
+    uv_check_stop(check);
+    answered_flush(self);
 }
 
 static void answer_cb(tp_bus_socket_t *sock, const void *const *frames,
@@ -104,11 +149,10 @@ static void answer_cb(tp_bus_socket_t *sock, const void *const *frames,
     } else {
         self->stats.acked++;
     }
-    const char *outbox = self->outbox[s->outbox];
-    const char *argv[3] = {"ZREM", outbox, s->payload};
-    size_t argl[3] = {4, strlen(outbox), s->len};
-    tp_store_command_argv(self->store, zrem_cb, NULL, 3, argv, argl);
-    sent_free(s);
+    /* removed after this turn's I/O, with the other answers */
+    s->next = self->answered[s->outbox];
+    self->answered[s->outbox] = s;
+    uv_check_start(&self->flush_check, flush_check_cb); /* no-op when started */
 }
 
 static void send_from(tp_emitter_t *self, int outbox, const char *payload,
@@ -166,6 +210,7 @@ static void sweep_cb(tp_store_t *store, redisReply *r, void *arg) {
 static void sweep_timer_cb(uv_timer_t *t) {
     tp_emitter_t *self = t->data;
     int64_t now = tp_now_ms();
+    answered_flush(self); /* before the sweep reads the outboxes */
     /* Forget answers not coming: their entries are resent from the outbox. */
     for (int b = 0; b < BUCKETS; b++) {
         sent_t **pp = &self->sent[b];
@@ -224,14 +269,25 @@ tp_emitter_t *tp_emitter_new(uv_loop_t *loop, tp_bus_t *bus, tp_store_t *store,
     }
     uv_timer_init(loop, &self->sweep_timer);
     self->sweep_timer.data = self;
+    uv_check_init(loop, &self->flush_check);
+    self->flush_check.data = self;
     uv_timer_start(&self->sweep_timer, sweep_timer_cb,
                    (uint64_t)self->opts.sweep_interval_ms,
                    (uint64_t)self->opts.sweep_interval_ms);
     return self;
 }
 
-static void sweep_close_cb(uv_handle_t *h) {
+static void emitter_close_cb(uv_handle_t *h) {
     tp_emitter_t *self = h->data;
+    if (++self->closed < 2) return; /* the timer and the check */
+    /* answered, not removed: the store is gone; resent and dropped by
+     * intake as repeats after the next start */
+    for (int o = 0; o < OUTBOXES; o++)
+        while (self->answered[o]) {
+            sent_t *s = self->answered[o];
+            self->answered[o] = s->next;
+            sent_free(s);
+        }
     for (int b = 0; b < BUCKETS; b++)
         while (self->sent[b]) {
             sent_t *s = self->sent[b];
@@ -246,7 +302,8 @@ void tp_emitter_destroy(tp_emitter_t **self_p) {
     if (!self) return;
     *self_p = NULL;
     tp_bus_socket_destroy(&self->dealer);
-    uv_close((uv_handle_t *)&self->sweep_timer, sweep_close_cb);
+    uv_close((uv_handle_t *)&self->sweep_timer, emitter_close_cb);
+    uv_close((uv_handle_t *)&self->flush_check, emitter_close_cb);
 }
 
 int tp_emit_pack(msgpack_sbuffer *out, tp_event_type_t type, const char *id,

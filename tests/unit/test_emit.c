@@ -460,6 +460,36 @@ static void test_tokens_match_entries(void **state) {
     for (int i = 0; i < 4; i++) msgpack_sbuffer_destroy(&p[i]);
 }
 
+/* More answers than one ZREM takes (512 members): the entries answered in
+ * a loop turn leave their outbox in batches, every one of them. (The
+ * DEALER queues 1,000 at once; the sweep sends the rest, and may send again
+ * any whose answer is slower than resend_after_ms: intake answers "dup".) */
+static void test_many_answers_removed(void **state) {
+    fixture_t *fx = *state;
+    enum { MANY = 1200 };
+    start_router(fx);
+    start_emitter(fx);
+    msgpack_sbuffer *p = calloc(MANY, sizeof *p);
+    assert_non_null(p);
+    for (int i = 0; i < MANY; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "ev-derived-many-%d", i);
+        derived(&p[i], id);
+        outbox_add(fx, &p[i]);
+    }
+    send_connected(fx, &p[0]);
+    for (int i = 1; i < MANY; i++) tp_emitter_send(fx->emitter, p[i].data, p[i].size);
+    RUN_UNTIL(fx, outbox_size(fx) == 0 && stats(fx).inflight == 0, 10000);
+    assert_int_equal(outbox_size(fx), 0);
+    assert_int_equal(stats(fx).inflight, 0);
+    assert_true(stats(fx).acked >= MANY);
+    assert_true(fx->received >= MANY);
+    RUN_FOR(fx, 500); /* several sweeps: nothing comes back */
+    assert_int_equal(outbox_size(fx), 0);
+    for (int i = 0; i < MANY; i++) msgpack_sbuffer_destroy(&p[i]);
+    free(p);
+}
+
 /* ---------------------------------------------------------------------------
  * tp_emit_pack */
 
@@ -524,6 +554,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_intake_down_then_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens_match_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shard_outboxes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_answers_removed, setup, teardown),
         cmocka_unit_test(test_pack_invalid),
         cmocka_unit_test(test_pack_roundtrip),
     };
