@@ -20,11 +20,7 @@ command -v redis-server >/dev/null ||
 
 . "$(dirname "$0")/../lib/bench.sh" idle
 
-[ -f "$BUILD/Makefile" ] ||
-    { echo "no build in $BUILD: configure it first (make build)" >&2; exit 1; }
-make -s -C "$BUILD" tp-intake tp-scoring tp-scheduler tp-notifier tp-ticketing tpctl >&2
+bench_build tp-intake tp-scoring tp-scheduler tp-notifier tp-ticketing tpctl
 
 export TP_BENCH_DIR=$TMP
-python3 "$HERE/idle_bench.py" &
-HELPER_PID=$!
-wait "$HELPER_PID"
+bench_helper "$HERE/idle_bench.py"

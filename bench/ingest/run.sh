@@ -43,6 +43,4 @@ else
 fi
 
 export TP_BENCH_DIR=$TMP TP_LOADGEN=$LOADGEN
-python3 "$HERE/ingest_bench.py" &
-HELPER_PID=$!
-wait "$HELPER_PID"
+bench_helper "$HERE/ingest_bench.py"

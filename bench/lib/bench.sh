@@ -4,7 +4,8 @@
 # (a folder of this run, removed at exit) and HELPER_PID (set it to the
 # Python helper's pid); at exit stops the helper and kills whatever it
 # started and left (the lines "<pid> <start time>" of $TMP/pids; a pid
-# reused since is left alone). TP_BENCH_KEEP=1 keeps $TMP (the services'
+# reused since is left alone). bench_build and bench_helper below are the
+# rest of a run.sh's usual steps. TP_BENCH_KEEP=1 keeps $TMP (the services'
 # logs, Redis's files; TP_KEEP_LOGS=1 is set) for a look afterwards.
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -32,3 +33,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# Builds TARGET... in $BUILD, which must be configured (make build).
+bench_build() {
+    [ -f "$BUILD/Makefile" ] ||
+        { echo "no build in $BUILD: configure it first (make build)" >&2; exit 1; }
+    make -s -C "$BUILD" "$@" >&2
+}
+
+# Runs the bench's Python helper SCRIPT (its pid in HELPER_PID, so the exit
+# trap can stop it) and returns its exit status.
+bench_helper() {
+    python3 "$1" &
+    HELPER_PID=$!
+    wait "$HELPER_PID"
+}

@@ -20,11 +20,7 @@ command -v redis-server >/dev/null ||
 
 . "$(dirname "$0")/../lib/bench.sh" scale
 
-[ -f "$BUILD/Makefile" ] ||
-    { echo "no build in $BUILD: configure it first (make build)" >&2; exit 1; }
-make -s -C "$BUILD" tp-scoring tp-scoring-feed tpctl >&2
+bench_build tp-scoring tp-scoring-feed tpctl
 
 export TP_BENCH_DIR=$TMP TP_FEED=$BUILD/bench/tp-scoring-feed
-python3 "$HERE/scale_bench.py" &
-HELPER_PID=$!
-wait "$HELPER_PID"
+bench_helper "$HERE/scale_bench.py"

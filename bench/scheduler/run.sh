@@ -65,6 +65,4 @@ TP_BULLMQ_VERSION=$(node -p "require('$TMP/node/node_modules/bullmq/package.json
 
 export TP_BENCH_DIR=$TMP TP_SCHED_LOAD=$TOOL TP_NODE_PATH=$TMP/node/node_modules \
     TP_BULLMQ_VERSION
-python3 "$HERE/scheduler_bench.py" &
-HELPER_PID=$!
-wait "$HELPER_PID"
+bench_helper "$HERE/scheduler_bench.py"

@@ -46,6 +46,4 @@ else
 fi
 
 export TP_BENCH_DIR=$TMP TP_FEED=$FEED
-python3 "$HERE/scoring_bench.py" &
-HELPER_PID=$!
-wait "$HELPER_PID"
+bench_helper "$HERE/scoring_bench.py"
