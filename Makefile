@@ -26,7 +26,9 @@ stop:
 # The whole suite, then again built with AddressSanitizer and UBSan (the
 # chaos tests a little smaller there: ASan is several times slower; the
 # cluster/ re-runs of integration suites on a Redis Cluster only once, in
-# the first pass), then a short fuzz.
+# the first pass, and so the checks of the deployment files and the README,
+# which run none of our C code that a sanitizer would watch), then a short
+# fuzz.
 test: build
 	cd $(BUILD) && ctest -j $(TEST_JOBS) --output-on-failure
 	$(MAKE) test-asan
@@ -36,7 +38,8 @@ test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTP_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  CHAOS_EVENTS=3000 CHAOS_REMINDERS=3000 ctest -j $(TEST_JOBS) --output-on-failure -E '^cluster/'
+	  CHAOS_EVENTS=3000 CHAOS_REMINDERS=3000 ctest -j $(TEST_JOBS) --output-on-failure \
+	  -E '^cluster/|integration/test_deploy_|integration/test_readme_'
 
 # Each libFuzzer target for FUZZ_SECONDS, clang + ASan + UBSan (tests/fuzz/).
 fuzz: deps
