@@ -15,21 +15,14 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#define TP_ANSWER_STR 16384 /* INFO commandstats must fit whole */
+#include "store_answer.h"
 #include "tp/log.h"
 #include "tp/store.h"
 
 #define ANSWERS 16
 #define PIPELINE 10000
 
-typedef struct {
-    int calls;
-    int nulls;
-    int type;
-    long long integer;
-    size_t len;
-    size_t elements;
-    char str[16384]; /* INFO commandstats must fit whole */
-} answer_t;
 
 typedef struct {
     uv_loop_t loop;
@@ -53,26 +46,6 @@ static void state_cb(tp_store_t *store, int connected, void *arg) {
     fixture_t *fx = arg;
     if (fx->nstates < 16) fx->states[fx->nstates] = connected;
     fx->nstates++;
-}
-
-static void answer_cb(tp_store_t *store, redisReply *reply, void *arg) {
-    answer_t *a = arg;
-    a->calls++;
-    if (!reply) {
-        a->nulls++;
-        return;
-    }
-    a->type = reply->type;
-    a->integer = reply->integer;
-    a->elements = reply->elements;
-    a->len = 0;
-    a->str[0] = '\0';
-    if (reply->str) {
-        a->len = reply->len;
-        size_t n = reply->len < sizeof a->str - 1 ? reply->len : sizeof a->str - 1;
-        memcpy(a->str, reply->str, n);
-        a->str[n] = '\0';
-    }
 }
 
 static void count_cb(tp_store_t *store, redisReply *reply, void *arg) {

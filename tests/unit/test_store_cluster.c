@@ -21,20 +21,12 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "store_answer.h"
 #include "tp/log.h"
 #include "tp/store.h"
 
 #define NODES 6
 #define KEYS 300
-
-typedef struct {
-    int calls;
-    int nulls;
-    int type;
-    long long integer;
-    size_t elements;
-    char str[512];
-} answer_t;
 
 typedef struct {
     uv_loop_t loop;
@@ -133,20 +125,6 @@ static void state_cb(tp_store_t *store, int connected, void *arg) {
     fixture_t *fx = arg;
     if (fx->nstates < 64) fx->states[fx->nstates] = connected;
     fx->nstates++;
-}
-
-static void answer_cb(tp_store_t *store, redisReply *reply, void *arg) {
-    answer_t *a = arg;
-    a->calls++;
-    if (!reply) {
-        a->nulls++;
-        return;
-    }
-    a->type = reply->type;
-    a->integer = reply->integer;
-    a->elements = reply->elements;
-    a->str[0] = '\0';
-    if (reply->str) snprintf(a->str, sizeof a->str, "%.*s", (int)reply->len, reply->str);
 }
 
 static tp_store_options_t cluster_options(void) {
