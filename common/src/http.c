@@ -76,6 +76,7 @@ struct tp_http_request {
     unsigned keep_alive : 1;
     unsigned http10 : 1;
     unsigned head : 1;          /* HEAD: answer without body */
+    void *user;                 /* the caller's, for this request only */
     char peer[64];
 };
 
@@ -208,6 +209,7 @@ static void req_reset(tp_http_request_t *req) {
         req->params_cap = 0;
     }
     req->method = NULL;
+    req->user = NULL;
     req->len = 0;
     req->nheaders = 0;
     req->nparams = 0;
@@ -1185,6 +1187,10 @@ void tp_http_respond(tp_http_request_t *req, int status, const char *content_typ
     if (rc == 0)
         conn_drive(conn); /* no-op when called from the handler: parsing goes on */
 }
+
+void tp_http_set_user(tp_http_request_t *req, void *user) { req->user = user; }
+
+void *tp_http_user(const tp_http_request_t *req) { return req->user; }
 
 void tp_http_server_on_headers(tp_http_server_t *self, tp_http_headers_cb cb, void *arg) {
     self->headers_cb = cb;

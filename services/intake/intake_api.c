@@ -467,7 +467,9 @@ void tp_api_check_headers(tp_http_request_t *req, void *arg, tp_http_early_t *an
     if (scope != TP_SCOPE_NONE && !tp_auth_client_allows(client, scope)) {
         answer->status = 403;
         answer->json = scope_refusal(req, client, scope);
+        return;
     }
+    tp_http_set_user(req, client); /* the handler need not look it up again */
 }
 
 void tp_api_handle(tp_http_request_t *req, void *arg) {
@@ -477,8 +479,8 @@ void tp_api_handle(tp_http_request_t *req, void *arg) {
     if (strcmp(path, "/healthz") == 0) {
         if (tp_query_handle(self->query, req) == 0) return;
     }
-    tp_auth_client_t *client =
-        tp_auth_find(self->auth, tp_http_header(req, "authorization"));
+    tp_auth_client_t *client = tp_http_user(req); /* tp_api_check_headers found it */
+    if (!client) client = tp_auth_find(self->auth, tp_http_header(req, "authorization"));
     if (!client) {
         tp_log_debug("api: %s: missing or unknown API key", tp_http_peer(req));
         refuse_401(req, "missing or unknown API key", "WWW-Authenticate: Bearer\r\n");

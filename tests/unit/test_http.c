@@ -125,6 +125,9 @@ static void on_request(tp_http_request_t *req, void *arg) {
             n = (int)sizeof out - 1;
         tp_http_respond(req, 200, "text/plain", out, (size_t)n,
                         "X-Served-By: test\r\n");
+    } else if (strcmp(path, "/user") == 0) { /* what the headers' callback left */
+        tp_http_respond(req, 200, "text/plain", tp_http_user(req) == fx ? "user=set" : "user=none",
+                        tp_http_user(req) == fx ? 8 : 9, NULL);
     } else if (strcmp(path, "/len") == 0) {
         size_t body_len;
         const char *body = tp_http_body(req, &body_len);
@@ -744,7 +747,10 @@ static void key_check(tp_http_request_t *req, void *arg, tp_http_early_t *answer
     fixture_t *fx = arg;
     atomic_fetch_add(&fx->header_checks, 1);
     const char *key = tp_http_header(req, "x-key");
-    if (key && strcmp(key, "ok") == 0) return;
+    if (key && strcmp(key, "ok") == 0) {
+        if (tp_http_header(req, "x-set-user")) tp_http_set_user(req, fx);
+        return;
+    }
     /* path and query are readable already */
     const char *a = tp_http_query(req, "a");
     char json[128];
@@ -786,10 +792,18 @@ static void test_answer_from_headers(void **state) {
     assert_int_equal(client_read(c, &r, 0), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "a=3"));
+    /* what the callback keeps with a request reaches its handler, and
+     * that request's only: the next one on the connection starts without */
+    client_send_str(c, "GET /user HTTP/1.1\r\nHost: x\r\nX-Key: ok\r\nX-Set-User: 1\r\n\r\n");
+    assert_int_equal(client_read(c, &r, 0), 0);
+    assert_body(&r, "user=set");
+    client_send_str(c, "GET /user HTTP/1.1\r\nHost: x\r\nX-Key: ok\r\n\r\n");
+    assert_int_equal(client_read(c, &r, 0), 0);
+    assert_body(&r, "user=none");
     client_close(&c);
     assert_int_equal(fixture_stop(fx), 0);
-    assert_int_equal(atomic_load(&fx->handled), 2);
-    assert_int_equal(atomic_load(&fx->header_checks), 3);
+    assert_int_equal(atomic_load(&fx->handled), 4);
+    assert_int_equal(atomic_load(&fx->header_checks), 5);
 }
 
 static void test_headers_too_large(void **state) {

@@ -76,6 +76,11 @@ const char *tp_http_header(const tp_http_request_t *req, const char *name);
 const char *tp_http_body(const tp_http_request_t *req, size_t *len);
 /* The peer's address as text. */
 const char *tp_http_peer(const tp_http_request_t *req);
+/* A pointer of the caller's kept with the request (borrowed, NULL until
+ * set; cleared for the connection's next request): what the headers'
+ * callback found, for the handler. */
+void tp_http_set_user(tp_http_request_t *req, void *user);
+void *tp_http_user(const tp_http_request_t *req);
 
 /* Answers `req` and releases it. `body` is copied. `extra_headers` is NULL
  * or lines ending in "\r\n" ("Retry-After: 1\r\n"). */
