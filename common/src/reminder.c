@@ -79,44 +79,55 @@ static int present(size_t f, const json_t *v) {
     return 0;
 }
 
-char *tp_reminder_pack(const json_t *record, size_t *len) {
-    if (!json_is_object(record)) return NULL;
-    size_t n = 0; /* fields up to the last present one */
+/* The number of fields of `record` stored: up to its last present one. */
+static size_t stored_fields(const json_t *record) {
+    size_t n = 0;
     for (size_t f = 0; f < NFIELDS; f++)
         if (present(f, json_object_get(record, fields[f].name))) n = f + 1;
+    return n;
+}
+
+/* Writes the first `n` fields of `record` (stored_fields). */
+static void pack_fields(msgpack_packer *pk, const json_t *record, size_t n) {
     const json_t *due = json_object_get(record, "due_at");
     int has_due = present(F_due_at, due);
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, n + 1);
-    msgpack_pack_int(&pk, FORM);
     for (size_t f = 0; f < n; f++) {
         const json_t *v = json_object_get(record, fields[f].name);
         size_t ncodes;
         const char *const *codes = codes_of(f, &ncodes);
         int code;
         if (!present(f, v)) {
-            msgpack_pack_nil(&pk);
+            msgpack_pack_nil(pk);
         } else if (codes && (code = code_of(codes, ncodes, json_string_value(v))) >= 0) {
-            msgpack_pack_int(&pk, code);
+            msgpack_pack_int(pk, code);
         } else if (fields[f].kind == KIND_s) {
             size_t l = json_string_length(v);
-            msgpack_pack_str(&pk, l);
-            msgpack_pack_str_body(&pk, json_string_value(v), l);
+            msgpack_pack_str(pk, l);
+            msgpack_pack_str_body(pk, json_string_value(v), l);
         } else if (f == F_cause_ts && has_due) {
             /* before its due time by a little: fewer bytes than the time */
-            msgpack_pack_int64(&pk, (int64_t)((uint64_t)json_integer_value(due) -
-                                              (uint64_t)json_integer_value(v)));
+            msgpack_pack_int64(pk, (int64_t)((uint64_t)json_integer_value(due) -
+                                             (uint64_t)json_integer_value(v)));
         } else if (fields[f].kind == KIND_i) {
-            msgpack_pack_int64(&pk, json_integer_value(v));
+            msgpack_pack_int64(pk, json_integer_value(v));
         } else if (json_is_true(v)) {
-            msgpack_pack_true(&pk);
+            msgpack_pack_true(pk);
         } else {
-            msgpack_pack_false(&pk);
+            msgpack_pack_false(pk);
         }
     }
+}
+
+char *tp_reminder_pack(const json_t *record, size_t *len) {
+    if (!json_is_object(record)) return NULL;
+    size_t n = stored_fields(record);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n + 1);
+    msgpack_pack_int(&pk, FORM);
+    pack_fields(&pk, record, n);
     if (!sb.data) abort(); /* an array header is always written */
     *len = sb.size;
     return sb.data; /* the buffer is malloc'd: the caller frees it */
@@ -152,6 +163,62 @@ static int int_of(const msgpack_object *o, int64_t *v) {
     return -1;
 }
 
+/* The record of fields `el`, `nel` of them, stored in form `form`; NULL
+ * when one is of the wrong kind (not a record this code wrote). */
+static json_t *unpack_fields(const msgpack_object *el, size_t nel, int form) {
+    if (nel > NFIELDS) return NULL;
+    json_t *out = json_object();
+    int64_t cause_delta = 0;
+    int has_cause_delta = 0;
+    for (size_t f = 0; f < nel; f++) {
+        const msgpack_object *o = &el[f];
+        json_t *v = NULL;
+        int64_t i;
+        size_t ncodes;
+        const char *const *codes = codes_of(f, &ncodes);
+        if (o->type == MSGPACK_OBJECT_NIL) continue;
+        if (fields[f].kind == KIND_s && o->type == MSGPACK_OBJECT_STR)
+            v = json_stringn(o->via.str.ptr, o->via.str.size);
+        else if (form >= FORM && codes && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                 o->via.u64 < ncodes && codes[o->via.u64])
+            v = json_string(codes[o->via.u64]);
+        else if (form >= FORM && f == F_cause_ts && int_of(o, &i) == 0 &&
+                 nel > F_due_at && el[F_due_at].type != MSGPACK_OBJECT_NIL) {
+            cause_delta = i; /* before due_at by this much: set below */
+            has_cause_delta = 1;
+            continue;
+        } else if (fields[f].kind == KIND_i && int_of(o, &i) == 0)
+            v = json_integer((json_int_t)i);
+        else if (fields[f].kind == KIND_b && o->type == MSGPACK_OBJECT_BOOLEAN)
+            v = json_boolean(o->via.boolean);
+        if (!v) {
+            json_decref(out);
+            return NULL;
+        }
+        json_object_set_new(out, fields[f].name, v);
+    }
+    if (has_cause_delta) {
+        const json_t *due = json_object_get(out, "due_at");
+        if (!json_is_integer(due)) { /* due_at of the wrong kind was refused above */
+            json_decref(out);
+            return NULL;
+        }
+        json_object_set_new(out, "cause_ts",
+                            json_integer((json_int_t)((uint64_t)json_integer_value(due) -
+                                                      (uint64_t)cause_delta)));
+    }
+    return out;
+}
+
+/* A zone of our own, sized for `len` bytes: msgpack_unpack_next's default
+ * zone is an 8 KB chunk, and a burst of firings unpacks thousands of
+ * records a second (its malloc and page faults were the scheduler's
+ * largest cost per firing). Objects are 24 bytes: a record of 13 fields
+ * fits in the first chunk. */
+static void zone_init(msgpack_zone *zone, size_t len) {
+    if (!msgpack_zone_init(zone, 512 + len * 8)) abort();
+}
+
 static json_t *unpack(const char *bytes, size_t len) {
     if (!bytes || len == 0) return NULL;
     if (bytes[0] == '{') { /* JSON, as written before the packed form */
@@ -160,12 +227,8 @@ static json_t *unpack(const char *bytes, size_t len) {
         json_decref(j);
         return NULL;
     }
-    /* A zone of our own, sized for a record: msgpack_unpack_next's default
-     * zone is an 8 KB chunk, and a burst of firings unpacks thousands of
-     * records a second (its malloc and page faults were the scheduler's
-     * largest cost per firing). Strings point into `bytes`. */
     msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 512)) abort();
+    zone_init(&zone, len);
     msgpack_object root;
     size_t off = 0;
     json_t *out = NULL;
@@ -182,50 +245,148 @@ static json_t *unpack(const char *bytes, size_t len) {
         el++;
         nel--;
     }
-    if (nel > NFIELDS) goto done;
-    out = json_object();
-    int64_t cause_delta = 0;
-    int has_cause_delta = 0;
-    for (size_t f = 0; f < nel; f++) {
-        const msgpack_object *o = &el[f];
-        json_t *v = NULL;
-        int64_t i;
-        size_t ncodes;
-        const char *const *codes = codes_of(f, &ncodes);
-        if (o->type == MSGPACK_OBJECT_NIL) continue;
-        if (fields[f].kind == KIND_s && o->type == MSGPACK_OBJECT_STR)
-            v = json_stringn(o->via.str.ptr, o->via.str.size);
-        else if (form == FORM && codes && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-                 o->via.u64 < ncodes && codes[o->via.u64])
-            v = json_string(codes[o->via.u64]);
-        else if (form == FORM && f == F_cause_ts && int_of(o, &i) == 0 &&
-                 nel > F_due_at && el[F_due_at].type != MSGPACK_OBJECT_NIL) {
-            cause_delta = i; /* before due_at by this much: set below */
-            has_cause_delta = 1;
-            continue;
-        } else if (fields[f].kind == KIND_i && int_of(o, &i) == 0)
-            v = json_integer((json_int_t)i);
-        else if (fields[f].kind == KIND_b && o->type == MSGPACK_OBJECT_BOOLEAN)
-            v = json_boolean(o->via.boolean);
-        if (!v) { /* the wrong kind: not a record this code wrote */
-            json_decref(out);
-            out = NULL;
-            goto done;
-        }
-        json_object_set_new(out, fields[f].name, v);
-    }
-    if (has_cause_delta) {
-        const json_t *due = json_object_get(out, "due_at");
-        if (!json_is_integer(due)) { /* due_at of the wrong kind was refused above */
-            json_decref(out);
-            out = NULL;
-            goto done;
-        }
-        json_object_set_new(out, "cause_ts",
-                            json_integer((json_int_t)((uint64_t)json_integer_value(due) -
-                                                      (uint64_t)cause_delta)));
-    }
+    out = unpack_fields(el, nel, form);
 done:
     msgpack_zone_destroy(&zone);
     return out;
+}
+
+/* ---- a customer's book ---- */
+
+/* The book's form, its first element. */
+#define BOOK_FORM 3
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The keys of `obj` in byte order (caller frees the array, not the keys). */
+static const char **sorted_keys(const json_t *obj, size_t *n) {
+    *n = json_object_size(obj);
+    const char **keys = malloc((*n ? *n : 1) * sizeof *keys);
+    if (!keys) abort();
+    size_t i = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) keys[i++] = k;
+    qsort(keys, *n, sizeof *keys, cmp_str);
+    return keys;
+}
+
+char *tp_book_pack(const char *customer, const json_t *state, const json_t *reminders,
+                   size_t *len) {
+    if (!customer || !json_is_object(state) || !json_is_object(reminders)) return NULL;
+    size_t clen = strlen(customer), nstate, nrem;
+    const char **skeys = sorted_keys(state, &nstate);
+    const char **rkeys = sorted_keys(reminders, &nrem);
+    char *out = NULL;
+    for (size_t i = 0; i < nrem; i++) /* every id "<customer>|<key>", a record */
+        if (strncmp(rkeys[i], customer, clen) != 0 || rkeys[i][clen] != '|' ||
+            !rkeys[i][clen + 1] || !json_is_object(json_object_get(reminders, rkeys[i])))
+            goto done;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2 + nrem);
+    msgpack_pack_int(&pk, BOOK_FORM);
+    size_t nstr = 0;
+    for (size_t i = 0; i < nstate; i++) nstr += json_is_string(json_object_get(state, skeys[i]));
+    msgpack_pack_map(&pk, nstr);
+    for (size_t i = 0; i < nstate; i++) {
+        const json_t *v = json_object_get(state, skeys[i]);
+        if (!json_is_string(v)) continue;
+        size_t kl = strlen(skeys[i]), vl = json_string_length(v);
+        msgpack_pack_str(&pk, kl);
+        msgpack_pack_str_body(&pk, skeys[i], kl);
+        msgpack_pack_str(&pk, vl);
+        msgpack_pack_str_body(&pk, json_string_value(v), vl);
+    }
+    for (size_t i = 0; i < nrem; i++) {
+        const json_t *record = json_object_get(reminders, rkeys[i]);
+        const char *key = rkeys[i] + clen + 1;
+        size_t n = stored_fields(record), kl = strlen(key);
+        msgpack_pack_array(&pk, n + 1);
+        msgpack_pack_str(&pk, kl);
+        msgpack_pack_str_body(&pk, key, kl);
+        pack_fields(&pk, record, n);
+    }
+    if (!sb.data) abort();
+    *len = sb.size;
+    out = sb.data;
+done:
+    free(skeys);
+    free(rkeys);
+    return out;
+}
+
+int tp_book_unpack(const char *customer, const char *bytes, size_t len, json_t **state,
+                   json_t **reminders) {
+    *state = json_object();
+    *reminders = json_object();
+    if (len == 0) return 0;
+    msgpack_zone zone;
+    zone_init(&zone, len);
+    msgpack_object root;
+    size_t off = 0;
+    int rc = -1;
+    if (!bytes || msgpack_unpack(bytes, len, &off, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
+        off != len || root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 2)
+        goto done;
+    const msgpack_object *el = root.via.array.ptr;
+    if (el[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || el[0].via.u64 != BOOK_FORM ||
+        el[1].type != MSGPACK_OBJECT_MAP)
+        goto done;
+    for (uint32_t i = 0; i < el[1].via.map.size; i++) {
+        const msgpack_object_kv *kv = &el[1].via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_STR) goto done;
+        char name[64];
+        if (kv->key.via.str.size >= sizeof name) goto done;
+        memcpy(name, kv->key.via.str.ptr, kv->key.via.str.size);
+        name[kv->key.via.str.size] = '\0';
+        json_object_set_new(*state, name,
+                            json_stringn(kv->val.via.str.ptr, kv->val.via.str.size));
+    }
+    size_t clen = strlen(customer);
+    for (uint32_t i = 2; i < root.via.array.size; i++) {
+        const msgpack_object *e = &el[i];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 1 ||
+            e->via.array.ptr[0].type != MSGPACK_OBJECT_STR)
+            goto done;
+        const msgpack_object_str *key = &e->via.array.ptr[0].via.str;
+        char *id = malloc(clen + key->size + 2);
+        if (!id) abort();
+        memcpy(id, customer, clen);
+        id[clen] = '|';
+        memcpy(id + clen + 1, key->ptr, key->size);
+        id[clen + 1 + key->size] = '\0';
+        json_t *record = with_rule(unpack_fields(e->via.array.ptr + 1, e->via.array.size - 1,
+                                                 FORM),
+                                   id);
+        if (record) json_object_set_new(*reminders, id, record);
+        free(id);
+        if (!record) goto done;
+    }
+    rc = 0;
+done:
+    msgpack_zone_destroy(&zone);
+    if (rc < 0) {
+        json_decref(*state);
+        json_decref(*reminders);
+        *state = *reminders = NULL;
+    }
+    return rc;
+}
+
+int64_t tp_book_earliest(const json_t *reminders, const char *owner) {
+    int64_t earliest = 0;
+    const char *id;
+    json_t *r;
+    json_object_foreach((json_t *)reminders, id, r) {
+        const char *o = json_string_value(json_object_get(r, "owner"));
+        if (owner && strcmp(o ? o : "unassigned", owner) != 0) continue;
+        json_int_t due = json_integer_value(json_object_get(r, "due_at"));
+        if (earliest == 0 || due < earliest) earliest = due;
+    }
+    return earliest;
 }

@@ -158,6 +158,135 @@ static void test_first_packed_form_still_reads(void **state) {
     assert_null(tp_reminder_unpack("C|R", coded_in_first, sizeof coded_in_first));
 }
 
+/* ---- a customer's book ---- */
+
+static json_t *book_state(void) {
+    return json_pack("{s:s, s:s, s:s}", "grade", "A", "owner", "rep-1", "seq", "2");
+}
+
+static json_t *book_reminders(void) {
+    json_t *sla = sla_record();
+    json_object_del(sla, "rule"); /* the id gives it */
+    json_t *reorder = json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "owner", "rep-2",
+                                "due_at", (json_int_t)1764000000000LL, "text", "Reorder",
+                                "rrule", "FREQ=MONTHLY;COUNT=3", "dtstart",
+                                (json_int_t)1763000000000LL, "occurrence",
+                                (json_int_t)1764600000000LL, "ahead", (json_int_t)86400000);
+    return json_pack("{s:o, s:o}", "C01JZB000000000000000000186|R-SLA-1|1", sla,
+                     "C01JZB000000000000000000186|R-REORDER-1|O-7", reorder);
+}
+
+static void test_book_round_trip_stores_the_customer_once(void **state) {
+    const char *cust = "C01JZB000000000000000000186";
+    json_t *st = book_state(), *rems = book_reminders();
+    size_t len = 0;
+    char *packed = tp_book_pack(cust, st, rems, &len);
+    assert_non_null(packed);
+    /* the customer's id is the field's name, not in the value */
+    assert_null(memmem(packed, len, cust, strlen(cust)));
+    assert_non_null(memmem(packed, len, "R-SLA-1|1", 9));
+    json_t *st2 = NULL, *rems2 = NULL;
+    assert_int_equal(tp_book_unpack(cust, packed, len, &st2, &rems2), 0);
+    assert_true(json_equal(st, st2));
+    /* records come back with their rule, from the key */
+    json_object_set_new(json_object_get(rems, "C01JZB000000000000000000186|R-SLA-1|1"), "rule",
+                        json_string("R-SLA-1"));
+    json_object_set_new(json_object_get(rems, "C01JZB000000000000000000186|R-REORDER-1|O-7"),
+                        "rule", json_string("R-REORDER-1"));
+    assert_true(json_equal(rems, rems2));
+    /* one book, one stored form: insertion order does not matter */
+    json_t *rev = json_object();
+    json_object_set(rev, "C01JZB000000000000000000186|R-REORDER-1|O-7",
+                    json_object_get(rems, "C01JZB000000000000000000186|R-REORDER-1|O-7"));
+    json_object_set(rev, "C01JZB000000000000000000186|R-SLA-1|1",
+                    json_object_get(rems, "C01JZB000000000000000000186|R-SLA-1|1"));
+    size_t len2 = 0;
+    char *again = tp_book_pack(cust, st2, rev, &len2);
+    assert_int_equal(len, len2);
+    assert_memory_equal(packed, again, len);
+    /* an inquiry's book (one reminder, small state) is well under 64 bytes */
+    json_t *one = json_object();
+    json_t *sla = sla_record();
+    json_object_set_new(sla, "owner", json_string("rep-58"));
+    json_object_set_new(one, "C01JZB000000000000000000186|R-SLA-1|1", sla);
+    json_t *small = json_pack("{s:s}", "seq", "1");
+    size_t len3 = 0;
+    char *inquiry = tp_book_pack(cust, small, one, &len3);
+    assert_true(len3 < 48);
+    free(inquiry);
+    json_decref(small);
+    json_decref(one);
+    free(again);
+    json_decref(rev);
+    json_decref(st2);
+    json_decref(rems2);
+    free(packed);
+    json_decref(st);
+    json_decref(rems);
+}
+
+static void test_book_empty_and_refused(void **state) {
+    json_t *st = NULL, *rems = NULL;
+    /* nothing stored: an empty book */
+    assert_int_equal(tp_book_unpack("C", NULL, 0, &st, &rems), 0);
+    assert_int_equal(json_object_size(st), 0);
+    assert_int_equal(json_object_size(rems), 0);
+    size_t len = 0;
+    char *packed = tp_book_pack("C", st, rems, &len);
+    assert_non_null(packed);
+    json_decref(st);
+    json_decref(rems);
+    assert_int_equal(tp_book_unpack("C", packed, len, &st, &rems), 0);
+    assert_int_equal(json_object_size(rems), 0);
+    json_decref(st);
+    json_decref(rems);
+    free(packed);
+    /* an id of another customer, a customer's id that is a prefix only */
+    st = book_state();
+    rems = book_reminders();
+    assert_null(tp_book_pack("C02", st, rems, &len));
+    assert_null(tp_book_pack("C01JZB", st, rems, &len));
+    /* cut short, trailing bytes, a record (the old form), not a book */
+    packed = tp_book_pack("C01JZB000000000000000000186", st, rems, &len);
+    json_t *s2, *r2;
+    assert_int_equal(tp_book_unpack("C01JZB000000000000000000186", packed, len - 2, &s2, &r2),
+                     -1);
+    assert_null(s2);
+    assert_null(r2);
+    char *longer = malloc(len + 1);
+    memcpy(longer, packed, len);
+    longer[len] = (char)0xc0;
+    assert_int_equal(tp_book_unpack("C", longer, len + 1, &s2, &r2), -1);
+    free(longer);
+    json_t *sla = sla_record();
+    size_t rlen = 0;
+    char *record = tp_reminder_pack(sla, &rlen);
+    assert_int_equal(tp_book_unpack("C", record, rlen, &s2, &r2), -1);
+    assert_int_equal(tp_book_unpack("C", "{\"ver\":\"1\"}", 11, &s2, &r2), -1);
+    /* a state value that is not a string */
+    const char bad_state[] = {(char)0x92, 0x03, (char)0x81, (char)0xa1, 'a', 0x01};
+    assert_int_equal(tp_book_unpack("C", bad_state, sizeof bad_state, &s2, &r2), -1);
+    free(record);
+    json_decref(sla);
+    free(packed);
+    json_decref(st);
+    json_decref(rems);
+}
+
+static void test_book_earliest_overall_and_per_owner(void **state) {
+    json_t *rems = book_reminders();
+    assert_int_equal(tp_book_earliest(rems, NULL), 1764000000000LL);
+    assert_int_equal(tp_book_earliest(rems, "rep-1"), 1764720000123LL);
+    assert_int_equal(tp_book_earliest(rems, "rep-2"), 1764000000000LL);
+    assert_int_equal(tp_book_earliest(rems, "rep-3"), 0);
+    json_object_del(json_object_get(rems, "C01JZB000000000000000000186|R-SLA-1|1"), "owner");
+    assert_int_equal(tp_book_earliest(rems, "unassigned"), 1764720000123LL);
+    json_t *none = json_object();
+    assert_int_equal(tp_book_earliest(none, NULL), 0);
+    json_decref(none);
+    json_decref(rems);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_is_equal_and_smaller_than_json),
@@ -166,6 +295,9 @@ int main(void) {
         cmocka_unit_test(test_bad_bytes_are_refused),
         cmocka_unit_test(test_frequent_values_are_codes_and_cause_a_delta),
         cmocka_unit_test(test_first_packed_form_still_reads),
+        cmocka_unit_test(test_book_round_trip_stores_the_customer_once),
+        cmocka_unit_test(test_book_empty_and_refused),
+        cmocka_unit_test(test_book_earliest_overall_and_per_owner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -111,21 +111,23 @@
  *                              earliest due time in {s<n>}:r:due:<g> (exact
  *                              after every firing and poll; a plan lowers it
  *                              with ZADD LT, a close leaves it low)
- *   {s<n>}:r:due:<g>           zset: reminder id -> due ms, the reminders of
- *                              group g = tp_key_reminder_group(customer) (a
- *                              few dozen at a million pending: listpack)
- *   {s<n>}:r:owner:<p>:<user>  zset: reminder id -> due, a person's reminders
- *                              in shard n, part p = tp_key_reminder_owner_part
- *                              (customer), so that a person's index stays a
- *                              listpack at a million pending; the query
- *                              merges the TP_SHARDS x TP_OWNER_PARTS
+ *   {s<n>}:r:due:<g>           zset: customer -> the earliest due time of its
+ *                              open reminders, the customers of group g =
+ *                              tp_key_reminder_group(customer) that have one
+ *                              (a few dozen at a million pending: listpack)
+ *   {s<n>}:r:owner:<p>:<user>  zset: customer -> the earliest due time of its
+ *                              open reminders owned by user, part p =
+ *                              tp_key_reminder_owner_part(customer), so that
+ *                              a person's index stays a listpack at a
+ *                              million pending; the query merges the
+ *                              TP_SHARDS x TP_OWNER_PARTS
  *   {s<n>}:r:c:<g>             hash: the scheduler's customers of group g:
- *                              "<cust>" -> what it knows of the customer
- *                              (JSON, with the version "ver" every apply is
- *                              guarded by), and each open reminder
- *                              "<cust>|<rest>" -> its record (msgpack,
- *                              tp/reminder.h); a few dozen customers a hash
- *                              at a million pending: one listpack
+ *                              "<cust>" -> its book (tp/reminder.h
+ *                              tp_book_*: what the rules know of the
+ *                              customer and its open reminders, packed; the
+ *                              applies and claims compare it whole); a few
+ *                              dozen customers a hash at a million pending:
+ *                              one listpack
  *   {s<n>}:r:count             hash: pending -> reminders pending in shard n
  *   {s<n>}:r:stats             hash: fired, late -> the shard's firings
  *   {s<n>}:done:scheduler:<h>:<g>  hash: event id -> 1, the scheduler applied
@@ -190,9 +192,8 @@ int tp_key_reminder_group(const char *customer);
  * reminders, 0 .. TP_OWNER_PARTS-1. */
 int tp_key_reminder_owner_part(const char *customer);
 
-/* A reminder is "<customer>|<rest>", a field of its customer's group hash
- * {s<n>}:r:c:<g> (its record, tp/reminder.h), beside the customer's state
- * (field "<customer>"). */
+/* A reminder's id is "<customer>|<rule>[|<subject>]", kept in its
+ * customer's book (field "<customer>" of {s<n>}:r:c:<g>, tp/reminder.h). */
 /* The customer of `reminder` into `out`. Returns its length, or -1 when
  * `reminder` names none or it does not fit. */
 int tp_key_reminder_customer(char *out, size_t outlen, const char *reminder);

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* XX(name, kind): kind s string, i integer, b boolean; the order is the
  * stored order and never changes (add new fields at the end). */
@@ -47,5 +48,34 @@ char *tp_reminder_pack(const json_t *record, size_t *len);
  * "rule" from `id` (when `id` names one and the bytes do not). Caller owns
  * the result; NULL when the bytes are neither. */
 json_t *tp_reminder_unpack(const char *id, const char *bytes, size_t len);
+
+/* A customer's book: the field "<customer>" of its group hash
+ * {s<n>}:r:c:<g> (tp/keys.h), the scheduler's whole knowledge of the
+ * customer in one value: what its rules need to know (string fields:
+ * grade, owner, tier, ...) and its open reminders. Stored as the msgpack
+ * array [3, {state}, reminder, ...], each reminder its record's fields as
+ * above, after its key "<rule>[|<subject>]" (its id without "<customer>|")
+ * in place of the form number; state names and reminders in byte order,
+ * so that one book has one stored form (the applies compare it whole). One
+ * value per customer stores the customer's id once, where a field per
+ * reminder stored it again in each. */
+
+/* Packs customer `customer`'s `state` (object; its string fields are
+ * stored) and `reminders` (object: id "<customer>|<key>" -> record; all
+ * borrowed). Returns the bytes (caller frees) and their count in *len, or
+ * NULL when an id is not of `customer` or a record is not an object. */
+char *tp_book_pack(const char *customer, const json_t *state, const json_t *reminders,
+                   size_t *len);
+
+/* The book of `customer` stored as `len` bytes at `bytes` (len 0: none
+ * stored, an empty book) into *state and *reminders (id -> record with
+ * "rule"; caller owns both). Returns 0, or -1 when the bytes are not a
+ * book (both NULL then). */
+int tp_book_unpack(const char *customer, const char *bytes, size_t len, json_t **state,
+                   json_t **reminders);
+
+/* The earliest due time among `reminders` (id -> record; of `owner` only,
+ * "unassigned" matching a record without one, unless NULL), 0 when none. */
+int64_t tp_book_earliest(const json_t *reminders, const char *owner);
 
 #endif
