@@ -54,6 +54,10 @@ void tp_apply_init(tp_apply_t *a, const char *done_key, const char *done_ttl,
     tp_argv_add(&a->args, "0", 1); /* set when sent */
 }
 
+void tp_apply_expect(tp_apply_t *a, const char *bytes, size_t len) {
+    tp_argv_set_copy(&a->args, 1, bytes, len);
+}
+
 void tp_apply_done_field(tp_apply_t *a, const char *field) {
     if (field && *field) tp_argv_setf(&a->args, a->field_at, "%s", field);
 }

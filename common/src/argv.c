@@ -43,13 +43,23 @@ static void add_owned(tp_argv_t *a, char *s) {
     tp_argv_add(a, s, (size_t)-1);
 }
 
-void tp_argv_add_copy(tp_argv_t *a, const char *s, size_t len) {
+/* A NUL-terminated copy of `len` bytes of `s`, owned by `a`. */
+static char *copy_owned(tp_argv_t *a, const char *s, size_t len) {
     char *copy = malloc(len + 1);
     if (!copy) abort();
     if (len) memcpy(copy, s, len);
     copy[len] = '\0';
     own(a, copy);
-    tp_argv_add(a, copy, len);
+    return copy;
+}
+
+void tp_argv_add_copy(tp_argv_t *a, const char *s, size_t len) {
+    tp_argv_add(a, copy_owned(a, s, len), len);
+}
+
+void tp_argv_set_copy(tp_argv_t *a, size_t i, const char *s, size_t len) {
+    a->v[i] = copy_owned(a, s, len);
+    a->len[i] = len;
 }
 
 void tp_argv_setf(tp_argv_t *a, size_t i, const char *fmt, ...) {

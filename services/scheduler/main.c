@@ -26,9 +26,8 @@ static void scheduler_stop(void *arg) {
 }
 
 /* A recurring reminder's next occurrence, for scheduler_fire. */
-static int64_t next_occurrence(void *plan, const json_t *reminder, char **next_record,
-                               size_t *next_len) {
-    return tp_plan_next_occurrence(plan, reminder, next_record, next_len);
+static int64_t next_occurrence(void *plan, const json_t *reminder, json_t **next_record) {
+    return tp_plan_next_occurrence(plan, reminder, next_record);
 }
 
 /* The business calendar ([scheduler] calendar) and the rules file's stage
@@ -80,7 +79,7 @@ int main(int argc, char **argv) {
         !(app.fire = tp_fire_new(app.core.loop, app.core.store, &claim_link, app.core.emitter,
                                  &fire_opts)) ||
         tp_sched_metrics_register(app.core.exporter, app.fire) < 0 ||
-        !(app.plan = tp_plan_new(app.core.store, &rules, app.calendar, cfg, tp_fire_arm,
+        !(app.plan = tp_plan_new(app.core.store, &rules, app.calendar, cfg, tp_fire_arm_book,
                                  app.fire)) ||
         tp_service_core_consume(&app.core, tp_plan_tag, tp_plan_apply, app.plan) < 0)
         return tp_service_core_abort(&app.core, scheduler_stop, &app);

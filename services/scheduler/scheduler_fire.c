@@ -22,63 +22,50 @@
 
 /* KEYS the shard's index of groups ({s<n>}:r:due), its outbox, its
  * counters ({s<n>}:r:stats fired: every claim that fired, across
- * instances),
- * the shard's count (pending), then per reminder its group's due index, its
- * group's hash (its customer's state and its record, tp/keys.h) and its
- * owner's reminders in the shard. ARGV now, then per reminder: id, its
- * customer, due ms, reminder.due envelope, next due ms (0: none) and next
- * record of a recurring reminder, its group. Fires each reminder still due
- * at that time (a replanned or closed one, or one another instance fired,
- * is not); a recurring one moves to its next occurrence. A firing bumps the
- * version in the customer's state, so a plan computed from the state
- * before it reads again (the apply compares the state whole: one bump per
- * customer per call is enough). The bump rewrites the digits of "ver" in
- * place, as the plan writes the state (compact JSON, string values: a
- * '"' inside a value is escaped, so only the key matches); a state without
- * them is decoded and encoded whole. The
- * index entries of the groups fired from are set to their earliest due
- * time again (or removed). Returns one 1 (fired) or 0 (not) per reminder.
- * One call claims a whole batch of one shard: Redis runs one script for
- * many reminders. */
+ * instances), the shard's count (pending), then per customer its group's
+ * due index, its group's hash and the owners' indexes it changes. ARGV
+ * now, the number of customers, then per customer: its id, its book as
+ * the claim was computed from, the book after (""; none: removed), its
+ * earliest due time after (0: none), its group, reminders gone (fired, not
+ * recurring), the number m of owners' indexes, the number e of reminders
+ * fired, m earliest due times (0: none) and e reminder.due envelopes. A
+ * customer whose book is still the one the claim was computed from gets
+ * the book after and its index entries, and its envelopes go to the
+ * outbox; one whose book changed meanwhile (a plan, another instance's
+ * claim) gets nothing. Returns per customer 1 (claimed), or its book now
+ * (nil: none) to compute the claim again from. The index entries of the
+ * groups claimed from are set to their earliest due time again (or
+ * removed). One call claims a whole batch of one shard: Redis runs one
+ * script for many reminders. */
 static const char FIRE_LUA[] =
-    "local out, fired, gone, env, groups, bump = {}, 0, 0, {}, {}, {}\n"
-    "for i = 1, (#ARGV - 1) / 7 do\n"
-    "  local a, k = 1 + (i - 1) * 7, 4 + (i - 1) * 3\n"
-    "  local id = ARGV[a + 1]\n"
-    "  local s = redis.call('ZSCORE', KEYS[k + 1], id)\n"
-    "  if s and tonumber(s) == tonumber(ARGV[a + 3]) then\n"
-    "    if tonumber(ARGV[a + 5]) > 0 then\n"
-    "      redis.call('ZADD', KEYS[k + 1], ARGV[a + 5], id)\n"
-    "      redis.call('HSET', KEYS[k + 2], id, ARGV[a + 6])\n"
-    "      redis.call('ZADD', KEYS[k + 3], ARGV[a + 5], id)\n"
-    "    else\n"
-    "      redis.call('ZREM', KEYS[k + 1], id)\n"
-    "      redis.call('HDEL', KEYS[k + 2], id)\n"
-    "      redis.call('ZREM', KEYS[k + 3], id)\n"
-    "      gone = gone + 1\n"
+    "local out, fired, gone, env, groups = {}, 0, 0, {}, {}\n"
+    "local a, k = 3, 5\n"
+    "for i = 1, tonumber(ARGV[2]) do\n"
+    "  local c, m, e = ARGV[a], tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])\n"
+    "  local now = redis.call('HGET', KEYS[k + 1], c)\n"
+    "  if now == ARGV[a + 1] then\n"
+    "    if ARGV[a + 2] == '' then redis.call('HDEL', KEYS[k + 1], c)\n"
+    "    else redis.call('HSET', KEYS[k + 1], c, ARGV[a + 2]) end\n"
+    "    if ARGV[a + 3] == '0' then redis.call('ZREM', KEYS[k], c)\n"
+    "    else redis.call('ZADD', KEYS[k], ARGV[a + 3], c) end\n"
+    "    groups[ARGV[a + 4]] = KEYS[k]\n"
+    "    gone = gone + tonumber(ARGV[a + 5])\n"
+    "    for j = 1, m do\n"
+    "      local at = ARGV[a + 7 + j]\n"
+    "      if at == '0' then redis.call('ZREM', KEYS[k + 1 + j], c)\n"
+    "      else redis.call('ZADD', KEYS[k + 1 + j], at, c) end\n"
     "    end\n"
-    "    bump[ARGV[a + 2]] = KEYS[k + 2]\n"
-    "    groups[ARGV[a + 7]] = KEYS[k + 1]\n"
-    "    env[#env + 1] = ARGV[1]\n"
-    "    env[#env + 1] = ARGV[a + 4]\n"
-    "    fired = fired + 1\n"
+    "    for j = 1, e do\n"
+    "      env[#env + 1] = ARGV[1]\n"
+    "      env[#env + 1] = ARGV[a + 7 + m + j]\n"
+    "    end\n"
+    "    fired = fired + e\n"
     "    out[i] = 1\n"
     "  else\n"
-    "    out[i] = 0\n"
+    "    out[i] = now\n"
     "  end\n"
-    "end\n"
-    "for c, key in pairs(bump) do\n"
-    "  local st = redis.call('HGET', key, c)\n"
-    "  local i, j, v = nil, nil, nil\n"
-    "  if st then i, j, v = string.find(st, '[{,]\"ver\":\"(%d+)\"') end\n"
-    "  if i then\n"
-    "    redis.call('HSET', key, c, string.sub(st, 1, i + 7) ..\n"
-    "               tostring(tonumber(v) + 1) .. string.sub(st, j))\n"
-    "  elseif st then\n"
-    "    local o = cjson.decode(st)\n"
-    "    o.ver = tostring((tonumber(o.ver) or 0) + 1)\n"
-    "    redis.call('HSET', key, c, cjson.encode(o))\n"
-    "  end\n"
+    "  a = a + 8 + m + e\n"
+    "  k = k + 2 + m\n"
     "end\n"
     "for g, key in pairs(groups) do\n"
     "  local m = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')\n"
@@ -94,11 +81,11 @@ static const char FIRE_LUA[] =
 
 /* KEYS the shard's index of groups, then the due index of each group in
  * ARGV[3..]; ARGV[1] until (ms), ARGV[2] at most this many per group. Per
- * group: its reminders due by then, {id, due, id, due, ...}; the group's
- * index entry is set to its earliest due time (or removed when it is
- * empty), so a close's stale entry is read once. The records are read
- * apart, for the reminders not armed yet only: a backlog polled again
- * costs its ids, not its records. */
+ * group: its customers with a reminder due by then, {customer, earliest
+ * due, ...}; the group's index entry is set to its earliest due time (or
+ * removed when it is empty), so a close's stale entry is read once. The
+ * books are read apart, for the customers not armed that far yet only: a
+ * backlog polled again costs its ids, not its books. */
 static const char POLL_LUA[] =
     "local out = {}\n"
     "for i = 2, #KEYS do\n"
@@ -110,9 +97,9 @@ static const char POLL_LUA[] =
     "end\n"
     "return out\n";
 
-/* KEYS per reminder its group's hash; ARGV its id. The records, in order
- * (nil: closed since). */
-static const char RECORDS_LUA[] =
+/* KEYS per customer its group's hash; ARGV its id. The books, in order
+ * (nil: none since). */
+static const char BOOKS_LUA[] =
     "local out = {}\n"
     "for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], ARGV[i]) end\n"
     "return out\n";
@@ -137,6 +124,24 @@ static const char RECORDS_LUA[] =
 #define POLL_SHARDS_INFLIGHT 2
 /* Firing later than this counts (and is logged) as late. */
 #define LATE_MS 1000
+/* A reminder whose customer's book changed under its claim this many times
+ * in a row is left to the next poll. */
+#define CLAIM_TRIES 8
+
+/* A customer with reminders armed here: its book as last known here
+ * (written by a plan or a claim of this instance, or read by a poll), what
+ * its next claim is computed from. Every reminder of that book due by
+ * `armed_until` is armed. */
+typedef struct booked {
+    char *customer; /* owned, the index key */
+    int bucket;
+    char *book;     /* owned; NULL: none */
+    size_t len;
+    int64_t earliest;    /* the book's earliest due time, 0 none */
+    int64_t armed_until; /* its reminders due by then are armed */
+    int armed;           /* armed reminders referring to it */
+    UT_hash_handle hh;
+} booked_t;
 
 /* One reminder armed: in the heap by due time and in the index by "<due>
  * <reminder>", so that arming the same reminder for the same time twice
@@ -144,10 +149,10 @@ static const char RECORDS_LUA[] =
 typedef struct armed {
     int64_t due;
     int bucket;
+    int tries;      /* claims that found its customer's book changed */
     char *key;      /* "<due> <reminder>", owned */
     char *reminder; /* inside key */
-    char *record;   /* packed (tp/reminder.h), owned */
-    size_t record_len;
+    booked_t *booked; /* its customer, counted in booked->armed */
     UT_hash_handle hh;
 } armed_t;
 
@@ -157,11 +162,12 @@ struct tp_fire {
     tp_store_t *claims; /* the claims' own link, owned */
     tp_emitter_t *emitter;
     tp_fire_options_t opts;
-    int fire_script, poll_script, records_script;
+    int fire_script, poll_script, books_script;
     uv_timer_t next_timer, poll_timer;
     armed_t **heap;
     size_t n, cap;
     armed_t *index; /* uthash head: every armed reminder by key */
+    booked_t *books; /* uthash head: the customers of the armed reminders */
     int inflight;   /* claim scripts sent, not answered */
     int claims_inflight; /* reminders in those scripts */
     /* per shard: reminders taken from the heap for its next claim script
@@ -218,11 +224,107 @@ static armed_t *heap_pop(tp_fire_t *f) {
     return top;
 }
 
-static void armed_free(armed_t *a) {
+/* ---- the customers' books ---- */
+
+/* The customer `customer`'s entry, made when `make` and not there. */
+static booked_t *booked_get(tp_fire_t *f, const char *customer, int bucket, int make) {
+    booked_t *b = NULL;
+    HASH_FIND_STR(f->books, customer, b);
+    if (b || !make) return b;
+    if (!(b = calloc(1, sizeof *b)) || !(b->customer = strdup(customer))) abort();
+    b->bucket = bucket;
+    HASH_ADD_KEYPTR(hh, f->books, b->customer, strlen(b->customer), b);
+    return b;
+}
+
+/* Forgets `b` once no armed reminder refers to it. */
+static void booked_release(tp_fire_t *f, booked_t *b) {
+    if (!b || b->armed > 0) return;
+    HASH_DEL(f->books, b);
+    free(b->customer);
+    free(b->book);
+    free(b);
+}
+
+static void armed_free(tp_fire_t *f, armed_t *a) {
     if (!a) return;
+    booked_t *b = a->booked;
     free(a->key);
-    free(a->record);
     free(a);
+    if (b) {
+        b->armed--;
+        booked_release(f, b);
+    }
+}
+
+/* The index key of `reminder` armed for `due_ms`, allocated. */
+static char *armed_key(const char *reminder, int64_t due_ms) {
+    char *key = NULL;
+    if (asprintf(&key, "%lld %s", (long long)due_ms, reminder) < 0) abort();
+    return key;
+}
+
+static void rearm(tp_fire_t *f);
+
+/* Arms `reminder` of `b` for `due_ms` unless it is armed for then already. */
+static void arm_one(tp_fire_t *f, booked_t *b, const char *reminder, int64_t due_ms) {
+    char *key = armed_key(reminder, due_ms);
+    armed_t *item = NULL;
+    HASH_FIND_STR(f->index, key, item);
+    if (item) { /* armed for this due time already */
+        free(key);
+        return;
+    }
+    if (!(item = calloc(1, sizeof *item))) abort();
+    item->due = due_ms;
+    item->bucket = b->bucket;
+    item->key = key;
+    item->reminder = item->key + strcspn(item->key, " ") + 1;
+    item->booked = b;
+    b->armed++;
+    HASH_ADD_KEYPTR(hh, f->index, item->key, strlen(item->key), item);
+    heap_push(f, item);
+    f->stats.armed = f->n;
+    if (f->armed_at < 0 || due_ms < f->armed_at) {
+        f->armed_at = -1;
+        rearm(f);
+    }
+}
+
+/* Sets the book known of `b` (`len` bytes, NULL: none; copied) and its
+ * reminders (id -> record; NULL: none), and arms those due by `until`. */
+static void booked_set(tp_fire_t *f, booked_t *b, const char *book, size_t len,
+                       const json_t *reminders, int64_t until) {
+    free(b->book);
+    b->book = NULL;
+    b->len = 0;
+    if (book) {
+        if (!(b->book = malloc(len ? len : 1))) abort();
+        memcpy(b->book, book, len);
+        b->len = len;
+    }
+    b->earliest = reminders ? tp_book_earliest(reminders, NULL) : 0;
+    if (until > b->armed_until) b->armed_until = until;
+    const char *id;
+    json_t *r;
+    if (reminders && !f->closing)
+        json_object_foreach((json_t *)reminders, id, r) {
+            int64_t due = json_integer_value(json_object_get(r, "due_at"));
+            if (due <= b->armed_until) arm_one(f, b, id, due);
+        }
+}
+
+void tp_fire_arm_book(const char *customer, int bucket, const char *book, size_t len,
+                      const json_t *reminders, void *arg) {
+    tp_fire_t *f = arg;
+    if (f->closing || bucket < 0 || bucket >= TP_REMINDER_BUCKETS) return;
+    /* Only what falls due before the next poll looks further ahead. */
+    int64_t until = tp_now_ms() + f->opts.lookahead_ms;
+    booked_t *b = booked_get(f, customer, bucket, 0);
+    if (!b && tp_book_earliest(reminders, NULL) > until) return;
+    b = booked_get(f, customer, bucket, 1);
+    booked_set(f, b, book, len, reminders, until);
+    booked_release(f, b);
 }
 
 /* EVALSHA of `script` with `keys` then `args` (borrowed until it returns),
@@ -244,49 +346,124 @@ static int eval_split(tp_store_t *store, int script, tp_store_reply_cb cb, void 
 typedef struct claim {
     armed_t *item; /* owned */
     int64_t late_ms;
+    int fires;     /* found due in its customer's book: in the claim */
     msgpack_sbuffer payload;
 } claim_t;
+
+/* One customer of a claim batch: the claims of its reminders, and the book
+ * after them. */
+typedef struct claimed {
+    booked_t *booked; /* held by its claims' items */
+    int first;        /* its first claim; the next in claim_next */
+    char *book;       /* after the claim (NULL: none left), owned */
+    size_t len;
+    json_t *reminders; /* after the claim, owned */
+} claimed_t;
 
 /* One claim script in flight: reminders of one bucket. */
 typedef struct batch {
     tp_fire_t *fire;
     int bucket; /* the shard of every claim */
     int64_t now;
-    int n;
+    int n, ncustomers;
     claim_t claims[FIRE_BATCH];
+    int claim_next[FIRE_BATCH];  /* the customer's next claim, -1: none */
+    int claim_of[FIRE_BATCH];    /* the customer of each claim */
+    claimed_t customers[FIRE_BATCH];
 } batch_t;
 
 /* The claims are over: their reminders leave the index (a poll may arm
- * them again: what did not fire is still due). */
+ * them again: what did not fire is still due), except those given back to
+ * the heap (item NULL). */
 static void batch_free(batch_t *b) {
     for (int i = 0; i < b->n; i++) {
-        HASH_DEL(b->fire->index, b->claims[i].item);
-        armed_free(b->claims[i].item);
+        if (b->claims[i].item) {
+            HASH_DEL(b->fire->index, b->claims[i].item);
+            armed_free(b->fire, b->claims[i].item);
+        }
         msgpack_sbuffer_destroy(&b->claims[i].payload);
+    }
+    for (int c = 0; c < b->ncustomers; c++) {
+        free(b->customers[c].book);
+        json_decref(b->customers[c].reminders);
     }
     free(b);
 }
 
-static void rearm(tp_fire_t *f);
+/* Customer `c` of `b` is claimed: its reminder.due go to intake. */
+static void claimed_ok(batch_t *b, int c, int64_t *max_late, uint64_t *late) {
+    tp_fire_t *f = b->fire;
+    claimed_t *cu = &b->customers[c];
+    for (int i = cu->first; i >= 0; i = b->claim_next[i]) {
+        claim_t *cl = &b->claims[i];
+        if (!cl->fires) {
+            f->stats.lost_race++; /* replanned or closed since it was armed */
+            continue;
+        }
+        f->stats.fired++;
+        if (cl->late_ms > LATE_MS) (*late)++;
+        if (cl->late_ms > *max_late) *max_late = cl->late_ms;
+        tp_emitter_send_shard(f->emitter, b->bucket, cl->payload.data, cl->payload.size);
+    }
+    booked_set(f, cu->booked, cu->book, cu->len, cu->reminders, 0);
+}
+
+/* Customer `c` of `b` had another book than its claim was computed from:
+ * `now` (nil: none). Its reminders still due go back to the heap, claimed
+ * again from that book, a few times at most. */
+static void claimed_changed(batch_t *b, int c, const redisReply *now) {
+    tp_fire_t *f = b->fire;
+    claimed_t *cu = &b->customers[c];
+    json_t *state = NULL, *reminders = NULL;
+    const char *book = now->type == REDIS_REPLY_STRING ? now->str : NULL;
+    size_t len = book ? now->len : 0;
+    if (tp_book_unpack(cu->booked->customer, book, len, &state, &reminders) < 0) {
+        tp_log_error("book of %s unreadable", cu->booked->customer);
+        book = NULL;
+        len = 0;
+    }
+    for (int i = cu->first; i >= 0; i = b->claim_next[i]) {
+        armed_t *item = b->claims[i].item;
+        json_t *r = json_object_get(reminders, item->reminder);
+        if (!r || json_integer_value(json_object_get(r, "due_at")) != item->due ||
+            ++item->tries >= CLAIM_TRIES) {
+            f->stats.lost_race++;
+            continue;
+        }
+        heap_push(f, item); /* still in the index */
+        b->claims[i].item = NULL;
+    }
+    booked_set(f, cu->booked, book, len, reminders, 0);
+    json_decref(state);
+    json_decref(reminders);
+}
 
 static void fired_cb(tp_store_t *store, redisReply *r, void *arg) {
     batch_t *b = arg;
     tp_fire_t *f = b->fire;
     f->inflight--;
     f->claims_inflight -= b->n;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)b->n) {
+    if (r && r->type == REDIS_REPLY_ARRAY && !f->closing) {
         uint64_t late = 0;
         int64_t max_late = 0;
-        for (int i = 0; i < b->n; i++) {
-            claim_t *c = &b->claims[i];
-            if (r->element[i]->type != REDIS_REPLY_INTEGER || r->element[i]->integer != 1) {
-                f->stats.lost_race++;
+        /* one answer per customer claimed, in order; those without a
+         * reminder still due were not sent */
+        size_t at = 0;
+        for (int c = 0; c < b->ncustomers; c++) {
+            claimed_t *cu = &b->customers[c];
+            int sent = 0;
+            for (int i = cu->first; i >= 0 && !sent; i = b->claim_next[i])
+                sent = b->claims[i].fires;
+            if (!sent) {
+                for (int i = cu->first; i >= 0; i = b->claim_next[i]) f->stats.lost_race++;
                 continue;
             }
-            f->stats.fired++;
-            if (c->late_ms > LATE_MS) late++;
-            if (c->late_ms > max_late) max_late = c->late_ms;
-            tp_emitter_send_shard(f->emitter, b->bucket, c->payload.data, c->payload.size);
+            if (at >= r->elements) break;
+            const redisReply *e = r->element[at++];
+            if (e->type == REDIS_REPLY_INTEGER && e->integer == 1)
+                claimed_ok(b, c, &max_late, &late);
+            else
+                claimed_changed(b, c, e);
         }
         f->stats.late += late;
         if (max_late > f->stats.max_late_ms) f->stats.max_late_ms = max_late;
@@ -300,21 +477,17 @@ static void fired_cb(tp_store_t *store, redisReply *r, void *arg) {
     if (!f->closing) rearm(f); /* a backlog waits for room in flight */
 }
 
-/* Packs reminder.due for `c` from `rem`, its stored reminder (borrowed).
- * Returns 0, or -1 when the reminder is unreadable (it is left in place).
- * Sets *customer and *owner. */
-static int claim_pack(claim_t *c, const json_t *rem, char *customer, size_t customer_len,
-                      char *owner, size_t owner_len) {
+/* Packs reminder.due for `c` from `rem`, its record (borrowed). Returns 0,
+ * or -1 when the record is unreadable (it is left in place). */
+static int claim_pack(claim_t *c, const char *customer, const json_t *rem) {
     armed_t *item = c->item;
-    int has_customer = tp_key_reminder_customer(customer, customer_len, item->reminder) > 0;
     const char *ov = json_string_value(json_object_get(rem, "owner"));
     const char *rule = json_string_value(json_object_get(rem, "rule"));
     const char *text = json_string_value(json_object_get(rem, "text"));
-    snprintf(owner, owner_len, "%s", ov ? ov : "unassigned");
     json_t *data = json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:s}", "reminder",
                              item->reminder, "rule", rule ? rule : "unknown", "owner",
-                             owner, "due_at", (json_int_t)item->due, "late_ms",
-                             (json_int_t)c->late_ms, "urgent",
+                             ov ? ov : "unassigned", "due_at", (json_int_t)item->due,
+                             "late_ms", (json_int_t)c->late_ms, "urgent",
                              json_is_true(json_object_get(rem, "urgent")), "text",
                              text ? text : "");
     char id[TP_ID_MAX + 1];
@@ -322,10 +495,7 @@ static int claim_pack(claim_t *c, const json_t *rem, char *customer, size_t cust
     /* '|' is not allowed in event ids */
     for (char *p = id; *p; p++)
         if (*p == '|') *p = '/';
-    if (!has_customer || !rem || !data) {
-        json_decref(data);
-        return -1;
-    }
+    if (!data) return -1;
     /* tp_emit_pack takes `data` */
     return tp_emit_pack(&c->payload, TP_EVENT_REMINDER_DUE, id, item->due,
                         TP_SERVICE_SCHEDULER, customer, data);
@@ -342,6 +512,97 @@ static void payload_init(msgpack_sbuffer *sb) {
     sb->alloc = PAYLOAD_ROOM;
 }
 
+/* The owners of `reminders` (id -> record) into the object `owners`. */
+static void owners_add(json_t *owners, const json_t *reminders) {
+    const char *id;
+    json_t *r;
+    json_object_foreach((json_t *)reminders, id, r) {
+        const char *o = json_string_value(json_object_get(r, "owner"));
+        json_object_set_new(owners, o ? o : "unassigned", json_true());
+    }
+}
+
+/* Computes customer `c`'s claim from its book as known here: each of its
+ * reminders still due at the armed time fires (a recurring one moves to
+ * its next occurrence), and adds it to the script. Returns 1 when one
+ * fires, 0 when none does (nothing is sent for it). */
+static int claim_customer(tp_fire_t *f, batch_t *b, int c, tp_argv_t *keys, tp_argv_t *args) {
+    claimed_t *cu = &b->customers[c];
+    booked_t *bk = cu->booked;
+    const char *ns = tp_store_ns(f->store);
+    json_t *state = NULL, *before = NULL;
+    if (!bk->book || tp_book_unpack(bk->customer, bk->book, bk->len, &state, &before) < 0)
+        return 0;
+    cu->reminders = json_deep_copy(before);
+    int fired = 0, gone = 0;
+    for (int i = cu->first; i >= 0; i = b->claim_next[i]) {
+        claim_t *cl = &b->claims[i];
+        json_t *rem = json_object_get(cu->reminders, cl->item->reminder);
+        if (!rem || json_integer_value(json_object_get(rem, "due_at")) != cl->item->due)
+            continue; /* replanned or closed since */
+        if (claim_pack(cl, bk->customer, rem) != 0) {
+            tp_log_error("reminder %s unreadable; left in place", cl->item->reminder);
+            continue;
+        }
+        json_t *next = NULL;
+        int64_t next_due = f->next ? f->next(f->next_arg, rem, &next) : 0;
+        if (next && next_due > cl->item->due) {
+            json_object_del(next, "rule");
+            json_object_set_new(cu->reminders, cl->item->reminder, next);
+        } else {
+            json_decref(next);
+            json_object_del(cu->reminders, cl->item->reminder);
+            gone++;
+        }
+        cl->fires = 1;
+        fired++;
+    }
+    if (fired == 0) goto done;
+    int empty = json_object_size(state) == 0 && json_object_size(cu->reminders) == 0;
+    if (!empty && !(cu->book = tp_book_pack(bk->customer, state, cu->reminders, &cu->len))) {
+        for (int i = cu->first; i >= 0; i = b->claim_next[i]) b->claims[i].fires = 0;
+        tp_log_error("book of %s not packable", bk->customer);
+        fired = 0;
+        goto done;
+    }
+    int group = tp_key_reminder_group(bk->customer);
+    int part = group % TP_OWNER_PARTS;
+    tp_argv_addf(keys, "%s{s%d}:r:due:%d", ns, b->bucket, group);
+    tp_argv_addf(keys, "%s{s%d}:r:c:%d", ns, b->bucket, group);
+    tp_argv_add(args, bk->customer, (size_t)-1);
+    tp_argv_add(args, bk->book, bk->len);
+    tp_argv_add(args, cu->book ? cu->book : "", cu->book ? cu->len : 0);
+    tp_argv_add_int(args, tp_book_earliest(cu->reminders, NULL));
+    tp_argv_addf(args, "%d", group);
+    tp_argv_add_int(args, gone);
+    /* the owners' entries that change */
+    json_t *owners = json_object();
+    owners_add(owners, before);
+    owners_add(owners, cu->reminders);
+    const char *owner;
+    json_t *v;
+    tp_argv_t at;
+    tp_argv_init(&at);
+    json_object_foreach(owners, owner, v) {
+        int64_t was = tp_book_earliest(before, owner), now = tp_book_earliest(cu->reminders, owner);
+        if (was == now) continue;
+        tp_argv_addf(keys, "%s{s%d}:r:owner:%d:%s", ns, b->bucket, part, owner);
+        tp_argv_add_int(&at, now);
+    }
+    json_decref(owners);
+    tp_argv_add_int(args, (int64_t)at.n);
+    tp_argv_add_int(args, fired);
+    for (size_t i = 0; i < at.n; i++) tp_argv_add_copy(args, at.v[i], at.len[i]);
+    tp_argv_clear(&at);
+    for (int i = cu->first; i >= 0; i = b->claim_next[i])
+        if (b->claims[i].fires)
+            tp_argv_add(args, b->claims[i].payload.data, b->claims[i].payload.size);
+done:
+    json_decref(state);
+    json_decref(before);
+    return fired > 0;
+}
+
 /* Claims `items` (all of `bucket`, owned) in one script. */
 static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t now) {
     batch_t *b = calloc(1, sizeof *b);
@@ -349,6 +610,27 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
     b->fire = f;
     b->bucket = bucket;
     b->now = now;
+    /* the claims, their customers, each customer's claims in a list */
+    for (int i = 0; i < n; i++) {
+        claim_t *cl = &b->claims[b->n];
+        cl->item = items[i];
+        cl->late_ms = now > cl->item->due ? now - cl->item->due : 0;
+        payload_init(&cl->payload);
+        int c = 0;
+        while (c < b->ncustomers && b->customers[c].booked != cl->item->booked) c++;
+        if (c == b->ncustomers) {
+            b->customers[c].booked = cl->item->booked;
+            b->customers[c].first = -1;
+            b->ncustomers++;
+        }
+        b->claim_of[b->n] = c;
+        b->n++;
+    }
+    for (int i = b->n - 1; i >= 0; i--) { /* lists in claim order */
+        claimed_t *cu = &b->customers[b->claim_of[i]];
+        b->claim_next[i] = cu->first;
+        cu->first = i;
+    }
     const char *ns = tp_store_ns(f->store);
     tp_argv_t keys, args;
     tp_argv_init(&keys);
@@ -358,43 +640,14 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
     tp_argv_addf(&keys, "%s{s%d}:r:stats", ns, bucket);
     tp_argv_addf(&keys, "%s{s%d}:r:count", ns, bucket);
     tp_argv_add_int(&args, now);
-    for (int i = 0; i < n; i++) {
-        claim_t *c = &b->claims[b->n];
-        c->item = items[i];
-        c->late_ms = now > c->item->due ? now - c->item->due : 0;
-        payload_init(&c->payload);
-        char customer[TP_CUSTOMER_MAX + 1], owner[TP_ACTOR_MAX + 1];
-        json_t *rem = tp_reminder_unpack(c->item->reminder, c->item->record,
-                                         c->item->record_len);
-        if (claim_pack(c, rem, customer, sizeof customer, owner, sizeof owner) != 0) {
-            tp_log_error("reminder %s unreadable; left in place", c->item->reminder);
-            json_decref(rem);
-            HASH_DEL(f->index, c->item);
-            armed_free(c->item);
-            msgpack_sbuffer_destroy(&c->payload);
-            continue;
-        }
-        b->n++;
-        int group = tp_key_reminder_group(customer);
-        tp_argv_addf(&keys, "%s{s%d}:r:due:%d", ns, bucket, group);
-        tp_argv_addf(&keys, "%s{s%d}:r:c:%d", ns, bucket, group);
-        tp_argv_addf(&keys, "%s{s%d}:r:owner:%d:%s", ns, bucket,
-                     group % TP_OWNER_PARTS, owner);
-        char *next_record = NULL;
-        size_t next_len = 0;
-        int64_t next_due = f->next ? f->next(f->next_arg, rem, &next_record, &next_len) : 0;
-        json_decref(rem);
-        tp_argv_add(&args, c->item->reminder, (size_t)-1);
-        tp_argv_add_copy(&args, customer, strlen(customer));
-        tp_argv_add_int(&args, c->item->due);
-        tp_argv_add(&args, c->payload.data, c->payload.size);
-        tp_argv_add_int(&args, next_due > c->item->due ? next_due : 0);
-        tp_argv_add_copy(&args, next_record ? next_record : "", next_record ? next_len : 0);
-        tp_argv_addf(&args, "%d", group);
-        free(next_record);
-    }
+    tp_argv_add(&args, "0", 1); /* the customers sent: set below */
+    int sent = 0;
+    for (int c = 0; c < b->ncustomers; c++) sent += claim_customer(f, b, c, &keys, &args);
     int rc = -1;
-    if (b->n > 0) {
+    if (sent > 0) {
+        char count[16];
+        int l = snprintf(count, sizeof count, "%d", sent);
+        tp_argv_set_copy(&args, 1, count, (size_t)l);
         rc = eval_split(f->claims, f->fire_script, fired_cb, b, &keys, &args);
         if (rc == 0) {
             f->inflight++;
@@ -403,7 +656,10 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
     }
     tp_argv_clear(&keys);
     tp_argv_clear(&args);
-    if (rc < 0) batch_free(b);
+    if (rc < 0) {
+        if (sent == 0) f->stats.lost_race += (uint64_t)b->n; /* none still due */
+        batch_free(b); /* or Redis is gone: the poll finds them again */
+    }
 }
 
 /* Sends shard `b`'s staged reminders in one claim script. */
@@ -462,43 +718,6 @@ static void rearm(tp_fire_t *f) {
     uv_timer_start(&f->next_timer, next_timer_cb, wait > 0 ? (uint64_t)wait : 0, 0);
 }
 
-/* The index key of `reminder` armed for `due_ms`, allocated. */
-static char *armed_key(const char *reminder, int64_t due_ms) {
-    char *key = NULL;
-    if (asprintf(&key, "%lld %s", (long long)due_ms, reminder) < 0) abort();
-    return key;
-}
-
-void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
-                 const char *record, size_t record_len, void *arg) {
-    tp_fire_t *f = arg;
-    /* Only what falls due before the next poll looks further ahead. */
-    if (f->closing || due_ms > tp_now_ms() + f->opts.lookahead_ms) return;
-    if (bucket < 0 || bucket >= TP_REMINDER_BUCKETS) return;
-    char *key = armed_key(reminder, due_ms);
-    armed_t *item = NULL;
-    HASH_FIND_STR(f->index, key, item);
-    if (item) { /* armed for this due time already */
-        free(key);
-        return;
-    }
-    item = calloc(1, sizeof *item);
-    if (!item || !(item->record = malloc(record_len ? record_len : 1))) abort();
-    memcpy(item->record, record, record_len);
-    item->record_len = record_len;
-    item->due = due_ms;
-    item->bucket = bucket;
-    item->key = key;
-    item->reminder = item->key + strcspn(item->key, " ") + 1;
-    HASH_ADD_KEYPTR(hh, f->index, item->key, strlen(item->key), item);
-    heap_push(f, item);
-    f->stats.armed = f->n;
-    if (f->armed_at < 0 || due_ms < f->armed_at) {
-        f->armed_at = -1;
-        rearm(f);
-    }
-}
-
 /* ---- the poll ---- */
 
 /* Per shard: its index of groups due by `until` (a page of poll_batch
@@ -511,16 +730,16 @@ typedef struct poll_ctx {
     int64_t until;
 } poll_ctx_t;
 
-/* One records read of a page: the reminders asked for, in order, at most
+/* One books read of a page: the customers asked for, in order, at most
  * FIRE_BATCH (a backlog's page is read in several: Redis never runs one
  * long script for it while a claim waits). */
-typedef struct records_ctx {
+typedef struct books_ctx {
     tp_fire_t *fire;
     int bucket;
     size_t n;
-    int64_t due[FIRE_BATCH];
-    char *reminder[FIRE_BATCH]; /* owned */
-} records_ctx_t;
+    int64_t until;
+    char *customer[FIRE_BATCH]; /* owned */
+} books_ctx_t;
 
 static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until);
 
@@ -549,86 +768,87 @@ static void poll_answered(tp_fire_t *f, int bucket) {
     if (--f->poll_owed[bucket] == 0) poll_more(f);
 }
 
-static void records_free(records_ctx_t *rc) {
-    for (size_t i = 0; i < rc->n; i++) free(rc->reminder[i]);
-    free(rc);
+static void books_free(books_ctx_t *bc) {
+    for (size_t i = 0; i < bc->n; i++) free(bc->customer[i]);
+    free(bc);
 }
 
-static void records_cb(tp_store_t *store, redisReply *r, void *arg) {
-    records_ctx_t *rc = arg;
-    tp_fire_t *f = rc->fire;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == rc->n && !f->closing)
-        for (size_t i = 0; i < rc->n; i++) {
-            const redisReply *rec = r->element[i];
-            /* nil: closed since; anything else: the next poll tries again */
-            if (rec->type == REDIS_REPLY_STRING && rec->len > 0)
-                tp_fire_arm(rc->reminder[i], rc->bucket, rc->due[i], rec->str, rec->len, f);
+static void books_cb(tp_store_t *store, redisReply *r, void *arg) {
+    books_ctx_t *bc = arg;
+    tp_fire_t *f = bc->fire;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == bc->n && !f->closing)
+        for (size_t i = 0; i < bc->n; i++) {
+            const redisReply *book = r->element[i];
+            json_t *state = NULL, *reminders = NULL;
+            /* nil: none since; anything else: the next poll tries again */
+            if (book->type != REDIS_REPLY_STRING ||
+                tp_book_unpack(bc->customer[i], book->str, book->len, &state, &reminders) < 0)
+                continue;
+            booked_t *b = booked_get(f, bc->customer[i], bc->bucket, 1);
+            booked_set(f, b, book->str, book->len, reminders, bc->until);
+            booked_release(f, b);
+            json_decref(state);
+            json_decref(reminders);
         }
     else if (r && r->type == REDIS_REPLY_ERROR)
-        tp_log_warn("poll: records: %s", r->str);
-    int bucket = rc->bucket;
-    records_free(rc);
+        tp_log_warn("poll: books: %s", r->str);
+    int bucket = bc->bucket;
+    books_free(bc);
     poll_answered(f, bucket);
 }
 
-/* 1 when `reminder` is armed (or being claimed) for `due_ms` already. */
-static int armed_find(tp_fire_t *f, const char *reminder, int64_t due_ms) {
-    char *key = armed_key(reminder, due_ms);
-    armed_t *found = NULL;
-    HASH_FIND_STR(f->index, key, found);
-    free(key);
-    return found != NULL;
-}
-
-/* The records of a page's reminders not armed yet, FIRE_BATCH a script. */
-typedef struct records_read {
+/* The books of a page's customers not armed that far yet, FIRE_BATCH a
+ * script. */
+typedef struct books_read {
     tp_fire_t *fire;
     int bucket;
-    records_ctx_t *rc; /* being filled, NULL: none */
+    int64_t until;
+    books_ctx_t *bc; /* being filled, NULL: none */
     tp_argv_t keys, args;
-} records_read_t;
+} books_read_t;
 
 /* Sends what `rd` holds (the ids stay borrowed from the poll's reply
  * until the call returns). */
-static void records_send(records_read_t *rd) {
-    records_ctx_t *rc = rd->rc;
-    rd->rc = NULL;
-    if (rc && rc->n > 0 &&
-        eval_split(rd->fire->store, rd->fire->records_script, records_cb, rc, &rd->keys,
+static void books_send(books_read_t *rd) {
+    books_ctx_t *bc = rd->bc;
+    rd->bc = NULL;
+    if (bc && bc->n > 0 &&
+        eval_split(rd->fire->store, rd->fire->books_script, books_cb, bc, &rd->keys,
                    &rd->args) == 0)
         poll_sent(rd->fire, rd->bucket);
-    else if (rc)
-        records_free(rc);
+    else if (bc)
+        books_free(bc);
     tp_argv_clear(&rd->keys);
     tp_argv_clear(&rd->args);
     tp_argv_init(&rd->keys);
     tp_argv_init(&rd->args);
 }
 
-/* Adds each reminder of `due` (id, due, ...) not armed yet to the read. */
-static void records_add(records_read_t *rd, const redisReply *due) {
+/* Adds each customer of `due` (customer, earliest due, ...) whose book is
+ * not known here as it is, armed that far, to the read. */
+static void books_add(books_read_t *rd, const redisReply *due) {
     tp_fire_t *f = rd->fire;
     const char *ns = tp_store_ns(f->store);
     for (size_t i = 0; i + 1 < due->elements; i += 2) {
-        const redisReply *id = due->element[i], *at = due->element[i + 1];
-        char customer[TP_CUSTOMER_MAX + 1];
-        if (id->type != REDIS_REPLY_STRING || at->type != REDIS_REPLY_STRING ||
-            tp_key_reminder_customer(customer, sizeof customer, id->str) < 0)
+        const redisReply *cust = due->element[i], *at = due->element[i + 1];
+        if (cust->type != REDIS_REPLY_STRING || at->type != REDIS_REPLY_STRING ||
+            cust->len == 0 || cust->len > TP_CUSTOMER_MAX)
             continue;
-        int64_t due_ms = atoll(at->str);
-        if (armed_find(f, id->str, due_ms)) continue; /* no need to read it */
-        if (!rd->rc) {
-            if (!(rd->rc = calloc(1, sizeof *rd->rc))) abort();
-            rd->rc->fire = f;
-            rd->rc->bucket = rd->bucket;
+        booked_t *known = booked_get(f, cust->str, rd->bucket, 0);
+        if (known && known->earliest == atoll(at->str) && known->armed_until >= rd->until)
+            continue; /* no need to read it */
+        if (!rd->bc) {
+            if (!(rd->bc = calloc(1, sizeof *rd->bc))) abort();
+            rd->bc->fire = f;
+            rd->bc->bucket = rd->bucket;
+            rd->bc->until = rd->until;
         }
-        records_ctx_t *rc = rd->rc;
-        if (!(rc->reminder[rc->n] = strdup(id->str))) abort();
-        rc->due[rc->n++] = due_ms;
+        books_ctx_t *bc = rd->bc;
+        if (!(bc->customer[bc->n++] = strdup(cust->str))) abort();
         tp_argv_addf(&rd->keys, "%s{s%d}:r:c:%d", ns, rd->bucket,
-                     tp_key_reminder_group(customer));
-        tp_argv_add(&rd->args, id->str, id->len);
-        if (rc->n == FIRE_BATCH) records_send(rd);
+                     tp_key_reminder_group(cust->str));
+        tp_argv_add(&rd->args, cust->str, cust->len);
+        if (bc->n == FIRE_BATCH) books_send(rd);
     }
 }
 
@@ -637,14 +857,15 @@ static void groups_due_cb(tp_store_t *store, redisReply *r, void *arg) {
     poll_ctx_t *page = arg;
     tp_fire_t *f = page->fire;
     int bucket = page->bucket;
+    int64_t until = page->until;
     free(page);
     if (r && r->type == REDIS_REPLY_ARRAY && !f->closing) {
-        records_read_t rd = {.fire = f, .bucket = bucket};
+        books_read_t rd = {.fire = f, .bucket = bucket, .until = until};
         tp_argv_init(&rd.keys);
         tp_argv_init(&rd.args);
         for (size_t g = 0; g < r->elements; g++)
-            if (r->element[g]->type == REDIS_REPLY_ARRAY) records_add(&rd, r->element[g]);
-        records_send(&rd);
+            if (r->element[g]->type == REDIS_REPLY_ARRAY) books_add(&rd, r->element[g]);
+        books_send(&rd);
         tp_argv_clear(&rd.keys);
         tp_argv_clear(&rd.args);
     }
@@ -738,8 +959,8 @@ tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store, const tp_store_option
     }
     f->fire_script = tp_store_script(f->claims, "scheduler_fire", FIRE_LUA);
     f->poll_script = tp_store_script(store, "scheduler_poll", POLL_LUA);
-    f->records_script = tp_store_script_ro(store, "scheduler_records", RECORDS_LUA);
-    if (f->fire_script < 0 || f->poll_script < 0 || f->records_script < 0) {
+    f->books_script = tp_store_script_ro(store, "scheduler_books", BOOKS_LUA);
+    if (f->fire_script < 0 || f->poll_script < 0 || f->books_script < 0) {
         tp_store_destroy(&f->claims);
         free(f);
         return NULL;
@@ -756,9 +977,16 @@ static void close_cb(uv_handle_t *h) {
     tp_fire_t *f = h->data;
     if (++f->closing < 3) return; /* both timers closed */
     HASH_CLEAR(hh, f->index);
-    for (size_t i = 0; i < f->n; i++) armed_free(f->heap[i]);
+    for (size_t i = 0; i < f->n; i++) armed_free(f, f->heap[i]);
     for (int b = 0; b < TP_REMINDER_BUCKETS; b++)
-        for (int i = 0; i < f->nstaged[b]; i++) armed_free(f->staged[b][i]);
+        for (int i = 0; i < f->nstaged[b]; i++) armed_free(f, f->staged[b][i]);
+    booked_t *bk, *tmp;
+    HASH_ITER(hh, f->books, bk, tmp) { /* none left: every item held one */
+        HASH_DEL(f->books, bk);
+        free(bk->customer);
+        free(bk->book);
+        free(bk);
+    }
     free(f->heap);
     free(f);
 }

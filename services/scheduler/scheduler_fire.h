@@ -5,9 +5,10 @@
  * with one uv_timer armed for the earliest), the Redis link the claims go
  * out on, and the poll that fills the heap from
  * Redis every `poll_interval` for the next `lookahead` (per shard: the
- * groups due by then from {s<n>}:r:due, their reminders, their records). Reminders this
+ * groups due by then from {s<n>}:r:due, their customers, their books). Reminders this
  * instance plans are armed at once. Firing claims the reminder in Redis
- * (it must still be due at that time: a replanned or closed one is not) and
+ * (its customer's book must still be the one the claim was computed from,
+ * in which it is due at that time: a replanned or closed one is not) and
  * derives reminder.due in the same script, so two instances racing for one
  * reminder fire it once. After downtime, overdue reminders fire on the
  * first poll, marked with how late they are. */
@@ -38,17 +39,17 @@ tp_fire_t *tp_fire_new(uv_loop_t *loop, tp_store_t *store, const tp_store_option
  * link first: claims in flight end with it). */
 void tp_fire_destroy(tp_fire_t **self_p);
 
-/* Arms a timer for `reminder` of `bucket` (its shard) due at `due_ms` (a
- * tp_plan_armed_cb shape). `record` is the stored record (tp/reminder.h),
- * `record_len` bytes; everything is copied. */
-void tp_fire_arm(const char *reminder, int bucket, int64_t due_ms,
-                 const char *record, size_t record_len, void *arg);
+/* Arms a timer for each reminder of `customer` (its shard `bucket`) due
+ * before the next poll looks further ahead; `book` (`len` bytes) is the
+ * customer's book as just written (tp/reminder.h), its reminders (id ->
+ * record) given unpacked. A tp_plan_armed_cb; everything is copied. */
+void tp_fire_arm_book(const char *customer, int bucket, const char *book, size_t len,
+                      const json_t *reminders, void *arg);
 
-/* The next due time and record (packed, tp/reminder.h; caller frees, its
- * length in *next_len) of a recurring reminder that fired (as stored,
- * unpacked; borrowed), or 0 when it does not recur or the series ended. */
-typedef int64_t (*tp_fire_next_cb)(void *arg, const json_t *reminder, char **next_record,
-                                   size_t *next_len);
+/* The next due time and record (*next_record, caller owns) of a recurring
+ * reminder that fired (its record; borrowed), or 0 when it does not recur
+ * or the series ended. */
+typedef int64_t (*tp_fire_next_cb)(void *arg, const json_t *reminder, json_t **next_record);
 /* Sets how recurring reminders find their next occurrence. */
 void tp_fire_set_recurrence(tp_fire_t *self, tp_fire_next_cb next, void *arg);
 

@@ -1,10 +1,12 @@
 /* scheduler_plan.c: events to planned and closed reminders.
  *
  * read_customer -> on_<type> (queue plans and closes, change the state) ->
- * one guarded apply. The customer's state, the field "<customer>" of its
- * group hash {s<n>}:r:c:<g> (tp/keys.h), keeps what the rules need to know
- * of the customer (grade, owner, tier, last contact, whether the cadence
- * runs, its inquiries' count) and the version every apply is guarded by. */
+ * one guarded apply. The customer's book, the field "<customer>" of its
+ * group hash {s<n>}:r:c:<g> (tp/keys.h, tp/reminder.h), keeps what the
+ * rules need to know of the customer (grade, owner, tier, last contact,
+ * whether the cadence runs, its inquiries' count) and its open reminders;
+ * the apply writes it whole, compared with the book as read, with the
+ * customer's entries in the due and owners' indexes derived from it. */
 #include "scheduler_plan.h"
 
 #include <jansson.h>
@@ -20,22 +22,6 @@
 #include "tp/recur.h"
 #include "tp/reminder.h"
 
-/* KEYS the customer's group hash {s<n>}:r:c:<g>; ARGV customer. Returns
- * {state, {reminder id, record, ...}}: the group hash holds each of its
- * customers' state (JSON, field "<customer>") and open reminders (field
- * "<customer>|<rest>" -> record), so a few dozen customers share one small
- * hash, one listpack (tp/keys.h). state is "" when the customer has none. */
-static const char READ_LUA[] =
-    "local state = redis.call('HGET', KEYS[1], ARGV[1]) or ''\n"
-    "local rems, cursor = {}, '0'\n"
-    "local pattern = string.gsub(ARGV[1], '[%*%?%[%]\\\\]', '\\\\%0') .. '|*'\n"
-    "repeat\n"
-    "  local page = redis.call('HSCAN', KEYS[1], cursor, 'MATCH', pattern, 'COUNT', 1000)\n"
-    "  cursor = page[1]\n"
-    "  for i = 1, #page[2] do rems[#rems + 1] = page[2][i] end\n"
-    "until cursor == '0'\n"
-    "return {state, rems}\n";
-
 #define MAX_ATTEMPTS 8
 #define MAX_PLANS 64
 
@@ -46,15 +32,13 @@ struct tp_plan {
     tp_config_t *cfg;
     tp_plan_armed_cb armed;
     void *arg;
-    int read_script;
 };
 
 /* One reminder decided by a handler. */
 typedef struct planned {
     char id[TP_CUSTOMER_MAX + TP_ID_MAX + 32];
     int64_t due;
-    char *record; /* packed (tp/reminder.h), owned */
-    size_t record_len;
+    json_t *record; /* owned */
     char owner[TP_ACTOR_MAX + 1];
 } planned_t;
 
@@ -66,12 +50,16 @@ typedef struct plan_ctx {
     int attempts;
     int bucket, group;
     char state_key[TP_CUSTOMER_MAX + 64]; /* the group hash */
-    char *state_read; /* the state as read ("0": none), the apply's guard */
+    char *book_read; /* the book as read (NULL: none), the apply's guard */
+    size_t book_read_len;
     json_t *state;   /* field -> string, as read and changed */
-    json_t *open;    /* reminder id -> reminder object */
+    json_t *open;    /* reminder id -> reminder object, as read */
     json_t *closing; /* reminder ids to close */
     planned_t plans[MAX_PLANS];
     int nplans;
+    json_t *book;       /* reminder id -> record, after the apply */
+    char *book_written; /* packed, as written */
+    size_t book_written_len;
 } plan_ctx_t;
 
 /* ---- life ---- */
@@ -87,8 +75,7 @@ tp_plan_t *tp_plan_new(tp_store_t *store, const tp_sched_rules_t *rules,
     self->cfg = cfg;
     self->armed = armed;
     self->arg = arg;
-    self->read_script = tp_store_script(store, "scheduler_read", READ_LUA);
-    if (self->read_script < 0 || tp_apply_script(store) < 0) {
+    if (tp_apply_script(store) < 0) {
         free(self);
         return NULL;
     }
@@ -195,8 +182,7 @@ static void plan(plan_ctx_t *ctx, const reminder_spec_t *r) {
         json_object_set_new(j, "ahead", json_integer(r->ahead));
         if (r->until) json_object_set_new(j, "until", json_integer(r->until));
     }
-    p->record = tp_reminder_pack(j, &p->record_len);
-    json_decref(j);
+    p->record = j;
     ctx->nplans++;
     /* a reminder replanned is no longer one to close */
     size_t i;
@@ -224,7 +210,7 @@ static void plan_series(plan_ctx_t *ctx, reminder_spec_t *r, int64_t dtstart, in
 }
 
 int64_t tp_plan_next_occurrence(const tp_plan_t *self, const json_t *reminder,
-                                char **next_record, size_t *next_len) {
+                                json_t **next_record) {
     if (json_object_get(reminder, "rrule") == NULL) return 0;
     json_t *j = json_deep_copy(reminder);
     const char *rrule = json_string_value(json_object_get(j, "rrule"));
@@ -246,7 +232,7 @@ int64_t tp_plan_next_occurrence(const tp_plan_t *self, const json_t *reminder,
             due = tp_calendar_next_working_time(self->cal, due);
         json_object_set_new(j, "occurrence", json_integer(next));
         json_object_set_new(j, "due_at", json_integer(due));
-        *next_record = tp_reminder_pack(j, next_len);
+        *next_record = json_incref(j);
     }
     json_decref(j);
     return due;
@@ -575,12 +561,15 @@ static void read_customer(plan_ctx_t *ctx);
 
 static void ctx_reset(plan_ctx_t *ctx) {
     json_decref(ctx->state);
-    free(ctx->state_read);
-    ctx->state_read = NULL;
+    free(ctx->book_read);
+    ctx->book_read = NULL;
     json_decref(ctx->open);
     json_decref(ctx->closing);
-    ctx->state = ctx->open = ctx->closing = NULL;
-    for (int i = 0; i < ctx->nplans; i++) free(ctx->plans[i].record);
+    json_decref(ctx->book);
+    free(ctx->book_written);
+    ctx->book_written = NULL;
+    ctx->state = ctx->open = ctx->closing = ctx->book = NULL;
+    for (int i = 0; i < ctx->nplans; i++) json_decref(ctx->plans[i].record);
     ctx->nplans = 0;
 }
 
@@ -608,104 +597,96 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
         return;
     }
     if (r->element[0]->integer == TP_APPLY_DONE && ctx->plan->armed)
-        for (int i = 0; i < ctx->nplans; i++)
-            ctx->plan->armed(ctx->plans[i].id, ctx->bucket, ctx->plans[i].due,
-                             ctx->plans[i].record, ctx->plans[i].record_len, ctx->plan->arg);
+        ctx->plan->armed(ctx->ev->customer, ctx->bucket, ctx->book_written,
+                         ctx->book_written_len, ctx->book, ctx->plan->arg);
     if (r->element[0]->integer == TP_APPLY_DUPLICATE) tp_consumer_job_duplicate(ctx->job);
     ctx_end(ctx, 0);
 }
 
-/* 1 when `id` is among the first `n` of `ids` (a JSON array of strings). */
-static int listed(const json_t *ids, size_t n, const char *id) {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(json_string_value(json_array_get(ids, i)), id) == 0) return 1;
-    return 0;
-}
-
-/* Reminders pending after the apply minus before: new ids planned, less
- * open ones closed (each id once). */
-static int64_t pending_delta(const plan_ctx_t *ctx) {
-    int64_t delta = 0;
-    for (int p = 0; p < ctx->nplans; p++) {
-        int again = 0;
-        for (int q = 0; q < p && !again; q++) again = !strcmp(ctx->plans[q].id, ctx->plans[p].id);
-        if (!again && !json_object_get(ctx->open, ctx->plans[p].id)) delta++;
+/* The owners of `reminders` (id -> record) into the object `owners`. */
+static void owners_add(json_t *owners, const json_t *reminders) {
+    const char *id;
+    json_t *r;
+    json_object_foreach((json_t *)reminders, id, r) {
+        const char *o = json_string_value(json_object_get(r, "owner"));
+        json_object_set_new(owners, o ? o : "unassigned", json_true());
     }
-    for (size_t i = 0; i < json_array_size(ctx->closing); i++)
-        if (!listed(ctx->closing, i, json_string_value(json_array_get(ctx->closing, i))))
-            delta--;
-    return delta;
 }
 
-/* Writes the plans and closes in the customer's shard {s<n>}: its group's
- * due index and the shard's index of groups (lowered with ZADD LT; a close
- * leaves it low, the poll and the firing script set it exact), its state,
- * the owners' indexes, the shard's pending count. */
+/* Writes the plans and closes in the customer's shard {s<n>}: its book,
+ * whole, compared with the book as read; its entry in its group's due
+ * index (its earliest due time) and the shard's index of groups (lowered
+ * with ZADD LT; a close leaves it low, the poll and the firing script set
+ * it exact); its entry in each owner's index whose earliest due time
+ * changed; the shard's pending count. */
 static void apply_plans(plan_ctx_t *ctx) {
     tp_plan_t *self = ctx->plan;
-    char group[16];
     const char *ns = tp_store_ns(self->store);
-    const char *ver = sget(ctx, "ver");
+    const char *customer = ctx->ev->customer;
     int shard = ctx->bucket, part = ctx->group % TP_OWNER_PARTS;
-    snprintf(group, sizeof group, "%d", ctx->group);
-    tp_apply_t a;
-    tp_apply_init(&a, tp_consumer_job_done_key(ctx->job), tp_consumer_done_ttl(ctx->consumer),
-                  ctx->state_key, ctx->state_read);
-    tp_apply_version_field(&a, ctx->ev->customer);
-    tp_apply_done_field(&a, tp_consumer_job_done_field(ctx->job));
-    int k_state = tp_apply_key(&a, "%s", ctx->state_key);
-    int k_due = tp_apply_key(&a, "%s{s%d}:r:due:%d", ns, shard, ctx->group);
-    int k_groups = tp_apply_key(&a, "%s{s%d}:r:due", ns, shard);
-    int64_t delta = pending_delta(ctx);
+    /* the book after: open less closed, plus planned (replacing) */
+    ctx->book = json_object();
+    json_object_update(ctx->book, ctx->open);
     size_t i;
     json_t *v;
-    json_array_foreach(ctx->closing, i, v) {
-        const char *id = json_string_value(v);
-        json_t *r = json_object_get(ctx->open, id);
-        tp_apply_cmd(&a, "ZREM", k_due);
-        tp_apply_str(&a, id);
-        tp_apply_cmd(&a, "HDEL", k_state);
-        tp_apply_str(&a, id);
-        const char *owner = json_string_value(json_object_get(r, "owner"));
-        if (owner) {
-            tp_apply_cmd(&a, "ZREM", tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, owner));
-            tp_apply_str(&a, id);
-        }
+    json_array_foreach(ctx->closing, i, v) json_object_del(ctx->book, json_string_value(v));
+    for (int p = 0; p < ctx->nplans; p++)
+        json_object_set(ctx->book, ctx->plans[p].id, ctx->plans[p].record);
+    ctx->book_written = tp_book_pack(customer, ctx->state, ctx->book, &ctx->book_written_len);
+    if (!ctx->book_written) {
+        tp_log_error("book of %s not packable", customer);
+        ctx_end(ctx, -1);
+        return;
     }
-    for (int p = 0; p < ctx->nplans; p++) {
-        planned_t *pl = &ctx->plans[p];
-        json_t *was = json_object_get(ctx->open, pl->id);
-        const char *old_owner = json_string_value(json_object_get(was, "owner"));
-        if (old_owner && strcmp(old_owner, pl->owner) != 0) {
-            tp_apply_cmd(&a, "ZREM",
-                         tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, old_owner));
-            tp_apply_str(&a, pl->id);
-        }
-        tp_apply_cmd(&a, "ZADD", k_due);
-        tp_apply_int(&a, pl->due);
-        tp_apply_str(&a, pl->id);
-        tp_apply_cmd(&a, "ZADD", k_groups);
-        tp_apply_str(&a, "LT");
-        tp_apply_int(&a, pl->due);
-        tp_apply_str(&a, group);
+    tp_apply_t a;
+    tp_apply_init(&a, tp_consumer_job_done_key(ctx->job), tp_consumer_done_ttl(ctx->consumer),
+                  ctx->state_key, "0");
+    if (ctx->book_read) tp_apply_expect(&a, ctx->book_read, ctx->book_read_len);
+    tp_apply_version_field(&a, customer);
+    tp_apply_done_field(&a, tp_consumer_job_done_field(ctx->job));
+    int k_state = tp_apply_key(&a, "%s", ctx->state_key);
+    if (json_object_size(ctx->state) > 0 || json_object_size(ctx->book) > 0) {
         tp_apply_cmd(&a, "HSET", k_state);
-        tp_apply_str(&a, pl->id);
-        tp_apply_arg(&a, pl->record, pl->record_len);
-        tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, pl->owner));
-        tp_apply_int(&a, pl->due);
-        tp_apply_str(&a, pl->id);
+        tp_apply_str(&a, customer);
+        tp_apply_arg(&a, ctx->book_written, ctx->book_written_len);
+    } else if (ctx->book_read) { /* nothing to keep: no field at all */
+        tp_apply_cmd(&a, "HDEL", k_state);
+        tp_apply_str(&a, customer);
     }
+    int64_t before = tp_book_earliest(ctx->open, NULL), after = tp_book_earliest(ctx->book, NULL);
+    if (after != before) {
+        int k_due = tp_apply_key(&a, "%s{s%d}:r:due:%d", ns, shard, ctx->group);
+        if (after) {
+            tp_apply_cmd(&a, "ZADD", k_due);
+            tp_apply_int(&a, after);
+            tp_apply_str(&a, customer);
+            tp_apply_cmd(&a, "ZADD", tp_apply_key(&a, "%s{s%d}:r:due", ns, shard));
+            tp_apply_str(&a, "LT");
+            tp_apply_int(&a, after);
+            tp_apply_int(&a, ctx->group);
+        } else {
+            tp_apply_cmd(&a, "ZREM", k_due);
+            tp_apply_str(&a, customer);
+        }
+    }
+    json_t *owners = json_object();
+    owners_add(owners, ctx->open);
+    owners_add(owners, ctx->book);
+    const char *owner;
+    json_object_foreach(owners, owner, v) {
+        int64_t was = tp_book_earliest(ctx->open, owner), now = tp_book_earliest(ctx->book, owner);
+        if (was == now) continue;
+        tp_apply_cmd(&a, now ? "ZADD" : "ZREM",
+                     tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, owner));
+        if (now) tp_apply_int(&a, now);
+        tp_apply_str(&a, customer);
+    }
+    json_decref(owners);
+    int64_t delta = (int64_t)json_object_size(ctx->book) - (int64_t)json_object_size(ctx->open);
     if (delta != 0) {
         tp_apply_cmd(&a, "HINCRBY", tp_apply_key(&a, "%s{s%d}:r:count", ns, shard));
         tp_apply_pair_int(&a, "pending", delta);
     }
-    /* the state, whole, with its version bumped: the next apply's guard */
-    sset_int(ctx, "ver", (ver ? atoll(ver) : 0) + 1);
-    char *state = json_dumps(ctx->state, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!state) abort();
-    tp_apply_cmd(&a, "HSET", k_state);
-    tp_apply_pair(&a, ctx->ev->customer, state);
-    free(state);
     int rc = tp_apply_send(&a, self->store, applied_cb, ctx);
     tp_apply_clear(&a);
     if (rc < 0) ctx_end(ctx, -1);
@@ -713,31 +694,23 @@ static void apply_plans(plan_ctx_t *ctx) {
 
 static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
     plan_ctx_t *ctx = arg;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
         if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("scheduler read: %s", r->str);
         ctx_end(ctx, -1);
         return;
     }
-    redisReply *st = r->element[0], *rems = r->element[1];
-    ctx->state = st->type == REDIS_REPLY_STRING && st->len > 0
-                     ? json_loadb(st->str, st->len, 0, NULL)
-                     : json_object();
-    if (!json_is_object(ctx->state)) { /* not what apply_plans writes */
-        tp_log_error("scheduler state of %s unreadable", ctx->ev->customer);
+    size_t len = r->type == REDIS_REPLY_STRING ? r->len : 0;
+    if (tp_book_unpack(ctx->ev->customer, r->str, len, &ctx->state, &ctx->open) < 0) {
+        tp_log_error("scheduler book of %s unreadable", ctx->ev->customer);
         ctx_end(ctx, -1);
         return;
     }
-    ctx->state_read = st->type == REDIS_REPLY_STRING && st->len > 0
-                          ? strndup(st->str, st->len)
-                          : strdup("0");
-    if (!ctx->state_read) abort();
-    ctx->open = json_object();
-    ctx->closing = json_array();
-    for (size_t i = 0; i + 1 < rems->elements; i += 2) {
-        json_t *j = tp_reminder_unpack(rems->element[i]->str, rems->element[i + 1]->str,
-                                       rems->element[i + 1]->len);
-        json_object_set_new(ctx->open, rems->element[i]->str, j ? j : json_object());
+    if (r->type == REDIS_REPLY_STRING) {
+        if (!(ctx->book_read = malloc(len ? len : 1))) abort();
+        memcpy(ctx->book_read, r->str, len);
+        ctx->book_read_len = len;
     }
+    ctx->closing = json_array();
     switch (ctx->ev->type) {
     case TP_EVENT_LEAD_GRADED: on_lead_graded(ctx); break;
     case TP_EVENT_CONTACT_LOGGED: on_contact_logged(ctx); break;
@@ -754,15 +727,9 @@ static void read_cb(tp_store_t *store, redisReply *r, void *arg) {
 }
 
 static void read_customer(plan_ctx_t *ctx) {
-    tp_plan_t *self = ctx->plan;
-    tp_argv_t a;
-    tp_argv_init(&a);
-    tp_argv_add(&a, ctx->state_key, (size_t)-1);
-    tp_argv_add(&a, ctx->ev->customer, (size_t)-1);
-    int rc = tp_store_eval(self->store, self->read_script, read_cb, ctx, 1, (int)a.n, a.v,
-                           a.len);
-    tp_argv_clear(&a);
-    if (rc < 0) ctx_end(ctx, -1);
+    if (tp_store_command(ctx->plan->store, read_cb, ctx, "HGET %s %s", ctx->state_key,
+                         ctx->ev->customer) < 0)
+        ctx_end(ctx, -1);
 }
 
 void tp_plan_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,

@@ -18,6 +18,7 @@
 #ifndef SCHEDULER_PLAN_H
 #define SCHEDULER_PLAN_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "scheduler_rules.h"
@@ -28,11 +29,12 @@
 
 typedef struct tp_plan tp_plan_t;
 
-/* Called with each reminder planned, so the planning instance can arm its
- * timer at once. Arguments borrowed for the call. */
-typedef void (*tp_plan_armed_cb)(const char *reminder, int bucket,
-                                 int64_t due_ms, const char *record, size_t record_len,
-                                 void *arg);
+/* Called with a customer's book as an apply wrote it (packed, `len`
+ * bytes, and its reminders: id -> record), so the planning instance can arm
+ * the timers of what falls due soon at once. Arguments borrowed for the
+ * call. */
+typedef void (*tp_plan_armed_cb)(const char *customer, int bucket, const char *book,
+                                 size_t len, const json_t *reminders, void *arg);
 
 /* `store`, `calendar` and `cfg` (users' quiet hours in [quiet], managers in
  * [managers]) borrowed for the plan's life; rules copied. */
@@ -47,11 +49,11 @@ int tp_plan_tag(const tp_event_t *ev, char *tag, size_t len, void *arg);
 void tp_plan_apply(tp_consumer_t *consumer, tp_consumer_job_t *job,
                    const tp_event_t *ev, void *arg);
 
-/* When a recurring reminder (as stored, unpacked; borrowed) fired for the
- * occurrence it was due for, its next due time and record (packed,
- * tp/reminder.h; caller frees), or 0 when it does not recur or the series
- * ended. Used by scheduler_fire. */
+/* When a recurring reminder (its record; borrowed) fired for the
+ * occurrence it was due for, its next due time and record (*next_record,
+ * caller owns), or 0 when it does not recur or the series ended. Used by
+ * scheduler_fire. */
 int64_t tp_plan_next_occurrence(const tp_plan_t *self, const json_t *reminder,
-                                char **next_record, size_t *next_len);
+                                json_t **next_record);
 
 #endif

@@ -54,6 +54,10 @@ void tp_apply_done_field(tp_apply_t *a, const char *field);
  * compared whole with `expected`) rather than "ver": for records kept as
  * one field of a shared hash. NULL or "": no change. Copied. */
 void tp_apply_version_field(tp_apply_t *a, const char *field);
+/* Compares the version with the `len` bytes at `bytes` (binary-safe: a
+ * packed record compared whole) rather than the `expected` of init.
+ * Copied. */
+void tp_apply_expect(tp_apply_t *a, const char *bytes, size_t len);
 
 /* Declares a key (formatted) and returns its handle for tp_apply_cmd; the
  * same key twice gives the same handle. */

@@ -26,6 +26,8 @@ void tp_argv_addf(tp_argv_t *a, const char *fmt, ...)
 void tp_argv_add_int(tp_argv_t *a, int64_t v);
 /* Adds a copy of `len` bytes of `s` (binary-safe), owned by the list. */
 void tp_argv_add_copy(tp_argv_t *a, const char *s, size_t len);
+/* Replaces entry `i` with a copy of `len` bytes of `s` (binary-safe). */
+void tp_argv_set_copy(tp_argv_t *a, size_t i, const char *s, size_t len);
 /* Replaces entry `i` with a formatted string owned by the list. */
 void tp_argv_setf(tp_argv_t *a, size_t i, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
