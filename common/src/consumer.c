@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
 #include <uthash.h>
 
 #include "tp/id.h"
@@ -42,7 +43,7 @@ struct tp_consumer_job {
     walk_step_t *step; /* NULL when the event came from the bus */
     tp_event_t ev;
     char done_key[DONE_KEY_MAX];
-    int done_field; /* the mark is the field ev.id of the hash done_key */
+    char done_field[TP_DONE_FIELD_LEN + 1]; /* "": the mark is the key */
     char tag[TP_CUSTOMER_MAX + 16];
     char turn[TP_CUSTOMER_MAX + 16]; /* whose turn it waits for: the tag, or
                                         the customer (turn_by_customer) */
@@ -152,11 +153,11 @@ static tp_consumer_job_t *job_new(tp_consumer_t *self, tp_event_t *ev) {
         snprintf(prefix, sizeof prefix, "{%s}", tag);
     int n;
     if (self->opts.done_grouped) {
-        job->done_field = 1;
+        unsigned group = tp_consumer_done_mark(job->done_field, sizeof job->done_field,
+                                               job->ev.id);
         n = tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
                    "%s:done:%s:%lld:%u", prefix, tp_proto_service_name(self->opts.service),
-                   (long long)(job->ev.ts > 0 ? job->ev.ts / 3600000 : 0),
-                   (unsigned)(tp_id_hash(job->ev.id, strlen(job->ev.id)) % TP_DONE_GROUPS));
+                   (long long)(job->ev.ts > 0 ? job->ev.ts / 3600000 : 0), group);
     } else {
         n = tp_key(job->done_key, sizeof job->done_key, tp_store_ns(self->store),
                    "%s:done:%s:%s", prefix, tp_proto_service_name(self->opts.service),
@@ -265,8 +266,22 @@ const char *tp_consumer_job_done_key(const tp_consumer_job_t *job) {
     return job->done_key;
 }
 
+unsigned tp_consumer_done_mark(char *field, size_t fieldlen, const char *event_id) {
+    /* 9 bytes for the field, 2 more for the group: apart, so that the marks
+     * of one hash differ in all of their field's bits */
+    unsigned char digest[TP_DONE_FIELD_LEN * 3 / 4 + 2];
+    crypto_generichash(digest, sizeof digest, (const unsigned char *)event_id,
+                       strlen(event_id), NULL, 0);
+    if (fieldlen < TP_DONE_FIELD_LEN + 1 ||
+        !sodium_bin2base64(field, fieldlen, digest, TP_DONE_FIELD_LEN * 3 / 4,
+                           sodium_base64_VARIANT_URLSAFE_NO_PADDING))
+        abort(); /* the callers' buffers are TP_DONE_FIELD_LEN + 1 */
+    size_t g = TP_DONE_FIELD_LEN * 3 / 4;
+    return ((unsigned)digest[g] | (unsigned)digest[g + 1] << 8) % TP_DONE_GROUPS;
+}
+
 const char *tp_consumer_job_done_field(const tp_consumer_job_t *job) {
-    return job->done_field ? job->ev.id : NULL;
+    return job->done_field[0] ? job->done_field : NULL;
 }
 
 int tp_consumer_job_reconciled(const tp_consumer_job_t *job) {
@@ -571,6 +586,7 @@ tp_consumer_t *tp_consumer_new(uv_loop_t *loop, tp_bus_t *bus,
     if (self->opts.reconcile_batch <= 0) self->opts.reconcile_batch = 1000;
     if (self->opts.lease_ms <= 0) self->opts.lease_ms = 10000;
     if (self->opts.done_ttl_s <= 0) self->opts.done_ttl_s = 30 * 86400;
+    if (self->opts.done_grouped && sodium_init() < 0) abort(); /* done marks' digests */
     snprintf(self->done_ttl, sizeof self->done_ttl, "%lld",
              (long long)self->opts.done_ttl_s);
     const char *ns = tp_store_ns(store), *svc = tp_proto_service_name(opts->service);

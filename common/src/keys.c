@@ -96,6 +96,8 @@ int tp_key_reminder_group(const char *customer) {
     return (int)((h / TP_SHARDS) % TP_REMINDER_GROUPS);
 }
 
+int64_t tp_key_due_score(int64_t due_ms) { return due_ms > 0 ? due_ms / 1000 : 0; }
+
 int tp_key_reminder_owner_part(const char *customer) {
     return tp_key_reminder_group(customer) % TP_OWNER_PARTS;
 }

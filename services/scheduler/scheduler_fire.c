@@ -80,7 +80,7 @@ static const char FIRE_LUA[] =
     "return out\n";
 
 /* KEYS the shard's index of groups, then the due index of each group in
- * ARGV[3..]; ARGV[1] until (ms), ARGV[2] at most this many per group. Per
+ * ARGV[3..]; ARGV[1] until (its score: seconds), ARGV[2] at most this many per group. Per
  * group: its customers with a reminder due by then, {customer, earliest
  * due, ...}; the group's index entry is set to its earliest due time (or
  * removed when it is empty), so a close's stale entry is read once. The
@@ -572,7 +572,7 @@ static int claim_customer(tp_fire_t *f, batch_t *b, int c, tp_argv_t *keys, tp_a
     tp_argv_add(args, bk->customer, (size_t)-1);
     tp_argv_add(args, bk->book, bk->len);
     tp_argv_add(args, cu->book ? cu->book : "", cu->book ? cu->len : 0);
-    tp_argv_add_int(args, tp_book_earliest(cu->reminders, NULL));
+    tp_argv_add_int(args, tp_key_due_score(tp_book_earliest(cu->reminders, NULL)));
     tp_argv_addf(args, "%d", group);
     tp_argv_add_int(args, gone);
     /* the owners' entries that change */
@@ -584,7 +584,8 @@ static int claim_customer(tp_fire_t *f, batch_t *b, int c, tp_argv_t *keys, tp_a
     tp_argv_t at;
     tp_argv_init(&at);
     json_object_foreach(owners, owner, v) {
-        int64_t was = tp_book_earliest(before, owner), now = tp_book_earliest(cu->reminders, owner);
+        int64_t was = tp_key_due_score(tp_book_earliest(before, owner));
+        int64_t now = tp_key_due_score(tp_book_earliest(cu->reminders, owner));
         if (was == now) continue;
         tp_argv_addf(keys, "%s{s%d}:r:owner:%d:%s", ns, b->bucket, part, owner);
         tp_argv_add_int(&at, now);
@@ -835,7 +836,8 @@ static void books_add(books_read_t *rd, const redisReply *due) {
             cust->len == 0 || cust->len > TP_CUSTOMER_MAX)
             continue;
         booked_t *known = booked_get(f, cust->str, rd->bucket, 0);
-        if (known && known->earliest == atoll(at->str) && known->armed_until >= rd->until)
+        if (known && tp_key_due_score(known->earliest) == atoll(at->str) &&
+            known->armed_until >= rd->until)
             continue; /* no need to read it */
         if (!rd->bc) {
             if (!(rd->bc = calloc(1, sizeof *rd->bc))) abort();
@@ -885,7 +887,7 @@ static void groups_cb(tp_store_t *store, redisReply *r, void *arg) {
     tp_argv_init(&keys);
     tp_argv_init(&args);
     tp_argv_addf(&keys, "%s{s%d}:r:due", ns, page.bucket);
-    tp_argv_addf(&args, "%lld", (long long)page.until);
+    tp_argv_add_int(&args, tp_key_due_score(page.until));
     tp_argv_addf(&args, "%d", f->opts.poll_batch);
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *g = r->element[i];
@@ -921,7 +923,7 @@ static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until) {
     *ctx = (poll_ctx_t){.fire = f, .bucket = bucket, .page = page, .until = until};
     if (tp_store_command(f->store, groups_cb, ctx,
                          "ZRANGEBYSCORE %s -inf %lld LIMIT %lld %d", groups_key,
-                         (long long)until, (long long)page * f->opts.poll_batch,
+                         (long long)tp_key_due_score(until), (long long)page * f->opts.poll_batch,
                          f->opts.poll_batch) < 0)
         free(ctx);
     else

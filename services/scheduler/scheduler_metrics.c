@@ -10,14 +10,14 @@
 #include "tp/keys.h"
 
 /* KEYS[1] a shard's index of reminder groups ({s<n>}:r:due: group -> a
- * lower bound of its earliest due); ARGV[1] now. The reminders due in the
- * groups it names due, at most 256 groups a tick (a gauge, not
- * a walk of a backlog). */
+ * lower bound of its earliest due, in seconds); ARGV[1] now (ms). The
+ * customers with a reminder due in the groups it names due, at most 256
+ * groups a tick (a gauge, not a walk of a backlog). */
 #define DUE_COUNT_LUA                                                          \
-    "local n = 0\n"                                                            \
-    "for _, g in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1],"         \
+    "local n, now = 0, math.floor(tonumber(ARGV[1]) / 1000)\n"                 \
+    "for _, g in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', now,"             \
     " 'BYSCORE', 'LIMIT', 0, 256)) do\n"                                       \
-    "  n = n + redis.call('ZCOUNT', KEYS[1] .. ':' .. g, '-inf', ARGV[1])\n"    \
+    "  n = n + redis.call('ZCOUNT', KEYS[1] .. ':' .. g, '-inf', now)\n"       \
     "end\n"                                                                    \
     "return n\n"
 
@@ -41,7 +41,9 @@ int tp_sched_metrics_register(tp_exporter_t *exporter, tp_fire_t *fire) {
         m, "tp_reminders_pending", "Reminders planned and not yet fired (every instance).",
         NULL));
     tp_series_t *due = tp_metric_at(tp_metrics_gauge(
-        m, "tp_reminders_due", "Reminders whose time has come, not yet fired.", NULL));
+        m, "tp_reminders_due",
+        "Customers with a reminder whose time has come, not yet fired (each counts once).",
+        NULL));
     tp_metric_on_collect(tp_metrics_counter(m, "tp_reminders_fired_total",
                                             "Reminders fired by this instance.", NULL),
                          collect_fired, fire);

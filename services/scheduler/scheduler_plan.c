@@ -653,7 +653,8 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_cmd(&a, "HDEL", k_state);
         tp_apply_str(&a, customer);
     }
-    int64_t before = tp_book_earliest(ctx->open, NULL), after = tp_book_earliest(ctx->book, NULL);
+    int64_t before = tp_key_due_score(tp_book_earliest(ctx->open, NULL));
+    int64_t after = tp_key_due_score(tp_book_earliest(ctx->book, NULL));
     if (after != before) {
         int k_due = tp_apply_key(&a, "%s{s%d}:r:due:%d", ns, shard, ctx->group);
         if (after) {
@@ -674,7 +675,8 @@ static void apply_plans(plan_ctx_t *ctx) {
     owners_add(owners, ctx->book);
     const char *owner;
     json_object_foreach(owners, owner, v) {
-        int64_t was = tp_book_earliest(ctx->open, owner), now = tp_book_earliest(ctx->book, owner);
+        int64_t was = tp_key_due_score(tp_book_earliest(ctx->open, owner));
+        int64_t now = tp_key_due_score(tp_book_earliest(ctx->book, owner));
         if (was == now) continue;
         tp_apply_cmd(&a, now ? "ZADD" : "ZREM",
                      tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, owner));

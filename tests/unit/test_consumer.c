@@ -313,15 +313,20 @@ static void apply_cb(tp_consumer_t *c, tp_consumer_job_t *job,
     } else if (fx->grouped) {
         char tag[128];
         tp_key_customer_tag(tag, sizeof tag, ev->customer);
+        char digest[TP_DONE_FIELD_LEN + 1];
         snprintf(want, sizeof want, "tp:%s:done:scoring:%lld:%u", tag,
                  (long long)(ev->ts / 3600000),
-                 (unsigned)(tp_id_hash(ev->id, strlen(ev->id)) % TP_DONE_GROUPS));
+                 tp_consumer_done_mark(digest, sizeof digest, ev->id));
     } else {
         tp_key_customer(want, sizeof want, "tp:", ev->customer, "done:scoring:%s", ev->id);
     }
     if (strcmp(tp_consumer_job_done_key(job), want) != 0) fx->bad_done_key++;
     const char *field = tp_consumer_job_done_field(job);
-    if (fx->grouped ? !field || strcmp(field, ev->id) != 0 : field != NULL) fx->bad_done_key++;
+    char digest[TP_DONE_FIELD_LEN + 1];
+    tp_consumer_done_mark(digest, sizeof digest, ev->id);
+    if (fx->grouped ? !field || strcmp(field, digest) != 0 || strlen(field) != TP_DONE_FIELD_LEN
+                    : field != NULL)
+        fx->bad_done_key++;
 
     int running = 1;
     for (pending_t *q = fx->pending; q; q = q->next) {
@@ -966,8 +971,38 @@ static void test_max_inflight_walk(void **state) {
     assert_true(m->max_inflight_seen <= 4);
 }
 
+/* A done mark's field: a short digest of the event id, the same for the
+ * same id, another for another id, whatever the id's length. */
+static void test_done_field_is_a_short_digest(void **state) {
+    (void)state;
+    char a[TP_DONE_FIELD_LEN + 1], b[TP_DONE_FIELD_LEN + 1], c[TP_DONE_FIELD_LEN + 1];
+    unsigned ga = tp_consumer_done_mark(a, sizeof a, "01M8Z4JWZEHWED03AH5FBZQC4Y");
+    assert_int_equal(tp_consumer_done_mark(b, sizeof b, "01M8Z4JWZEHWED03AH5FBZQC4Y"), ga);
+    tp_consumer_done_mark(c, sizeof c, "01M8Z4JWZEHWED03AH5FBZQC4Z");
+    assert_true(ga < TP_DONE_GROUPS);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_int_equal(strlen(a), TP_DONE_FIELD_LEN);
+    assert_int_equal(strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+                     TP_DONE_FIELD_LEN);
+    tp_consumer_done_mark(c, sizeof c, "rem:C01JZB000000000000000000186/R-SLA-1/1:1796349175923");
+    assert_int_equal(strlen(c), TP_DONE_FIELD_LEN);
+    /* ids alike but for a counter still spread over the groups */
+    unsigned char used[TP_DONE_GROUPS] = {0};
+    int groups = 0;
+    for (int i = 0; i < 4096; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "ev-%06d", i);
+        unsigned g = tp_consumer_done_mark(c, sizeof c, id);
+        groups += !used[g];
+        used[g] = 1;
+    }
+    assert_true(groups > TP_DONE_GROUPS * 9 / 10);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_done_field_is_a_short_digest),
         cmocka_unit_test_setup_teardown(test_bus_events_applied_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeat_applied_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeat_counted_in_metrics, setup, teardown),

@@ -90,14 +90,27 @@ int tp_consumer_reply_seen(const redisReply *reply);
  * "<ns>{<tag>}:done:..." for a bare tag). With done_grouped,
  * "<ns><tag>:done:<svc>:<hour>:<g>", a hash whose field
  * tp_consumer_job_done_field is the mark: the event's hour (its ts / 1 h)
- * and g = the event id's hash mod TP_DONE_GROUPS, so a hash holds a few
- * dozen marks (one listpack: ~40 bytes a mark instead of ~100 for a key
- * with an expiry) and expires as a whole done_ttl after its last mark
+ * and g = the event id's group (tp_consumer_done_mark), so a hash holds a
+ * few dozen marks (one listpack: ~20 bytes a mark instead of ~100 for a
+ * key with an expiry) and expires as a whole done_ttl after its last mark
  * (tp_apply_done_field). Borrowed until tp_consumer_job_done. */
 const char *tp_consumer_job_done_key(const tp_consumer_job_t *job);
 /* The done mark's field in the hash tp_consumer_job_done_key (the event
- * id), or NULL when the mark is the key itself. Borrowed likewise. */
+ * id's digest, tp_consumer_done_field), or NULL when the mark is the key
+ * itself. Borrowed likewise. */
 const char *tp_consumer_job_done_field(const tp_consumer_job_t *job);
+/* The length of a done mark's field with done_grouped: the base64url of a
+ * 72-bit BLAKE2b digest of the event id. Ids are up to TP_ID_MAX bytes
+ * (derived ones "rem:<reminder>:<due>" some 60); 12 bytes a mark instead,
+ * and second preimages out of reach (a client choosing its own ids cannot
+ * make another's event look applied). Within one hash (a tag, an hour, a
+ * group) two ids colliding by chance is ~n^2/2^73 for n marks. */
+#define TP_DONE_FIELD_LEN 12
+/* The done mark of `event_id` with done_grouped: its field into `field`
+ * (at least TP_DONE_FIELD_LEN + 1 bytes); returns its group, 0 ..
+ * TP_DONE_GROUPS-1 (from other bits of the same digest: evenly spread
+ * whatever the ids look like). */
+unsigned tp_consumer_done_mark(char *field, size_t fieldlen, const char *event_id);
 /* ARGV[1] of the apply script: the done mark's time to live in seconds, as
  * text. Borrowed. */
 const char *tp_consumer_done_ttl(const tp_consumer_t *self);

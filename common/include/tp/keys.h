@@ -107,6 +107,8 @@
  *                              and replayed by common/src/deadletter.c
  *
  * Scheduler (services/scheduler; n = tp_key_shard(customer)):
+ *   (every score of the three indexes below is a due time in whole seconds,
+ *   tp_key_due_score; the books hold the exact times)
  *   {s<n>}:r:due               zset: reminder group g -> a lower bound of the
  *                              earliest due time in {s<n>}:r:due:<g> (exact
  *                              after every firing and poll; a plan lowers it
@@ -140,6 +142,7 @@
 #define TP_KEYS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The number of shards (hash tags {s0} .. {s15}). Changing it moves every
  * customer's and user's keys: it is part of the stored layout. */
@@ -188,6 +191,10 @@ int tp_key_user_tag(char *out, size_t outlen, const char *user);
 /* The reminder group of `customer` within its shard, 0 ..
  * TP_REMINDER_GROUPS-1 (independent of the shard). */
 int tp_key_reminder_group(const char *customer);
+/* The score of due time `due_ms` in the scheduler's indexes ({s<n>}:r:due,
+ * r:due:<g>, r:owner:...): whole seconds, which a listpack stores in 4
+ * bytes where milliseconds take 8; the books hold the exact time. */
+int64_t tp_key_due_score(int64_t due_ms);
 /* The part of a person's index in a shard that holds `customer`'s
  * reminders, 0 .. TP_OWNER_PARTS-1. */
 int tp_key_reminder_owner_part(const char *customer);
