@@ -908,9 +908,15 @@ def _fnv(customer):
 
 def reminder_group(customer):
     """The customer's reminder group g in its shard (tp_key_reminder_group):
-    its state and reminders are in {s<n>}:r:c:<g>, their due times in
-    {s<n>}:r:due:<g>."""
+    its book (its state and open reminders, one field "<customer>") is in
+    {s<n>}:r:c:<g>, the earliest due time of its reminders in
+    {s<n>}:r:due:<g> (member: the customer)."""
     return (_fnv(customer) // 16) % 1024
+
+
+def group_hash(customer):
+    """The scheduler's group hash holding the customer's book."""
+    return "tp:{s%d}:r:c:%d" % (shard(customer), reminder_group(customer))
 
 
 def scheduler_fired(w):
@@ -925,12 +931,112 @@ def reminders_pending(w):
     return sum(int(w.redis("HGET", "tp:{s%d}:r:count" % n, "pending") or 0) for n in range(16))
 
 
-def owner_reminder_due(w, customer, owner, reminder):
-    """The due time of `reminder` in `owner`'s index of the customer's shard
-    (the part of its group, tp_key_reminder_owner_part), or None."""
+def owner_reminder_due(w, customer, owner):
+    """The customer's score in `owner`'s index of its shard (the part of its
+    group, tp_key_reminder_owner_part): the earliest due time of its open
+    reminders `owner` owns, as an int, or None when it has none."""
     part = reminder_group(customer) % 8
-    return w.redis("ZSCORE", "tp:{s%d}:r:owner:%d:%s" % (shard(customer), part, owner),
-                   reminder)
+    due = w.redis("ZSCORE", "tp:{s%d}:r:owner:%d:%s" % (shard(customer), part, owner),
+                  customer)
+    return None if due is None else int(due)
+
+
+# ---- a customer's book (tp/reminder.h tp_book_*), decoded ----
+
+# The stored fields of a reminder's record, in order (TP_REMINDER_FIELD_MAP).
+REMINDER_FIELDS = ("owner", "due_at", "urgent", "cause_ts", "text", "closed_by", "agreed",
+                   "rrule", "dtstart", "occurrence", "ahead", "until")
+BOOK_FORM = 3
+
+# The book's bytes in hex: the RESP client reads bulk strings as text.
+_HEX_LUA = ("local v = redis.call('HGET', KEYS[1], ARGV[1])\n"
+            "if not v then return false end\n"
+            "return (string.gsub(v, '.', function(c)"
+            " return string.format('%02x', string.byte(c)) end))\n")
+
+
+def msgpack_unpack(b, i=0):
+    """The msgpack value at b[i:] and the offset after it: enough of msgpack
+    for a book (nil, booleans, integers, strings, arrays, maps)."""
+    t = b[i]
+    if t <= 0x7F:
+        return t, i + 1
+    if t >= 0xE0:
+        return t - 0x100, i + 1
+    if 0xA0 <= t <= 0xBF or t in (0xD9, 0xDA, 0xDB):
+        if t <= 0xBF:
+            n, i = t & 0x1F, i + 1
+        else:
+            w = {0xD9: 1, 0xDA: 2, 0xDB: 4}[t]
+            n, i = int.from_bytes(b[i + 1:i + 1 + w], "big"), i + 1 + w
+        return b[i:i + n].decode(), i + n
+    if 0x90 <= t <= 0x9F or t in (0xDC, 0xDD) or 0x80 <= t <= 0x8F or t in (0xDE, 0xDF):
+        is_map = 0x80 <= t <= 0x8F or t in (0xDE, 0xDF)
+        if t <= 0x9F:
+            n, i = t & 0x0F, i + 1
+        else:
+            w = 2 if t in (0xDC, 0xDE) else 4
+            n, i = int.from_bytes(b[i + 1:i + 1 + w], "big"), i + 1 + w
+        items = []
+        for _ in range(2 * n if is_map else n):
+            v, i = msgpack_unpack(b, i)
+            items.append(v)
+        return (dict(zip(items[0::2], items[1::2])) if is_map else items), i
+    if t == 0xC0:
+        return None, i + 1
+    if t in (0xC2, 0xC3):
+        return t == 0xC3, i + 1
+    if 0xCC <= t <= 0xD3:  # uint8..64, int8..64
+        w = 1 << ((t - 0xCC) % 4)
+        return int.from_bytes(b[i + 1:i + 1 + w], "big", signed=t >= 0xD0), i + 1 + w
+    raise ValueError("msgpack type 0x%02x at %d: not in a book" % (t, i))
+
+
+def book_bytes(w, customer):
+    """The customer's book as stored (bytes), or None when it has none."""
+    h = w.redis("EVAL", _HEX_LUA, 1, group_hash(customer), customer)
+    return None if h is None else bytes.fromhex(h)
+
+
+def book(w, customer):
+    """The customer's book as (state, reminders): its state's string fields,
+    and reminder id -> record (REMINDER_FIELDS by name, absent ones left
+    out, "rule" from the id, the owner code 0 as "unassigned", cause_ts
+    restored from its distance to due_at; other codes, of closed_by and
+    text, are left as their numbers). None when it has none."""
+    b = book_bytes(w, customer)
+    if b is None:
+        return None
+    top, end = msgpack_unpack(b)
+    assert end == len(b) and isinstance(top, list) and top[0] == BOOK_FORM, (customer, b)
+    state, reminders = top[1], {}
+    for stored in top[2:]:
+        key, values = stored[0], stored[1:]
+        rec = {f: v for f, v in zip(REMINDER_FIELDS, values) if v is not None}
+        if rec.get("owner") == 0:
+            rec["owner"] = "unassigned"
+        if "cause_ts" in rec and "due_at" in rec:
+            rec["cause_ts"] = rec["due_at"] - rec["cause_ts"]
+        rec["rule"] = key.split("|")[0]
+        reminders["%s|%s" % (customer, key)] = rec
+    return state, reminders
+
+
+def booked_reminder(w, customer, reminder):
+    """The record of `reminder` in its customer's book (book), or None."""
+    b = book(w, customer)
+    return None if b is None else b[1].get(reminder)
+
+
+def reminders_booked(w):
+    """Reminders pending in every book of every group hash, counted apart
+    from the scheduler's own count (a test's check of it; KEYS: tests only)."""
+    n = 0
+    for key in w.redis("KEYS", "tp:{s*}:r:c:*") or []:
+        for customer in w.redis("HKEYS", key) or []:
+            b = book(w, customer)
+            n += len(b[1]) if b else 0
+    return n
 
 
 def now_ms():
