@@ -1,9 +1,9 @@
 /* intake_reply.h: what every query of intake answers with: JSON answers
  * and errors, the checks of ids and names in paths and parameters, and the
  * conversions of stored replies (hashes, numbers, stream entries, a
- * customer's book of reminders) into JSON. Shared by the query modules (intake_query.c,
- * intake_timeline.c, intake_lists.c, intake_reminders.c, intake_tickets.c);
- * owns nothing, keeps no state. */
+ * customer's book of reminders) into JSON. Shared by the query modules
+ * (intake_query.c, intake_timeline.c, intake_lists.c, intake_reminders.c,
+ * intake_tickets.c); owns nothing, keeps no state. */
 #ifndef INTAKE_REPLY_H
 #define INTAKE_REPLY_H
 
