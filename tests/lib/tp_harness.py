@@ -992,6 +992,76 @@ def msgpack_unpack(b, i=0):
     raise ValueError("msgpack type 0x%02x at %d: not in a book" % (t, i))
 
 
+def msgpack_pack(v):
+    """`v` (None, bool, int, str, list, dict) as msgpack, in its shortest
+    form: enough of msgpack to write a book."""
+    if v is None:
+        return b"\xc0"
+    if v is True or v is False:
+        return b"\xc3" if v else b"\xc2"
+    if isinstance(v, int):
+        if 0 <= v <= 0x7F or -32 <= v < 0:
+            return (v & 0xFF).to_bytes(1, "big")
+        for w, t in ((1, 0xCC), (2, 0xCD), (4, 0xCE), (8, 0xCF)) if v > 0 else \
+                ((1, 0xD0), (2, 0xD1), (4, 0xD2), (8, 0xD3)):
+            try:
+                return bytes([t]) + v.to_bytes(w, "big", signed=v < 0)
+            except OverflowError:
+                continue
+        raise ValueError("integer out of msgpack's range: %d" % v)
+    if isinstance(v, str):
+        b = v.encode()
+        n = len(b)
+        head = bytes([0xA0 | n]) if n < 32 else (b"\xd9" + bytes([n]) if n < 256 else
+                                                   b"\xda" + n.to_bytes(2, "big"))
+        return head + b
+    if isinstance(v, (list, dict)):
+        n = len(v)
+        small, big = (0x80, b"\xde") if isinstance(v, dict) else (0x90, b"\xdc")
+        head = bytes([small | n]) if n < 16 else big + n.to_bytes(2, "big")
+        items = [x for kv in sorted(v.items()) for x in kv] if isinstance(v, dict) else v
+        return head + b"".join(msgpack_pack(x) for x in items)
+    raise TypeError("not in a book: %r" % (v,))
+
+
+def pack_book(customer, state, reminders):
+    """A customer's book as tp_book_pack stores it: [3, {state}, [key,
+    field, ...], ...], reminders (id "<customer>|<key>" -> record with
+    REMINDER_FIELDS by name) in id order, cause_ts as its distance to
+    due_at; frequent values are left as strings (the reader takes both)."""
+    stored = [BOOK_FORM, {k: v for k, v in state.items() if isinstance(v, str)}]
+    for rid in sorted(reminders):
+        assert rid.startswith(customer + "|"), rid
+        rec = dict(reminders[rid])
+        if "cause_ts" in rec and "due_at" in rec:
+            rec["cause_ts"] = rec["due_at"] - rec["cause_ts"]
+        values = [rec.get(f) for f in REMINDER_FIELDS]
+        while values and values[-1] is None:
+            values.pop()
+        stored.append([rid[len(customer) + 1:]] + values)
+    return msgpack_pack(stored)
+
+
+def write_book(w, customer, reminders, state=None):
+    """Stores the customer's book and indexes it as the scheduler does: the
+    customer in its group's due index and in each owner's index at the
+    earliest due time of its reminders (of theirs), its group in the
+    shard's index. For intake's readers, without a scheduler."""
+    n, g = shard(customer), reminder_group(customer)
+    w.redis("HSET", group_hash(customer), customer,
+            pack_book(customer, state or {}, reminders))
+    earliest = {}
+    for rec in reminders.values():
+        o = rec.get("owner") or "unassigned"
+        earliest[o] = min(earliest.get(o, rec["due_at"]), rec["due_at"])
+    if earliest:
+        first = min(earliest.values())
+        w.redis("ZADD", "tp:{s%d}:r:due:%d" % (n, g), first, customer)
+        w.redis("ZADD", "tp:{s%d}:r:due" % n, "LT", first, g)  # (LT adds a new one)
+    for o, due in earliest.items():
+        w.redis("ZADD", "tp:{s%d}:r:owner:%d:%s" % (n, g % 8, o), due, customer)
+
+
 def book_bytes(w, customer):
     """The customer's book as stored (bytes), or None when it has none."""
     h = w.redis("EVAL", _HEX_LUA, 1, group_hash(customer), customer)
