@@ -948,11 +948,18 @@ REMINDER_FIELDS = ("owner", "due_at", "urgent", "cause_ts", "text", "closed_by",
                    "rrule", "dtstart", "occurrence", "ahead", "until")
 BOOK_FORM = 3
 
-# The book's bytes in hex: the RESP client reads bulk strings as text.
-_HEX_LUA = ("local v = redis.call('HGET', KEYS[1], ARGV[1])\n"
-            "if not v then return false end\n"
-            "return (string.gsub(v, '.', function(c)"
-            " return string.format('%02x', string.byte(c)) end))\n")
+# Books' bytes in hex (the RESP client reads bulk strings as text): of
+# field ARGV[1] of hash KEYS[1], or of every field (field, hex, ...).
+_HEX_LUA = ("local function hex(v) return (string.gsub(v, '.', function(c)"
+            " return string.format('%02x', string.byte(c)) end)) end\n"
+            "if ARGV[1] then\n"
+            "  local v = redis.call('HGET', KEYS[1], ARGV[1])\n"
+            "  if not v then return false end\n"
+            "  return hex(v)\n"
+            "end\n"
+            "local all = redis.call('HGETALL', KEYS[1])\n"
+            "for i = 2, #all, 2 do all[i] = hex(all[i]) end\n"
+            "return all\n")
 
 
 def msgpack_unpack(b, i=0):
@@ -1075,8 +1082,11 @@ def book(w, customer):
     restored from its distance to due_at; other codes, of closed_by and
     text, are left as their numbers). None when it has none."""
     b = book_bytes(w, customer)
-    if b is None:
-        return None
+    return None if b is None else book_decode(customer, b)
+
+
+def book_decode(customer, b):
+    """The book `b` (bytes) of `customer` as book() gives it."""
     top, end = msgpack_unpack(b)
     assert end == len(b) and isinstance(top, list) and top[0] == BOOK_FORM, (customer, b)
     state, reminders = top[1], {}
@@ -1103,9 +1113,9 @@ def reminders_booked(w):
     from the scheduler's own count (a test's check of it; KEYS: tests only)."""
     n = 0
     for key in w.redis("KEYS", "tp:{s*}:r:c:*") or []:
-        for customer in w.redis("HKEYS", key) or []:
-            b = book(w, customer)
-            n += len(b[1]) if b else 0
+        flat = w.redis("EVAL", _HEX_LUA, 1, key) or []
+        for customer, h in zip(flat[0::2], flat[1::2]):
+            n += len(book_decode(customer, bytes.fromhex(h))[1])
     return n
 
 
