@@ -1,8 +1,10 @@
 /* intake_query.c: dispatch of intake's reads, the helpers they share, and
  * GET /v1/customers/{id} (the full record), /v1/lookup, /v1/inbox/{user},
- * /healthz. The record is assembled from a few pipelined reads; the paged
- * timeline is in intake_timeline.c, the pipeline and at-risk list in
- * intake_lists.c. */
+ * /healthz. The record is assembled from a few pipelined reads, its open
+ * reminders from the scheduler's book of the customer (one field of its
+ * group hash, decoded by tp_query_book_reminders); the paged timeline is in
+ * intake_timeline.c, the pipeline and at-risk list in intake_lists.c.
+ * Reads only. */
 #include "intake_query.h"
 #include "intake_reply.h"
 
@@ -19,19 +21,6 @@
 #include "tp/keys.h"
 #include "tp/log.h"
 #include "tp/proto.h"
-
-/* KEYS[1] the scheduler's group hash of a customer (its open reminders
- * "<customer>|<rest>" are fields, tp/keys.h); ARGV[1] the customer. Returns
- * reminder id, record, ... */
-static const char REMINDERS_LUA[] =
-    "local out, cursor = {}, '0'\n"
-    "local pattern = string.gsub(ARGV[1], '[%*%?%[%]\\\\]', '\\\\%0') .. '|*'\n"
-    "repeat\n"
-    "  local page = redis.call('HSCAN', KEYS[1], cursor, 'MATCH', pattern, 'COUNT', 1000)\n"
-    "  cursor = page[1]\n"
-    "  for i = 1, #page[2] do out[#out + 1] = page[2][i] end\n"
-    "until cursor == '0'\n"
-    "return out\n";
 
 /* KEYS[1] a customer's deal ids (set); ARGV[1] the prefix of its deal keys
  * ("<ns>{s<n>}:c:<cust>:deal:", the same slot). Returns id, HGETALL of the deal, id, ... */
@@ -50,7 +39,6 @@ static const char DEALS_LUA[] =
 struct tp_query {
     tp_store_t *store;
     char default_cc[8];
-    int reminders_script;
     int deals_script;
     int timeline_script;
     int pipeline_script;
@@ -64,14 +52,13 @@ tp_query_t *tp_query_new(tp_store_t *store, const char *default_cc) {
     if (!self) abort();
     self->store = store;
     snprintf(self->default_cc, sizeof self->default_cc, "%s", default_cc);
-    self->reminders_script = tp_store_script_ro(store, "reminders", REMINDERS_LUA);
     self->deals_script = tp_store_script_ro(store, "deals", DEALS_LUA);
     self->timeline_script = tp_timeline_script(store);
     self->pipeline_script = tp_pipeline_script(store);
     self->at_risk_script = tp_at_risk_script(store);
     self->ticket_script = tp_tickets_script(store);
     self->tickets_script = tp_tickets_list_script(store);
-    if (self->reminders_script < 0 || self->deals_script < 0 ||
+    if (self->deals_script < 0 ||
         self->timeline_script < 0 || self->pipeline_script < 0 ||
         self->at_risk_script < 0 || self->ticket_script < 0 || self->tickets_script < 0) {
         tp_log_error("intake: could not register the read scripts");
@@ -374,6 +361,12 @@ static void customer_part_cb(tp_store_t *store, redisReply *r, void *arg) {
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (r) tp_log_error("customer read: %s", r->str);
         rd->failed = 1;
+    } else if (ctx.part == PART_REMINDERS) {
+        /* the customer's book (nil: none, no open reminders) */
+        if (r->type == REDIS_REPLY_STRING &&
+            tp_query_book_reminders(rd->id, r->str, r->len, NULL, 0,
+                                    rd->parts[PART_REMINDERS]) < 0)
+            tp_log_error("customer read: %s: its book of reminders does not decode", rd->id);
     } else if (r->type == REDIS_REPLY_ARRAY) {
         json_t *v = NULL;
         switch (ctx.part) {
@@ -391,16 +384,6 @@ static void customer_part_cb(tp_store_t *store, redisReply *r, void *arg) {
             v = json_array();
             for (size_t i = 1; i < r->elements; i += 2)
                 json_array_append_new(v, stored_json(r->element[i]));
-            break;
-        case PART_REMINDERS:
-            v = json_array();
-            for (size_t i = 0; i + 1 < r->elements; i += 2) {
-                const redisReply *id = r->element[i], *rec = r->element[i + 1];
-                json_t *o = id->type == REDIS_REPLY_STRING && rec->type == REDIS_REPLY_STRING
-                                ? tp_query_reminder(id->str, rec->str, rec->len)
-                                : NULL;
-                if (o) json_array_append_new(v, o);
-            }
             break;
         case PART_DEALS:
             v = deals_ranked(r);
@@ -456,18 +439,16 @@ static void get_customer(tp_query_t *self, tp_http_request_t *req,
                          "HGETALL %s", k1) < 0) {
         part_not_sent(rd, ctx);
     }
+    /* the scheduler's book of the customer: one field of its group hash */
     tp_key(k1, sizeof k1, ns, "{s%d}:r:c:%d", tp_key_shard(id), tp_key_reminder_group(id));
-    const char *argv[2] = {k1, id};
-    size_t lens[2] = {strlen(k1), strlen(id)};
-    if (tp_store_eval(self->store, self->reminders_script, customer_part_cb,
-                      CTX(PART_REMINDERS), 1, 2, argv, lens) < 0) {
+    if (tp_store_command(self->store, customer_part_cb, CTX(PART_REMINDERS),
+                         "HGET %s %s", k1, id) < 0) {
         part_not_sent(rd, ctx);
     }
     tp_key_customer(k1, sizeof k1, ns, id, "deals");
     tp_key_customer(k2, sizeof k2, ns, id, "deal:");
-    argv[1] = k2;
-    lens[0] = strlen(k1);
-    lens[1] = strlen(k2);
+    const char *argv[2] = {k1, k2};
+    size_t lens[2] = {strlen(k1), strlen(k2)};
     if (tp_store_eval(self->store, self->deals_script, customer_part_cb,
                       CTX(PART_DEALS), 1, 2, argv, lens) < 0) {
         part_not_sent(rd, ctx);

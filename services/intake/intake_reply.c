@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "tp/event.h"
-#include "tp/keys.h"
 #include "tp/reminder.h"
 #include "tp/proto.h"
 
@@ -111,15 +110,25 @@ json_t *tp_query_stream_entry(const redisReply *entry) {
     return o;
 }
 
-json_t *tp_query_reminder(const char *id, const char *record, size_t len) {
-    json_t *o = tp_reminder_unpack(id, record, len);
-    char customer[TP_CUSTOMER_MAX + 1];
-    if (!json_is_object(o) || tp_key_reminder_customer(customer, sizeof customer, id) < 0) {
-        json_decref(o);
-        return NULL;
+int tp_query_book_reminders(const char *customer, const char *book, size_t len,
+                            const char *owner, int64_t due_before, json_t *items) {
+    json_t *state, *reminders;
+    if (tp_book_unpack(customer, book, len, &state, &reminders) < 0) return -1;
+    const char *id;
+    json_t *record;
+    json_object_foreach(reminders, id, record) {
+        if (owner) {
+            const char *o = json_string_value(json_object_get(record, "owner"));
+            if (strcmp(o ? o : "unassigned", owner) != 0 ||
+                json_integer_value(json_object_get(record, "due_at")) > due_before)
+                continue;
+        }
+        /* the decoded book is ours: its records are answered as they are */
+        json_object_set_new(record, "id", json_string(id));
+        json_object_set_new(record, "customer", json_string(customer));
+        json_array_append(items, record);
     }
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "customer", json_string(customer));
-    return o;
+    json_decref(state);
+    json_decref(reminders);
+    return 0;
 }
-

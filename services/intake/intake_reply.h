@@ -1,15 +1,16 @@
 /* intake_reply.h: what every query of intake answers with: JSON answers
  * and errors, the checks of ids and names in paths and parameters, and the
- * conversions of stored replies (hashes, numbers, stream entries,
- * reminders) into JSON. Shared by the query modules (intake_query.c,
- * intake_timeline.c, intake_lists.c, intake_reminders.c, intake_tickets.c);
- * owns nothing, keeps no state. */
+ * conversions of stored replies (hashes, numbers, stream entries, a
+ * customer's book of reminders) into JSON. Shared by the query modules
+ * (intake_query.c, intake_timeline.c, intake_lists.c, intake_reminders.c,
+ * intake_tickets.c); owns nothing, keeps no state. */
 #ifndef INTAKE_REPLY_H
 #define INTAKE_REPLY_H
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tp/http.h"
 
@@ -45,9 +46,16 @@ json_t *tp_query_field_string(const json_t *o, const char *key);
 /* One stream entry [id, [field, value, ...]] as its fields plus "at" (the
  * stream id); NULL when the reply is not shaped like one. */
 json_t *tp_query_stream_entry(const redisReply *entry);
-/* A reminder as answered: its stored record (tp/reminder.h, `len` bytes)
- * with its id and customer, which the storage keeps out of the record
- * (tp/keys.h). NULL when the record does not parse. */
-json_t *tp_query_reminder(const char *id, const char *record, size_t len);
+/* The open reminders of `customer` in its book (`len` bytes at `book`:
+ * the field "<customer>" of its group hash, tp/reminder.h tp_book_*), as
+ * answered: each its record with its id and customer, which the book keeps
+ * out of the records. With `owner` (not NULL): only the reminders of
+ * `owner` ("unassigned" matching a record without one) due at or before
+ * `due_before`; with NULL, all of them. Appended to `items` (borrowed) in
+ * the book's order (by id). Returns 0, or -1 when the bytes are not a book
+ * (nothing appended); the one decoding path of the customer's record and
+ * of a person's reminders. */
+int tp_query_book_reminders(const char *customer, const char *book, size_t len,
+                            const char *owner, int64_t due_before, json_t *items);
 
 #endif

@@ -15,6 +15,10 @@ zset, the timeline stream) and checks what the HTTP reads make of them:
 - GET /v1/pipeline?owner= | ?team=: deals ranked by expected value
   (R-VALUE-1's worked example), count and total, capped at 500.
 - GET /v1/customers?at_risk=1: worst health first (R-HEALTH-1).
+- open reminders, as the scheduler keeps them (keys.h: a book per customer
+  in its group hash, the owner's index of customers): the record's and
+  GET /v1/reminders?owner=&due_before=: a person's, soonest first, capped
+  at 500.
 - 400 naming the field for every bad input, 404 for an unknown customer,
   503 while Redis is down.
 """
@@ -24,7 +28,7 @@ import signal
 import time
 import urllib.parse
 
-from tp_harness import Redis, World, ckey, run, skey, wait_until
+from tp_harness import Redis, World, ckey, group_hash, run, skey, wait_until, write_book
 
 NS = "tp:"
 
@@ -555,6 +559,100 @@ def test_at_risk_worst_first():
 # ---- bad requests ------------------------------------------------------------
 
 
+def reminder(owner, due, text="Answer the web inquiry"):
+    r = {"due_at": due, "urgent": False, "cause_ts": due - 7200000, "text": text}
+    if owner:
+        r["owner"] = owner
+    return r
+
+
+def test_reminders_read_from_the_books():
+    w = World(services=["intake"])
+    try:
+        t = 1763900000000
+        # 12 customers: two of rep-1's each, one of rep-2's; every 4th one
+        # unassigned (no owner)
+        for i in range(12):
+            cid = "BK-%d" % i
+            rems = {cid + "|R-SLA-1|1": reminder("rep-1", t + i * 1000),
+                    cid + "|R-SLA-1|2": reminder("rep-1", t + i * 1000 + 500),
+                    cid + "|R-CAD-1": reminder("rep-2", t + 20000 + i)}
+            if i % 4 == 0:
+                rems[cid + "|R-DAYS-1"] = reminder(None, t + 50)
+            write_book(w, cid, rems, {"owner": "rep-1"})
+            w.redis("HSET", ckey(cid, "profile"), "grade", "B")
+        # an index entry whose book is gone (closed meanwhile): nothing
+        w.redis("ZADD", "tp:{s%d}:r:owner:%d:rep-1" % (0, 0), t, "GONE")
+
+        s, mine = w.request("GET", "/v1/reminders?owner=rep-1&due_before=%d" % (t + 5500))
+        assert s == 200, mine
+        got = mine["reminders"]
+        assert mine["owner"] == "rep-1" and mine["due_before"] == t + 5500
+        assert mine["count"] == 12 and len(got) == 12 and "truncated" not in mine, mine
+        assert [(r["due_at"], r["id"]) for r in got] == sorted(
+            (t + i * 1000 + k * 500, "BK-%d|R-SLA-1|%d" % (i, k + 1))
+            for i in range(6) for k in range(2)), got
+        assert got[0] == {"owner": "rep-1", "due_at": t, "urgent": False,
+                          "cause_ts": t - 7200000, "text": "Answer the web inquiry",
+                          "rule": "R-SLA-1", "id": "BK-0|R-SLA-1|1", "customer": "BK-0"}, got[0]
+        # another person's, of the same books; the unassigned ones
+        s, two = w.request("GET", "/v1/reminders?owner=rep-2&due_before=%d" % (t + 20002))
+        assert s == 200 and [r["id"] for r in two["reminders"]] == [
+            "BK-0|R-CAD-1", "BK-1|R-CAD-1", "BK-2|R-CAD-1"], two
+        s, un = w.request("GET", "/v1/reminders?owner=unassigned&due_before=%d" % (t + 50))
+        assert s == 200 and [r["id"] for r in un["reminders"]] == [
+            "BK-0|R-DAYS-1", "BK-4|R-DAYS-1", "BK-8|R-DAYS-1"], un
+        assert "owner" not in un["reminders"][0], un
+        s, none = w.request("GET", "/v1/reminders?owner=rep-9")
+        assert s == 200 and none["count"] == 0 and none["reminders"] == [], none
+
+        # the customer's record: every open reminder of its book, by id
+        s, rec = w.customer("BK-4")
+        assert s == 200, rec
+        assert [r["id"] for r in rec["open_reminders"]] == [
+            "BK-4|R-CAD-1", "BK-4|R-DAYS-1", "BK-4|R-SLA-1|1", "BK-4|R-SLA-1|2"], rec
+        assert rec["open_reminders"][1] == {
+            "due_at": t + 50, "urgent": False, "cause_ts": t + 50 - 7200000,
+            "text": "Answer the web inquiry", "rule": "R-DAYS-1", "id": "BK-4|R-DAYS-1",
+            "customer": "BK-4"}, rec["open_reminders"][1]
+        # a book without reminders (its state only), none, one that is not a book
+        write_book(w, "EMPTY-1", {}, {"owner": "rep-1"})
+        w.redis("HSET", ckey("EMPTY-1", "profile"), "grade", "C")
+        w.redis("HSET", ckey("NOBOOK-1", "profile"), "grade", "C")
+        w.redis("HSET", ckey("BAD-1", "profile"), "grade", "C")
+        w.redis("HSET", group_hash("BAD-1"), "BAD-1", b"\x93\x03")
+        for cid in ("EMPTY-1", "NOBOOK-1", "BAD-1"):
+            s, rec = w.customer(cid)
+            assert s == 200 and rec["open_reminders"] == [], (cid, rec)
+    finally:
+        assert w.close()
+
+
+def test_reminders_capped_at_500():
+    w = World(services=["intake"])
+    try:
+        t = 1763900000000
+        # 300 customers with two of rep-1's each, 300 with one: 900 in all,
+        # more customers than the 501 whose books are read
+        want = []
+        for i in range(600):
+            cid = "CAP-%d" % i
+            dues = [t + i * 10] + ([t + 3000 + i * 3] if i < 300 else [])
+            rems = {"%s|R-SLA-1|%d" % (cid, k + 1): reminder("rep-1", d)
+                    for k, d in enumerate(dues)}
+            want += sorted((r["due_at"], rid) for rid, r in rems.items())
+            write_book(w, cid, rems)
+        want.sort()
+        s, mine = w.request("GET", "/v1/reminders?owner=rep-1&due_before=%d" % (t + 100000))
+        assert s == 200 and mine["count"] == 500 and mine["truncated"] is True, mine["count"]
+        assert [(r["due_at"], r["id"]) for r in mine["reminders"]] == want[:500]
+        # exactly 500 due by then: the whole list
+        s, mine = w.request("GET", "/v1/reminders?owner=rep-1&due_before=%d" % want[499][0])
+        assert s == 200 and mine["count"] == 500 and "truncated" not in mine, mine["count"]
+    finally:
+        assert w.close()
+
+
 def test_bad_input_400_names_the_field():
     w = World(services=["intake"])
     try:
@@ -668,5 +766,7 @@ if __name__ == "__main__":
          test_pipeline_ranked_by_expected_value,
          test_pipeline_capped_at_500,
          test_at_risk_worst_first,
+         test_reminders_read_from_the_books,
+         test_reminders_capped_at_500,
          test_bad_input_400_names_the_field,
          test_store_down_503])

@@ -1,12 +1,15 @@
 """How the scheduler stores pending reminders (tp/keys.h, tp/reminder.h),
-through the real processes: records packed, each customer's reminders in a
-small group index of its shard, the shard's index of groups kept at (or
-below) each group's earliest due time, a pending count per shard, and the
-per-person query merging the owner's index of every shard."""
+through the real processes: each customer's state and open reminders in
+one packed book, one field of its group hash; the customer in a small due
+index of its group at its earliest due time, and in each owner's index at
+the earliest of theirs; the shard's index of groups kept at (or below) each
+group's earliest due time; a pending count per shard; and the per-person
+query merging the owner's index of every shard and reading the books."""
 import time
 
-from tp_harness import (World, now_ms, reminder_group, reminders_pending, run,
-                        scheduler_fired, shard, wait_until)
+from tp_harness import (BOOK_FORM, World, book, book_bytes, booked_reminder, group_hash,
+                        now_ms, owner_reminder_due, reminder_group, reminders_booked,
+                        reminders_pending, run, scheduler_fired, shard, wait_until)
 
 HOUR = 3600000
 
@@ -19,16 +22,12 @@ def inquiry(cid, ts, owner="rep-q", eid=None):
     return ev
 
 
-def group_of(w, n, reminder):
-    """The group of `reminder` in shard n: the one whose due index holds it."""
+def group_of(w, n, customer):
+    """The group of `customer` in shard n: the one whose due index holds it."""
     for g in w.redis("ZRANGE", "tp:{s%d}:r:due" % n, 0, -1) or []:
-        if w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (n, g), reminder) is not None:
+        if w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (n, g), customer) is not None:
             return g
     return None
-
-
-def group_hash(cid):
-    return "tp:{s%d}:r:c:%d" % (shard(cid), reminder_group(cid))
 
 
 def test_owner_query_merges_every_shard_by_due_time():
@@ -55,6 +54,14 @@ def test_owner_query_merges_every_shard_by_due_time():
         assert got[0]["id"] == "STORE-11|R-SLA-1|1"
         assert all(r["rule"] == "R-SLA-1" and r["owner"] == "rep-q" and
                    r["text"] == "Answer the web inquiry" and r["urgent"] is False for r in got)
+        # STORE-0's two: one book, one entry in the due index and in the
+        # owner's, at the earlier of the two
+        store0 = min(r["due_at"] for r in got if r["customer"] == "STORE-0")
+        assert len(book(w, "STORE-0")[1]) == 2
+        assert owner_reminder_due(w, "STORE-0", "rep-q") == store0
+        assert int(w.redis("ZSCORE", "tp:{s%d}:r:due:%d" % (shard("STORE-0"),
+                                                           reminder_group("STORE-0")),
+                           "STORE-0")) == store0
         # due_before cuts the list; another person sees none of them
         s, early = w.request("GET", "/v1/reminders?owner=rep-q&due_before=%d" % dues[2])
         assert s == 200 and [r["due_at"] for r in early["reminders"]] == dues[:3], early
@@ -69,7 +76,7 @@ def test_owner_query_merges_every_shard_by_due_time():
         assert w.close()
 
 
-def test_packed_records_small_group_indexes_and_their_upkeep():
+def test_packed_books_small_group_indexes_and_their_upkeep():
     w = World({"scheduler": {"inquiry_response": "3s", "poll_interval": "200ms",
                              "lookahead": "400ms"}},
               services=["intake", "scheduler"])
@@ -77,29 +84,44 @@ def test_packed_records_small_group_indexes_and_their_upkeep():
         t = now_ms()
         assert w.post([inquiry("KEEP-1", t), inquiry("GONE-1", t)])[0] == 202
         wait_until(lambda: reminders_pending(w) == 2, 10, what="2 reminders planned")
+        assert reminders_booked(w) == 2
         for cid in ("KEEP-1", "GONE-1"):
             n, rem = shard(cid), cid + "|R-SLA-1|1"
-            record = w.redis("HGET", group_hash(cid), rem)
-            assert record and not record.startswith("{"), record  # msgpack, not JSON
-            assert '"ver":"1"' in w.redis("HGET", group_hash(cid), cid)  # its state
-            g = group_of(w, n, rem)
-            assert g == str(reminder_group(cid)), (g, rem)
-            due = int(w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (n, g), rem))
+            # one field per customer, its book: no field per reminder
+            fields = w.redis("HKEYS", group_hash(cid))
+            assert cid in fields and not [f for f in fields if "|" in f], fields
+            raw = book_bytes(w, cid)
+            assert raw[0] == 0x90 | (2 + 1) and raw[1] == BOOK_FORM, raw  # [3, {state}, one]
+            _, reminders = book(w, cid)
+            assert list(reminders) == [rem], reminders
+            record = reminders[rem]
+            assert record["owner"] == "rep-q" and record["rule"] == "R-SLA-1", record
+            due = record["due_at"]
+            # the due index holds the customer at its earliest due time
+            g = group_of(w, n, cid)
+            assert g == str(reminder_group(cid)), (g, cid)
+            assert int(w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (n, g), cid)) == due
+            assert w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (n, g), rem) is None
             assert int(w.redis("ZSCORE", "tp:{s%d}:r:due" % n, g)) <= due
             assert w.redis("OBJECT", "ENCODING", "tp:{s%d}:r:due:%s" % (n, g)) == "listpack"
+            # and the owner's index the same, per person
+            assert owner_reminder_due(w, cid, "rep-q") == due
+            assert owner_reminder_due(w, cid, "rep-z") is None
         # a contact closes GONE-1's reminder (and plans its cadence, R-CAD-2):
         # its group's index entry stays low until a poll reaches that time
         assert w.post([{"type": "contact.logged", "ts": now_ms(), "src": "phone",
                         "customer": "GONE-1", "data": {"channel": "phone", "direction": "out",
                                                        "outcome": "reached"}}])[0] == 202
         gone_n = shard("GONE-1")
-        wait_until(lambda: w.redis("HGET", group_hash("GONE-1"), "GONE-1|R-CAD-1"), 10,
+        wait_until(lambda: booked_reminder(w, "GONE-1", "GONE-1|R-CAD-1"), 10,
                    what="GONE-1's cadence planned")
-        assert w.redis("HGET", group_hash("GONE-1"), "GONE-1|R-SLA-1|1") is None
-        assert reminders_pending(w) == 2
-        gone_g = group_of(w, gone_n, "GONE-1|R-CAD-1")
-        cadence_due = int(w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (gone_n, gone_g),
-                                  "GONE-1|R-CAD-1"))
+        assert booked_reminder(w, "GONE-1", "GONE-1|R-SLA-1|1") is None
+        assert reminders_pending(w) == 2 and reminders_booked(w) == 2
+        gone_g = group_of(w, gone_n, "GONE-1")
+        cadence_due = booked_reminder(w, "GONE-1", "GONE-1|R-CAD-1")["due_at"]
+        # the customer's entry moved to its one open reminder's time
+        assert int(w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (gone_n, gone_g), "GONE-1")) == \
+            cadence_due
         if now_ms() < t + 2000:  # no poll has reached the closed one's time yet
             assert int(w.redis("ZSCORE", "tp:{s%d}:r:due" % gone_n, gone_g)) < cadence_due
 
@@ -108,11 +130,12 @@ def test_packed_records_small_group_indexes_and_their_upkeep():
         def fired():
             return scheduler_fired(w)
         wait_until(lambda: fired() == 1, 15, what="KEEP-1's fired")
-        keep_n = shard("KEEP-1")
-        assert w.redis("HGET", group_hash("KEEP-1"), "KEEP-1|R-SLA-1|1") is None
-        # the firing bumped the customer's version (a plan read before it reads again)
-        assert '"ver":"2"' in w.redis("HGET", group_hash("KEEP-1"), "KEEP-1")
-        assert reminders_pending(w) == 1
+        keep_n, keep_g = shard("KEEP-1"), reminder_group("KEEP-1")
+        assert booked_reminder(w, "KEEP-1", "KEEP-1|R-SLA-1|1") is None
+        # a customer without open reminders is in no due index, no owner's
+        assert w.redis("ZSCORE", "tp:{s%d}:r:due:%d" % (keep_n, keep_g), "KEEP-1") is None
+        assert owner_reminder_due(w, "KEEP-1", "rep-q") is None
+        assert reminders_pending(w) == 1 and reminders_booked(w) == 1
         wait_until(lambda: int(w.redis("ZSCORE", "tp:{s%d}:r:due" % gone_n, gone_g)) ==
                    cadence_due, 5, what="GONE-1's group entry at its cadence's time")
         if keep_n != gone_n:
@@ -125,4 +148,4 @@ def test_packed_records_small_group_indexes_and_their_upkeep():
 
 if __name__ == "__main__":
     run([test_owner_query_merges_every_shard_by_due_time,
-         test_packed_records_small_group_indexes_and_their_upkeep])
+         test_packed_books_small_group_indexes_and_their_upkeep])

@@ -908,9 +908,15 @@ def _fnv(customer):
 
 def reminder_group(customer):
     """The customer's reminder group g in its shard (tp_key_reminder_group):
-    its state and reminders are in {s<n>}:r:c:<g>, their due times in
-    {s<n>}:r:due:<g>."""
+    its book (its state and open reminders, one field "<customer>") is in
+    {s<n>}:r:c:<g>, the earliest due time of its reminders in
+    {s<n>}:r:due:<g> (member: the customer)."""
     return (_fnv(customer) // 16) % 1024
+
+
+def group_hash(customer):
+    """The scheduler's group hash holding the customer's book."""
+    return "tp:{s%d}:r:c:%d" % (shard(customer), reminder_group(customer))
 
 
 def scheduler_fired(w):
@@ -925,12 +931,192 @@ def reminders_pending(w):
     return sum(int(w.redis("HGET", "tp:{s%d}:r:count" % n, "pending") or 0) for n in range(16))
 
 
-def owner_reminder_due(w, customer, owner, reminder):
-    """The due time of `reminder` in `owner`'s index of the customer's shard
-    (the part of its group, tp_key_reminder_owner_part), or None."""
+def owner_reminder_due(w, customer, owner):
+    """The customer's score in `owner`'s index of its shard (the part of its
+    group, tp_key_reminder_owner_part): the earliest due time of its open
+    reminders `owner` owns, as an int, or None when it has none."""
     part = reminder_group(customer) % 8
-    return w.redis("ZSCORE", "tp:{s%d}:r:owner:%d:%s" % (shard(customer), part, owner),
-                   reminder)
+    due = w.redis("ZSCORE", "tp:{s%d}:r:owner:%d:%s" % (shard(customer), part, owner),
+                  customer)
+    return None if due is None else int(due)
+
+
+# ---- a customer's book (tp/reminder.h tp_book_*), decoded ----
+
+# The stored fields of a reminder's record, in order (TP_REMINDER_FIELD_MAP).
+REMINDER_FIELDS = ("owner", "due_at", "urgent", "cause_ts", "text", "closed_by", "agreed",
+                   "rrule", "dtstart", "occurrence", "ahead", "until")
+BOOK_FORM = 3
+
+# Books' bytes in hex (the RESP client reads bulk strings as text): of
+# field ARGV[1] of hash KEYS[1], or of every field (field, hex, ...).
+_HEX_LUA = ("local function hex(v) return (string.gsub(v, '.', function(c)"
+            " return string.format('%02x', string.byte(c)) end)) end\n"
+            "if ARGV[1] then\n"
+            "  local v = redis.call('HGET', KEYS[1], ARGV[1])\n"
+            "  if not v then return false end\n"
+            "  return hex(v)\n"
+            "end\n"
+            "local all = redis.call('HGETALL', KEYS[1])\n"
+            "for i = 2, #all, 2 do all[i] = hex(all[i]) end\n"
+            "return all\n")
+
+
+def msgpack_unpack(b, i=0):
+    """The msgpack value at b[i:] and the offset after it: enough of msgpack
+    for a book (nil, booleans, integers, strings, arrays, maps)."""
+    t = b[i]
+    if t <= 0x7F:
+        return t, i + 1
+    if t >= 0xE0:
+        return t - 0x100, i + 1
+    if 0xA0 <= t <= 0xBF or t in (0xD9, 0xDA, 0xDB):
+        if t <= 0xBF:
+            n, i = t & 0x1F, i + 1
+        else:
+            w = {0xD9: 1, 0xDA: 2, 0xDB: 4}[t]
+            n, i = int.from_bytes(b[i + 1:i + 1 + w], "big"), i + 1 + w
+        return b[i:i + n].decode(), i + n
+    if 0x90 <= t <= 0x9F or t in (0xDC, 0xDD) or 0x80 <= t <= 0x8F or t in (0xDE, 0xDF):
+        is_map = 0x80 <= t <= 0x8F or t in (0xDE, 0xDF)
+        if t <= 0x9F:
+            n, i = t & 0x0F, i + 1
+        else:
+            w = 2 if t in (0xDC, 0xDE) else 4
+            n, i = int.from_bytes(b[i + 1:i + 1 + w], "big"), i + 1 + w
+        items = []
+        for _ in range(2 * n if is_map else n):
+            v, i = msgpack_unpack(b, i)
+            items.append(v)
+        return (dict(zip(items[0::2], items[1::2])) if is_map else items), i
+    if t == 0xC0:
+        return None, i + 1
+    if t in (0xC2, 0xC3):
+        return t == 0xC3, i + 1
+    if 0xCC <= t <= 0xD3:  # uint8..64, int8..64
+        w = 1 << ((t - 0xCC) % 4)
+        return int.from_bytes(b[i + 1:i + 1 + w], "big", signed=t >= 0xD0), i + 1 + w
+    raise ValueError("msgpack type 0x%02x at %d: not in a book" % (t, i))
+
+
+def msgpack_pack(v):
+    """`v` (None, bool, int, str, list, dict) as msgpack, in its shortest
+    form: enough of msgpack to write a book."""
+    if v is None:
+        return b"\xc0"
+    if v is True or v is False:
+        return b"\xc3" if v else b"\xc2"
+    if isinstance(v, int):
+        if 0 <= v <= 0x7F or -32 <= v < 0:
+            return (v & 0xFF).to_bytes(1, "big")
+        for w, t in ((1, 0xCC), (2, 0xCD), (4, 0xCE), (8, 0xCF)) if v > 0 else \
+                ((1, 0xD0), (2, 0xD1), (4, 0xD2), (8, 0xD3)):
+            try:
+                return bytes([t]) + v.to_bytes(w, "big", signed=v < 0)
+            except OverflowError:
+                continue
+        raise ValueError("integer out of msgpack's range: %d" % v)
+    if isinstance(v, str):
+        b = v.encode()
+        n = len(b)
+        head = bytes([0xA0 | n]) if n < 32 else (b"\xd9" + bytes([n]) if n < 256 else
+                                                   b"\xda" + n.to_bytes(2, "big"))
+        return head + b
+    if isinstance(v, (list, dict)):
+        n = len(v)
+        small, big = (0x80, b"\xde") if isinstance(v, dict) else (0x90, b"\xdc")
+        head = bytes([small | n]) if n < 16 else big + n.to_bytes(2, "big")
+        items = [x for kv in sorted(v.items()) for x in kv] if isinstance(v, dict) else v
+        return head + b"".join(msgpack_pack(x) for x in items)
+    raise TypeError("not in a book: %r" % (v,))
+
+
+def pack_book(customer, state, reminders):
+    """A customer's book as tp_book_pack stores it: [3, {state}, [key,
+    field, ...], ...], reminders (id "<customer>|<key>" -> record with
+    REMINDER_FIELDS by name) in id order, cause_ts as its distance to
+    due_at; frequent values are left as strings (the reader takes both)."""
+    stored = [BOOK_FORM, {k: v for k, v in state.items() if isinstance(v, str)}]
+    for rid in sorted(reminders):
+        assert rid.startswith(customer + "|"), rid
+        rec = dict(reminders[rid])
+        if "cause_ts" in rec and "due_at" in rec:
+            rec["cause_ts"] = rec["due_at"] - rec["cause_ts"]
+        values = [rec.get(f) for f in REMINDER_FIELDS]
+        while values and values[-1] is None:
+            values.pop()
+        stored.append([rid[len(customer) + 1:]] + values)
+    return msgpack_pack(stored)
+
+
+def write_book(w, customer, reminders, state=None):
+    """Stores the customer's book and indexes it as the scheduler does: the
+    customer in its group's due index and in each owner's index at the
+    earliest due time of its reminders (of theirs), its group in the
+    shard's index. For intake's readers, without a scheduler."""
+    n, g = shard(customer), reminder_group(customer)
+    w.redis("HSET", group_hash(customer), customer,
+            pack_book(customer, state or {}, reminders))
+    earliest = {}
+    for rec in reminders.values():
+        o = rec.get("owner") or "unassigned"
+        earliest[o] = min(earliest.get(o, rec["due_at"]), rec["due_at"])
+    if earliest:
+        first = min(earliest.values())
+        w.redis("ZADD", "tp:{s%d}:r:due:%d" % (n, g), first, customer)
+        w.redis("ZADD", "tp:{s%d}:r:due" % n, "LT", first, g)  # (LT adds a new one)
+    for o, due in earliest.items():
+        w.redis("ZADD", "tp:{s%d}:r:owner:%d:%s" % (n, g % 8, o), due, customer)
+
+
+def book_bytes(w, customer):
+    """The customer's book as stored (bytes), or None when it has none."""
+    h = w.redis("EVAL", _HEX_LUA, 1, group_hash(customer), customer)
+    return None if h is None else bytes.fromhex(h)
+
+
+def book(w, customer):
+    """The customer's book as (state, reminders): its state's string fields,
+    and reminder id -> record (REMINDER_FIELDS by name, absent ones left
+    out, "rule" from the id, the owner code 0 as "unassigned", cause_ts
+    restored from its distance to due_at; other codes, of closed_by and
+    text, are left as their numbers). None when it has none."""
+    b = book_bytes(w, customer)
+    return None if b is None else book_decode(customer, b)
+
+
+def book_decode(customer, b):
+    """The book `b` (bytes) of `customer` as book() gives it."""
+    top, end = msgpack_unpack(b)
+    assert end == len(b) and isinstance(top, list) and top[0] == BOOK_FORM, (customer, b)
+    state, reminders = top[1], {}
+    for stored in top[2:]:
+        key, values = stored[0], stored[1:]
+        rec = {f: v for f, v in zip(REMINDER_FIELDS, values) if v is not None}
+        if rec.get("owner") == 0:
+            rec["owner"] = "unassigned"
+        if "cause_ts" in rec and "due_at" in rec:
+            rec["cause_ts"] = rec["due_at"] - rec["cause_ts"]
+        rec["rule"] = key.split("|")[0]
+        reminders["%s|%s" % (customer, key)] = rec
+    return state, reminders
+
+
+def booked_reminder(w, customer, reminder):
+    """The record of `reminder` in its customer's book (book), or None."""
+    b = book(w, customer)
+    return None if b is None else b[1].get(reminder)
+
+
+def reminders_booked(w):
+    """Reminders pending in every book of every group hash, counted apart
+    from the scheduler's own count (a test's check of it; KEYS: tests only)."""
+    n = 0
+    for key in w.redis("KEYS", "tp:{s*}:r:c:*") or []:
+        flat = w.redis("EVAL", _HEX_LUA, 1, key) or []
+        for customer, h in zip(flat[0::2], flat[1::2]):
+            n += len(book_decode(customer, bytes.fromhex(h))[1])
+    return n
 
 
 def now_ms():
