@@ -197,7 +197,8 @@ void tp_reminders_get(tp_store_t *store, tp_http_request_t *req) {
                i % TP_OWNER_PARTS, owner);
         if (tp_store_command(store, index_cb, rd,
                              "ZRANGEBYSCORE %s -inf %lld WITHSCORES LIMIT 0 %d", key,
-                             (long long)due_before, TP_QUERY_LIST_MAX + 1) < 0) {
+                             (long long)tp_key_due_score(due_before),
+                             TP_QUERY_LIST_MAX + 1) < 0) {
             rd->failed = 1;
             continue;
         }

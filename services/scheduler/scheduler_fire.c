@@ -124,9 +124,6 @@ static const char BOOKS_LUA[] =
 #define POLL_SHARDS_INFLIGHT 2
 /* Firing later than this counts (and is logged) as late. */
 #define LATE_MS 1000
-/* A reminder whose customer's book changed under its claim this many times
- * in a row is left to the next poll. */
-#define CLAIM_TRIES 8
 
 /* A customer with reminders armed here: its book as last known here
  * (written by a plan or a claim of this instance, or read by a poll), what
@@ -149,7 +146,6 @@ typedef struct booked {
 typedef struct armed {
     int64_t due;
     int bucket;
-    int tries;      /* claims that found its customer's book changed */
     char *key;      /* "<due> <reminder>", owned */
     char *reminder; /* inside key */
     booked_t *booked; /* its customer, counted in booked->armed */
@@ -372,9 +368,26 @@ typedef struct batch {
     claimed_t customers[FIRE_BATCH];
 } batch_t;
 
-/* The claims are over: their reminders leave the index (a poll may arm
- * them again: what did not fire is still due), except those given back to
- * the heap (item NULL). */
+/* The claims of customer `c` of `b` are over: their reminders leave the
+ * index, so that the book known now arms what is still due again. */
+static void claims_end(batch_t *b, int c) {
+    for (int i = b->customers[c].first; i >= 0; i = b->claim_next[i])
+        if (b->claims[i].item) {
+            HASH_DEL(b->fire->index, b->claims[i].item);
+            armed_free(b->fire, b->claims[i].item);
+            b->claims[i].item = NULL;
+        }
+}
+
+/* Whatever became of the claims of `b` (Redis gone, an error), their
+ * customers' books known here are no longer to be trusted: the next poll
+ * reads them again and arms what is still due. */
+static void batch_unknown(batch_t *b) {
+    for (int c = 0; c < b->ncustomers; c++) b->customers[c].booked->armed_until = 0;
+}
+
+/* The claims are over: the reminders still held leave the index (a poll
+ * may arm them again: what did not fire is still due). */
 static void batch_free(batch_t *b) {
     for (int i = 0; i < b->n; i++) {
         if (b->claims[i].item) {
@@ -405,35 +418,40 @@ static void claimed_ok(batch_t *b, int c, int64_t *max_late, uint64_t *late) {
         if (cl->late_ms > *max_late) *max_late = cl->late_ms;
         tp_emitter_send_shard(f->emitter, b->bucket, cl->payload.data, cl->payload.size);
     }
-    booked_set(f, cu->booked, cu->book, cu->len, cu->reminders, 0);
+    booked_t *bk = cu->booked;
+    bk->armed++; /* held across the end of its claims */
+    claims_end(b, c);
+    booked_set(f, bk, cu->book, cu->len, cu->reminders, 0);
+    bk->armed--;
+    booked_release(f, bk);
 }
 
 /* Customer `c` of `b` had another book than its claim was computed from:
- * `now` (nil: none). Its reminders still due go back to the heap, claimed
- * again from that book, a few times at most. */
+ * `now` (nil: none). Its reminders still due in that book are armed again
+ * (due: claimed again at once, from that book); the others were replanned,
+ * closed or fired by another instance meanwhile. */
 static void claimed_changed(batch_t *b, int c, const redisReply *now) {
     tp_fire_t *f = b->fire;
     claimed_t *cu = &b->customers[c];
+    booked_t *bk = cu->booked;
     json_t *state = NULL, *reminders = NULL;
     const char *book = now->type == REDIS_REPLY_STRING ? now->str : NULL;
     size_t len = book ? now->len : 0;
-    if (tp_book_unpack(cu->booked->customer, book, len, &state, &reminders) < 0) {
-        tp_log_error("book of %s unreadable", cu->booked->customer);
+    if (tp_book_unpack(bk->customer, book, len, &state, &reminders) < 0) {
+        tp_log_error("book of %s unreadable", bk->customer);
         book = NULL;
         len = 0;
     }
     for (int i = cu->first; i >= 0; i = b->claim_next[i]) {
-        armed_t *item = b->claims[i].item;
-        json_t *r = json_object_get(reminders, item->reminder);
-        if (!r || json_integer_value(json_object_get(r, "due_at")) != item->due ||
-            ++item->tries >= CLAIM_TRIES) {
+        json_t *r = json_object_get(reminders, b->claims[i].item->reminder);
+        if (!r || json_integer_value(json_object_get(r, "due_at")) != b->claims[i].item->due)
             f->stats.lost_race++;
-            continue;
-        }
-        heap_push(f, item); /* still in the index */
-        b->claims[i].item = NULL;
     }
-    booked_set(f, cu->booked, book, len, reminders, 0);
+    bk->armed++; /* held across the end of its claims */
+    claims_end(b, c);
+    booked_set(f, bk, book, len, reminders, 0);
+    bk->armed--;
+    booked_release(f, bk);
     json_decref(state);
     json_decref(reminders);
 }
@@ -470,9 +488,11 @@ static void fired_cb(tp_store_t *store, redisReply *r, void *arg) {
         if (late > 0)
             tp_log_info("fired %llu reminders late, up to %lld ms",
                         (unsigned long long)late, (long long)max_late);
-    } else if (r && r->type == REDIS_REPLY_ERROR) {
-        tp_log_error("fire: %s", r->str);
-    } /* NULL: Redis gone; the reminders stay due and the poll finds them */
+    } else {
+        if (r && r->type == REDIS_REPLY_ERROR) tp_log_error("fire: %s", r->str);
+        /* NULL: Redis gone; the reminders stay due and the poll finds them */
+        batch_unknown(b);
+    }
     batch_free(b);
     if (!f->closing) rearm(f); /* a backlog waits for room in flight */
 }
@@ -658,8 +678,11 @@ static void fire_batch(tp_fire_t *f, int bucket, armed_t **items, int n, int64_t
     tp_argv_clear(&keys);
     tp_argv_clear(&args);
     if (rc < 0) {
-        if (sent == 0) f->stats.lost_race += (uint64_t)b->n; /* none still due */
-        batch_free(b); /* or Redis is gone: the poll finds them again */
+        if (sent == 0)
+            f->stats.lost_race += (uint64_t)b->n; /* none still due */
+        else
+            batch_unknown(b); /* not sent: the poll finds them again */
+        batch_free(b);
     }
 }
 

@@ -8,7 +8,7 @@ query merging the owner's index of every shard and reading the books."""
 import time
 
 from tp_harness import (BOOK_FORM, World, book, book_bytes, booked_reminder, group_hash,
-                        now_ms, owner_reminder_due, reminder_group, reminders_booked,
+                        due_score, now_ms, owner_reminder_due, reminder_group, reminders_booked,
                         reminders_pending, run, scheduler_fired, shard, wait_until)
 
 HOUR = 3600000
@@ -58,10 +58,10 @@ def test_owner_query_merges_every_shard_by_due_time():
         # owner's, at the earlier of the two
         store0 = min(r["due_at"] for r in got if r["customer"] == "STORE-0")
         assert len(book(w, "STORE-0")[1]) == 2
-        assert owner_reminder_due(w, "STORE-0", "rep-q") == store0
+        assert owner_reminder_due(w, "STORE-0", "rep-q") == due_score(store0)
         assert int(w.redis("ZSCORE", "tp:{s%d}:r:due:%d" % (shard("STORE-0"),
                                                            reminder_group("STORE-0")),
-                           "STORE-0")) == store0
+                           "STORE-0")) == due_score(store0)
         # due_before cuts the list; another person sees none of them
         s, early = w.request("GET", "/v1/reminders?owner=rep-q&due_before=%d" % dues[2])
         assert s == 200 and [r["due_at"] for r in early["reminders"]] == dues[:3], early
@@ -97,15 +97,16 @@ def test_packed_books_small_group_indexes_and_their_upkeep():
             record = reminders[rem]
             assert record["owner"] == "rep-q" and record["rule"] == "R-SLA-1", record
             due = record["due_at"]
-            # the due index holds the customer at its earliest due time
+            # the due index holds the customer at its earliest due time (in
+            # whole seconds: the book has the exact time)
             g = group_of(w, n, cid)
             assert g == str(reminder_group(cid)), (g, cid)
-            assert int(w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (n, g), cid)) == due
+            assert int(w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (n, g), cid)) == due_score(due)
             assert w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (n, g), rem) is None
-            assert int(w.redis("ZSCORE", "tp:{s%d}:r:due" % n, g)) <= due
+            assert int(w.redis("ZSCORE", "tp:{s%d}:r:due" % n, g)) <= due_score(due)
             assert w.redis("OBJECT", "ENCODING", "tp:{s%d}:r:due:%s" % (n, g)) == "listpack"
             # and the owner's index the same, per person
-            assert owner_reminder_due(w, cid, "rep-q") == due
+            assert owner_reminder_due(w, cid, "rep-q") == due_score(due)
             assert owner_reminder_due(w, cid, "rep-z") is None
         # a contact closes GONE-1's reminder (and plans its cadence, R-CAD-2):
         # its group's index entry stays low until a poll reaches that time
@@ -121,9 +122,10 @@ def test_packed_books_small_group_indexes_and_their_upkeep():
         cadence_due = booked_reminder(w, "GONE-1", "GONE-1|R-CAD-1")["due_at"]
         # the customer's entry moved to its one open reminder's time
         assert int(w.redis("ZSCORE", "tp:{s%d}:r:due:%s" % (gone_n, gone_g), "GONE-1")) == \
-            cadence_due
+            due_score(cadence_due)
         if now_ms() < t + 2000:  # no poll has reached the closed one's time yet
-            assert int(w.redis("ZSCORE", "tp:{s%d}:r:due" % gone_n, gone_g)) < cadence_due
+            assert int(w.redis("ZSCORE", "tp:{s%d}:r:due" % gone_n, gone_g)) < \
+                due_score(cadence_due)
 
         # KEEP-1's fires; GONE-1's closed one does not; KEEP-1's group leaves
         # the index, GONE-1's is raised to its cadence's time by the poll
@@ -137,7 +139,7 @@ def test_packed_books_small_group_indexes_and_their_upkeep():
         assert owner_reminder_due(w, "KEEP-1", "rep-q") is None
         assert reminders_pending(w) == 1 and reminders_booked(w) == 1
         wait_until(lambda: int(w.redis("ZSCORE", "tp:{s%d}:r:due" % gone_n, gone_g)) ==
-                   cadence_due, 5, what="GONE-1's group entry at its cadence's time")
+                   due_score(cadence_due), 5, what="GONE-1's group entry at its cadence's time")
         if keep_n != gone_n:
             assert not w.redis("ZRANGE", "tp:{s%d}:r:due" % keep_n, 0, -1)
         time.sleep(1)

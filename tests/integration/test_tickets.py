@@ -6,8 +6,8 @@ survey loop (R-TICKET-6, R-SAT-1). Durations come from configuration."""
 import json
 import time
 
-from tp_harness import (World, booked_reminder, ckey, now_ms, owner_reminder_due, run, skey,
-                        skeys, wait_until)
+from tp_harness import (World, booked_reminder, ckey, due_score, now_ms, owner_reminder_due,
+                        run, skey, skeys, wait_until)
 
 
 AGENTS = {"agents_engineering": "eng-1, eng-2", "lead_engineering": "eng-lead",
@@ -39,7 +39,7 @@ def follow_up_planned(w, reminder, owner):
     record = booked_reminder(w, "SAT-1", reminder)
     due = owner_reminder_due(w, "SAT-1", owner)
     return bool(record and record.get("owner") == owner and due is not None and
-                due <= record["due_at"])
+                due <= due_score(record["due_at"]))
 
 
 def ticket(w, cid, tid):

@@ -931,10 +931,17 @@ def reminders_pending(w):
     return sum(int(w.redis("HGET", "tp:{s%d}:r:count" % n, "pending") or 0) for n in range(16))
 
 
+def due_score(due_ms):
+    """A due time's score in the scheduler's indexes (tp_key_due_score):
+    whole seconds."""
+    return due_ms // 1000 if due_ms > 0 else 0
+
+
 def owner_reminder_due(w, customer, owner):
     """The customer's score in `owner`'s index of its shard (the part of its
     group, tp_key_reminder_owner_part): the earliest due time of its open
-    reminders `owner` owns, as an int, or None when it has none."""
+    reminders `owner` owns, in whole seconds (due_score), as an int, or None
+    when it has none."""
     part = reminder_group(customer) % 8
     due = w.redis("ZSCORE", "tp:{s%d}:r:owner:%d:%s" % (shard(customer), part, owner),
                   customer)
@@ -1062,11 +1069,11 @@ def write_book(w, customer, reminders, state=None):
         o = rec.get("owner") or "unassigned"
         earliest[o] = min(earliest.get(o, rec["due_at"]), rec["due_at"])
     if earliest:
-        first = min(earliest.values())
+        first = due_score(min(earliest.values()))
         w.redis("ZADD", "tp:{s%d}:r:due:%d" % (n, g), first, customer)
         w.redis("ZADD", "tp:{s%d}:r:due" % n, "LT", first, g)  # (LT adds a new one)
     for o, due in earliest.items():
-        w.redis("ZADD", "tp:{s%d}:r:owner:%d:%s" % (n, g % 8, o), due, customer)
+        w.redis("ZADD", "tp:{s%d}:r:owner:%d:%s" % (n, g % 8, o), due_score(due), customer)
 
 
 def book_bytes(w, customer):
