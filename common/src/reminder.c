@@ -2,7 +2,10 @@
  * (tp/reminder.h). */
 #include "tp/reminder.h"
 
+#include "tp/keys.h"
+
 #include <msgpack.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -389,4 +392,29 @@ int64_t tp_book_earliest(const json_t *reminders, const char *owner) {
         if (earliest == 0 || due < earliest) earliest = due;
     }
     return earliest;
+}
+
+/* The owners of `reminders` (id -> record) into the object `owners`. */
+static void owners_add(json_t *owners, const json_t *reminders) {
+    const char *id;
+    json_t *r;
+    json_object_foreach((json_t *)reminders, id, r) {
+        const char *o = json_string_value(json_object_get(r, "owner"));
+        json_object_set_new(owners, o ? o : "unassigned", json_true());
+    }
+}
+
+json_t *tp_book_owner_moves(const json_t *before, const json_t *after) {
+    json_t *owners = json_object(), *moves = json_object();
+    owners_add(owners, before);
+    owners_add(owners, after);
+    const char *owner;
+    json_t *v;
+    json_object_foreach(owners, owner, v) {
+        int64_t was = tp_key_due_score(tp_book_earliest(before, owner));
+        int64_t now = tp_key_due_score(tp_book_earliest(after, owner));
+        if (was != now) json_object_set_new(moves, owner, json_integer(now));
+    }
+    json_decref(owners);
+    return moves;
 }

@@ -532,16 +532,6 @@ static void payload_init(msgpack_sbuffer *sb) {
     sb->alloc = PAYLOAD_ROOM;
 }
 
-/* The owners of `reminders` (id -> record) into the object `owners`. */
-static void owners_add(json_t *owners, const json_t *reminders) {
-    const char *id;
-    json_t *r;
-    json_object_foreach((json_t *)reminders, id, r) {
-        const char *o = json_string_value(json_object_get(r, "owner"));
-        json_object_set_new(owners, o ? o : "unassigned", json_true());
-    }
-}
-
 /* Computes customer `c`'s claim from its book as known here: each of its
  * reminders still due at the armed time fires (a recurring one moves to
  * its next occurrence), and adds it to the script. Returns 1 when one
@@ -596,21 +586,16 @@ static int claim_customer(tp_fire_t *f, batch_t *b, int c, tp_argv_t *keys, tp_a
     tp_argv_addf(args, "%d", group);
     tp_argv_add_int(args, gone);
     /* the owners' entries that change */
-    json_t *owners = json_object();
-    owners_add(owners, before);
-    owners_add(owners, cu->reminders);
+    json_t *moves = tp_book_owner_moves(before, cu->reminders);
     const char *owner;
     json_t *v;
     tp_argv_t at;
     tp_argv_init(&at);
-    json_object_foreach(owners, owner, v) {
-        int64_t was = tp_key_due_score(tp_book_earliest(before, owner));
-        int64_t now = tp_key_due_score(tp_book_earliest(cu->reminders, owner));
-        if (was == now) continue;
+    json_object_foreach(moves, owner, v) {
         tp_argv_addf(keys, "%s{s%d}:r:owner:%d:%s", ns, b->bucket, part, owner);
-        tp_argv_add_int(&at, now);
+        tp_argv_add_int(&at, json_integer_value(v));
     }
-    json_decref(owners);
+    json_decref(moves);
     tp_argv_add_int(args, (int64_t)at.n);
     tp_argv_add_int(args, fired);
     for (size_t i = 0; i < at.n; i++) tp_argv_add_copy(args, at.v[i], at.len[i]);

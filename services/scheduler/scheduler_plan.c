@@ -603,16 +603,6 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
     ctx_end(ctx, 0);
 }
 
-/* The owners of `reminders` (id -> record) into the object `owners`. */
-static void owners_add(json_t *owners, const json_t *reminders) {
-    const char *id;
-    json_t *r;
-    json_object_foreach((json_t *)reminders, id, r) {
-        const char *o = json_string_value(json_object_get(r, "owner"));
-        json_object_set_new(owners, o ? o : "unassigned", json_true());
-    }
-}
-
 /* Writes the plans and closes in the customer's shard {s<n>}: its book,
  * whole, compared with the book as read; its entry in its group's due
  * index (its earliest due time) and the shard's index of groups (lowered
@@ -670,20 +660,16 @@ static void apply_plans(plan_ctx_t *ctx) {
             tp_apply_str(&a, customer);
         }
     }
-    json_t *owners = json_object();
-    owners_add(owners, ctx->open);
-    owners_add(owners, ctx->book);
+    json_t *moves = tp_book_owner_moves(ctx->open, ctx->book);
     const char *owner;
-    json_object_foreach(owners, owner, v) {
-        int64_t was = tp_key_due_score(tp_book_earliest(ctx->open, owner));
-        int64_t now = tp_key_due_score(tp_book_earliest(ctx->book, owner));
-        if (was == now) continue;
-        tp_apply_cmd(&a, now ? "ZADD" : "ZREM",
+    json_object_foreach(moves, owner, v) {
+        int64_t score = json_integer_value(v);
+        tp_apply_cmd(&a, score ? "ZADD" : "ZREM",
                      tp_apply_key(&a, "%s{s%d}:r:owner:%d:%s", ns, shard, part, owner));
-        if (now) tp_apply_int(&a, now);
+        if (score) tp_apply_int(&a, score);
         tp_apply_str(&a, customer);
     }
-    json_decref(owners);
+    json_decref(moves);
     int64_t delta = (int64_t)json_object_size(ctx->book) - (int64_t)json_object_size(ctx->open);
     if (delta != 0) {
         tp_apply_cmd(&a, "HINCRBY", tp_apply_key(&a, "%s{s%d}:r:count", ns, shard));

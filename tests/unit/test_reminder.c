@@ -287,6 +287,31 @@ static void test_book_earliest_overall_and_per_owner(void **state) {
     json_decref(rems);
 }
 
+static void test_book_owner_moves(void **state) {
+    json_t *before = book_reminders(); /* rep-1 at ...0123, rep-2 at 1764000000000 */
+    json_t *after = json_deep_copy(before);
+    /* nothing changed: nobody moves */
+    json_t *moves = tp_book_owner_moves(before, after);
+    assert_int_equal(json_object_size(moves), 0);
+    json_decref(moves);
+    /* rep-2's reminder fires, rep-1's moves by a few ms (the same second:
+     * its entry stays), a new one for rep-3 */
+    json_object_del(after, "C01JZB000000000000000000186|R-REORDER-1|O-7");
+    json_object_set_new(json_object_get(after, "C01JZB000000000000000000186|R-SLA-1|1"),
+                        "due_at", json_integer(1764720000456LL));
+    json_object_set_new(after, "C01JZB000000000000000000186|R-CAD-1",
+                        json_pack("{s:s, s:I}", "owner", "rep-3", "due_at",
+                                  (json_int_t)1764800000999LL));
+    moves = tp_book_owner_moves(before, after);
+    assert_int_equal(json_object_size(moves), 2);
+    assert_int_equal(json_integer_value(json_object_get(moves, "rep-2")), 0);
+    assert_int_equal(json_integer_value(json_object_get(moves, "rep-3")), 1764800000);
+    assert_null(json_object_get(moves, "rep-1"));
+    json_decref(moves);
+    json_decref(after);
+    json_decref(before);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_is_equal_and_smaller_than_json),
@@ -298,6 +323,7 @@ int main(void) {
         cmocka_unit_test(test_book_round_trip_stores_the_customer_once),
         cmocka_unit_test(test_book_empty_and_refused),
         cmocka_unit_test(test_book_earliest_overall_and_per_owner),
+        cmocka_unit_test(test_book_owner_moves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,4 +78,10 @@ int tp_book_unpack(const char *customer, const char *bytes, size_t len, json_t *
  * "unassigned" matching a record without one, unless NULL), 0 when none. */
 int64_t tp_book_earliest(const json_t *reminders, const char *owner);
 
+/* The owners whose entry in their index of reminders changes from
+ * `before` to `after` (both id -> record; borrowed): an object owner -> the
+ * new score, tp_key_due_score of that owner's earliest due time in `after`
+ * (0: the customer leaves that owner's index). Caller owns. */
+json_t *tp_book_owner_moves(const json_t *before, const json_t *after);
+
 #endif
