@@ -35,7 +35,7 @@ quick_env() {
     case $1 in
         ingest) echo "HTTP_EVENTS=20000 ZMQ_EVENTS=10000 LAT_SECONDS=2 BENCH_SECONDS=0.5" ;;
         scoring) echo "EVENTS=20000 BENCH_SECONDS=0.5" ;;
-        scheduler) echo "N=20000 CAL_N=2000 MEM_MAX=100000 MEM_BUDGET_S=15 LAT_SECONDS=2" ;;
+        scheduler) echo "N=20000 CAL_N=2000 MEM_MAX=1000000 MEM_BUDGET_S=100 LAT_SECONDS=2" ;;
         notifier) echo "N=10000 E2E_N=5000" ;;
         scale) echo "EVENTS=20000" ;;
         idle) echo "RUNS=5 IDLE_S=3" ;;

@@ -88,20 +88,6 @@ PHASE_CAP_S = 90  # per wait; the whole run stays under 4 minutes by its sizes
 # Moves every pending reminder to ARGV[2] (ms): in each shard's groups, the
 # group's index, the records and the owners' indexes (bench only: the own
 # path's reminders are planned due in an hour, then all fall due at once).
-MOVE_DUE_LUA = """
-local ns, due = ARGV[1], ARGV[2]
-for n = 0, 15 do
-  local tag = ns .. '{s' .. n .. '}:r:'
-  for _, g in ipairs(redis.call('ZRANGE', tag .. 'due', 0, -1)) do
-    for _, id in ipairs(redis.call('ZRANGE', tag .. 'due:' .. g, 0, -1)) do
-      redis.call('ZADD', tag .. 'due:' .. g, due, id)
-    end
-    redis.call('ZADD', tag .. 'due', due, g)
-  end
-end
-return 0
-"""
-
 TARGET_X = 5.0
 TARGET_P99 = 10.0
 TARGET_BYTES = 200.0
@@ -417,7 +403,9 @@ class Bench:
         # instant for all), with intake stopped first
         self.w.kill("intake", signal.SIGTERM)
         due = now_ms() + int(1000 * DUE_LEAD)
-        self.r("EVAL", MOVE_DUE_LUA, 0, "tp:", due)
+        p = self.tool("move", "--port", self.w.redis_port, "--ts", due)
+        moved = kv(self.result(p, "move")).get("moved")
+        log("Touchpoint own path: %s reminders moved to one due time" % moved)
         while now_ms() < due:
             time.sleep(0.002)
         st0, w = commandstats(self.r), CpuWatch({"redis": self.pids["redis"],

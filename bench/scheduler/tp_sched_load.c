@@ -41,6 +41,13 @@
  *     and dict entry included), the type, the encoding and the element
  *     count. One line per pattern, tab-separated:
  *     pattern count sampled avg_bytes type encoding avg_elements.
+ *
+ *   move  --port P --ts T [--ns tp:]
+ *     Moves every pending reminder to due time T, as the scheduler would
+ *     have stored it: each customer's book (tp/reminder.h, with the
+ *     project's own codec) and its entries in its group's due index, the
+ *     owners' indexes and the shard's index of groups. For the own-path
+ *     fire phase, with the scheduler's claims, while nothing else writes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -62,6 +69,8 @@
 #include <jansson.h>
 
 #include "tp/event.h"
+#include "tp/keys.h"
+#include "tp/reminder.h"
 #include "tp_loadclient.h"
 
 typedef struct opts {
@@ -521,6 +530,71 @@ static int run_keys(const opts_t *o, int db, int cap) {
     return 0;
 }
 
+/* ---- move ---- */
+
+static int run_move(const opts_t *o) {
+    redisContext *r = redisConnect("127.0.0.1", o->port);
+    if (!r || r->err) {
+        fprintf(stderr, "tp-sched-load: redis: %s\n", r ? r->errstr : "no memory");
+        return 2;
+    }
+    long moved = 0;
+    long long score = (long long)tp_key_due_score(o->ts);
+    for (int n = 0; n < TP_SHARDS; n++) {
+        redisReply *groups = redisCommand(r, "ZRANGE %s{s%d}:r:due 0 -1", o->ns, n);
+        for (size_t gi = 0; groups && gi < groups->elements; gi++) {
+            const char *g = groups->element[gi]->str;
+            redisReply *books = redisCommand(r, "HGETALL %s{s%d}:r:c:%s", o->ns, n, g);
+            for (size_t i = 0; books && i + 1 < books->elements; i += 2) {
+                const char *customer = books->element[i]->str;
+                json_t *state, *before;
+                if (tp_book_unpack(customer, books->element[i + 1]->str,
+                                   books->element[i + 1]->len, &state, &before) < 0)
+                    continue;
+                json_t *after = json_deep_copy(before);
+                const char *id;
+                json_t *rec;
+                json_object_foreach(after, id, rec) {
+                    json_object_set_new(rec, "due_at", json_integer(o->ts));
+                    moved++;
+                }
+                size_t len;
+                char *book = tp_book_pack(customer, state, after, &len);
+                json_t *moves = tp_book_owner_moves(before, after);
+                const char *owner;
+                json_t *v;
+                redisAppendCommand(r, "HSET %s{s%d}:r:c:%s %s %b", o->ns, n, g, customer, book,
+                                   len);
+                redisAppendCommand(r, "ZADD %s{s%d}:r:due:%s %lld %s", o->ns, n, g, score,
+                                   customer);
+                int sent = 2;
+                json_object_foreach(moves, owner, v) {
+                    redisAppendCommand(r, "ZADD %s{s%d}:r:owner:%d:%s %lld %s", o->ns, n,
+                                       atoi(g) % TP_OWNER_PARTS, owner, score, customer);
+                    sent++;
+                }
+                for (int k = 0; k < sent; k++) {
+                    redisReply *x = NULL;
+                    if (redisGetReply(r, (void **)&x) != REDIS_OK) tp_load_die("move: redis");
+                    freeReplyObject(x);
+                }
+                free(book);
+                json_decref(moves);
+                json_decref(after);
+                json_decref(before);
+                json_decref(state);
+            }
+            if (books) freeReplyObject(books);
+            redisReply *x = redisCommand(r, "ZADD %s{s%d}:r:due %lld %s", o->ns, n, score, g);
+            if (x) freeReplyObject(x);
+        }
+        if (groups) freeReplyObject(groups);
+    }
+    printf("moved=%ld\n", moved);
+    redisFree(r);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     opts_t o = {.conns = 4, .batch = 1000, .events = 100000, .owners = 50, .ns = "tp:",
                 .sample = 300};
@@ -549,12 +623,14 @@ int main(int argc, char **argv) {
     if (!strcmp(o.mode, "post") && o.key) return run_post(&o);
     if (!strcmp(o.mode, "late")) return run_late(&o);
     if (!strcmp(o.mode, "keys") && o.sample > 0) return run_keys(&o, o.db, o.sample);
+    if (!strcmp(o.mode, "move") && o.ts > 0) return run_move(&o);
 usage:
     fprintf(stderr,
             "usage: tp-sched-load post --port P --key K [--conns C] [--batch B] "
             "[--events N] [--base X] --ts T [--spread-ms S] [--owners O] [--rate R]\n"
             "                          [--max-s M]\n"
             "       tp-sched-load late --port P [--ns tp:] [--since ID]\n"
-            "       tp-sched-load keys --port P [--db D] [--sample S]\n");
+            "       tp-sched-load keys --port P [--db D] [--sample S]\n"
+            "       tp-sched-load move --port P --ts T [--ns tp:]\n");
     return 2;
 }

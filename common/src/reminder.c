@@ -418,3 +418,42 @@ json_t *tp_book_owner_moves(const json_t *before, const json_t *after) {
     json_decref(owners);
     return moves;
 }
+
+int tp_book_dues(const char *customer, const char *bytes, size_t len, tp_book_due_cb cb,
+                 void *arg) {
+    if (len == 0) return 0;
+    msgpack_zone zone;
+    zone_init(&zone, len);
+    msgpack_object root;
+    size_t off = 0;
+    int n = -1;
+    if (!bytes || msgpack_unpack(bytes, len, &off, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
+        off != len || root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 2 ||
+        root.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        root.via.array.ptr[0].via.u64 != BOOK_FORM)
+        goto done;
+    size_t clen = strlen(customer);
+    char id[512];
+    n = 0;
+    for (uint32_t i = 2; i < root.via.array.size; i++) {
+        const msgpack_object *e = &root.via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 1 ||
+            e->via.array.ptr[0].type != MSGPACK_OBJECT_STR) {
+            n = -1;
+            goto done;
+        }
+        const msgpack_object_str *key = &e->via.array.ptr[0].via.str;
+        if (clen + key->size + 2 > sizeof id) continue; /* no id that long is made */
+        memcpy(id, customer, clen);
+        id[clen] = '|';
+        memcpy(id + clen + 1, key->ptr, key->size);
+        id[clen + 1 + key->size] = '\0';
+        int64_t due = 0;
+        if (e->via.array.size > 1 + F_due_at) int_of(&e->via.array.ptr[1 + F_due_at], &due);
+        cb(id, due, arg);
+        n++;
+    }
+done:
+    msgpack_zone_destroy(&zone);
+    return n;
+}

@@ -287,10 +287,26 @@ static void arm_one(tp_fire_t *f, booked_t *b, const char *reminder, int64_t due
     }
 }
 
-/* Sets the book known of `b` (`len` bytes, NULL: none; copied) and its
- * reminders (id -> record; NULL: none), and arms those due by `until`. */
-static void booked_set(tp_fire_t *f, booked_t *b, const char *book, size_t len,
-                       const json_t *reminders, int64_t until) {
+/* A reminder of a book being set: the earliest, and armed when due by
+ * then. */
+typedef struct booked_walk {
+    tp_fire_t *fire;
+    booked_t *booked;
+} booked_walk_t;
+
+static void booked_due(const char *id, int64_t due, void *arg) {
+    booked_walk_t *w = arg;
+    booked_t *b = w->booked;
+    if (due > 0 && (b->earliest == 0 || due < b->earliest)) b->earliest = due;
+    if (due <= b->armed_until && !w->fire->closing) arm_one(w->fire, b, id, due);
+}
+
+/* Sets the book known of `b` (`len` bytes, NULL: none; copied), and arms
+ * its reminders due by `until` (or by the time armed before): from
+ * `reminders` (id -> record) when given, else from the bytes. Returns 0,
+ * or -1 when the bytes are not a book (nothing is armed; `b` knows none). */
+static int booked_set(tp_fire_t *f, booked_t *b, const char *book, size_t len,
+                      const json_t *reminders, int64_t until) {
     free(b->book);
     b->book = NULL;
     b->len = 0;
@@ -299,15 +315,24 @@ static void booked_set(tp_fire_t *f, booked_t *b, const char *book, size_t len,
         memcpy(b->book, book, len);
         b->len = len;
     }
-    b->earliest = reminders ? tp_book_earliest(reminders, NULL) : 0;
+    b->earliest = 0;
     if (until > b->armed_until) b->armed_until = until;
+    booked_walk_t w = {.fire = f, .booked = b};
+    if (!reminders) {
+        if (book && tp_book_dues(b->customer, book, len, booked_due, &w) < 0) {
+            free(b->book);
+            b->book = NULL;
+            b->len = 0;
+            b->armed_until = 0; /* the poll reads it again */
+            return -1;
+        }
+        return 0;
+    }
     const char *id;
     json_t *r;
-    if (reminders && !f->closing)
-        json_object_foreach((json_t *)reminders, id, r) {
-            int64_t due = json_integer_value(json_object_get(r, "due_at"));
-            if (due <= b->armed_until) arm_one(f, b, id, due);
-        }
+    json_object_foreach((json_t *)reminders, id, r)
+        booked_due(id, json_integer_value(json_object_get(r, "due_at")), &w);
+    return 0;
 }
 
 void tp_fire_arm_book(const char *customer, int bucket, const char *book, size_t len,
@@ -788,16 +813,12 @@ static void books_cb(tp_store_t *store, redisReply *r, void *arg) {
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == bc->n && !f->closing)
         for (size_t i = 0; i < bc->n; i++) {
             const redisReply *book = r->element[i];
-            json_t *state = NULL, *reminders = NULL;
             /* nil: none since; anything else: the next poll tries again */
-            if (book->type != REDIS_REPLY_STRING ||
-                tp_book_unpack(bc->customer[i], book->str, book->len, &state, &reminders) < 0)
-                continue;
+            if (book->type != REDIS_REPLY_STRING) continue;
             booked_t *b = booked_get(f, bc->customer[i], bc->bucket, 1);
-            booked_set(f, b, book->str, book->len, reminders, bc->until);
+            if (booked_set(f, b, book->str, book->len, NULL, bc->until) < 0)
+                tp_log_warn("poll: book of %s unreadable", bc->customer[i]);
             booked_release(f, b);
-            json_decref(state);
-            json_decref(reminders);
         }
     else if (r && r->type == REDIS_REPLY_ERROR)
         tp_log_warn("poll: books: %s", r->str);

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -287,6 +288,45 @@ static void test_book_earliest_overall_and_per_owner(void **state) {
     json_decref(rems);
 }
 
+typedef struct dues_seen {
+    int n;
+    char ids[4][128];
+    int64_t due[4];
+} dues_seen_t;
+
+static void due_seen(const char *id, int64_t due, void *arg) {
+    dues_seen_t *d = arg;
+    if (d->n < 4) {
+        snprintf(d->ids[d->n], sizeof d->ids[0], "%s", id);
+        d->due[d->n] = due;
+    }
+    d->n++;
+}
+
+/* The ids and due times of a book without unpacking its records: the
+ * same as the unpacked book's. */
+static void test_book_dues(void **state) {
+    const char *cust = "C01JZB000000000000000000186";
+    json_t *st = book_state(), *rems = book_reminders();
+    size_t len = 0;
+    char *packed = tp_book_pack(cust, st, rems, &len);
+    dues_seen_t d = {0};
+    assert_int_equal(tp_book_dues(cust, packed, len, due_seen, &d), 2);
+    assert_int_equal(d.n, 2);
+    for (int i = 0; i < 2; i++) {
+        json_t *r = json_object_get(rems, d.ids[i]);
+        assert_non_null(r);
+        assert_int_equal(d.due[i], json_integer_value(json_object_get(r, "due_at")));
+    }
+    memset(&d, 0, sizeof d);
+    assert_int_equal(tp_book_dues(cust, NULL, 0, due_seen, &d), 0);
+    assert_int_equal(tp_book_dues(cust, packed, len - 1, due_seen, &d), -1);
+    assert_int_equal(tp_book_dues(cust, "{}", 2, due_seen, &d), -1);
+    free(packed);
+    json_decref(st);
+    json_decref(rems);
+}
+
 static void test_book_owner_moves(void **state) {
     json_t *before = book_reminders(); /* rep-1 at ...0123, rep-2 at 1764000000000 */
     json_t *after = json_deep_copy(before);
@@ -324,6 +364,7 @@ int main(void) {
         cmocka_unit_test(test_book_empty_and_refused),
         cmocka_unit_test(test_book_earliest_overall_and_per_owner),
         cmocka_unit_test(test_book_owner_moves),
+        cmocka_unit_test(test_book_dues),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

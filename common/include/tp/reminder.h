@@ -74,6 +74,15 @@ char *tp_book_pack(const char *customer, const json_t *state, const json_t *remi
 int tp_book_unpack(const char *customer, const char *bytes, size_t len, json_t **state,
                    json_t **reminders);
 
+/* Calls `cb` with each reminder's id and due time (0: none) of the book of
+ * `customer` stored as `len` bytes, without unpacking its records (the
+ * scheduler's poll arms thousands a second). Returns the number of
+ * reminders, or -1 when the bytes are not a book (`cb` may have been
+ * called for some). */
+typedef void (*tp_book_due_cb)(const char *id, int64_t due_ms, void *arg);
+int tp_book_dues(const char *customer, const char *bytes, size_t len, tp_book_due_cb cb,
+                 void *arg);
+
 /* The earliest due time among `reminders` (id -> record; of `owner` only,
  * "unassigned" matching a record without one, unless NULL), 0 when none. */
 int64_t tp_book_earliest(const json_t *reminders, const char *owner);
