@@ -270,9 +270,9 @@ unsigned tp_consumer_done_mark(char *field, size_t fieldlen, const char *event_i
     /* 9 bytes for the field, 2 more for the group: apart, so that the marks
      * of one hash differ in all of their field's bits */
     unsigned char digest[TP_DONE_FIELD_LEN * 3 / 4 + 2];
-    crypto_generichash(digest, sizeof digest, (const unsigned char *)event_id,
-                       strlen(event_id), NULL, 0);
-    if (fieldlen < TP_DONE_FIELD_LEN + 1 ||
+    if (crypto_generichash(digest, sizeof digest, (const unsigned char *)event_id,
+                           strlen(event_id), NULL, 0) != 0 ||
+        fieldlen < TP_DONE_FIELD_LEN + 1 ||
         !sodium_bin2base64(field, fieldlen, digest, TP_DONE_FIELD_LEN * 3 / 4,
                            sodium_base64_VARIANT_URLSAFE_NO_PADDING))
         abort(); /* the callers' buffers are TP_DONE_FIELD_LEN + 1 */

@@ -258,6 +258,8 @@ done:
 
 /* The book's form, its first element. */
 #define BOOK_FORM 3
+/* A state name is shorter than this. */
+#define BOOK_NAME_MAX 64
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -283,6 +285,8 @@ char *tp_book_pack(const char *customer, const json_t *state, const json_t *remi
     const char **skeys = sorted_keys(state, &nstate);
     const char **rkeys = sorted_keys(reminders, &nrem);
     char *out = NULL;
+    for (size_t i = 0; i < nstate; i++) /* names tp_book_unpack reads back */
+        if (strlen(skeys[i]) >= BOOK_NAME_MAX) goto done;
     for (size_t i = 0; i < nrem; i++) /* every id "<customer>|<key>", a record */
         if (strncmp(rkeys[i], customer, clen) != 0 || rkeys[i][clen] != '|' ||
             !rkeys[i][clen + 1] || !json_is_object(json_object_get(reminders, rkeys[i])))
@@ -343,7 +347,7 @@ int tp_book_unpack(const char *customer, const char *bytes, size_t len, json_t *
     for (uint32_t i = 0; i < el[1].via.map.size; i++) {
         const msgpack_object_kv *kv = &el[1].via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_STR) goto done;
-        char name[64];
+        char name[BOOK_NAME_MAX];
         if (kv->key.via.str.size >= sizeof name) goto done;
         memcpy(name, kv->key.via.str.ptr, kv->key.via.str.size);
         name[kv->key.via.str.size] = '\0';
@@ -389,6 +393,7 @@ int64_t tp_book_earliest(const json_t *reminders, const char *owner) {
         const char *o = json_string_value(json_object_get(r, "owner"));
         if (owner && strcmp(o ? o : "unassigned", owner) != 0) continue;
         json_int_t due = json_integer_value(json_object_get(r, "due_at"));
+        if (due <= 0) continue; /* not a time */
         if (earliest == 0 || due < earliest) earliest = due;
     }
     return earliest;

@@ -25,7 +25,7 @@
  * instances), the shard's count (pending), then per customer its group's
  * due index, its group's hash and the owners' indexes it changes. ARGV
  * now, the number of customers, then per customer: its id, its book as
- * the claim was computed from, the book after (""; none: removed), its
+ * the claim was computed from, the book after ("": the field removed), its
  * earliest due time after (0: none), its group, reminders gone (fired, not
  * recurring), the number m of owners' indexes, the number e of reminders
  * fired, m earliest due times (0: none) and e reminder.due envelopes. A
@@ -128,13 +128,18 @@ static const char BOOKS_LUA[] =
 /* A customer with reminders armed here: its book as last known here
  * (written by a plan or a claim of this instance, or read by a poll), what
  * its next claim is computed from. Every reminder of that book due by
- * `armed_until` is armed. */
+ * `armed_until` is armed. Replies on the two Redis links come in no
+ * common order, so a book is taken only when nothing was set since the
+ * read or claim it comes from (`gen`); otherwise the newer one stays and
+ * arms what is due again. */
 typedef struct booked {
     char *customer; /* owned, the index key */
     int bucket;
     char *book;     /* owned; NULL: none */
     size_t len;
+    uint64_t gen;        /* books set so far */
     int64_t earliest;    /* the book's earliest due time, 0 none */
+    int64_t next_after;  /* its earliest due time after armed_until, 0 none */
     int64_t armed_until; /* its reminders due by then are armed */
     int armed;           /* armed reminders referring to it */
     UT_hash_handle hh;
@@ -297,8 +302,22 @@ typedef struct booked_walk {
 static void booked_due(const char *id, int64_t due, void *arg) {
     booked_walk_t *w = arg;
     booked_t *b = w->booked;
-    if (due > 0 && (b->earliest == 0 || due < b->earliest)) b->earliest = due;
-    if (due <= b->armed_until && !w->fire->closing) arm_one(w->fire, b, id, due);
+    if (due <= 0) return; /* not a time: never armed (tp_book_earliest skips it too) */
+    if (b->earliest == 0 || due < b->earliest) b->earliest = due;
+    if (due > b->armed_until) {
+        if (b->next_after == 0 || due < b->next_after) b->next_after = due;
+    } else if (!w->fire->closing) {
+        arm_one(w->fire, b, id, due);
+    }
+}
+
+/* Arms the reminders of the book known of `b` due by its armed_until again
+ * (those a claim just took out of the index and that are still due). */
+static void booked_rearm(tp_fire_t *f, booked_t *b) {
+    booked_walk_t w = {.fire = f, .booked = b};
+    b->earliest = b->next_after = 0;
+    if (b->book && tp_book_dues(b->customer, b->book, b->len, booked_due, &w) < 0)
+        b->armed_until = 0;
 }
 
 /* Sets the book known of `b` (`len` bytes, NULL: none; copied), and arms
@@ -310,12 +329,13 @@ static int booked_set(tp_fire_t *f, booked_t *b, const char *book, size_t len,
     free(b->book);
     b->book = NULL;
     b->len = 0;
+    b->gen++;
     if (book) {
         if (!(b->book = malloc(len ? len : 1))) abort();
         memcpy(b->book, book, len);
         b->len = len;
     }
-    b->earliest = 0;
+    b->earliest = b->next_after = 0;
     if (until > b->armed_until) b->armed_until = until;
     booked_walk_t w = {.fire = f, .booked = b};
     if (!reminders) {
@@ -375,6 +395,7 @@ typedef struct claim {
  * after them. */
 typedef struct claimed {
     booked_t *booked; /* held by its claims' items */
+    uint64_t gen;     /* its book's generation the claim was computed from */
     int first;        /* its first claim; the next in claim_next */
     char *book;       /* after the claim (NULL: none left), owned */
     size_t len;
@@ -446,7 +467,10 @@ static void claimed_ok(batch_t *b, int c, int64_t *max_late, uint64_t *late) {
     booked_t *bk = cu->booked;
     bk->armed++; /* held across the end of its claims */
     claims_end(b, c);
-    booked_set(f, bk, cu->book, cu->len, cu->reminders, 0);
+    if (bk->gen == cu->gen)
+        booked_set(f, bk, cu->book, cu->len, cu->reminders, 0);
+    else /* a newer book came meanwhile (a plan's, a poll's) */
+        booked_rearm(f, bk);
     bk->armed--;
     booked_release(f, bk);
 }
@@ -474,7 +498,10 @@ static void claimed_changed(batch_t *b, int c, const redisReply *now) {
     }
     bk->armed++; /* held across the end of its claims */
     claims_end(b, c);
-    booked_set(f, bk, book, len, reminders, 0);
+    if (bk->gen == cu->gen)
+        booked_set(f, bk, book, len, reminders, 0);
+    else /* a newer book came meanwhile (a plan's, a poll's) */
+        booked_rearm(f, bk);
     bk->armed--;
     booked_release(f, bk);
     json_decref(state);
@@ -501,7 +528,11 @@ static void fired_cb(tp_store_t *store, redisReply *r, void *arg) {
                 for (int i = cu->first; i >= 0; i = b->claim_next[i]) f->stats.lost_race++;
                 continue;
             }
-            if (at >= r->elements) break;
+            if (at >= r->elements) { /* not the script's answer: read them again */
+                for (int rest = c; rest < b->ncustomers; rest++)
+                    b->customers[rest].booked->armed_until = 0;
+                break;
+            }
             const redisReply *e = r->element[at++];
             if (e->type == REDIS_REPLY_INTEGER && e->integer == 1)
                 claimed_ok(b, c, &max_late, &late);
@@ -566,15 +597,23 @@ static int claim_customer(tp_fire_t *f, batch_t *b, int c, tp_argv_t *keys, tp_a
     booked_t *bk = cu->booked;
     const char *ns = tp_store_ns(f->store);
     json_t *state = NULL, *before = NULL;
-    if (!bk->book || tp_book_unpack(bk->customer, bk->book, bk->len, &state, &before) < 0)
+    cu->gen = bk->gen;
+    if (!bk->book) return 0;
+    if (tp_book_unpack(bk->customer, bk->book, bk->len, &state, &before) < 0) {
+        tp_log_error("book of %s unreadable; its reminders stay in place", bk->customer);
         return 0;
+    }
     cu->reminders = json_deep_copy(before);
     int fired = 0, gone = 0;
     for (int i = cu->first; i >= 0; i = b->claim_next[i]) {
         claim_t *cl = &b->claims[i];
         json_t *rem = json_object_get(cu->reminders, cl->item->reminder);
-        if (!rem || json_integer_value(json_object_get(rem, "due_at")) != cl->item->due)
-            continue; /* replanned or closed since */
+        if (!rem || json_integer_value(json_object_get(rem, "due_at")) != cl->item->due) {
+            /* replanned or closed since, as far as the book known here
+             * says: the next poll reads the book again */
+            bk->armed_until = 0;
+            continue;
+        }
         if (claim_pack(cl, bk->customer, rem) != 0) {
             tp_log_error("reminder %s unreadable; left in place", cl->item->reminder);
             continue;
@@ -773,6 +812,7 @@ typedef struct books_ctx {
     size_t n;
     int64_t until;
     char *customer[FIRE_BATCH]; /* owned */
+    uint64_t gen[FIRE_BATCH];   /* its book's generation here when asked, 0: none */
 } books_ctx_t;
 
 static void poll_page(tp_fire_t *f, int bucket, int page, int64_t until);
@@ -815,7 +855,10 @@ static void books_cb(tp_store_t *store, redisReply *r, void *arg) {
             const redisReply *book = r->element[i];
             /* nil: none since; anything else: the next poll tries again */
             if (book->type != REDIS_REPLY_STRING) continue;
-            booked_t *b = booked_get(f, bc->customer[i], bc->bucket, 1);
+            booked_t *b = booked_get(f, bc->customer[i], bc->bucket, 0);
+            if (b ? b->gen != bc->gen[i] : bc->gen[i] != 0)
+                continue; /* a newer book came meanwhile (a plan's, a claim's) */
+            b = booked_get(f, bc->customer[i], bc->bucket, 1);
             if (booked_set(f, b, book->str, book->len, NULL, bc->until) < 0)
                 tp_log_warn("poll: book of %s unreadable", bc->customer[i]);
             booked_release(f, b);
@@ -865,9 +908,14 @@ static void books_add(books_read_t *rd, const redisReply *due) {
             cust->len == 0 || cust->len > TP_CUSTOMER_MAX)
             continue;
         booked_t *known = booked_get(f, cust->str, rd->bucket, 0);
-        if (known && tp_key_due_score(known->earliest) == atoll(at->str) &&
-            known->armed_until >= rd->until)
-            continue; /* no need to read it */
+        if (known && known->armed_until > 0 &&
+            tp_key_due_score(known->earliest) == atoll(at->str) &&
+            (known->next_after == 0 || known->next_after > rd->until)) {
+            /* the book known here is the one indexed, as far as its
+             * earliest time tells, and arms nothing more by then */
+            if (rd->until > known->armed_until) known->armed_until = rd->until;
+            continue;
+        }
         if (!rd->bc) {
             if (!(rd->bc = calloc(1, sizeof *rd->bc))) abort();
             rd->bc->fire = f;
@@ -875,6 +923,7 @@ static void books_add(books_read_t *rd, const redisReply *due) {
             rd->bc->until = rd->until;
         }
         books_ctx_t *bc = rd->bc;
+        bc->gen[bc->n] = known ? known->gen : 0;
         if (!(bc->customer[bc->n++] = strdup(cust->str))) abort();
         tp_argv_addf(&rd->keys, "%s{s%d}:r:c:%d", ns, rd->bucket,
                      tp_key_reminder_group(cust->str));

@@ -58,7 +58,7 @@ typedef struct plan_ctx {
     planned_t plans[MAX_PLANS];
     int nplans;
     json_t *book;       /* reminder id -> record, after the apply */
-    char *book_written; /* packed, as written */
+    char *book_written; /* packed, as written (NULL: the field removed) */
     size_t book_written_len;
 } plan_ctx_t;
 
@@ -639,9 +639,14 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_cmd(&a, "HSET", k_state);
         tp_apply_str(&a, customer);
         tp_apply_arg(&a, ctx->book_written, ctx->book_written_len);
-    } else if (ctx->book_read) { /* nothing to keep: no field at all */
-        tp_apply_cmd(&a, "HDEL", k_state);
-        tp_apply_str(&a, customer);
+    } else { /* nothing to keep: no field at all */
+        if (ctx->book_read) {
+            tp_apply_cmd(&a, "HDEL", k_state);
+            tp_apply_str(&a, customer);
+        }
+        free(ctx->book_written);
+        ctx->book_written = NULL;
+        ctx->book_written_len = 0;
     }
     int64_t before = tp_key_due_score(tp_book_earliest(ctx->open, NULL));
     int64_t after = tp_key_due_score(tp_book_earliest(ctx->book, NULL));

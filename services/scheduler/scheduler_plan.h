@@ -30,9 +30,9 @@
 typedef struct tp_plan tp_plan_t;
 
 /* Called with a customer's book as an apply wrote it (packed, `len`
- * bytes, and its reminders: id -> record), so the planning instance can arm
- * the timers of what falls due soon at once. Arguments borrowed for the
- * call. */
+ * bytes, NULL when the apply removed an empty one; and its reminders: id ->
+ * record), so the planning instance can arm the timers of what falls due
+ * soon at once. Arguments borrowed for the call. */
 typedef void (*tp_plan_armed_cb)(const char *customer, int bucket, const char *book,
                                  size_t len, const json_t *reminders, void *arg);
 

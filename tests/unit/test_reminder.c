@@ -282,6 +282,14 @@ static void test_book_earliest_overall_and_per_owner(void **state) {
     assert_int_equal(tp_book_earliest(rems, "rep-3"), 0);
     json_object_del(json_object_get(rems, "C01JZB000000000000000000186|R-SLA-1|1"), "owner");
     assert_int_equal(tp_book_earliest(rems, "unassigned"), 1764720000123LL);
+    /* a record without a due time counts for none, wherever it comes */
+    json_object_set_new(rems, "C01JZB000000000000000000186|R-CAD-1",
+                        json_pack("{s:s}", "owner", "rep-1"));
+    json_object_set_new(rems, "C01JZB000000000000000000186|R-MAIL-1",
+                        json_pack("{s:s, s:I}", "owner", "rep-1", "due_at",
+                                  (json_int_t)1764800000000LL));
+    assert_int_equal(tp_book_earliest(rems, NULL), 1764000000000LL);
+    assert_int_equal(tp_book_earliest(rems, "rep-1"), 1764800000000LL);
     json_t *none = json_object();
     assert_int_equal(tp_book_earliest(none, NULL), 0);
     json_decref(none);

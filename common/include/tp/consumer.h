@@ -96,7 +96,7 @@ int tp_consumer_reply_seen(const redisReply *reply);
  * (tp_apply_done_field). Borrowed until tp_consumer_job_done. */
 const char *tp_consumer_job_done_key(const tp_consumer_job_t *job);
 /* The done mark's field in the hash tp_consumer_job_done_key (the event
- * id's digest, tp_consumer_done_field), or NULL when the mark is the key
+ * id's digest, tp_consumer_done_mark), or NULL when the mark is the key
  * itself. Borrowed likewise. */
 const char *tp_consumer_job_done_field(const tp_consumer_job_t *job);
 /* The length of a done mark's field with done_grouped: the base64url of a

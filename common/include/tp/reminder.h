@@ -63,7 +63,8 @@ json_t *tp_reminder_unpack(const char *id, const char *bytes, size_t len);
 /* Packs customer `customer`'s `state` (object; its string fields are
  * stored) and `reminders` (object: id "<customer>|<key>" -> record; all
  * borrowed). Returns the bytes (caller frees) and their count in *len, or
- * NULL when an id is not of `customer` or a record is not an object. */
+ * NULL when an id is not of `customer`, a record is not an object or a
+ * state name is 64 bytes or longer. */
 char *tp_book_pack(const char *customer, const json_t *state, const json_t *reminders,
                    size_t *len);
 
@@ -84,7 +85,8 @@ int tp_book_dues(const char *customer, const char *bytes, size_t len, tp_book_du
                  void *arg);
 
 /* The earliest due time among `reminders` (id -> record; of `owner` only,
- * "unassigned" matching a record without one, unless NULL), 0 when none. */
+ * "unassigned" matching a record without one, unless NULL; a record
+ * without a due time counts for none), 0 when none. */
 int64_t tp_book_earliest(const json_t *reminders, const char *owner);
 
 /* The owners whose entry in their index of reminders changes from
