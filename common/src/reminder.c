@@ -260,6 +260,93 @@ done:
 #define BOOK_FORM 3
 /* A state name is shorter than this. */
 #define BOOK_NAME_MAX 64
+/* A reminder's id "<customer>|<key>" is shorter than this. */
+#define BOOK_ID_MAX 512
+
+/* The scheduler's rules (services/scheduler/scheduler_plan.c), stored in a
+ * reminder's key as a small code: "R-SLA-1|3" is [1, "3"], "R-CAD-1" is 2.
+ * A rule not here is stored as its name. Codes never change; add new ones
+ * at the end. */
+static const char *const rule_codes[] = {
+    NULL,        "R-SLA-1",   "R-CAD-1",          "R-TOUCH-1", "R-MAIL-1",
+    "R-VISIT-1", "R-STAGE-3", "R-STAGE-3-manager", "R-STAGE-4", "R-STAGE-4-report",
+    "R-DAYS-1",  "R-PAY-1",   "R-SAT-1",           "R-REORDER-1",
+};
+
+/* Writes a reminder's key "<rule>[|<subject>]": [code, subject], code, or
+ * the key itself. */
+static void pack_key(msgpack_packer *pk, const char *key) {
+    size_t rl = strcspn(key, "|");
+    char rule[32];
+    int code = -1;
+    if (rl < sizeof rule) {
+        memcpy(rule, key, rl);
+        rule[rl] = '\0';
+        code = code_of(rule_codes, NCODES(rule_codes), rule);
+    }
+    if (code < 0) {
+        size_t kl = strlen(key);
+        msgpack_pack_str(pk, kl);
+        msgpack_pack_str_body(pk, key, kl);
+        return;
+    }
+    if (!key[rl]) {
+        msgpack_pack_int(pk, code);
+        return;
+    }
+    const char *subject = key + rl + 1;
+    size_t sl = strlen(subject);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int(pk, code);
+    msgpack_pack_str(pk, sl);
+    msgpack_pack_str_body(pk, subject, sl);
+}
+
+/* The id "<customer>|<key>" of book entry `e` into `id` (BOOK_ID_MAX
+ * bytes). Returns 0, or -1 when `e` is not an entry or the id too long. */
+static int entry_id(const msgpack_object *e, const char *customer, size_t clen, char *id) {
+    if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 1) return -1;
+    const msgpack_object *k = &e->via.array.ptr[0];
+    const char *rule = NULL, *part = NULL;
+    size_t rl = 0, pl = 0;
+    if (k->type == MSGPACK_OBJECT_STR) {
+        part = k->via.str.ptr;
+        pl = k->via.str.size;
+    } else {
+        const msgpack_object *c = k;
+        if (k->type == MSGPACK_OBJECT_ARRAY && k->via.array.size == 2 &&
+            k->via.array.ptr[1].type == MSGPACK_OBJECT_STR) {
+            c = &k->via.array.ptr[0];
+            part = k->via.array.ptr[1].via.str.ptr;
+            pl = k->via.array.ptr[1].via.str.size;
+        } else if (k->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            return -1;
+        }
+        if (c->type != MSGPACK_OBJECT_POSITIVE_INTEGER || c->via.u64 == 0 ||
+            c->via.u64 >= NCODES(rule_codes))
+            return -1;
+        rule = rule_codes[c->via.u64];
+        rl = strlen(rule);
+    }
+    /* "<customer>|" rule ["|"] part */
+    size_t n = clen + 1 + rl + (rule && part ? 1 : 0) + pl;
+    if (n >= BOOK_ID_MAX) return -1;
+    char *w = id;
+    memcpy(w, customer, clen);
+    w += clen;
+    *w++ = '|';
+    if (rule) {
+        memcpy(w, rule, rl);
+        w += rl;
+        if (part) *w++ = '|';
+    }
+    if (part) {
+        memcpy(w, part, pl);
+        w += pl;
+    }
+    *w = '\0';
+    return 0;
+}
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -288,7 +375,8 @@ char *tp_book_pack(const char *customer, const json_t *state, const json_t *remi
     for (size_t i = 0; i < nstate; i++) /* names tp_book_unpack reads back */
         if (strlen(skeys[i]) >= BOOK_NAME_MAX) goto done;
     for (size_t i = 0; i < nrem; i++) /* every id "<customer>|<key>", a record */
-        if (strncmp(rkeys[i], customer, clen) != 0 || rkeys[i][clen] != '|' ||
+        if (strlen(rkeys[i]) >= BOOK_ID_MAX || strncmp(rkeys[i], customer, clen) != 0 ||
+            rkeys[i][clen] != '|' ||
             !rkeys[i][clen + 1] || !json_is_object(json_object_get(reminders, rkeys[i])))
             goto done;
     msgpack_sbuffer sb;
@@ -311,11 +399,9 @@ char *tp_book_pack(const char *customer, const json_t *state, const json_t *remi
     }
     for (size_t i = 0; i < nrem; i++) {
         const json_t *record = json_object_get(reminders, rkeys[i]);
-        const char *key = rkeys[i] + clen + 1;
-        size_t n = stored_fields(record), kl = strlen(key);
+        size_t n = stored_fields(record);
         msgpack_pack_array(&pk, n + 1);
-        msgpack_pack_str(&pk, kl);
-        msgpack_pack_str_body(&pk, key, kl);
+        pack_key(&pk, rkeys[i] + clen + 1);
         pack_fields(&pk, record, n);
     }
     if (!sb.data) abort();
@@ -357,22 +443,13 @@ int tp_book_unpack(const char *customer, const char *bytes, size_t len, json_t *
     size_t clen = strlen(customer);
     for (uint32_t i = 2; i < root.via.array.size; i++) {
         const msgpack_object *e = &el[i];
-        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 1 ||
-            e->via.array.ptr[0].type != MSGPACK_OBJECT_STR)
-            goto done;
-        const msgpack_object_str *key = &e->via.array.ptr[0].via.str;
-        char *id = malloc(clen + key->size + 2);
-        if (!id) abort();
-        memcpy(id, customer, clen);
-        id[clen] = '|';
-        memcpy(id + clen + 1, key->ptr, key->size);
-        id[clen + 1 + key->size] = '\0';
+        char id[BOOK_ID_MAX];
+        if (entry_id(e, customer, clen, id) < 0) goto done;
         json_t *record = with_rule(unpack_fields(e->via.array.ptr + 1, e->via.array.size - 1,
                                                  FORM),
                                    id);
-        if (record) json_object_set_new(*reminders, id, record);
-        free(id);
         if (!record) goto done;
+        json_object_set_new(*reminders, id, record);
     }
     rc = 0;
 done:
@@ -438,21 +515,14 @@ int tp_book_dues(const char *customer, const char *bytes, size_t len, tp_book_du
         root.via.array.ptr[0].via.u64 != BOOK_FORM)
         goto done;
     size_t clen = strlen(customer);
-    char id[512];
+    char id[BOOK_ID_MAX];
     n = 0;
     for (uint32_t i = 2; i < root.via.array.size; i++) {
         const msgpack_object *e = &root.via.array.ptr[i];
-        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size < 1 ||
-            e->via.array.ptr[0].type != MSGPACK_OBJECT_STR) {
+        if (entry_id(e, customer, clen, id) < 0) {
             n = -1;
             goto done;
         }
-        const msgpack_object_str *key = &e->via.array.ptr[0].via.str;
-        if (clen + key->size + 2 > sizeof id) continue; /* no id that long is made */
-        memcpy(id, customer, clen);
-        id[clen] = '|';
-        memcpy(id + clen + 1, key->ptr, key->size);
-        id[clen + 1 + key->size] = '\0';
         int64_t due = 0;
         if (e->via.array.size > 1 + F_due_at) int_of(&e->via.array.ptr[1 + F_due_at], &due);
         cb(id, due, arg);

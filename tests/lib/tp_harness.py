@@ -954,6 +954,11 @@ def owner_reminder_due(w, customer, owner):
 REMINDER_FIELDS = ("owner", "due_at", "urgent", "cause_ts", "text", "closed_by", "agreed",
                    "rrule", "dtstart", "occurrence", "ahead", "until")
 BOOK_FORM = 3
+# The rules stored as codes in a book's keys (common/src/reminder.c
+# rule_codes: the same order).
+RULE_CODES = (None, "R-SLA-1", "R-CAD-1", "R-TOUCH-1", "R-MAIL-1", "R-VISIT-1", "R-STAGE-3",
+              "R-STAGE-3-manager", "R-STAGE-4", "R-STAGE-4-report", "R-DAYS-1", "R-PAY-1",
+              "R-SAT-1", "R-REORDER-1")
 
 # Books' bytes in hex (the RESP client reads bulk strings as text): of
 # field ARGV[1] of hash KEYS[1], or of every field (field, hex, ...).
@@ -1099,6 +1104,10 @@ def book_decode(customer, b):
     state, reminders = top[1], {}
     for stored in top[2:]:
         key, values = stored[0], stored[1:]
+        if isinstance(key, int):  # a coded rule without a subject
+            key = RULE_CODES[key]
+        elif isinstance(key, list):  # [code, subject]
+            key = "%s|%s" % (RULE_CODES[key[0]], key[1])
         rec = {f: v for f, v in zip(REMINDER_FIELDS, values) if v is not None}
         if rec.get("owner") == 0:
             rec["owner"] = "unassigned"

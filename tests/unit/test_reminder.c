@@ -183,9 +183,11 @@ static void test_book_round_trip_stores_the_customer_once(void **state) {
     size_t len = 0;
     char *packed = tp_book_pack(cust, st, rems, &len);
     assert_non_null(packed);
-    /* the customer's id is the field's name, not in the value */
+    /* the customer's id is the field's name, not in the value; the rules
+     * are codes */
     assert_null(memmem(packed, len, cust, strlen(cust)));
-    assert_non_null(memmem(packed, len, "R-SLA-1|1", 9));
+    assert_null(memmem(packed, len, "R-SLA-1", 7));
+    assert_non_null(memmem(packed, len, "O-7", 3)); /* the subject stays */
     json_t *st2 = NULL, *rems2 = NULL;
     assert_int_equal(tp_book_unpack(cust, packed, len, &st2, &rems2), 0);
     assert_true(json_equal(st, st2));
@@ -213,7 +215,7 @@ static void test_book_round_trip_stores_the_customer_once(void **state) {
     json_t *small = json_pack("{s:s}", "seq", "1");
     size_t len3 = 0;
     char *inquiry = tp_book_pack(cust, small, one, &len3);
-    assert_true(len3 < 48);
+    assert_true(len3 < 40);
     free(inquiry);
     json_decref(small);
     json_decref(one);
@@ -222,6 +224,44 @@ static void test_book_round_trip_stores_the_customer_once(void **state) {
     json_decref(st2);
     json_decref(rems2);
     free(packed);
+    json_decref(st);
+    json_decref(rems);
+}
+
+/* A rule the scheduler does not have (not coded) is stored by its name; a
+ * coded rule without a subject, and one whose subject has a '|', come back
+ * as they went. */
+static void test_book_keys_coded_or_named(void **state) {
+    const char *cust = "C-9";
+    json_t *st = json_object();
+    json_t *rems = json_pack(
+        "{s:{s:I}, s:{s:I}, s:{s:I}}", "C-9|R-OTHER-9|x", "due_at", (json_int_t)5,
+        "C-9|R-CAD-1", "due_at", (json_int_t)6, "C-9|R-PAY-1|P-1|ahead", "due_at",
+        (json_int_t)7);
+    size_t len = 0;
+    char *packed = tp_book_pack(cust, st, rems, &len);
+    assert_non_null(packed);
+    assert_non_null(memmem(packed, len, "R-OTHER-9|x", 11));
+    assert_null(memmem(packed, len, "R-CAD-1", 7));
+    assert_non_null(memmem(packed, len, "P-1|ahead", 9));
+    json_t *st2, *rems2;
+    assert_int_equal(tp_book_unpack(cust, packed, len, &st2, &rems2), 0);
+    assert_int_equal(json_object_size(rems2), 3);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(rems2, "C-9|R-OTHER-9|x"), "rule")),
+        "R-OTHER-9");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(rems2, "C-9|R-CAD-1"), "due_at")), 6);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(rems2, "C-9|R-PAY-1|P-1|ahead"), "rule")),
+                        "R-PAY-1");
+    /* a code no rule has: not a book this code wrote */
+    const char unknown_code[] = {(char)0x93, 0x03, (char)0x80, (char)0x91, 0x7f};
+    json_t *s3, *r3;
+    assert_int_equal(tp_book_unpack(cust, unknown_code, sizeof unknown_code, &s3, &r3), -1);
+    free(packed);
+    json_decref(st2);
+    json_decref(rems2);
     json_decref(st);
     json_decref(rems);
 }
@@ -369,6 +409,7 @@ int main(void) {
         cmocka_unit_test(test_frequent_values_are_codes_and_cause_a_delta),
         cmocka_unit_test(test_first_packed_form_still_reads),
         cmocka_unit_test(test_book_round_trip_stores_the_customer_once),
+        cmocka_unit_test(test_book_keys_coded_or_named),
         cmocka_unit_test(test_book_empty_and_refused),
         cmocka_unit_test(test_book_earliest_overall_and_per_owner),
         cmocka_unit_test(test_book_owner_moves),

@@ -54,8 +54,9 @@ json_t *tp_reminder_unpack(const char *id, const char *bytes, size_t len);
  * customer in one value: what its rules need to know (string fields:
  * grade, owner, tier, ...) and its open reminders. Stored as the msgpack
  * array [3, {state}, reminder, ...], each reminder its record's fields as
- * above, after its key "<rule>[|<subject>]" (its id without "<customer>|")
- * in place of the form number; state names and reminders in byte order,
+ * above, after its key "<rule>[|<subject>]" (its id without "<customer>|";
+ * the scheduler's rules as small codes: [code, subject] or code) in place
+ * of the form number; state names and reminders in byte order,
  * so that one book has one stored form (the applies compare it whole). One
  * value per customer stores the customer's id once, where a field per
  * reminder stored it again in each. */
