@@ -199,6 +199,7 @@ int tp_recur_between(const char *rrule, int64_t dtstart, const char *zone,
                    (long long)dtstart);
 
     int n = 0;
+    int64_t last = after; /* a repeated day (BYDAY=MO,MO) comes once */
     for (int step = 0; n < max; step++) {
         if (step == STEPS_MAX) {
             say(why, whylen, "stopped after %d occurrences of the rule",
@@ -211,7 +212,7 @@ int tp_recur_between(const char *rrule, int64_t dtstart, const char *zone,
          * folds included. */
         int64_t ms = (int64_t)icaltime_as_timet_with_zone(t, tz) * 1000 + frac;
         if (until != 0 && ms > until) break;
-        if (ms > after) out[n++] = ms;
+        if (ms > last) out[n++] = last = ms;
     }
     icalrecur_iterator_free(it);
     icalerror_clear_errno();

@@ -102,6 +102,18 @@ static void test_R_REORDER_1_count_3_gives_exactly_3(void **state) {
     assert_int_equal(got[0], start + 2 * DAY_MS);
 }
 
+/* A day named twice (BYDAY=MO,MO, found by fuzz_rrule) is one occurrence:
+ * every occurrence is after the one before. */
+static void test_R_REORDER_1_repeated_day_once(void **state) {
+    (void)state;
+    int64_t got[16];
+    int64_t start = utc(2026, 3, 2, 8, 30); /* a Monday */
+    int n = expand("FREQ=WEEKLY;INTERVAL=3;BYDAY=MO,MO;COUNT=10", start, NULL, 0, got, 16);
+    assert_true(n >= 2);
+    assert_int_equal(got[0], start);
+    for (int i = 1; i < n; i++) assert_int_equal(got[i] - got[i - 1], 21 * DAY_MS);
+}
+
 /* UNTIL is inclusive: an occurrence exactly at UNTIL is the last. */
 static void test_R_REORDER_1_until_stops(void **state) {
     (void)state;
@@ -423,6 +435,7 @@ int main(void) {
         cmocka_unit_test(test_R_REORDER_1_monthly_interval_2_from_31st),
         cmocka_unit_test(test_R_REORDER_1_skipped_31st_not_counted),
         cmocka_unit_test(test_R_REORDER_1_count_3_gives_exactly_3),
+        cmocka_unit_test(test_R_REORDER_1_repeated_day_once),
         cmocka_unit_test(test_R_REORDER_1_until_stops),
         cmocka_unit_test(test_R_REORDER_1_after_until_window),
         cmocka_unit_test(test_R_REORDER_1_ms_of_dtstart_kept),
