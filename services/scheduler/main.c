@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
     /* done marks as fields of small hashes (tp/consumer.h): a pending
      * reminder's event costs ~40 bytes of mark instead of ~100; and the
      * customers of a shard applied side by side (each customer's applies
-     * are guarded by its own version, the shard's indexes take commuting
+     * are guarded by its book as read, the shard's indexes take commuting
      * writes), each customer's events still in order */
     app.core.consumer_opts.done_grouped = 1;
     app.core.consumer_opts.turn_by_customer = 1;
@@ -78,9 +78,9 @@ int main(int argc, char **argv) {
     if (rules_load(&app, &rules) < 0 ||
         !(app.fire = tp_fire_new(app.core.loop, app.core.store, &claim_link, app.core.emitter,
                                  &fire_opts)) ||
-        tp_sched_metrics_register(app.core.exporter, app.fire) < 0 ||
         !(app.plan = tp_plan_new(app.core.store, &rules, app.calendar, cfg, tp_fire_arm_book,
                                  app.fire)) ||
+        tp_sched_metrics_register(app.core.exporter, app.fire, app.plan) < 0 ||
         tp_service_core_consume(&app.core, tp_plan_tag, tp_plan_apply, app.plan) < 0)
         return tp_service_core_abort(&app.core, scheduler_stop, &app);
     tp_fire_set_recurrence(app.fire, next_occurrence, app.plan);

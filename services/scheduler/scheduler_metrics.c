@@ -33,7 +33,11 @@ static void collect_late(tp_metric_t *m, void *arg) {
     tp_series_set(tp_metric_at(m), (double)st.late);
 }
 
-int tp_sched_metrics_register(tp_exporter_t *exporter, tp_fire_t *fire) {
+static void collect_recomputed(tp_metric_t *m, void *arg) {
+    tp_series_set(tp_metric_at(m), (double)tp_plan_recomputed(arg));
+}
+
+int tp_sched_metrics_register(tp_exporter_t *exporter, tp_fire_t *fire, tp_plan_t *plan) {
     tp_metrics_t *m = tp_exporter_metrics(exporter);
     if (!m) return 0;
     tp_exporter_watch_store(exporter, tp_fire_claim_store(fire));
@@ -52,6 +56,12 @@ int tp_sched_metrics_register(tp_exporter_t *exporter, tp_fire_t *fire) {
                                             "its lateness bound after their time).",
                                             NULL),
                          collect_late, fire);
+    tp_metric_on_collect(tp_metrics_counter(m, "tp_plan_recomputed_total",
+                                            "Applies computed again because the customer's "
+                                            "book changed since it was read (a firing, "
+                                            "another instance).",
+                                            NULL),
+                         collect_recomputed, plan);
     const char *ns = tp_store_ns(tp_exporter_store(exporter));
     for (int n = 0; n < TP_SHARDS; n++) {
         char count_key[64], due_key[64];

@@ -32,6 +32,7 @@ struct tp_plan {
     tp_config_t *cfg;
     tp_plan_armed_cb armed;
     void *arg;
+    uint64_t recomputed; /* applies refused for a changed book, computed again */
 };
 
 /* One reminder decided by a handler. */
@@ -87,6 +88,8 @@ void tp_plan_destroy(tp_plan_t **self_p) {
     free(*self_p);
     *self_p = NULL;
 }
+
+uint64_t tp_plan_recomputed(const tp_plan_t *self) { return self->recomputed; }
 
 int tp_plan_tag(const tp_event_t *ev, char *tag, size_t len, void *arg) {
     (void)arg;
@@ -588,7 +591,11 @@ static void applied_cb(tp_store_t *store, redisReply *r, void *arg) {
         return;
     }
     if (r->element[0]->integer == TP_APPLY_STALE) {
+        ctx->plan->recomputed++;
         if (++ctx->attempts >= MAX_ATTEMPTS) {
+            tp_log_warn("plan for %s: the book of %s changed under %d applies in a row; "
+                        "the event is left to the journal walk",
+                        ctx->ev->id, ctx->ev->customer, MAX_ATTEMPTS);
             ctx_end(ctx, -1);
             return;
         }

@@ -43,6 +43,10 @@ tp_plan_t *tp_plan_new(tp_store_t *store, const tp_sched_rules_t *rules,
                        tp_plan_armed_cb armed, void *arg);
 void tp_plan_destroy(tp_plan_t **self_p);
 
+/* Applies refused because the customer's book changed since it was read
+ * (a firing, another instance), and computed again: for /metrics. */
+uint64_t tp_plan_recomputed(const tp_plan_t *self);
+
 /* tp_consumer_tag_cb: the reminder bucket of the event's customer. */
 int tp_plan_tag(const tp_event_t *ev, char *tag, size_t len, void *arg);
 /* tp_consumer_apply_cb; `arg` is the tp_plan_t. */

@@ -216,6 +216,10 @@ def test_every_service_reports_what_it_applied():
             pending = reminders_booked(w)
             return pending > 0 and value(scrape(w, "scheduler"), "tp_reminders_pending") == pending
         wait_until(pending_agrees, SETTLE, interval=0.5, what="tp_reminders_pending = books")
+        # nothing fired meanwhile, nobody else plans: no apply met a changed book
+        s = scrape(w, "scheduler")
+        assert any(n == "tp_plan_recomputed_total" for n, _ in s), "no tp_plan_recomputed_total"
+        assert value(s, "tp_plan_recomputed_total") == 0
         wait_until(lambda: sum(v for (n, _), v in scrape(w, "ticketing").items()
                                if n == "tp_tickets") == 1, SETTLE, interval=0.5,
                    what="one ticket in tp_tickets")
