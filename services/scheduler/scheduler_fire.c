@@ -4,8 +4,9 @@
  * plan's applies), the claims go out on a link of their own, so that
  * neither a burst of planning nor the poll's reads queue in front of a
  * reminder falling due. The poll reads a few shards at a time, each
- * page's records in one script, so Redis never runs a long stretch of
- * poll work while a claim waits. */
+ * page's books in one script, so Redis never runs a long stretch of poll
+ * work while a claim waits. Claims are computed here from each customer's
+ * book as known here and written only if Redis holds that very book. */
 #include "scheduler_fire.h"
 
 #include <jansson.h>
@@ -554,7 +555,7 @@ static void fired_cb(tp_store_t *store, redisReply *r, void *arg) {
 }
 
 /* Packs reminder.due for `c` from `rem`, its record (borrowed). Returns 0,
- * or -1 when the record is unreadable (it is left in place). */
+ * or -1 when it cannot be packed (the reminder is not claimed). */
 static int claim_pack(claim_t *c, const char *customer, const json_t *rem) {
     armed_t *item = c->item;
     const char *ov = json_string_value(json_object_get(rem, "owner"));
@@ -794,9 +795,10 @@ static void rearm(tp_fire_t *f) {
 /* ---- the poll ---- */
 
 /* Per shard: its index of groups due by `until` (a page of poll_batch
- * groups at a time), one script reading those groups' due reminders, then
- * one script reading the records of those not armed yet. A shard is done
- * when none of its reads is in flight; then the next one starts. */
+ * groups at a time), one script reading those groups' customers due by
+ * then, then scripts reading the books of those not known here as they
+ * are. A shard is done when none of its reads is in flight; then the next
+ * one starts. */
 typedef struct poll_ctx {
     tp_fire_t *fire;
     int bucket, page;

@@ -5,16 +5,19 @@
  * inquiry response (R-SLA-1), dwell alarms and stage deadlines (R-STAGE-3,
  * R-STAGE-4), return visits (R-VISIT-1), special days (R-DAYS-1), payments
  * (R-PAY-1) and reorder cycles (R-REORDER-1). Each event is applied as: read
- * the customer's scheduler state and open reminders, decide in C (times from
- * scheduler_rules, on the business calendar), write every plan and close as
- * one guarded apply under the state's version. Time flows from the event's
- * ts. Never fires anything: scheduler_fire does.
+ * the customer's book (its scheduler state and open reminders), decide in C
+ * (times from scheduler_rules, on the business calendar), write the book
+ * whole with every plan and close as one apply, guarded by the book as
+ * read. Time flows from the event's ts. Never fires anything:
+ * scheduler_fire does.
  *
- * A reminder is "<customer>|<rule>[|<subject>]" in its customer's shard
- * {s<n>}: due time in its group's due index, its record (tp/reminder.h) a
- * field of its group's hash beside the customer's state, and in the
- * shard's index of its owner for the per-person query (tp/keys.h). Recurring reminders
- * carry their RRULE; scheduler_fire moves them to their next occurrence. */
+ * A reminder is "<customer>|<rule>[|<subject>]", a record in its
+ * customer's book (tp/reminder.h), the field "<customer>" of its group's
+ * hash in the customer's shard {s<n>}; the customer is in its group's due
+ * index and in the shard's index of each owner of its reminders for the
+ * per-person query, at their earliest due second (tp/keys.h). Recurring
+ * reminders carry their RRULE; scheduler_fire moves them to their next
+ * occurrence. */
 #ifndef SCHEDULER_PLAN_H
 #define SCHEDULER_PLAN_H
 
