@@ -132,10 +132,11 @@
  *                              one listpack
  *   {s<n>}:r:count             hash: pending -> reminders pending in shard n
  *   {s<n>}:r:stats             hash: fired, late -> the shard's firings
- *   {s<n>}:done:scheduler:<h>:<g>  hash: event id -> 1, the scheduler applied
- *                              it; h its hour (ts / 1 h), g its id's hash mod
- *                              TP_DONE_GROUPS; expires done_ttl after the
- *                              last (tp/consumer.h done_grouped)
+ *   {s<n>}:done:scheduler:<h>:<g>  hash: the event id's digest -> 1, the
+ *                              scheduler applied it; h its hour (ts / 1 h),
+ *                              g its digest's group (tp_consumer_done_mark);
+ *                              expires done_ttl after the last (tp/consumer.h
+ *                              done_grouped)
  *   {s<n>}:outbox:scheduler    the shard's outbox, as every service's
  */
 #ifndef TP_KEYS_H
