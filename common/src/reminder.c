@@ -413,23 +413,33 @@ done:
     return out;
 }
 
+/* Unpacks `len` bytes at `bytes` into `root` (in `zone`, initialised
+ * here: the caller destroys it). Returns 0 when they are one book's
+ * outline, [3, {...}, ...] and nothing after, else -1; the entries are
+ * the callers' to check. */
+static int book_root(const char *bytes, size_t len, msgpack_zone *zone, msgpack_object *root) {
+    zone_init(zone, len);
+    size_t off = 0;
+    if (!bytes || msgpack_unpack(bytes, len, &off, zone, root) != MSGPACK_UNPACK_SUCCESS ||
+        off != len || root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 2)
+        return -1;
+    const msgpack_object *el = root->via.array.ptr;
+    return el[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && el[0].via.u64 == BOOK_FORM &&
+                   el[1].type == MSGPACK_OBJECT_MAP
+               ? 0
+               : -1;
+}
+
 int tp_book_unpack(const char *customer, const char *bytes, size_t len, json_t **state,
                    json_t **reminders) {
     *state = json_object();
     *reminders = json_object();
     if (len == 0) return 0;
     msgpack_zone zone;
-    zone_init(&zone, len);
     msgpack_object root;
-    size_t off = 0;
     int rc = -1;
-    if (!bytes || msgpack_unpack(bytes, len, &off, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
-        off != len || root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 2)
-        goto done;
+    if (book_root(bytes, len, &zone, &root) < 0) goto done;
     const msgpack_object *el = root.via.array.ptr;
-    if (el[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || el[0].via.u64 != BOOK_FORM ||
-        el[1].type != MSGPACK_OBJECT_MAP)
-        goto done;
     for (uint32_t i = 0; i < el[1].via.map.size; i++) {
         const msgpack_object_kv *kv = &el[1].via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_STR) goto done;
@@ -505,15 +515,9 @@ int tp_book_dues(const char *customer, const char *bytes, size_t len, tp_book_du
                  void *arg) {
     if (len == 0) return 0;
     msgpack_zone zone;
-    zone_init(&zone, len);
     msgpack_object root;
-    size_t off = 0;
     int n = -1;
-    if (!bytes || msgpack_unpack(bytes, len, &off, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
-        off != len || root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 2 ||
-        root.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        root.via.array.ptr[0].via.u64 != BOOK_FORM)
-        goto done;
+    if (book_root(bytes, len, &zone, &root) < 0) goto done;
     size_t clen = strlen(customer);
     char id[BOOK_ID_MAX];
     n = 0;

@@ -370,6 +370,11 @@ static void test_book_dues(void **state) {
     assert_int_equal(tp_book_dues(cust, NULL, 0, due_seen, &d), 0);
     assert_int_equal(tp_book_dues(cust, packed, len - 1, due_seen, &d), -1);
     assert_int_equal(tp_book_dues(cust, "{}", 2, due_seen, &d), -1);
+    /* what tp_book_unpack refuses, the walk refuses too: a state not a map */
+    const char no_map[] = {(char)0x92, 0x03, (char)0x90};
+    json_t *s2, *r2;
+    assert_int_equal(tp_book_unpack(cust, no_map, sizeof no_map, &s2, &r2), -1);
+    assert_int_equal(tp_book_dues(cust, no_map, sizeof no_map, due_seen, &d), -1);
     free(packed);
     json_decref(st);
     json_decref(rems);
