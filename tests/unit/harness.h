@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,67 @@ static inline void tp_test_redis_stop(tp_test_redis_t *r) {
         tp_test_redis_rmdir(r->dir);
         r->dir[0] = '\0';
     }
+}
+
+/* ---- a test's loop and its own Redis connection ---- */
+
+/* A test's loop with its deadline watchdog (RUN_UNTIL, RUN_FOR):
+ * `expired` is the fixture's flag. Returns 0, or -1 when the loop cannot
+ * be made. */
+static inline int tp_test_loop_init(uv_loop_t *loop, uv_timer_t *watchdog,
+                                    int *expired) {
+    if (uv_loop_init(loop) != 0) return -1;
+    uv_timer_init(loop, watchdog);
+    watchdog->data = expired;
+    return 0;
+}
+
+/* A blocking connection to `r` for the test's own commands, with what an
+ * earlier test left flushed; NULL when Redis cannot be reached. */
+static inline redisContext *tp_test_redis_connect(const tp_test_redis_t *r) {
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    redisReply *flushed = c && !c->err ? redisCommand(c, "FLUSHALL") : NULL;
+    if (!flushed) {
+        if (c) redisFree(c);
+        return NULL;
+    }
+    freeReplyObject(flushed);
+    return c;
+}
+
+/* A command on the test's connection `c` (caller frees the reply); the
+ * test stops when Redis does not answer. */
+static inline redisReply *tp_test_vcmd(redisContext *c, const char *fmt,
+                                       va_list ap) {
+    redisReply *r = redisvCommand(c, fmt, ap);
+    if (!r) {
+        fprintf(stderr, "test: redis did not answer %s: %s\n", fmt, c->errstr);
+        abort();
+    }
+    return r;
+}
+
+static inline redisReply *tp_test_cmd(redisContext *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = tp_test_vcmd(c, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* The integer a command answers (or the number in a string it answers),
+ * -1 for anything else. */
+static inline long long tp_test_int(redisContext *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = tp_test_vcmd(c, fmt, ap);
+    va_end(ap);
+    long long v = r->type == REDIS_REPLY_INTEGER  ? r->integer
+                  : r->type == REDIS_REPLY_STRING ? atoll(r->str)
+                                                  : -1;
+    freeReplyObject(r);
+    return v;
 }
 
 #endif

@@ -40,8 +40,7 @@ static int setup(void **state) {
     tp_apply_script(fx->store);
     for (int i = 0; i < 500 && !connected; i++) uv_run(&fx->loop, UV_RUN_ONCE);
     if (!connected) return -1;
-    fx->sync = redisConnect("127.0.0.1", redis.port);
-    freeReplyObject(redisCommand(fx->sync, "FLUSHALL"));
+    if (!(fx->sync = tp_test_redis_connect(&redis))) return -1;
     *state = fx;
     return 0;
 }
@@ -77,18 +76,6 @@ static long long apply_now(fixture_t *fx, tp_apply_t *a) {
     return fx->outcome;
 }
 
-static long long sync_int(fixture_t *fx, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(fx->sync, fmt, ap);
-    va_end(ap);
-    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
-                  : r->type == REDIS_REPLY_STRING ? atoll(r->str)
-                                                  : -1;
-    freeReplyObject(r);
-    return v;
-}
-
 /* A record update guarded by version `expected`, bumping it to `next`. */
 static void bump(tp_apply_t *a, const char *done, const char *expected, int next) {
     tp_apply_init(a, done, "60", "tp:rec", expected);
@@ -109,9 +96,9 @@ static void test_applied_once_under_its_done_mark(void **state) {
     assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
     bump(&a, "tp:done:e1", "1", 2); /* redelivered: nothing happens */
     assert_int_equal(apply_now(fx, &a), TP_APPLY_DUPLICATE);
-    assert_int_equal(sync_int(fx, "HGET tp:rec count"), 1);
-    assert_int_equal(sync_int(fx, "HGET tp:rec ver"), 1);
-    assert_true(sync_int(fx, "TTL tp:done:e1") > 0);
+    assert_int_equal(tp_test_int(fx->sync, "HGET tp:rec count"), 1);
+    assert_int_equal(tp_test_int(fx->sync, "HGET tp:rec ver"), 1);
+    assert_true(tp_test_int(fx->sync, "TTL tp:done:e1") > 0);
 }
 
 /* Marks as fields of one hash (tp_apply_done_field): each event once, the
@@ -128,9 +115,9 @@ static void test_applied_once_under_a_field_mark(void **state) {
     bump(&a, "tp:marks", "1", 2); /* e2, marked in the same hash */
     tp_apply_done_field(&a, "e2");
     assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
-    assert_int_equal(sync_int(fx, "HGET tp:rec count"), 2);
-    assert_int_equal(sync_int(fx, "HLEN tp:marks"), 2);
-    long long ttl = sync_int(fx, "TTL tp:marks");
+    assert_int_equal(tp_test_int(fx->sync, "HGET tp:rec count"), 2);
+    assert_int_equal(tp_test_int(fx->sync, "HLEN tp:marks"), 2);
+    long long ttl = tp_test_int(fx->sync, "TTL tp:marks");
     assert_true(ttl > 0 && ttl <= 60);
     /* a field mark and a key mark of the same name are not each other */
     bump(&a, "tp:marks", "2", 3);
@@ -177,9 +164,10 @@ static void test_stale_version_writes_nothing(void **state) {
     assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
     bump(&a, "tp:done:e2", "0", 1); /* computed from version 0: stale */
     assert_int_equal(apply_now(fx, &a), TP_APPLY_STALE);
-    assert_int_equal(sync_int(fx, "HGET tp:rec count"), 1);
-    assert_int_equal(sync_int(fx, "EXISTS tp:done:e2"), 0); /* can be retried */
-    assert_int_equal(sync_int(fx, "SCARD tp:seen"), 1);
+    assert_int_equal(tp_test_int(fx->sync, "HGET tp:rec count"), 1);
+    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:done:e2"),
+                     0); /* can be retried */
+    assert_int_equal(tp_test_int(fx->sync, "SCARD tp:seen"), 1);
 }
 
 static void test_disallowed_command_refused_before_any_write(void **state) {
@@ -189,9 +177,9 @@ static void test_disallowed_command_refused_before_any_write(void **state) {
     tp_apply_cmd(&a, "FLUSHALL", tp_apply_key(&a, "tp:rec"));
     assert_int_equal(apply_now(fx, &a), -1);
     assert_non_null(strstr(fx->error, "not allowed: FLUSHALL"));
-    assert_int_equal(sync_int(fx, "EXISTS tp:rec"), 0);
-    assert_int_equal(sync_int(fx, "EXISTS tp:seen"), 0);
-    assert_int_equal(sync_int(fx, "EXISTS tp:done:e3"), 0);
+    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:rec"), 0);
+    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:seen"), 0);
+    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:done:e3"), 0);
 }
 
 static void test_keys_are_declared_once(void **state) {

@@ -435,15 +435,9 @@ static int group_teardown(void **state) {
 
 static int setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
-    if (!fx || uv_loop_init(&fx->loop) != 0) return -1;
-    uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = &fx->expired;
-    struct timeval tv = {2, 0};
-    fx->sync = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
-    if (!fx->sync || fx->sync->err) return -1;
-    redisReply *r = redisCommand(fx->sync, "FLUSHALL");
-    if (!r) return -1;
-    freeReplyObject(r);
+    if (!fx || tp_test_loop_init(&fx->loop, &fx->watchdog, &fx->expired) < 0)
+        return -1;
+    if (!(fx->sync = tp_test_redis_connect(&redis))) return -1;
     fx->bus = tp_bus_new(&fx->loop);
     if (!fx->bus) return -1;
     int port = tp_test_free_port();

@@ -180,16 +180,10 @@ static void start_router(fixture_t *fx) {
 
 static int setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
-    if (!fx || uv_loop_init(&fx->loop) != 0) return -1;
-    uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = &fx->expired;
+    if (!fx || tp_test_loop_init(&fx->loop, &fx->watchdog, &fx->expired) < 0)
+        return -1;
     *state = fx;
-    struct timeval tv = {2, 0};
-    fx->sync = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
-    if (!fx->sync || fx->sync->err) return -1;
-    redisReply *r = redisCommand(fx->sync, "FLUSHALL");
-    if (!r) return -1;
-    freeReplyObject(r);
+    if (!(fx->sync = tp_test_redis_connect(&redis))) return -1;
 
     tp_store_options_t so;
     memset(&so, 0, sizeof so);

@@ -79,38 +79,28 @@ static tp_verdict_t fake_classify(long status, const char *error) {
 
 static void fake_destroy(tp_channel_t *self) { (void)self; }
 
-static redisReply *cmd(fixture_t *fx, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(fx->sync, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    return r;
-}
-
 static long long integer(fixture_t *fx, const char *fmt, const char *arg) {
-    redisReply *r = cmd(fx, fmt, arg);
-    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
-                  : r->type == REDIS_REPLY_STRING ? atoll(r->str)
-                                                  : -1;
-    freeReplyObject(r);
-    return v;
+    return tp_test_int(fx->sync, fmt, arg);
 }
 
 static void field(fixture_t *fx, const char *id, const char *name, char *out, size_t len) {
-    redisReply *r = cmd(fx, "HGET " SHARD "delivery:%s %s", id, name);
+    redisReply *r =
+        tp_test_cmd(fx->sync, "HGET " SHARD "delivery:%s %s", id, name);
     snprintf(out, len, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
 }
 
 /* A recorded delivery, due now, as the deliver script leaves one. */
 static void recorded(fixture_t *fx, const char *id) {
-    freeReplyObject(cmd(fx,
-                        "HSET " SHARD "delivery:%s status sending attempts 0 channel email "
-                        "address a@example.com body payload-of-%s customer C-1 "
-                        "recipient rep-1 cause ev-1",
-                        id, id));
-    freeReplyObject(cmd(fx, "ZADD " SHARD "deliveries:due %lld %s", (long long)tp_now_ms(), id));
+    freeReplyObject(tp_test_cmd(
+        fx->sync,
+        "HSET " SHARD "delivery:%s status sending attempts 0 channel email "
+        "address a@example.com body payload-of-%s customer C-1 "
+        "recipient rep-1 cause ev-1",
+        id, id));
+    freeReplyObject(tp_test_cmd(fx->sync,
+                                "ZADD " SHARD "deliveries:due %lld %s",
+                                (long long)tp_now_ms(), id));
 }
 
 static void start(fixture_t *fx, int max_attempts, int breaker_failures) {
@@ -151,15 +141,11 @@ static int group_teardown(void **state) {
 
 static int setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
-    if (!fx || uv_loop_init(&fx->loop) != 0) return -1;
+    if (!fx || tp_test_loop_init(&fx->loop, &fx->watchdog, &fx->expired) < 0)
+        return -1;
     current = fx;
     *state = fx;
-    uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = &fx->expired;
-    struct timeval tv = {2, 0};
-    fx->sync = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
-    if (!fx->sync || fx->sync->err) return -1;
-    freeReplyObject(redisCommand(fx->sync, "FLUSHALL"));
+    if (!(fx->sync = tp_test_redis_connect(&redis))) return -1;
     tp_store_options_t so = {.host = "127.0.0.1", .port = redis.port, .ns = "",
                              .reconnect_min_ms = 10, .reconnect_max_ms = 100};
     fx->store = tp_store_new(&fx->loop, &so);
@@ -260,7 +246,8 @@ static void test_retry_with_backoff_then_dead(void **state) {
     assert_true(next >= before + 48000 && next <= tp_now_ms() + 72000); /* 60 s +-20% */
     assert_int_equal(integer(fx, "ZCARD %s", SHARD "outbox:notifier"), 0);
     /* time passes */
-    freeReplyObject(cmd(fx, "ZADD " SHARD "deliveries:due 0 %s", "ev-3/email/rep-1"));
+    freeReplyObject(tp_test_cmd(fx->sync, "ZADD " SHARD "deliveries:due 0 %s",
+                                "ev-3/email/rep-1"));
     RUN_UNTIL(fx, fx->nsends == 2, 2000);
     assert_int_equal(fx->nsends, 2);
     assert_string_equal(fx->sends[1].payload, "payload-of-ev-3/email/rep-1");
@@ -279,7 +266,8 @@ static void test_open_breaker_defers_without_spending(void **state) {
     answer(fx, 0, 0, "Connection refused"); /* opens the breaker */
     answered(fx, 0);
     recorded(fx, "ev-5/email/rep-1");
-    freeReplyObject(cmd(fx, "ZADD " SHARD "deliveries:due 0 %s", "ev-4/email/rep-1"));
+    freeReplyObject(tp_test_cmd(fx->sync, "ZADD " SHARD "deliveries:due 0 %s",
+                                "ev-4/email/rep-1"));
     RUN_UNTIL(fx, 0, 300);
     assert_int_equal(fx->nsends, 1); /* nothing tried while open */
     assert_int_equal(integer(fx, "HGET " SHARD "delivery:%s attempts", "ev-5/email/rep-1"), 0);

@@ -45,28 +45,6 @@ typedef struct fixture {
 
 static tp_test_redis_t redis;
 
-static redisReply *cmd(fixture_t *fx, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(fx->sync, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    return r;
-}
-
-static long long cmd_int(fixture_t *fx, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(fx->sync, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    long long v = r->type == REDIS_REPLY_INTEGER   ? r->integer
-                  : r->type == REDIS_REPLY_STRING ? atoll(r->str)
-                                                  : -1;
-    freeReplyObject(r);
-    return v;
-}
-
 /* A reminder record due at `due` for `owner`. */
 static json_t *record(int64_t due, const char *owner) {
     return json_pack("{s:s, s:I, s:b, s:s}", "owner", owner, "due_at", (json_int_t)due,
@@ -78,22 +56,23 @@ static json_t *record(int64_t due, const char *owner) {
 static char *put_book(fixture_t *fx, json_t *state, json_t *reminders, size_t *len) {
     char *book = tp_book_pack(CUSTOMER, state, reminders, len);
     assert_non_null(book);
-    freeReplyObject(cmd(fx, "HSET tp:{s%d}:r:c:%d %s %b", fx->shard, fx->group, CUSTOMER, book,
-                        *len));
+    freeReplyObject(tp_test_cmd(fx->sync, "HSET tp:{s%d}:r:c:%d %s %b",
+                                fx->shard, fx->group, CUSTOMER, book, *len));
     int64_t first = tp_key_due_score(tp_book_earliest(reminders, NULL));
-    freeReplyObject(cmd(fx, "ZADD tp:{s%d}:r:due:%d %lld %s", fx->shard, fx->group,
-                        (long long)first, CUSTOMER));
-    freeReplyObject(
-        cmd(fx, "ZADD tp:{s%d}:r:due %lld %d", fx->shard, (long long)first, fx->group));
+    freeReplyObject(tp_test_cmd(fx->sync, "ZADD tp:{s%d}:r:due:%d %lld %s",
+                                fx->shard, fx->group, (long long)first,
+                                CUSTOMER));
+    freeReplyObject(tp_test_cmd(fx->sync, "ZADD tp:{s%d}:r:due %lld %d",
+                                fx->shard, (long long)first, fx->group));
     json_t *none = json_object(), *moves = tp_book_owner_moves(none, reminders);
     const char *owner;
     json_t *v;
-    json_object_foreach(moves, owner, v)
-        freeReplyObject(cmd(fx, "ZADD tp:{s%d}:r:owner:%d:%s %lld %s", fx->shard,
-                            fx->group % TP_OWNER_PARTS, owner,
-                            (long long)json_integer_value(v), CUSTOMER));
-    freeReplyObject(cmd(fx, "HSET tp:{s%d}:r:count pending %d", fx->shard,
-                        (int)json_object_size(reminders)));
+    json_object_foreach(moves, owner, v) freeReplyObject(
+        tp_test_cmd(fx->sync, "ZADD tp:{s%d}:r:owner:%d:%s %lld %s", fx->shard,
+                    fx->group % TP_OWNER_PARTS, owner,
+                    (long long)json_integer_value(v), CUSTOMER));
+    freeReplyObject(tp_test_cmd(fx->sync, "HSET tp:{s%d}:r:count pending %d",
+                                fx->shard, (int)json_object_size(reminders)));
     json_decref(moves);
     json_decref(none);
     json_decref(state);
@@ -104,7 +83,8 @@ static char *put_book(fixture_t *fx, json_t *state, json_t *reminders, size_t *l
 /* The customer's reminders in its book as Redis holds it (caller owns),
  * NULL when it has no book. */
 static json_t *stored_reminders(fixture_t *fx) {
-    redisReply *r = cmd(fx, "HGET tp:{s%d}:r:c:%d %s", fx->shard, fx->group, CUSTOMER);
+    redisReply *r = tp_test_cmd(fx->sync, "HGET tp:{s%d}:r:c:%d %s", fx->shard,
+                                fx->group, CUSTOMER);
     json_t *state = NULL, *rems = NULL;
     if (r->type == REDIS_REPLY_STRING)
         assert_int_equal(tp_book_unpack(CUSTOMER, r->str, r->len, &state, &rems), 0);
@@ -116,7 +96,8 @@ static json_t *stored_reminders(fixture_t *fx) {
 /* The reminder.due in the shard's outbox, their reminder ids into `ids`. */
 static int fired(fixture_t *fx, char ids[][64], int max) {
     redisReply *r =
-        cmd(fx, "ZRANGE %s 0 -1", tp_emitter_outbox_shard(fx->emitter, fx->shard));
+        tp_test_cmd(fx->sync, "ZRANGE %s 0 -1",
+                    tp_emitter_outbox_shard(fx->emitter, fx->shard));
     int n = 0;
     for (size_t i = 0; i < r->elements && n < max; i++) {
         tp_event_t ev;
@@ -147,14 +128,10 @@ static int group_teardown(void **state) {
 
 static int setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
-    if (!fx || uv_loop_init(&fx->loop) != 0) return -1;
-    uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = &fx->expired;
+    if (!fx || tp_test_loop_init(&fx->loop, &fx->watchdog, &fx->expired) < 0)
+        return -1;
     *state = fx;
-    struct timeval tv = {2, 0};
-    fx->sync = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
-    if (!fx->sync || fx->sync->err) return -1;
-    freeReplyObject(redisCommand(fx->sync, "FLUSHALL"));
+    if (!(fx->sync = tp_test_redis_connect(&redis))) return -1;
     fx->shard = tp_key_shard(CUSTOMER);
     fx->group = tp_key_reminder_group(CUSTOMER);
     fx->link.host = "127.0.0.1";
@@ -217,14 +194,18 @@ static void test_polled_reminder_fires_once_and_leaves_the_book(void **state) {
     assert_int_equal(json_object_size(rems), 1);
     assert_non_null(json_object_get(rems, CUSTOMER "|R-CAD-1"));
     json_decref(rems);
-    assert_int_equal(cmd_int(fx, "ZSCORE tp:{s%d}:r:due:%d %s", fx->shard, fx->group, CUSTOMER),
+    assert_int_equal(tp_test_int(fx->sync, "ZSCORE tp:{s%d}:r:due:%d %s",
+                                 fx->shard, fx->group, CUSTOMER),
                      tp_key_due_score(due + 86400000));
-    redisReply *r = cmd(fx, "ZSCORE tp:{s%d}:r:owner:%d:rep-1 %s", fx->shard,
-                        fx->group % TP_OWNER_PARTS, CUSTOMER);
+    redisReply *r =
+        tp_test_cmd(fx->sync, "ZSCORE tp:{s%d}:r:owner:%d:rep-1 %s", fx->shard,
+                    fx->group % TP_OWNER_PARTS, CUSTOMER);
     assert_int_equal(r->type, REDIS_REPLY_NIL); /* rep-1 has none left */
     freeReplyObject(r);
-    assert_int_equal(cmd_int(fx, "HGET tp:{s%d}:r:count pending", fx->shard), 1);
-    assert_int_equal(cmd_int(fx, "HGET tp:{s%d}:r:stats fired", fx->shard), 1);
+    assert_int_equal(
+        tp_test_int(fx->sync, "HGET tp:{s%d}:r:count pending", fx->shard), 1);
+    assert_int_equal(
+        tp_test_int(fx->sync, "HGET tp:{s%d}:r:stats fired", fx->shard), 1);
     tp_fire_stats_t st;
     tp_fire_stats(fx->fire, &st);
     assert_int_equal(st.fired, 1);
@@ -256,14 +237,16 @@ static void test_changed_book_is_claimed_again_from_redis(void **state) {
     assert_int_equal(json_object_size(rems), 1);
     assert_non_null(json_object_get(rems, CUSTOMER "|R-TOUCH-1"));
     json_decref(rems);
-    redisReply *r = cmd(fx, "HGET tp:{s%d}:r:c:%d %s", fx->shard, fx->group, CUSTOMER);
+    redisReply *r = tp_test_cmd(fx->sync, "HGET tp:{s%d}:r:c:%d %s", fx->shard,
+                                fx->group, CUSTOMER);
     json_t *st = NULL, *left = NULL;
     assert_int_equal(tp_book_unpack(CUSTOMER, r->str, r->len, &st, &left), 0);
     assert_string_equal(json_string_value(json_object_get(st, "grade")), "A");
     freeReplyObject(r);
     json_decref(st);
     json_decref(left);
-    assert_int_equal(cmd_int(fx, "HGET tp:{s%d}:r:stats fired", fx->shard), 1);
+    assert_int_equal(
+        tp_test_int(fx->sync, "HGET tp:{s%d}:r:stats fired", fx->shard), 1);
     free(book_known);
     json_decref(known);
     json_decref(known_state);
@@ -291,7 +274,8 @@ static void test_replanned_reminder_does_not_fire(void **state) {
     assert_int_equal(st.fired, 0);
     assert_true(st.lost_race >= 1);
     /* the book is as the other instance left it */
-    redisReply *r = cmd(fx, "HGET tp:{s%d}:r:c:%d %s", fx->shard, fx->group, CUSTOMER);
+    redisReply *r = tp_test_cmd(fx->sync, "HGET tp:{s%d}:r:c:%d %s", fx->shard,
+                                fx->group, CUSTOMER);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_int_equal(r->len, len);
     assert_memory_equal(r->str, now_book, len);

@@ -47,14 +47,18 @@ static void start(fixture_t *fx, int i, tp_store_t *store) {
 
 static void resolved_ticket(fixture_t *fx, const char *status, long long resolved_at) {
     long long opened = resolved_at - 3600000;
-    freeReplyObject(cmd(fx, "HSET " TICKET " ticket T-1 customer C-1 ver 5 status %s "
-                            "resolved_at %lld paused_at %lld opened_at %lld pauses [] "
-                            "priority normal title Slow owner eng-1 department "
-                            "engineering contact li@c1.example responded_at %lld",
-                        status, resolved_at, resolved_at, opened, opened + 1000));
-    freeReplyObject(cmd(fx, "ZADD tp:{s2}:tickets:status:%s %lld C-1|T-1", status, opened));
-    freeReplyObject(cmd(fx, "ZADD " SCHEDULE " %lld C-1|T-1|%lld", resolved_at + 1000,
-                        resolved_at));
+    freeReplyObject(
+        tp_test_cmd(fx->sync,
+                    "HSET " TICKET " ticket T-1 customer C-1 ver 5 status %s "
+                    "resolved_at %lld paused_at %lld opened_at %lld pauses [] "
+                    "priority normal title Slow owner eng-1 department "
+                    "engineering contact li@c1.example responded_at %lld",
+                    status, resolved_at, resolved_at, opened, opened + 1000));
+    freeReplyObject(tp_test_cmd(fx->sync,
+                                "ZADD tp:{s2}:tickets:status:%s %lld C-1|T-1",
+                                status, opened));
+    freeReplyObject(tp_test_cmd(fx->sync, "ZADD " SCHEDULE " %lld C-1|T-1|%lld",
+                                resolved_at + 1000, resolved_at));
 }
 
 static void test_R_TICKET_2_closes_once_and_asks_for_a_score(void **state) {
@@ -65,24 +69,27 @@ static void test_R_TICKET_2_closes_once_and_asks_for_a_score(void **state) {
     start(fx, 0, fx->store);
     start(fx, 1, second);
     RUN_UNTIL(fx, !strcmp(hget(fx, TICKET, "status"), "closed"), 3000);
-    RUN_UNTIL(fx, cmd_int(fx, "ZCARD " SCHEDULE) == 0, 3000);
+    RUN_UNTIL(fx, tp_test_int(fx->sync, "ZCARD " SCHEDULE) == 0, 3000);
     RUN_FOR(fx, 100);
     assert_string_equal(hget(fx, TICKET, "status"), "closed");
     assert_string_equal(hget(fx, TICKET, "ver"), "6");
     assert_string_equal(hget(fx, TICKET, "paused_at"), "");
-    assert_int_equal(cmd_int(fx, "ZCARD " SCHEDULE), 0);
-    assert_int_equal(cmd_int(fx, "LLEN " TICKET ":history"), 1);
-    redisReply *h = cmd(fx, "LINDEX " TICKET ":history 0");
+    assert_int_equal(tp_test_int(fx->sync, "ZCARD " SCHEDULE), 0);
+    assert_int_equal(tp_test_int(fx->sync, "LLEN " TICKET ":history"), 1);
+    redisReply *h = tp_test_cmd(fx->sync, "LINDEX " TICKET ":history 0");
     assert_non_null(strstr(h->str, "\"by\":\"ticketing\""));
     assert_non_null(strstr(h->str, "\"from\":\"resolved\",\"to\":\"closed\""));
     freeReplyObject(h);
     /* the indexes moved; the agent's load no longer counts it */
-    assert_int_equal(cmd_int(fx, "ZCARD tp:{s2}:tickets:status:resolved"), 0);
-    assert_int_equal(cmd_int(fx, "ZCARD tp:{s2}:tickets:status:closed"), 1);
-    assert_int_equal(cmd_int(fx, "ZCARD tp:{s2}:tickets:open:eng-1"), 0);
+    assert_int_equal(
+        tp_test_int(fx->sync, "ZCARD tp:{s2}:tickets:status:resolved"), 0);
+    assert_int_equal(
+        tp_test_int(fx->sync, "ZCARD tp:{s2}:tickets:status:closed"), 1);
+    assert_int_equal(tp_test_int(fx->sync, "ZCARD tp:{s2}:tickets:open:eng-1"),
+                     0);
     /* no clock runs on a closed ticket */
-    assert_int_equal(cmd_int(fx, "ZCARD tp:{s2}:sla:due"), 0);
-    assert_int_equal(cmd_int(fx, "ZCARD tp:{s2}:sla:escalate"), 0);
+    assert_int_equal(tp_test_int(fx->sync, "ZCARD tp:{s2}:sla:due"), 0);
+    assert_int_equal(tp_test_int(fx->sync, "ZCARD tp:{s2}:sla:escalate"), 0);
     tp_event_t evs[4];
     int n = outbox(fx, evs, 4);
     assert_int_equal(n, 1);
@@ -99,20 +106,22 @@ static void test_R_TICKET_2_a_reopened_ticket_stays_open(void **state) {
     long long resolved = (long long)tp_now_ms() - 60000;
     resolved_ticket(fx, "in_progress", resolved); /* reopened: entry left behind */
     start(fx, 0, fx->store);
-    RUN_UNTIL(fx, cmd_int(fx, "ZCARD " SCHEDULE) == 0, 3000);
+    RUN_UNTIL(fx, tp_test_int(fx->sync, "ZCARD " SCHEDULE) == 0, 3000);
     RUN_FOR(fx, 100);
     assert_string_equal(hget(fx, TICKET, "status"), "in_progress");
     assert_string_equal(hget(fx, TICKET, "ver"), "5");
-    assert_int_equal(cmd_int(fx, "ZCARD " OUTBOX), 0);
+    assert_int_equal(tp_test_int(fx->sync, "ZCARD " OUTBOX), 0);
     /* resolved again later: the earlier resolution's entry closes nothing */
-    freeReplyObject(cmd(fx, "HSET " TICKET " status resolved resolved_at %lld",
-                        resolved + 30000));
-    freeReplyObject(cmd(fx, "ZADD " SCHEDULE " 1 C-1|T-1|%lld", resolved));
-    freeReplyObject(cmd(fx, "ZADD " SCHEDULE " 1 garbage"));
-    RUN_UNTIL(fx, cmd_int(fx, "ZCARD " SCHEDULE) == 0, 3000);
+    freeReplyObject(tp_test_cmd(
+        fx->sync, "HSET " TICKET " status resolved resolved_at %lld",
+        resolved + 30000));
+    freeReplyObject(
+        tp_test_cmd(fx->sync, "ZADD " SCHEDULE " 1 C-1|T-1|%lld", resolved));
+    freeReplyObject(tp_test_cmd(fx->sync, "ZADD " SCHEDULE " 1 garbage"));
+    RUN_UNTIL(fx, tp_test_int(fx->sync, "ZCARD " SCHEDULE) == 0, 3000);
     RUN_FOR(fx, 100);
     assert_string_equal(hget(fx, TICKET, "status"), "resolved");
-    assert_int_equal(cmd_int(fx, "ZCARD " OUTBOX), 0);
+    assert_int_equal(tp_test_int(fx->sync, "ZCARD " OUTBOX), 0);
 }
 
 int main(void) {

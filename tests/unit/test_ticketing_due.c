@@ -55,11 +55,16 @@ static void test_members_due_are_handed_over_with_their_ticket(void **state) {
     memset(&seen, 0, sizeof seen);
     int64_t now = tp_now_ms();
     assert_int_equal(tp_key_shard("C-1"), 2);
-    freeReplyObject(cmd(fx, "HSET " TICKET " owner eng-2 title Down"));
-    freeReplyObject(cmd(fx, "ZADD " WATCHED " %lld C-1|T-1|resolution", (long long)(now - 10)));
-    freeReplyObject(cmd(fx, "ZADD " WATCHED " %lld C-1|T-2|first_response|lead",
-                        (long long)(now - 5))); /* no such ticket */
-    freeReplyObject(cmd(fx, "ZADD " WATCHED " %lld C-1|T-1|later", (long long)(now + 3600000)));
+    freeReplyObject(
+        tp_test_cmd(fx->sync, "HSET " TICKET " owner eng-2 title Down"));
+    freeReplyObject(tp_test_cmd(fx->sync,
+                                "ZADD " WATCHED " %lld C-1|T-1|resolution",
+                                (long long)(now - 10)));
+    freeReplyObject(tp_test_cmd(
+        fx->sync, "ZADD " WATCHED " %lld C-1|T-2|first_response|lead",
+        (long long)(now - 5))); /* no such ticket */
+    freeReplyObject(tp_test_cmd(fx->sync, "ZADD " WATCHED " %lld C-1|T-1|later",
+                                (long long)(now + 3600000)));
     watch = tp_due_watch_new(&fx->loop, fx->store, "due:test", FIELDS, 2, 20, on_due, &seen);
     assert_non_null(watch);
     assert_string_equal(tp_due_watch_key(watch, 2), WATCHED);
@@ -83,7 +88,7 @@ static void test_members_due_are_handed_over_with_their_ticket(void **state) {
     assert_string_equal(hget(fx, TICKET, "owner"), "eng-2");
     tp_event_t none[1];
     assert_int_equal(outbox(fx, none, 1), 0);
-    assert_int_equal(cmd_int(fx, "ZCARD " WATCHED), 3);
+    assert_int_equal(tp_test_int(fx->sync, "ZCARD " WATCHED), 3);
     RUN_UNTIL(fx, seen.n >= 4, 3000);
     assert_string_equal(seen.member[2], "C-1|T-1|resolution");
 }
@@ -92,13 +97,16 @@ static void test_malformed_and_misplaced_members_are_dropped(void **state) {
     fixture_t *fx = *state;
     memset(&seen, 0, sizeof seen);
     int64_t now = tp_now_ms();
-    freeReplyObject(cmd(fx, "ZADD " WATCHED " %lld nonsense", (long long)(now - 10)));
+    freeReplyObject(tp_test_cmd(fx->sync, "ZADD " WATCHED " %lld nonsense",
+                                (long long)(now - 10)));
     /* C-9 lives in another shard than 2 */
     assert_int_not_equal(tp_key_shard("C-9"), 2);
-    freeReplyObject(cmd(fx, "ZADD " WATCHED " %lld C-9|T-9|resolution", (long long)(now - 10)));
+    freeReplyObject(tp_test_cmd(fx->sync,
+                                "ZADD " WATCHED " %lld C-9|T-9|resolution",
+                                (long long)(now - 10)));
     watch = tp_due_watch_new(&fx->loop, fx->store, "due:test", FIELDS, 2, 20, on_due, &seen);
-    RUN_UNTIL(fx, cmd_int(fx, "ZCARD " WATCHED) == 0, 3000);
-    assert_int_equal(cmd_int(fx, "ZCARD " WATCHED), 0);
+    RUN_UNTIL(fx, tp_test_int(fx->sync, "ZCARD " WATCHED) == 0, 3000);
+    assert_int_equal(tp_test_int(fx->sync, "ZCARD " WATCHED), 0);
     assert_int_equal(seen.n, 0);
 }
 
@@ -112,8 +120,12 @@ static void test_nothing_is_handed_over_after_destroy(void **state) {
     fixture_t *fx = *state;
     memset(&seen, 0, sizeof seen);
     int64_t now = tp_now_ms();
-    freeReplyObject(cmd(fx, "ZADD " WATCHED " %lld C-1|T-1|resolution", (long long)(now - 20)));
-    freeReplyObject(cmd(fx, "ZADD " WATCHED " %lld C-1|T-2|resolution", (long long)(now - 10)));
+    freeReplyObject(tp_test_cmd(fx->sync,
+                                "ZADD " WATCHED " %lld C-1|T-1|resolution",
+                                (long long)(now - 20)));
+    freeReplyObject(tp_test_cmd(fx->sync,
+                                "ZADD " WATCHED " %lld C-1|T-2|resolution",
+                                (long long)(now - 10)));
     watch = tp_due_watch_new(&fx->loop, fx->store, "due:test", FIELDS, 2, 20, on_due_destroy,
                              &seen);
     assert_non_null(watch);

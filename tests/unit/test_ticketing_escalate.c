@@ -26,9 +26,12 @@ static int teardown(void **state) {
 }
 
 static void ticket_at(fixture_t *fx, const char *owner) {
-    freeReplyObject(cmd(fx, "HSET " TICKET " ver 3 owner %s department engineering "
-                            "priority urgent title Down first_response_due 1000 "
-                            "resolution_due 5000", owner));
+    freeReplyObject(
+        tp_test_cmd(fx->sync,
+                    "HSET " TICKET " ver 3 owner %s department engineering "
+                    "priority urgent title Down first_response_due 1000 "
+                    "resolution_due 5000",
+                    owner));
 }
 
 static void test_R_TICKET_4_each_step_once_across_instances(void **state) {
@@ -36,17 +39,20 @@ static void test_R_TICKET_4_each_step_once_across_instances(void **state) {
     tp_store_t *second = store_new(fx);
     int64_t now = tp_now_ms();
     ticket_at(fx, "eng-2");
-    freeReplyObject(cmd(fx, "ZADD " SCHEDULE " %lld C-1|T-1|first_response|warning",
-                        (long long)(now - 10)));
-    freeReplyObject(cmd(fx, "ZADD " SCHEDULE " %lld C-1|T-1|first_response|lead",
-                        (long long)(now - 5)));
-    freeReplyObject(cmd(fx, "ZADD " SCHEDULE " %lld C-1|T-1|first_response|manager",
-                        (long long)(now + 3600000)));
+    freeReplyObject(tp_test_cmd(
+        fx->sync, "ZADD " SCHEDULE " %lld C-1|T-1|first_response|warning",
+        (long long)(now - 10)));
+    freeReplyObject(tp_test_cmd(
+        fx->sync, "ZADD " SCHEDULE " %lld C-1|T-1|first_response|lead",
+        (long long)(now - 5)));
+    freeReplyObject(tp_test_cmd(
+        fx->sync, "ZADD " SCHEDULE " %lld C-1|T-1|first_response|manager",
+        (long long)(now + 3600000)));
     instances[0] = tp_escalate_new(&fx->loop, fx->store, fx->emitter, fx->roster, 20);
     instances[1] = tp_escalate_new(&fx->loop, second, fx->emitter, fx->roster, 20);
     assert_non_null(instances[0]);
     assert_non_null(instances[1]);
-    RUN_UNTIL(fx, cmd_int(fx, "ZCARD " OUTBOX) == 2, 3000);
+    RUN_UNTIL(fx, tp_test_int(fx->sync, "ZCARD " OUTBOX) == 2, 3000);
     RUN_FOR(fx, 200); /* both instances looked again */
     tp_event_t evs[8];
     int n = outbox(fx, evs, 8);
@@ -72,31 +78,35 @@ static void test_R_TICKET_4_each_step_once_across_instances(void **state) {
     assert_int_equal(lead, 1);
     assert_true(*hget(fx, TICKET, "esc_first_response_warning"));
     assert_true(*hget(fx, TICKET, "esc_first_response_lead"));
-    assert_int_equal(cmd_int(fx, "LLEN " TICKET ":history"), 2);
+    assert_int_equal(tp_test_int(fx->sync, "LLEN " TICKET ":history"), 2);
     /* the manager's step waits for its time */
-    assert_int_equal(cmd_int(fx, "ZCARD " SCHEDULE), 1);
+    assert_int_equal(tp_test_int(fx->sync, "ZCARD " SCHEDULE), 1);
 
     /* rescheduled after its mark (a read raced the step): it never repeats */
-    freeReplyObject(cmd(fx, "ZADD " SCHEDULE " %lld C-1|T-1|first_response|warning",
-                        (long long)(now - 1)));
-    RUN_UNTIL(fx, cmd_int(fx, "ZCARD " SCHEDULE) == 1, 3000);
+    freeReplyObject(tp_test_cmd(
+        fx->sync, "ZADD " SCHEDULE " %lld C-1|T-1|first_response|warning",
+        (long long)(now - 1)));
+    RUN_UNTIL(fx, tp_test_int(fx->sync, "ZCARD " SCHEDULE) == 1, 3000);
     RUN_FOR(fx, 100);
-    assert_int_equal(cmd_int(fx, "ZCARD " OUTBOX), 2);
+    assert_int_equal(tp_test_int(fx->sync, "ZCARD " OUTBOX), 2);
     tp_store_destroy(&second);
 }
 
 static void test_steps_of_gone_or_malformed_tickets_are_dropped(void **state) {
     fixture_t *fx = *state;
     int64_t now = tp_now_ms();
-    freeReplyObject(cmd(fx, "ZADD " SCHEDULE " %lld C-9|T-9|resolution|manager",
-                        (long long)(now - 10)));
-    freeReplyObject(cmd(fx, "ZADD " SCHEDULE " %lld nonsense", (long long)(now - 10)));
+    freeReplyObject(tp_test_cmd(
+        fx->sync, "ZADD " SCHEDULE " %lld C-9|T-9|resolution|manager",
+        (long long)(now - 10)));
+    freeReplyObject(tp_test_cmd(fx->sync, "ZADD " SCHEDULE " %lld nonsense",
+                                (long long)(now - 10)));
     instances[0] = tp_escalate_new(&fx->loop, fx->store, fx->emitter, fx->roster, 20);
-    RUN_UNTIL(fx, cmd_int(fx, "ZCARD " SCHEDULE) == 0, 3000);
-    assert_int_equal(cmd_int(fx, "ZCARD " SCHEDULE), 0);
+    RUN_UNTIL(fx, tp_test_int(fx->sync, "ZCARD " SCHEDULE) == 0, 3000);
+    assert_int_equal(tp_test_int(fx->sync, "ZCARD " SCHEDULE), 0);
     RUN_FOR(fx, 100);
-    assert_int_equal(cmd_int(fx, "ZCARD " OUTBOX), 0);
-    assert_int_equal(cmd_int(fx, "EXISTS tp:{s10}:c:C-9:ticket:T-9"), 0);
+    assert_int_equal(tp_test_int(fx->sync, "ZCARD " OUTBOX), 0);
+    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:{s10}:c:C-9:ticket:T-9"),
+                     0);
 }
 
 int main(void) {

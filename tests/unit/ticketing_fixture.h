@@ -44,32 +44,10 @@ typedef struct fixture {
 
 static tp_test_redis_t redis;
 
-
-/* A command on the test's own connection; caller frees the reply. */
-static redisReply *cmd(fixture_t *fx, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(fx->sync, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    return r;
-}
-
-static long long cmd_int(fixture_t *fx, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(fx->sync, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    freeReplyObject(r);
-    return v;
-}
-
 /* The field of a hash, "" when absent (static buffer). */
 static const char *hget(fixture_t *fx, const char *key, const char *field) {
     static char out[512];
-    redisReply *r = cmd(fx, "HGET %s %s", key, field);
+    redisReply *r = tp_test_cmd(fx->sync, "HGET %s %s", key, field);
     snprintf(out, sizeof out, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
     return out;
@@ -77,7 +55,7 @@ static const char *hget(fixture_t *fx, const char *key, const char *field) {
 
 /* The derived events in the outbox, decoded into `evs` (at most max). */
 static int outbox(fixture_t *fx, tp_event_t *evs, int max) {
-    redisReply *r = cmd(fx, "ZRANGE %s 0 -1", OUTBOX);
+    redisReply *r = tp_test_cmd(fx->sync, "ZRANGE %s 0 -1", OUTBOX);
     int n = 0;
     for (size_t i = 0; i < r->elements && n < max; i++) {
         tp_event_error_t err;
@@ -124,14 +102,10 @@ static tp_store_t *store_new(fixture_t *fx) {
 
 static int setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
-    if (!fx || uv_loop_init(&fx->loop) != 0) return -1;
-    uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = &fx->expired;
+    if (!fx || tp_test_loop_init(&fx->loop, &fx->watchdog, &fx->expired) < 0)
+        return -1;
     *state = fx;
-    struct timeval tv = {2, 0};
-    fx->sync = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
-    if (!fx->sync || fx->sync->err) return -1;
-    freeReplyObject(redisCommand(fx->sync, "FLUSHALL"));
+    if (!(fx->sync = tp_test_redis_connect(&redis))) return -1;
     fx->store = store_new(fx);
     fx->bus = tp_bus_new(&fx->loop);
     if (!fx->bus) return -1;
