@@ -27,6 +27,7 @@
 
 struct tp_plan {
     tp_store_t *store;
+    tp_apply_batch_t *batch; /* the applies of one loop turn, sent together */
     tp_sched_rules_t rules;
     const tp_calendar_t *cal;
     tp_config_t *cfg;
@@ -65,7 +66,7 @@ typedef struct plan_ctx {
 
 /* ---- life ---- */
 
-tp_plan_t *tp_plan_new(tp_store_t *store, const tp_sched_rules_t *rules,
+tp_plan_t *tp_plan_new(uv_loop_t *loop, tp_store_t *store, const tp_sched_rules_t *rules,
                        const tp_calendar_t *calendar, tp_config_t *cfg,
                        tp_plan_armed_cb armed, void *arg) {
     tp_plan_t *self = calloc(1, sizeof *self);
@@ -76,7 +77,8 @@ tp_plan_t *tp_plan_new(tp_store_t *store, const tp_sched_rules_t *rules,
     self->cfg = cfg;
     self->armed = armed;
     self->arg = arg;
-    if (tp_apply_script(store) < 0) {
+    int batch = (int)tp_config_int(cfg, "scheduler", "apply_batch", 64, 1, 1024);
+    if (!(self->batch = tp_apply_batch_new(loop, store, batch))) {
         free(self);
         return NULL;
     }
@@ -85,6 +87,7 @@ tp_plan_t *tp_plan_new(tp_store_t *store, const tp_sched_rules_t *rules,
 
 void tp_plan_destroy(tp_plan_t **self_p) {
     if (!self_p || !*self_p) return;
+    tp_apply_batch_destroy(&(*self_p)->batch);
     free(*self_p);
     *self_p = NULL;
 }
@@ -687,9 +690,8 @@ static void apply_plans(plan_ctx_t *ctx) {
         tp_apply_cmd(&a, "HINCRBY", tp_apply_key(&a, "%s{s%d}:r:count", ns, shard));
         tp_apply_pair_int(&a, "pending", delta);
     }
-    int rc = tp_apply_send(&a, self->store, applied_cb, ctx);
+    tp_apply_batch_send(self->batch, &a, applied_cb, ctx);
     tp_apply_clear(&a);
-    if (rc < 0) ctx_end(ctx, -1);
 }
 
 static void read_cb(tp_store_t *store, redisReply *r, void *arg) {

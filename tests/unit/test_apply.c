@@ -1,11 +1,15 @@
 /* test_apply.c: the shared guarded-apply script (tp/apply.h) against a
  * throwaway redis-server: writes happen once under their done mark, not at
  * all under a stale version, and a command outside the whitelist is refused
- * before anything is written. Every test ends with uv_loop_close() == 0. */
+ * before anything is written; batched, the applies of one loop turn go out
+ * as one call per slot and each still gets its own answer. Every test ends
+ * with uv_loop_close() == 0. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -194,6 +198,163 @@ static void test_keys_are_declared_once(void **state) {
     tp_apply_clear(&a);
 }
 
+/* ---- batches ---- */
+
+typedef struct answer {
+    int replied;
+    long long outcome; /* first element, -1 an error reply, -2 none */
+    char error[128];
+} answer_t;
+
+static void batch_answer_cb(tp_store_t *store, redisReply *r, void *arg) {
+    (void)store;
+    answer_t *an = arg;
+    an->replied++;
+    an->outcome = -2;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1)
+        an->outcome = r->element[0]->integer;
+    else if (r && r->type == REDIS_REPLY_ERROR) {
+        an->outcome = -1;
+        snprintf(an->error, sizeof an->error, "%s", r->str);
+    }
+}
+
+/* Script calls Redis ran since CONFIG RESETSTAT. */
+static long long evalsha_calls(fixture_t *fx) {
+    redisReply *r = tp_test_cmd(fx->sync, "INFO commandstats");
+    const char *at = strstr(r->str, "cmdstat_evalsha:calls=");
+    long long n = at ? atoll(at + strlen("cmdstat_evalsha:calls=")) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+static void run_until_answered(fixture_t *fx, answer_t *an, int n) {
+    for (int i = 0; i < 1000; i++) {
+        int all = 1;
+        for (int k = 0; k < n; k++) all = all && an[k].replied;
+        if (all) return;
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    }
+    fail_msg("not every apply of the batch was answered");
+}
+
+/* One turn's applies: one call, each apply its own answer in its order (a
+ * duplicate, a stale one, a good one behind them still applied), the
+ * marks' hash given its expiry. */
+static void test_batch_answers_each_apply(void **state) {
+    fixture_t *fx = *state;
+    tp_apply_t a;
+    bump(&a, "tp:marks", "0", 1);
+    tp_apply_done_field(&a, "e0");
+    assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
+    tp_test_int(fx->sync, "CONFIG RESETSTAT");
+    tp_apply_batch_t *batch = tp_apply_batch_new(&fx->loop, fx->store, 0);
+    assert_non_null(batch);
+    answer_t an[4] = {0};
+    const char *marks[4] = {"e0", "e1", "e2", "e3"}; /* e0: seen before */
+    const char *expected[4] = {"1", "1", "1", "2"};  /* e2: stale after e1 */
+    for (int i = 0; i < 4; i++) {
+        bump(&a, "tp:marks", expected[i], i == 3 ? 3 : 2);
+        tp_apply_done_field(&a, marks[i]);
+        assert_int_equal(tp_apply_batch_send(batch, &a, batch_answer_cb, &an[i]), 0);
+        tp_apply_clear(&a); /* copied by the batcher */
+    }
+    assert_int_equal(an[0].replied, 0); /* nothing before the turn ends */
+    run_until_answered(fx, an, 4);
+    assert_int_equal(an[0].outcome, TP_APPLY_DUPLICATE);
+    assert_int_equal(an[1].outcome, TP_APPLY_DONE);
+    assert_int_equal(an[2].outcome, TP_APPLY_STALE);
+    assert_int_equal(an[3].outcome, TP_APPLY_DONE);
+    for (int i = 0; i < 4; i++) assert_int_equal(an[i].replied, 1);
+    assert_int_equal(evalsha_calls(fx), 1);
+    assert_int_equal(tp_test_int(fx->sync, "HGET tp:rec count"), 3);
+    assert_int_equal(tp_test_int(fx->sync, "HGET tp:rec ver"), 3);
+    assert_int_equal(tp_test_int(fx->sync, "HEXISTS tp:marks e2"), 0); /* can be retried */
+    long long ttl = tp_test_int(fx->sync, "TTL tp:marks");
+    assert_true(ttl > 0 && ttl <= 60);
+    tp_apply_batch_destroy(&batch);
+}
+
+/* A command outside the whitelist fails its own apply only, before that
+ * apply writes anything; the others of the call are applied. */
+static void test_batch_refuses_a_bad_apply_alone(void **state) {
+    fixture_t *fx = *state;
+    tp_apply_batch_t *batch = tp_apply_batch_new(&fx->loop, fx->store, 0);
+    tp_apply_t a;
+    answer_t an[3] = {0};
+    bump(&a, "tp:done:b1", "0", 1);
+    tp_apply_batch_send(batch, &a, batch_answer_cb, &an[0]);
+    tp_apply_clear(&a);
+    tp_apply_init(&a, "tp:done:b2", "60", NULL, NULL);
+    tp_apply_cmd(&a, "SADD", tp_apply_key(&a, "tp:bad"));
+    tp_apply_str(&a, "x");
+    tp_apply_cmd(&a, "FLUSHALL", tp_apply_key(&a, "tp:bad"));
+    tp_apply_batch_send(batch, &a, batch_answer_cb, &an[1]);
+    tp_apply_clear(&a);
+    bump(&a, "tp:done:b3", "1", 2);
+    tp_apply_batch_send(batch, &a, batch_answer_cb, &an[2]);
+    tp_apply_clear(&a);
+    run_until_answered(fx, an, 3);
+    assert_int_equal(an[0].outcome, TP_APPLY_DONE);
+    assert_int_equal(an[1].outcome, -1);
+    assert_non_null(strstr(an[1].error, "not allowed: FLUSHALL"));
+    assert_int_equal(an[2].outcome, TP_APPLY_DONE);
+    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:bad"), 0);
+    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:done:b2"), 0);
+    assert_int_equal(tp_test_int(fx->sync, "HGET tp:rec count"), 2);
+    tp_apply_batch_destroy(&batch);
+}
+
+/* A call holds at most max_applies; applies of other slots (hash tags) go
+ * in calls of their own. */
+static void test_batch_splits_by_size_and_slot(void **state) {
+    fixture_t *fx = *state;
+    tp_test_int(fx->sync, "CONFIG RESETSTAT");
+    tp_apply_batch_t *batch = tp_apply_batch_new(&fx->loop, fx->store, 2);
+    answer_t an[5] = {0};
+    for (int i = 0; i < 5; i++) {
+        tp_apply_t a;
+        char done[32];
+        const char *tag = i < 3 ? "{a}" : "{b}"; /* 3 of {a}: 2 calls; 2 of {b}: 1 */
+        snprintf(done, sizeof done, "tp:%s:done:%d", tag, i);
+        tp_apply_init(&a, done, "60", NULL, NULL);
+        tp_apply_cmd(&a, "SADD", tp_apply_key(&a, "tp:%s:seen", tag));
+        tp_apply_int(&a, i);
+        tp_apply_batch_send(batch, &a, batch_answer_cb, &an[i]);
+        tp_apply_clear(&a);
+    }
+    assert_int_equal(an[0].replied, 0); /* the full call is sent, not answered */
+    run_until_answered(fx, an, 5);
+    for (int i = 0; i < 5; i++) assert_int_equal(an[i].outcome, TP_APPLY_DONE);
+    assert_int_equal(evalsha_calls(fx), 3);
+    assert_int_equal(tp_test_int(fx->sync, "SCARD tp:{a}:seen"), 3);
+    assert_int_equal(tp_test_int(fx->sync, "SCARD tp:{b}:seen"), 2);
+    tp_apply_batch_destroy(&batch);
+}
+
+/* Destroyed before the turn ended: each unsent apply is answered NULL
+ * once, and nothing reaches Redis. */
+static void test_batch_destroyed_answers_unsent(void **state) {
+    fixture_t *fx = *state;
+    tp_apply_batch_t *batch = tp_apply_batch_new(&fx->loop, fx->store, 0);
+    answer_t an[2] = {0};
+    for (int i = 0; i < 2; i++) {
+        tp_apply_t a;
+        bump(&a, i ? "tp:done:d2" : "tp:done:d1", "0", 1);
+        tp_apply_batch_send(batch, &a, batch_answer_cb, &an[i]);
+        tp_apply_clear(&a);
+    }
+    tp_apply_batch_destroy(&batch);
+    assert_null(batch);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(an[i].replied, 1);
+        assert_int_equal(an[i].outcome, -2);
+    }
+    for (int i = 0; i < 5; i++) uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:rec"), 0);
+    for (int i = 0; i < 2; i++) assert_int_equal(an[i].replied, 1);
+}
+
 int main(void) {
     tp_log_init("test_apply", "", TP_LOG_WARN);
     if (tp_test_redis_start(&redis) != 0) return 1;
@@ -207,6 +368,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_disallowed_command_refused_before_any_write,
                                         setup, teardown),
         cmocka_unit_test(test_keys_are_declared_once),
+        cmocka_unit_test_setup_teardown(test_batch_answers_each_apply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_refuses_a_bad_apply_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_splits_by_size_and_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_destroyed_answers_unsent, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     tp_test_redis_stop(&redis);
