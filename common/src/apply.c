@@ -319,14 +319,13 @@ static void prepare_cb(uv_prepare_t *handle) {
     batch_flush((tp_apply_batch_t *)handle);
 }
 
-tp_apply_batch_t *tp_apply_batch_new(uv_loop_t *loop, tp_store_t *store,
-                                     int max_applies) {
+tp_apply_batch_t *tp_apply_batch_new(tp_store_t *store, int max_applies) {
     tp_apply_batch_t *self = calloc(1, sizeof *self);
     if (!self) abort();
     self->store = store;
     self->max_applies = max_applies > 0 ? max_applies : 64;
     if ((self->script = tp_apply_script(store)) < 0 ||
-        uv_prepare_init(loop, &self->prepare) != 0) {
+        uv_prepare_init(tp_store_loop(store), &self->prepare) != 0) {
         free(self);
         return NULL;
     }
@@ -347,7 +346,7 @@ void tp_apply_batch_destroy(tp_apply_batch_t **self_p) {
         call->n = b.napplies;
         memcpy(call->w, b.w, (size_t)b.napplies * sizeof(waiter_t));
         batch_reset(&b);
-        call_answered(self->store, NULL, call);
+        call_answered(NULL, NULL, call); /* the store may be gone */
     }
     free(self->open);
     uv_close((uv_handle_t *)&self->prepare, batch_closed);
@@ -356,7 +355,8 @@ void tp_apply_batch_destroy(tp_apply_batch_t **self_p) {
 int tp_apply_batch_send(tp_apply_batch_t *self, tp_apply_t *a, tp_store_reply_cb cb,
                         void *arg) {
     apply_close(a);
-    int slot = tp_store_slot(a->keys.v[0], a->keys.len[0]);
+    /* one Redis takes any keys in one script; a cluster those of a slot */
+    int slot = tp_store_clustered(self->store) ? tp_store_slot(a->keys.v[0], a->keys.len[0]) : 0;
     open_batch_t *b = NULL;
     for (int i = 0; i < self->nopen && !b; i++)
         if (self->open[i].slot == slot) b = &self->open[i];

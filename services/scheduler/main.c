@@ -78,7 +78,7 @@ int main(int argc, char **argv) {
     if (rules_load(&app, &rules) < 0 ||
         !(app.fire = tp_fire_new(app.core.loop, app.core.store, &claim_link, app.core.emitter,
                                  &fire_opts)) ||
-        !(app.plan = tp_plan_new(app.core.loop, app.core.store, &rules, app.calendar, cfg, tp_fire_arm_book,
+        !(app.plan = tp_plan_new(app.core.store, &rules, app.calendar, cfg, tp_fire_arm_book,
                                  app.fire)) ||
         tp_sched_metrics_register(app.core.exporter, app.fire, app.plan) < 0 ||
         tp_service_core_consume(&app.core, tp_plan_tag, tp_plan_apply, app.plan) < 0)

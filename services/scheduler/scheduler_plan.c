@@ -66,7 +66,7 @@ typedef struct plan_ctx {
 
 /* ---- life ---- */
 
-tp_plan_t *tp_plan_new(uv_loop_t *loop, tp_store_t *store, const tp_sched_rules_t *rules,
+tp_plan_t *tp_plan_new(tp_store_t *store, const tp_sched_rules_t *rules,
                        const tp_calendar_t *calendar, tp_config_t *cfg,
                        tp_plan_armed_cb armed, void *arg) {
     tp_plan_t *self = calloc(1, sizeof *self);
@@ -78,7 +78,7 @@ tp_plan_t *tp_plan_new(uv_loop_t *loop, tp_store_t *store, const tp_sched_rules_
     self->armed = armed;
     self->arg = arg;
     int batch = (int)tp_config_int(cfg, "scheduler", "apply_batch", 64, 1, 1024);
-    if (!(self->batch = tp_apply_batch_new(loop, store, batch))) {
+    if (!(self->batch = tp_apply_batch_new(store, batch))) {
         free(self);
         return NULL;
     }

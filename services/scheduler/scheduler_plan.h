@@ -39,12 +39,12 @@ typedef struct tp_plan tp_plan_t;
 typedef void (*tp_plan_armed_cb)(const char *customer, int bucket, const char *book,
                                  size_t len, const json_t *reminders, void *arg);
 
-/* `loop`, `store`, `calendar` and `cfg` (users' quiet hours in [quiet],
- * managers in [managers], [scheduler] apply_batch: the most applies sent
- * as one script call, default 64) borrowed for the plan's life; rules
- * copied. Applies of one turn of the loop go out together
- * (tp_apply_batch_send). Destroy it before running the loop a last time. */
-tp_plan_t *tp_plan_new(uv_loop_t *loop, tp_store_t *store, const tp_sched_rules_t *rules,
+/* `store`, `calendar` and `cfg` (users' quiet hours in [quiet], managers
+ * in [managers], [scheduler] apply_batch: the most applies sent as one
+ * script call, default 64) borrowed for the plan's life; rules copied.
+ * Applies of one turn of the loop go out together (tp_apply_batch_send).
+ * Destroy it before running the loop a last time. */
+tp_plan_t *tp_plan_new(tp_store_t *store, const tp_sched_rules_t *rules,
                        const tp_calendar_t *calendar, tp_config_t *cfg,
                        tp_plan_armed_cb armed, void *arg);
 void tp_plan_destroy(tp_plan_t **self_p);

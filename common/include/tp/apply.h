@@ -15,7 +15,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
 
 #include "tp/argv.h"
 #include "tp/store.h"
@@ -85,15 +84,15 @@ int tp_apply_send(tp_apply_t *a, tp_store_t *store, tp_store_reply_cb cb,
                   void *arg);
 
 /* Batches: the applies handed over in one turn of the loop go to Redis as
- * one script call per cluster slot (the slot of each apply's done mark; an
- * apply's keys share it), run in the order given, each with the guards and
+ * one script call (in a cluster, one per slot: the slot of each apply's
+ * done mark, which an apply's keys share), run in the order given, each with the guards and
  * the answer it would have alone. Saves a script call's fixed cost and a
  * round of hiredis per apply. A call holds at most `max_applies` (default
- * 64 when <= 0); a fuller slot is sent at once. The loop and the store are
- * borrowed and must outlive the batcher. Caller owns the result; NULL on
- * failure. */
+ * 64 when <= 0); a fuller one is sent at once. Runs on the store's loop;
+ * the store is borrowed and must outlive the batcher. Caller owns the
+ * result; NULL on failure. */
 typedef struct tp_apply_batch tp_apply_batch_t;
-tp_apply_batch_t *tp_apply_batch_new(uv_loop_t *loop, tp_store_t *store, int max_applies);
+tp_apply_batch_t *tp_apply_batch_new(tp_store_t *store, int max_applies);
 /* Applies not sent yet are answered NULL (as by a dropped link). Run the
  * loop afterwards: the batcher's handle closes there. */
 void tp_apply_batch_destroy(tp_apply_batch_t **self_p);
