@@ -355,8 +355,9 @@ void tp_apply_batch_destroy(tp_apply_batch_t **self_p) {
 int tp_apply_batch_send(tp_apply_batch_t *self, tp_apply_t *a, tp_store_reply_cb cb,
                         void *arg) {
     apply_close(a);
-    /* one Redis takes any keys in one script; a cluster those of a slot */
-    int slot = tp_store_clustered(self->store) ? tp_store_slot(a->keys.v[0], a->keys.len[0]) : 0;
+    /* a script's keys share a slot: on a cluster, and on one Redis in
+     * cluster mode that a client not in cluster mode talks to */
+    int slot = tp_store_slot(a->keys.v[0], a->keys.len[0]);
     open_batch_t *b = NULL;
     for (int i = 0; i < self->nopen && !b; i++)
         if (self->open[i].slot == slot) b = &self->open[i];

@@ -1855,8 +1855,6 @@ int tp_store_eval(tp_store_t *self, int script, tp_store_reply_cb cb,
     return 0;
 }
 
-int tp_store_clustered(const tp_store_t *self) { return self && self->cluster; }
-
 uv_loop_t *tp_store_loop(const tp_store_t *self) { return self->loop; }
 
 size_t tp_store_pending(const tp_store_t *self) {

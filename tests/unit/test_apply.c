@@ -305,9 +305,8 @@ static void test_batch_refuses_a_bad_apply_alone(void **state) {
     tp_apply_batch_destroy(&batch);
 }
 
-/* A call holds at most max_applies; one Redis (not a cluster) takes the
- * applies of any keys in one call. (In a cluster each slot has calls of its
- * own: cluster/test_scheduler_rules runs that.) */
+/* A call holds at most max_applies; applies of another slot (hash tag) go
+ * in calls of their own. */
 static void send_tagged(tp_apply_batch_t *batch, answer_t *an, int n) {
     for (int i = 0; i < n; i++) {
         tp_apply_t a;
@@ -327,7 +326,7 @@ static void test_batch_splits_by_size(void **state) {
     tp_test_int(fx->sync, "CONFIG RESETSTAT");
     tp_apply_batch_t *batch = tp_apply_batch_new(fx->store, 2);
     answer_t an[5] = {0};
-    send_tagged(batch, an, 5); /* 2 + 2 + 1 */
+    send_tagged(batch, an, 5); /* {b}: 2 + 1 calls, {a}: 2 */
     assert_int_equal(an[0].replied, 0); /* the full call is sent, not answered */
     run_until_answered(fx, an, 5);
     for (int i = 0; i < 5; i++) assert_int_equal(an[i].outcome, TP_APPLY_DONE);
@@ -336,10 +335,10 @@ static void test_batch_splits_by_size(void **state) {
     tp_test_int(fx->sync, "CONFIG RESETSTAT");
     batch = tp_apply_batch_new(fx->store, 0);
     answer_t more[5] = {0};
-    send_tagged(batch, more, 5); /* seen before, all in one call */
+    send_tagged(batch, more, 5); /* seen before; one call per tag */
     run_until_answered(fx, more, 5);
     for (int i = 0; i < 5; i++) assert_int_equal(more[i].outcome, TP_APPLY_DUPLICATE);
-    assert_int_equal(evalsha_calls(fx), 1);
+    assert_int_equal(evalsha_calls(fx), 2);
     assert_int_equal(tp_test_int(fx->sync, "SCARD tp:{a}:seen"), 2);
     assert_int_equal(tp_test_int(fx->sync, "SCARD tp:{b}:seen"), 3);
     tp_apply_batch_destroy(&batch);

@@ -84,8 +84,10 @@ int tp_apply_send(tp_apply_t *a, tp_store_t *store, tp_store_reply_cb cb,
                   void *arg);
 
 /* Batches: the applies handed over in one turn of the loop go to Redis as
- * one script call (in a cluster, one per slot: the slot of each apply's
- * done mark, which an apply's keys share), run in the order given, each with the guards and
+ * one script call per slot (the slot of each apply's done mark, which an
+ * apply's keys share: a script's keys must share a slot on a cluster, and
+ * on a one-node cluster a client talks to as to one Redis), run in the
+ * order given, each with the guards and
  * the answer it would have alone. Saves a script call's fixed cost and a
  * round of hiredis per apply. A call holds at most `max_applies` (default
  * 64 when <= 0); a fuller one is sent at once. Runs on the store's loop;

@@ -111,9 +111,6 @@ void tp_store_on_reply(tp_store_t *self, tp_store_reply_hook_cb cb, void *arg);
  * not empty), modulo 16384, as the cluster specification defines it. */
 int tp_store_slot(const char *key, size_t len);
 
-/* 1 when the store speaks to a Redis Cluster (opts.cluster), where one
- * script's keys must share a slot; else 0. */
-int tp_store_clustered(const tp_store_t *self);
 /* The loop the store runs on. Borrowed. */
 uv_loop_t *tp_store_loop(const tp_store_t *self);
 
