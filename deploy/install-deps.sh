@@ -10,8 +10,7 @@ what=${1:-all}
 
 BUILD_PKGS="build-essential cmake pkg-config libzmq3-dev libuv1-dev libmsgpack-dev
   libhiredis-dev node-llhttp libcurl4-openssl-dev libcmocka-dev libical-dev
-  libinih-dev libjansson-dev libsodium-dev uthash-dev clang libclang-rt-14-dev
-  libsystemd-dev"
+  libinih-dev libjansson-dev libsodium-dev uthash-dev clang libclang-rt-14-dev"
 RUN_PKGS="redis-server redis-tools curl python3 procps tzdata"
 # the notifier's tests send real mail: postfix for its smtp-sink, aiosmtpd
 # (run by Debian's python3) and openssl for a server that insists on STARTTLS
@@ -21,7 +20,7 @@ TEST_PKGS="postfix python3-aiosmtpd openssl python3-yaml python3-jsonschema syst
   iproute2"
 # the libraries the services link, for a machine that only runs them
 RUNTIME_PKGS="libzmq5 libuv1 libhiredis0.14 libmsgpackc2 libcurl4 libical3 libinih1
-  libjansson4 libsodium23 libsystemd0 ca-certificates tzdata"
+  libjansson4 libsodium23 ca-certificates tzdata"
 
 case $what in
   all) want="$BUILD_PKGS $RUN_PKGS $TEST_PKGS" ;;

@@ -2,7 +2,9 @@
  * unix datagram socket it binds is NOTIFY_SOCKET; it reads what the module
  * sends while the loop runs: READY=1 only once the readiness condition
  * holds, WATCHDOG=1 paced at half of WATCHDOG_USEC, STOPPING=1, and
- * nothing at all without NOTIFY_SOCKET. */
+ * nothing at all without NOTIFY_SOCKET; a socket in the abstract namespace
+ * ("@name") as systemd may give; no watchdog from a WATCHDOG_USEC that is
+ * not a number; an address it cannot speak to changes nothing else. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -187,6 +189,58 @@ static void test_nothing_without_notify_socket(void **state) {
     uv_run(&fx->loop, UV_RUN_DEFAULT);
 }
 
+/* NOTIFY_SOCKET "@name": the abstract namespace, the name without '@'. */
+static void test_abstract_socket(void **state) {
+    fixture_t *fx = *state;
+    int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    assert_true(sock >= 0);
+    char name[64];
+    int len = snprintf(name, sizeof name, "@tp-test-notify-%ld", (long)getpid());
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    memcpy(sun.sun_path, name, (size_t)len);
+    sun.sun_path[0] = '\0';
+    assert_int_equal(bind(sock, (struct sockaddr *)&sun,
+                          (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)len)),
+                     0);
+    setenv("NOTIFY_SOCKET", name, 1);
+    unsetenv("WATCHDOG_USEC"); /* READY=1 the only datagram */
+    tp_notify_t *n = tp_notify_new(&fx->loop);
+    tp_notify_ready(n, NULL, NULL);
+    char buf[32] = {0};
+    ssize_t got = recv(sock, buf, sizeof buf - 1, 0);
+    assert_int_equal(got, 7);
+    assert_string_equal(buf, "READY=1");
+    close(sock);
+    tp_notify_destroy(&n);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+}
+
+static void test_watchdog_interval_not_a_number(void **state) {
+    fixture_t *fx = *state;
+    setenv("WATCHDOG_USEC", "400ms", 1);
+    tp_notify_t *n = tp_notify_new(&fx->loop);
+    tp_notify_ready(n, NULL, NULL);
+    run_for(fx, WATCHDOG_MS);
+    assert_int_equal(count(fx, "READY=1"), 1);
+    assert_int_equal(count(fx, "WATCHDOG=1"), 0);
+    tp_notify_destroy(&n);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+}
+
+/* An address it does not speak (vsock:, a relative path): nothing sent,
+ * nothing else changes (a warning in the log). */
+static void test_unsupported_address(void **state) {
+    fixture_t *fx = *state;
+    setenv("NOTIFY_SOCKET", "vsock:2:1234", 1);
+    tp_notify_t *n = tp_notify_new(&fx->loop);
+    tp_notify_ready(n, NULL, NULL);
+    tp_notify_stopping(n);
+    drain(fx);
+    assert_int_equal(fx->n, 0);
+    tp_notify_destroy(&n);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ready_when_condition_holds_and_watchdog_paced,
@@ -195,6 +249,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_watchdog_of_another_process_not_fed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_nothing_without_notify_socket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abstract_socket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watchdog_interval_not_a_number, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsupported_address, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

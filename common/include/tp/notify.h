@@ -3,7 +3,7 @@
  * at half the interval systemd asks for, STOPPING=1 on shutdown. Owns one
  * libuv timer. Inert when NOTIFY_SOCKET is unset (started by hand, by the
  * tests, by a container runtime): no timer runs and nothing is sent.
- * Never blocks: sd_notify sends one datagram. */
+ * Never blocks: each message is one datagram. */
 #ifndef TP_NOTIFY_H
 #define TP_NOTIFY_H
 
@@ -16,8 +16,7 @@ typedef struct tp_notify tp_notify_t;
 typedef int (*tp_notify_ready_cb)(void *arg);
 
 /* Starts the watchdog pings when the supervisor asked for them
- * (sd_watchdog_enabled: WATCHDOG_USEC, and WATCHDOG_PID naming this
- * process). Runs on `loop`. Caller owns the result. NULL on failure. */
+ * (WATCHDOG_USEC, with WATCHDOG_PID unset or naming this process). Runs on `loop`. Caller owns the result. NULL on failure. */
 tp_notify_t *tp_notify_new(uv_loop_t *loop);
 /* Sends READY=1 at once when `ready` is NULL, or once ready(arg) returns
  * nonzero (checked every TP_NOTIFY_READY_POLL_MS on the loop). Once. */
