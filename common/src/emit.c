@@ -161,7 +161,9 @@ static void send_from(tp_emitter_t *self, int outbox, const char *payload,
     const void *frames[2] = {&token, payload};
     size_t lens[2] = {sizeof token, len};
     if (tp_bus_send(self->dealer, frames, lens, 2) < 0) {
-        if (errno != EAGAIN)
+        if (errno == EAGAIN)
+            self->stats.deferred++;
+        else
             tp_log_warn("emit: send to intake failed: %s", zmq_strerror(errno));
         return; /* in the outbox still: the sweep resends it */
     }
@@ -260,7 +262,7 @@ tp_emitter_t *tp_emitter_new(uv_loop_t *loop, tp_bus_t *bus, tp_store_t *store,
                              tp_store_ns(store), o, "outbox:%s", svc);
     }
     self->sweep_script = tp_store_script(store, "emit_sweep", SWEEP_LUA);
-    self->dealer = tp_bus_socket_new(bus, ZMQ_DEALER, opts->endpoint, 0, 0,
+    self->dealer = tp_bus_socket_new(bus, ZMQ_DEALER, opts->endpoint, 0, opts->hwm,
                                      answer_cb, self);
     if (!self->dealer || self->sweep_script < 0) {
         tp_bus_socket_destroy(&self->dealer);

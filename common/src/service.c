@@ -109,6 +109,7 @@ void tp_service_emitter_options(tp_config_t *cfg, tp_service_t svc,
     out->endpoint = tp_service_endpoint(cfg, TP_SERVICE_INTAKE);
     out->resend_after_ms = tp_config_ms(cfg, s, "resend_after", "2s");
     out->sweep_interval_ms = tp_config_ms(cfg, s, "outbox_sweep", "1s");
+    out->hwm = (int)tp_config_int(cfg, "bus", "hwm", 100000, 0, 10000000);
 }
 
 int64_t tp_service_heartbeat_interval(tp_config_t *cfg, tp_service_t svc) {

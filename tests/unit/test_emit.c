@@ -160,17 +160,20 @@ static int group_teardown(void **state) {
     return 0;
 }
 
-static void start_emitter(fixture_t *fx) {
+static void start_emitter_hwm(fixture_t *fx, int hwm) {
     tp_emitter_options_t o;
     memset(&o, 0, sizeof o);
     o.service = TP_SERVICE_SCORING;
     o.endpoint = fx->endpoint;
     o.resend_after_ms = 200;
     o.sweep_interval_ms = 100;
+    o.hwm = hwm;
     fx->emitter = tp_emitter_new(&fx->loop, fx->bus, fx->store, &o);
     assert_non_null(fx->emitter);
     assert_string_equal(tp_emitter_outbox(fx->emitter), OUTBOX);
 }
+
+static void start_emitter(fixture_t *fx) { start_emitter_hwm(fx, 0); }
 
 static void start_router(fixture_t *fx) {
     fx->router = tp_bus_socket_new(fx->bus, ZMQ_ROUTER, fx->endpoint, 1, 0,
@@ -485,6 +488,40 @@ static void test_many_answers_removed(void **state) {
 }
 
 /* ---------------------------------------------------------------------------
+ * Bursts */
+
+/* A burst of derived events while intake reads none (busy journaling the
+ * ones before): with hwm, all of them wait in the queue to intake; with
+ * libzmq's default (1000 a side, over a unix socket's small buffers) the
+ * rest are refused and left to the sweep, seconds later. */
+#define BURST 10000
+static uint64_t deferred_in_burst(fixture_t *fx, int hwm) {
+    snprintf(fx->endpoint, sizeof fx->endpoint, "ipc:///tmp/tp-test-emit-%ld-%d.sock",
+             (long)getpid(), hwm);
+    start_router(fx);
+    start_emitter_hwm(fx, hwm);
+    msgpack_sbuffer p;
+    derived(&p, "ev-burst");
+    send_connected(fx, &p);
+    RUN_UNTIL(fx, fx->received == 1, 3000);
+    tp_bus_pause(fx->router);
+    tp_emitter_stats_t before = stats(fx); /* connecting may have deferred some */
+    for (int i = 0; i < BURST; i++) tp_emitter_send(fx->emitter, p.data, p.size);
+    msgpack_sbuffer_destroy(&p);
+    tp_emitter_stats_t st = stats(fx);
+    assert_int_equal((st.sent - before.sent) + (st.deferred - before.deferred), BURST);
+    return st.deferred - before.deferred;
+}
+
+static void test_burst_queued_up_to_hwm(void **state) {
+    assert_int_equal(deferred_in_burst(*state, 2 * BURST), 0);
+}
+
+static void test_burst_beyond_default_queue_deferred(void **state) {
+    assert_true(deferred_in_burst(*state, 0) > 0);
+}
+
+/* ---------------------------------------------------------------------------
  * tp_emit_pack */
 
 static void test_pack_invalid(void **state) {
@@ -549,6 +586,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tokens_match_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shard_outboxes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_answers_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_queued_up_to_hwm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_beyond_default_queue_deferred, setup,
+                                        teardown),
         cmocka_unit_test(test_pack_invalid),
         cmocka_unit_test(test_pack_roundtrip),
     };

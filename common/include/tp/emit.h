@@ -35,6 +35,11 @@ typedef struct tp_emitter_options {
     const char *endpoint;      /* intake's ingress (ROUTER) */
     int64_t resend_after_ms;   /* unacked entries are resent after this, default 2000 */
     int64_t sweep_interval_ms; /* default 1000 */
+    int hwm;                   /* derived events queued for intake (the
+                                  DEALER's high-water marks) before a send
+                                  is refused and left to the sweep; 0:
+                                  libzmq's default (1000). The services
+                                  use [bus] hwm. */
 } tp_emitter_options_t;
 
 /* Caller owns the result. NULL on failure (logged). */
@@ -77,6 +82,7 @@ int tp_emit_pack(msgpack_sbuffer *out, tp_event_type_t type, const char *id,
 
 typedef struct tp_emitter_stats {
     uint64_t sent, acked, resent, rejected;
+    uint64_t deferred; /* sends refused by a full queue, left to the sweep */
     size_t inflight;
 } tp_emitter_stats_t;
 void tp_emitter_stats(const tp_emitter_t *self, tp_emitter_stats_t *out);
