@@ -17,13 +17,17 @@
  * A[5] command count, then per command: argument count n, name, key index
  * (into K), n arguments. The record's version is bumped by the writes
  * themselves (HSET ver). Each apply answers on its own, in order: {0}
- * seen before, {2} stale, {1} done, or an error for a command or key not
- * allowed (checked before that apply writes anything). A hash of marks
- * touched by several applies of one call is given its expiry once. */
+ * seen before, {2} stale, {1} done, or an error: a command, key or count
+ * not allowed (checked before that apply writes anything), or one its
+ * writes raised (WRONGTYPE...; that apply's writes before it stay, as with
+ * any script, and its done mark is not set, so it is retried; the applies
+ * after it still run). A hash of marks touched by several applies of one
+ * call is given its expiry once (every apply of a consumer has the same
+ * ttl). */
 static const char APPLY_LUA[] =
     "local allowed = {" TP_APPLY_ALLOWED "}\n"
     "local expired = {}\n"
-    "local function apply(ko, nk, a)\n" /* KEYS[ko + i], ARGV[a + i] */
+    "local function apply(ko, nk, a, na)\n" /* KEYS[ko + i], ARGV[a + i] */
     "  local mark, done = ARGV[a + 3], KEYS[ko + 1]\n"
     "  if mark ~= '' then\n"
     "    if redis.call('HEXISTS', done, mark) == 1 then return {0} end\n"
@@ -35,7 +39,8 @@ static const char APPLY_LUA[] =
     "  for c = 1, tonumber(ARGV[a + 5]) do\n" /* check all before writing any */
     "    local n, name, k = tonumber(ARGV[i]), ARGV[i + 1], tonumber(ARGV[i + 2])\n"
     "    local key = k and k >= 1 and k <= nk and KEYS[ko + k]\n"
-    "    if not n or not allowed[name] or not key or key == '' then\n"
+    "    if not n or n < 0 or i + 2 + n > a + na or not allowed[name] or not key or\n"
+    "       key == '' then\n"
     "      return redis.error_reply('apply: command or key not allowed: ' .. tostring(name))\n"
     "    end\n"
     "    cmds[c] = {name, key, i + 3, i + 2 + n}\n"
@@ -51,7 +56,10 @@ static const char APPLY_LUA[] =
     "local out, ko, ai = {}, 0, 2\n"
     "for b = 1, tonumber(ARGV[1]) do\n"
     "  local nk, na = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1])\n"
-    "  out[b] = apply(ko, nk, ai + 1)\n"
+    "  local ok, res = pcall(apply, ko, nk, ai + 1, na)\n"
+    "  if ok then out[b] = res\n"
+    "  elseif type(res) == 'table' and res.err then out[b] = res\n"
+    "  else out[b] = redis.error_reply('apply: ' .. tostring(res)) end\n"
     "  ko, ai = ko + nk, ai + 2 + na\n"
     "end\n"
     "return out\n";
@@ -62,7 +70,10 @@ void tp_apply_init(tp_apply_t *a, const char *done_key, const char *done_ttl,
     tp_argv_init(&a->keys);
     tp_argv_init(&a->args);
     tp_argv_addf(&a->keys, "%s", done_key);
-    tp_argv_addf(&a->keys, "%s", version_key ? version_key : "");
+    /* without a version, KEYS[2] is never read: the done key stands in, so
+     * every key of the apply is in the done mark's slot (a cluster refuses
+     * a script naming "", slot 0, beside keys of another slot) */
+    tp_argv_addf(&a->keys, "%s", version_key ? version_key : done_key);
     tp_argv_addf(&a->args, "%s", done_ttl);
     tp_argv_addf(&a->args, "%s", version_key && expected ? expected : "");
     a->field_at = a->args.n;
@@ -356,8 +367,14 @@ int tp_apply_batch_send(tp_apply_batch_t *self, tp_apply_t *a, tp_store_reply_cb
                         void *arg) {
     apply_close(a);
     /* a script's keys share a slot: on a cluster, and on one Redis in
-     * cluster mode that a client not in cluster mode talks to */
+     * cluster mode that a client not in cluster mode talks to. An apply
+     * whose keys do not goes alone: its error is its own. */
     int slot = tp_store_slot(a->keys.v[0], a->keys.len[0]);
+    for (size_t i = 1; i < a->keys.n; i++)
+        if (tp_store_slot(a->keys.v[i], a->keys.len[i]) != slot) {
+            if (tp_apply_send(a, self->store, cb, arg) < 0) cb(self->store, NULL, arg);
+            return 0;
+        }
     open_batch_t *b = NULL;
     for (int i = 0; i < self->nopen && !b; i++)
         if (self->open[i].slot == slot) b = &self->open[i];

@@ -33,25 +33,32 @@ struct tp_notify {
     uint64_t watchdog_due;   /* loop time of the next ping */
 };
 
-/* One datagram `state` to the AF_UNIX socket NOTIFY_SOCKET names: a path
- * ("/run/systemd/notify") or, with a leading '@', a name in the abstract
- * namespace. 0 sent or nothing to send to, else -errno. Never blocks. */
-static int notify_datagram(const char *state) {
+/* The AF_UNIX address NOTIFY_SOCKET names: a path ("/run/systemd/notify")
+ * or, with a leading '@', a name in the abstract namespace. -1 when it is
+ * unset or names something else (vsock: and the like are not spoken here). */
+static int notify_address(struct sockaddr_un *sa, socklen_t *salen) {
     const char *name = getenv("NOTIFY_SOCKET");
-    if (!name || !*name) return 0;
+    size_t len = name ? strlen(name) : 0;
+    if (!len || (name[0] != '/' && name[0] != '@') || len >= sizeof sa->sun_path)
+        return -1;
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    memcpy(sa->sun_path, name, len);
+    if (name[0] == '@') sa->sun_path[0] = '\0';
+    *salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    return 0;
+}
+
+/* One datagram `state` to NOTIFY_SOCKET. 0 sent, else -errno. Never
+ * blocks: a supervisor whose queue is full answers -EAGAIN. */
+static int notify_datagram(const char *state) {
     struct sockaddr_un sa;
-    size_t len = strlen(name);
-    if ((name[0] != '/' && name[0] != '@') || len >= sizeof sa.sun_path)
-        return -EAFNOSUPPORT; /* vsock: and the like are not spoken here */
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    memcpy(sa.sun_path, name, len);
-    if (name[0] == '@') sa.sun_path[0] = '\0';
+    socklen_t salen;
+    if (notify_address(&sa, &salen) < 0) return -EAFNOSUPPORT;
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     ssize_t n = sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT,
-                       (struct sockaddr *)&sa,
-                       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+                       (struct sockaddr *)&sa, salen);
     int rc = n < 0 ? -errno : 0;
     close(fd);
     return rc;
@@ -74,11 +81,33 @@ static uint64_t notify_watchdog_usec(void) {
     return (uint64_t)v;
 }
 
-/* 0 sent (or nothing to send to), -1 not (logged). */
+/* 0 sent; 1 the supervisor had no room for it now (try again); -1 not
+ * sent (logged). */
 static int notify_send(const char *state) {
     int rc = notify_datagram(state);
+    if (rc == -EAGAIN || rc == -ENOBUFS || rc == -EINTR) return 1;
     if (rc < 0) tp_log_warn("notify: sending %s failed: %s", state, strerror(-rc));
     return rc < 0 ? -1 : 0;
+}
+
+static int notify_always(void *arg) {
+    (void)arg;
+    return 1;
+}
+
+/* READY=1, once. A datagram the supervisor had no room for is sent again
+ * at the next tick: lost, systemd would kill the unit at its start
+ * timeout (WATCHDOG=1 has its next ping; READY=1 has none). */
+static void notify_ready_send(tp_notify_t *self) {
+    int rc = notify_send("READY=1");
+    if (rc > 0) {
+        self->ready = notify_always;
+        self->ready_arg = NULL;
+        return;
+    }
+    self->ready_sent = 1;
+    self->ready = NULL;
+    if (rc == 0) tp_log_info("notify: READY=1");
 }
 
 static void notify_arm(tp_notify_t *self);
@@ -86,11 +115,8 @@ static void notify_arm(tp_notify_t *self);
 static void notify_tick_cb(uv_timer_t *t) {
     tp_notify_t *self = t->data;
     if (self->stopping) return;
-    if (!self->ready_sent && self->ready && self->ready(self->ready_arg)) {
-        self->ready_sent = 1;
-        self->ready = NULL;
-        if (notify_send("READY=1") == 0) tp_log_info("notify: READY=1");
-    }
+    if (!self->ready_sent && self->ready && self->ready(self->ready_arg))
+        notify_ready_send(self);
     if (self->watchdog_ms && uv_now(t->loop) >= self->watchdog_due) {
         notify_send("WATCHDOG=1");
         self->watchdog_due = uv_now(t->loop) + self->watchdog_ms;
@@ -117,7 +143,13 @@ tp_notify_t *tp_notify_new(uv_loop_t *loop) {
     }
     self->timer.data = self;
     const char *socket = getenv("NOTIFY_SOCKET");
-    self->active = socket && *socket;
+    struct sockaddr_un sa;
+    socklen_t salen;
+    if (socket && *socket && notify_address(&sa, &salen) < 0)
+        tp_log_warn("notify: NOTIFY_SOCKET %s is neither a path nor @name; "
+                    "not notifying", socket);
+    else
+        self->active = socket && *socket;
     uint64_t usec = self->active ? notify_watchdog_usec() : 0;
     if (usec > 0) {
         /* half the interval: one late tick on a loaded machine is not a kill */
@@ -134,8 +166,8 @@ tp_notify_t *tp_notify_new(uv_loop_t *loop) {
 void tp_notify_ready(tp_notify_t *self, tp_notify_ready_cb ready, void *arg) {
     if (!self->active || self->ready_sent || self->stopping) return;
     if (!ready || ready(arg)) {
-        self->ready_sent = 1;
-        if (notify_send("READY=1") == 0) tp_log_info("notify: READY=1");
+        notify_ready_send(self);
+        if (!self->ready_sent) notify_arm(self);
         return;
     }
     self->ready = ready;

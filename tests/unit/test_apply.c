@@ -238,70 +238,135 @@ static void run_until_answered(fixture_t *fx, answer_t *an, int n) {
     fail_msg("not every apply of the batch was answered");
 }
 
+/* bump() with every key in the hash tag {t}: the applies a batch puts in
+ * one call (a call is one slot's). */
+static void bump_t(tp_apply_t *a, const char *done, const char *expected, int next) {
+    tp_apply_init(a, done, "60", "tp:{t}:rec", expected);
+    int k = tp_apply_key(a, "tp:{t}:rec");
+    tp_apply_cmd(a, "HSET", k);
+    tp_apply_pair_int(a, "ver", next);
+    tp_apply_cmd(a, "HINCRBY", k);
+    tp_apply_str(a, "count");
+    tp_apply_int(a, 1);
+    tp_apply_cmd(a, "SADD", tp_apply_key(a, "tp:{t}:seen"));
+    tp_apply_str(a, done);
+}
+
+static void batch_add(tp_apply_batch_t *batch, tp_apply_t *a, answer_t *an) {
+    assert_int_equal(tp_apply_batch_send(batch, a, batch_answer_cb, an), 0);
+    tp_apply_clear(a); /* copied by the batcher */
+}
+
 /* One turn's applies: one call, each apply its own answer in its order (a
- * duplicate, a stale one, a good one behind them still applied), the
- * marks' hash given its expiry. */
+ * duplicate, a stale one, a good one behind them still applied; applies
+ * of different shapes side by side), the marks' hash given its expiry by
+ * the call. */
 static void test_batch_answers_each_apply(void **state) {
     fixture_t *fx = *state;
     tp_apply_t a;
-    bump(&a, "tp:marks", "0", 1);
+    bump_t(&a, "tp:{t}:marks", "0", 1);
     tp_apply_done_field(&a, "e0");
     assert_int_equal(apply_now(fx, &a), TP_APPLY_DONE);
+    tp_test_int(fx->sync, "PERSIST tp:{t}:marks"); /* the call must give it one */
     tp_test_int(fx->sync, "CONFIG RESETSTAT");
     tp_apply_batch_t *batch = tp_apply_batch_new(fx->store, 0);
     assert_non_null(batch);
-    answer_t an[4] = {0};
+    answer_t an[5] = {0};
     const char *marks[4] = {"e0", "e1", "e2", "e3"}; /* e0: seen before */
     const char *expected[4] = {"1", "1", "1", "2"};  /* e2: stale after e1 */
     for (int i = 0; i < 4; i++) {
-        bump(&a, "tp:marks", expected[i], i == 3 ? 3 : 2);
+        bump_t(&a, "tp:{t}:marks", expected[i], i == 3 ? 3 : 2);
         tp_apply_done_field(&a, marks[i]);
-        assert_int_equal(tp_apply_batch_send(batch, &a, batch_answer_cb, &an[i]), 0);
-        tp_apply_clear(&a); /* copied by the batcher */
+        batch_add(batch, &a, &an[i]);
+        if (i == 1) { /* another shape between: no version, one key, two writes */
+            tp_apply_init(&a, "tp:{t}:done:other", "60", NULL, NULL);
+            int k = tp_apply_key(&a, "tp:{t}:other");
+            tp_apply_cmd(&a, "RPUSH", k);
+            tp_apply_str(&a, "a");
+            tp_apply_str(&a, "b");
+            tp_apply_cmd(&a, "LTRIM", k);
+            tp_apply_int(&a, 0);
+            tp_apply_int(&a, 9);
+            batch_add(batch, &a, &an[4]);
+        }
     }
     assert_int_equal(an[0].replied, 0); /* nothing before the turn ends */
-    run_until_answered(fx, an, 4);
+    run_until_answered(fx, an, 5);
     assert_int_equal(an[0].outcome, TP_APPLY_DUPLICATE);
     assert_int_equal(an[1].outcome, TP_APPLY_DONE);
+    assert_int_equal(an[4].outcome, TP_APPLY_DONE);
     assert_int_equal(an[2].outcome, TP_APPLY_STALE);
     assert_int_equal(an[3].outcome, TP_APPLY_DONE);
-    for (int i = 0; i < 4; i++) assert_int_equal(an[i].replied, 1);
+    for (int i = 0; i < 5; i++) assert_int_equal(an[i].replied, 1);
     assert_int_equal(evalsha_calls(fx), 1);
-    assert_int_equal(tp_test_int(fx->sync, "HGET tp:rec count"), 3);
-    assert_int_equal(tp_test_int(fx->sync, "HGET tp:rec ver"), 3);
-    assert_int_equal(tp_test_int(fx->sync, "HEXISTS tp:marks e2"), 0); /* can be retried */
-    long long ttl = tp_test_int(fx->sync, "TTL tp:marks");
+    assert_int_equal(tp_test_int(fx->sync, "HGET tp:{t}:rec count"), 3);
+    assert_int_equal(tp_test_int(fx->sync, "HGET tp:{t}:rec ver"), 3);
+    assert_int_equal(tp_test_int(fx->sync, "LLEN tp:{t}:other"), 2);
+    assert_int_equal(tp_test_int(fx->sync, "HEXISTS tp:{t}:marks e2"), 0); /* can be retried */
+    long long ttl = tp_test_int(fx->sync, "TTL tp:{t}:marks");
     assert_true(ttl > 0 && ttl <= 60);
     tp_apply_batch_destroy(&batch);
 }
 
 /* A command outside the whitelist fails its own apply only, before that
- * apply writes anything; the others of the call are applied. */
+ * apply writes anything; a write that raises (WRONGTYPE) fails its own
+ * apply only, its mark unset; the others of the call are applied. */
 static void test_batch_refuses_a_bad_apply_alone(void **state) {
     fixture_t *fx = *state;
+    tp_test_int(fx->sync, "SET tp:{t}:text hello");
+    tp_test_int(fx->sync, "CONFIG RESETSTAT");
     tp_apply_batch_t *batch = tp_apply_batch_new(fx->store, 0);
     tp_apply_t a;
-    answer_t an[3] = {0};
-    bump(&a, "tp:done:b1", "0", 1);
-    tp_apply_batch_send(batch, &a, batch_answer_cb, &an[0]);
-    tp_apply_clear(&a);
-    tp_apply_init(&a, "tp:done:b2", "60", NULL, NULL);
-    tp_apply_cmd(&a, "SADD", tp_apply_key(&a, "tp:bad"));
+    answer_t an[4] = {0};
+    bump_t(&a, "tp:{t}:done:b1", "0", 1);
+    batch_add(batch, &a, &an[0]);
+    tp_apply_init(&a, "tp:{t}:done:b2", "60", NULL, NULL);
+    tp_apply_cmd(&a, "SADD", tp_apply_key(&a, "tp:{t}:bad"));
     tp_apply_str(&a, "x");
-    tp_apply_cmd(&a, "FLUSHALL", tp_apply_key(&a, "tp:bad"));
-    tp_apply_batch_send(batch, &a, batch_answer_cb, &an[1]);
-    tp_apply_clear(&a);
-    bump(&a, "tp:done:b3", "1", 2);
-    tp_apply_batch_send(batch, &a, batch_answer_cb, &an[2]);
-    tp_apply_clear(&a);
-    run_until_answered(fx, an, 3);
+    tp_apply_cmd(&a, "FLUSHALL", tp_apply_key(&a, "tp:{t}:bad"));
+    batch_add(batch, &a, &an[1]);
+    tp_apply_init(&a, "tp:{t}:done:b3", "60", NULL, NULL);
+    tp_apply_cmd(&a, "HINCRBY", tp_apply_key(&a, "tp:{t}:text")); /* not a hash */
+    tp_apply_pair_int(&a, "n", 1);
+    batch_add(batch, &a, &an[2]);
+    bump_t(&a, "tp:{t}:done:b4", "1", 2);
+    batch_add(batch, &a, &an[3]);
+    run_until_answered(fx, an, 4);
+    assert_int_equal(evalsha_calls(fx), 1);
     assert_int_equal(an[0].outcome, TP_APPLY_DONE);
     assert_int_equal(an[1].outcome, -1);
     assert_non_null(strstr(an[1].error, "not allowed: FLUSHALL"));
-    assert_int_equal(an[2].outcome, TP_APPLY_DONE);
-    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:bad"), 0);
-    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:done:b2"), 0);
-    assert_int_equal(tp_test_int(fx->sync, "HGET tp:rec count"), 2);
+    assert_int_equal(an[2].outcome, -1);
+    assert_non_null(strstr(an[2].error, "WRONGTYPE"));
+    assert_int_equal(an[3].outcome, TP_APPLY_DONE);
+    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:{t}:bad"), 0);
+    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:{t}:done:b2"), 0);
+    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:{t}:done:b3"), 0); /* retried later */
+    assert_int_equal(tp_test_int(fx->sync, "HGET tp:{t}:rec count"), 2);
+    tp_apply_batch_destroy(&batch);
+}
+
+/* An apply whose keys are not all in its done mark's slot goes in a call
+ * of its own (on a cluster only it fails, CROSSSLOT); one without a
+ * version names no "" key (slot 0). */
+static void test_batch_sends_a_cross_slot_apply_alone(void **state) {
+    fixture_t *fx = *state;
+    tp_test_int(fx->sync, "CONFIG RESETSTAT");
+    tp_apply_batch_t *batch = tp_apply_batch_new(fx->store, 0);
+    tp_apply_t a;
+    answer_t an[3] = {0};
+    bump_t(&a, "tp:{t}:done:c1", "0", 1);
+    batch_add(batch, &a, &an[0]);
+    bump(&a, "tp:{t}:done:c2", "0", 1); /* tp:rec, tp:seen: other slots */
+    batch_add(batch, &a, &an[1]);
+    bump_t(&a, "tp:{t}:done:c3", "1", 2);
+    batch_add(batch, &a, &an[2]);
+    run_until_answered(fx, an, 3);
+    for (int i = 0; i < 3; i++) assert_int_equal(an[i].outcome, TP_APPLY_DONE);
+    assert_int_equal(evalsha_calls(fx), 2);
+    tp_apply_init(&a, "tp:{t}:done:c4", "60", NULL, NULL);
+    assert_string_equal(a.keys.v[1], "tp:{t}:done:c4");
+    tp_apply_clear(&a);
     tp_apply_batch_destroy(&batch);
 }
 
@@ -352,7 +417,7 @@ static void test_batch_destroyed_answers_unsent(void **state) {
     answer_t an[2] = {0};
     for (int i = 0; i < 2; i++) {
         tp_apply_t a;
-        bump(&a, i ? "tp:done:d2" : "tp:done:d1", "0", 1);
+        bump_t(&a, i ? "tp:{t}:done:d2" : "tp:{t}:done:d1", "0", 1);
         tp_apply_batch_send(batch, &a, batch_answer_cb, &an[i]);
         tp_apply_clear(&a);
     }
@@ -363,7 +428,7 @@ static void test_batch_destroyed_answers_unsent(void **state) {
         assert_int_equal(an[i].outcome, -2);
     }
     for (int i = 0; i < 5; i++) uv_run(&fx->loop, UV_RUN_NOWAIT);
-    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:rec"), 0);
+    assert_int_equal(tp_test_int(fx->sync, "EXISTS tp:{t}:rec"), 0);
     for (int i = 0; i < 2; i++) assert_int_equal(an[i].replied, 1);
 }
 
@@ -382,6 +447,8 @@ int main(void) {
         cmocka_unit_test(test_keys_are_declared_once),
         cmocka_unit_test_setup_teardown(test_batch_answers_each_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_refuses_a_bad_apply_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_sends_a_cross_slot_apply_alone, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_batch_splits_by_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_destroyed_answers_unsent, setup, teardown),
     };

@@ -227,16 +227,50 @@ static void test_watchdog_interval_not_a_number(void **state) {
     uv_run(&fx->loop, UV_RUN_DEFAULT);
 }
 
-/* An address it does not speak (vsock:, a relative path): nothing sent,
- * nothing else changes (a warning in the log). */
+/* An address it does not speak (vsock:, a relative path): inert, as
+ * without NOTIFY_SOCKET (one warning in the log), even with a watchdog
+ * asked for: no timer runs to fail every ping. */
 static void test_unsupported_address(void **state) {
     fixture_t *fx = *state;
     setenv("NOTIFY_SOCKET", "vsock:2:1234", 1);
+    fx->ready_after = 0;
     tp_notify_t *n = tp_notify_new(&fx->loop);
-    tp_notify_ready(n, NULL, NULL);
+    assert_false(uv_loop_alive(&fx->loop)); /* no watchdog timer */
+    tp_notify_ready(n, ready_cond, fx);
+    assert_int_equal(fx->polls, 0); /* not even polled */
+    assert_false(uv_loop_alive(&fx->loop));
     tp_notify_stopping(n);
     drain(fx);
     assert_int_equal(fx->n, 0);
+    tp_notify_destroy(&n);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+}
+
+/* The supervisor's queue full when READY=1 goes: it is sent again once
+ * there is room, not lost (systemd would kill the unit at its start
+ * timeout). */
+static void test_ready_again_when_queue_full(void **state) {
+    fixture_t *fx = *state;
+    unsetenv("WATCHDOG_USEC");
+    int small = 4096; /* a short queue: full after a few dozen datagrams */
+    assert_int_equal(setsockopt(fx->sock, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    int filler = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", fx->path);
+    int queued = 0;
+    while (queued < MAX_SEEN &&
+           sendto(filler, "x", 1, 0, (struct sockaddr *)&sun, sizeof sun) == 1)
+        queued++;
+    close(filler);
+    assert_true(queued > 0 && queued < MAX_SEEN - 1); /* the queue is full now */
+    tp_notify_t *n = tp_notify_new(&fx->loop);
+    tp_notify_ready(n, NULL, NULL);
+    assert_int_equal(count(fx, "READY=1"), 0); /* drained: it did not get in */
+    run_for(fx, 4 * TP_NOTIFY_READY_POLL_MS);
+    assert_int_equal(count(fx, "READY=1"), 1);
+    assert_int_equal(count(fx, "x"), queued);
+    run_for(fx, 2 * TP_NOTIFY_READY_POLL_MS);
+    assert_int_equal(count(fx, "READY=1"), 1); /* once */
     tp_notify_destroy(&n);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
 }
@@ -252,6 +286,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_abstract_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watchdog_interval_not_a_number, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsupported_address, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_again_when_queue_full, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

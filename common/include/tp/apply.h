@@ -84,24 +84,28 @@ int tp_apply_send(tp_apply_t *a, tp_store_t *store, tp_store_reply_cb cb,
                   void *arg);
 
 /* Batches: the applies handed over in one turn of the loop go to Redis as
- * one script call per slot (the slot of each apply's done mark, which an
- * apply's keys share: a script's keys must share a slot on a cluster, and
- * on a one-node cluster a client talks to as to one Redis), run in the
- * order given, each with the guards and
- * the answer it would have alone. Saves a script call's fixed cost and a
- * round of hiredis per apply. A call holds at most `max_applies` (default
- * 64 when <= 0); a fuller one is sent at once. Runs on the store's loop;
- * the store is borrowed and must outlive the batcher. Caller owns the
- * result; NULL on failure. */
+ * one script call per slot (the slot of each apply's done mark: a
+ * script's keys must share a slot on a cluster, and on a one-node cluster
+ * a client talks to as to one Redis), run in the order given, each with
+ * the guards and the answer it would have alone: one apply's refused
+ * command or failed write (WRONGTYPE) is its error only. An apply whose
+ * keys are not all in its done mark's slot goes in a call of its own.
+ * Saves a script call's fixed cost and a round of hiredis per apply (the
+ * writes cost Redis the same). A call holds at most `max_applies`
+ * (default 64 when <= 0); a fuller one is sent at once. Runs on the
+ * store's loop. Caller owns the result; NULL on failure. */
 typedef struct tp_apply_batch tp_apply_batch_t;
 tp_apply_batch_t *tp_apply_batch_new(tp_store_t *store, int max_applies);
-/* Applies not sent yet are answered NULL (as by a dropped link). Run the
- * loop afterwards: the batcher's handle closes there. */
+/* Applies not sent yet are answered NULL (as by a dropped link), without
+ * touching the store (which may be destroyed already). Run the loop
+ * afterwards: the batcher's handle closes there. */
 void tp_apply_batch_destroy(tp_apply_batch_t **self_p);
 /* Queues the apply (copied: the builder can be cleared right after) for
  * the end of this turn of the loop. `cb` runs exactly once, as with
  * tp_apply_send: its apply's answer, or NULL / an error reply for the
- * call. Returns 0. */
+ * call; NULL at once, inside this call, when an apply sent alone (keys
+ * across slots) cannot be sent. The store must be alive while applies
+ * are queued. Returns 0. */
 int tp_apply_batch_send(tp_apply_batch_t *self, tp_apply_t *a, tp_store_reply_cb cb,
                         void *arg);
 

@@ -2,7 +2,8 @@
  * sd_notify protocol): READY=1 once the service does its work, WATCHDOG=1
  * at half the interval systemd asks for, STOPPING=1 on shutdown. Owns one
  * libuv timer. Inert when NOTIFY_SOCKET is unset (started by hand, by the
- * tests, by a container runtime): no timer runs and nothing is sent.
+ * tests, by a container runtime) or names neither a path nor an abstract
+ * "@name" (logged once): no timer runs and nothing is sent.
  * Never blocks: each message is one datagram. */
 #ifndef TP_NOTIFY_H
 #define TP_NOTIFY_H
@@ -19,7 +20,9 @@ typedef int (*tp_notify_ready_cb)(void *arg);
  * (WATCHDOG_USEC, with WATCHDOG_PID unset or naming this process). Runs on `loop`. Caller owns the result. NULL on failure. */
 tp_notify_t *tp_notify_new(uv_loop_t *loop);
 /* Sends READY=1 at once when `ready` is NULL, or once ready(arg) returns
- * nonzero (checked every TP_NOTIFY_READY_POLL_MS on the loop). Once. */
+ * nonzero (checked every TP_NOTIFY_READY_POLL_MS on the loop). Once; when
+ * the supervisor's queue is full, again every TP_NOTIFY_READY_POLL_MS
+ * until it is taken. */
 void tp_notify_ready(tp_notify_t *self, tp_notify_ready_cb ready, void *arg);
 /* Sends STOPPING=1 and stops the timer: no READY=1 or WATCHDOG=1 after. */
 void tp_notify_stopping(tp_notify_t *self);
