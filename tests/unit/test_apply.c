@@ -80,17 +80,25 @@ static long long apply_now(fixture_t *fx, tp_apply_t *a) {
     return fx->outcome;
 }
 
-/* A record update guarded by version `expected`, bumping it to `next`. */
-static void bump(tp_apply_t *a, const char *done, const char *expected, int next) {
-    tp_apply_init(a, done, "60", "tp:rec", expected);
-    int k = tp_apply_key(a, "tp:rec");
+/* A record update guarded by version `expected`, bumping it to `next`:
+ * the record <prefix>rec counts it, the set <prefix>seen names its mark. */
+static void bump_in(tp_apply_t *a, const char *prefix, const char *done, const char *expected,
+                    int next) {
+    char rec[64];
+    snprintf(rec, sizeof rec, "%srec", prefix);
+    tp_apply_init(a, done, "60", rec, expected);
+    int k = tp_apply_key(a, "%s", rec);
     tp_apply_cmd(a, "HSET", k);
     tp_apply_pair_int(a, "ver", next);
     tp_apply_cmd(a, "HINCRBY", k);
     tp_apply_str(a, "count");
     tp_apply_int(a, 1);
-    tp_apply_cmd(a, "SADD", tp_apply_key(a, "tp:seen"));
+    tp_apply_cmd(a, "SADD", tp_apply_key(a, "%sseen", prefix));
     tp_apply_str(a, done);
+}
+
+static void bump(tp_apply_t *a, const char *done, const char *expected, int next) {
+    bump_in(a, "tp:", done, expected, next);
 }
 
 static void test_applied_once_under_its_done_mark(void **state) {
@@ -241,15 +249,7 @@ static void run_until_answered(fixture_t *fx, answer_t *an, int n) {
 /* bump() with every key in the hash tag {t}: the applies a batch puts in
  * one call (a call is one slot's). */
 static void bump_t(tp_apply_t *a, const char *done, const char *expected, int next) {
-    tp_apply_init(a, done, "60", "tp:{t}:rec", expected);
-    int k = tp_apply_key(a, "tp:{t}:rec");
-    tp_apply_cmd(a, "HSET", k);
-    tp_apply_pair_int(a, "ver", next);
-    tp_apply_cmd(a, "HINCRBY", k);
-    tp_apply_str(a, "count");
-    tp_apply_int(a, 1);
-    tp_apply_cmd(a, "SADD", tp_apply_key(a, "tp:{t}:seen"));
-    tp_apply_str(a, done);
+    bump_in(a, "tp:{t}:", done, expected, next);
 }
 
 static void batch_add(tp_apply_batch_t *batch, tp_apply_t *a, answer_t *an) {
