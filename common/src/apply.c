@@ -9,8 +9,8 @@
 
 /* ARGV[1] the number of applies; then per apply its key count, its
  * argument count and its arguments, its keys being the next ones of KEYS.
- * Within one apply (A, K below): K[1] done mark, K[2] versioned record (or
- * ""), K[3..] others. A[1] done ttl, A[2] expected version ("" = none),
+ * Within one apply (A, K below): K[1] done mark, K[2] versioned record
+ * (without a version: the done key again, never read), K[3..] others. A[1] done ttl, A[2] expected version ("" = none),
  * A[3] the done mark's field ("" = the mark is the key K[1] itself; else a
  * field of the hash K[1], which expires as a whole A[1] after its last
  * mark), A[4] the record's field holding its version ("ver" unless set),
@@ -83,6 +83,7 @@ void tp_apply_init(tp_apply_t *a, const char *done_key, const char *done_ttl,
     a->count_at = a->args.n;
     tp_argv_add(&a->args, "0", 1); /* set when sent */
 }
+
 void tp_apply_expect(tp_apply_t *a, const char *bytes, size_t len) {
     tp_argv_set_copy(&a->args, 1, bytes, len);
 }
@@ -280,6 +281,15 @@ static void batch_reset(open_batch_t *b) {
     memset(b, 0, sizeof *b);
 }
 
+/* The waiters of `b`, as a call's (the caller owns it). */
+static call_t *call_of(const open_batch_t *b) {
+    call_t *call = malloc(sizeof *call + (size_t)b->napplies * sizeof(waiter_t));
+    if (!call) abort();
+    call->n = b->napplies;
+    memcpy(call->w, b->w, (size_t)b->napplies * sizeof(waiter_t));
+    return call;
+}
+
 /* Sends the open batch `b` (its slot's one call) and empties it. Its
  * waiters get NULL when it cannot be sent. */
 static void batch_send(tp_apply_batch_t *self, open_batch_t *b) {
@@ -289,8 +299,8 @@ static void batch_send(tp_apply_batch_t *self, open_batch_t *b) {
     size_t argc = b->keys.n + 1 + b->args.n;
     const char **argv = malloc(argc * sizeof *argv);
     size_t *argvlen = malloc(argc * sizeof *argvlen);
-    call_t *call = malloc(sizeof *call + (size_t)b->napplies * sizeof(waiter_t));
-    if (!argv || !argvlen || !call) abort();
+    call_t *call = call_of(b);
+    if (!argv || !argvlen) abort();
     size_t i = 0;
     for (size_t k = 0; k < b->keys.n; k++, i++) {
         argv[i] = b->bytes + b->keys.v[k].off;
@@ -302,8 +312,6 @@ static void batch_send(tp_apply_batch_t *self, open_batch_t *b) {
         argv[i] = b->bytes + b->args.v[k].off;
         argvlen[i] = b->args.v[k].len;
     }
-    call->n = b->napplies;
-    memcpy(call->w, b->w, (size_t)b->napplies * sizeof(waiter_t));
     int rc = tp_store_eval(self->store, self->script, call_answered, call,
                            (int)b->keys.n, (int)argc, argv, argvlen);
     free(argv);
@@ -352,10 +360,7 @@ void tp_apply_batch_destroy(tp_apply_batch_t **self_p) {
     /* unsent applies are answered NULL, as a dropped link answers them */
     while (self->nopen > 0) {
         open_batch_t b = self->open[--self->nopen];
-        call_t *call = malloc(sizeof *call + (size_t)b.napplies * sizeof(waiter_t));
-        if (!call) abort();
-        call->n = b.napplies;
-        memcpy(call->w, b.w, (size_t)b.napplies * sizeof(waiter_t));
+        call_t *call = call_of(&b);
         batch_reset(&b);
         call_answered(NULL, NULL, call); /* the store may be gone */
     }

@@ -77,7 +77,11 @@ static uint64_t notify_watchdog_usec(void) {
     }
     errno = 0;
     unsigned long long v = strtoull(usec, &end, 10);
-    if (errno || *end || usec[0] == '-') return 0;
+    if (errno || *end || usec[0] == '-' || v == 0) {
+        tp_log_warn("notify: WATCHDOG_USEC=%s is not a number of microseconds; "
+                    "no watchdog pings", usec);
+        return 0;
+    }
     return (uint64_t)v;
 }
 

@@ -148,6 +148,28 @@ def test_packed_books_small_group_indexes_and_their_upkeep():
         assert w.close()
 
 
+def test_bad_apply_batch_stops_the_scheduler_at_start():
+    """[scheduler] apply_batch (plans written per script call) out of its
+    range: the scheduler refuses to start, naming the setting, and writes
+    nothing."""
+    w = World({"scheduler": {"apply_batch": "0"}}, services=["intake"])
+    try:
+        try:
+            w.start("scheduler")
+            raise AssertionError("the scheduler started with apply_batch = 0")
+        except AssertionError as e:
+            if "exited" not in str(e):
+                raise
+        proc = w.procs.pop("scheduler")
+        assert proc.wait(10) == 1, proc.returncode
+        log = w.log("scheduler")
+        assert "scheduler.apply_batch: must be an integer from 1 to 1024" in log, log[-2000:]
+        assert not w.redis("KEYS", "tp:{s*}:r:*")
+    finally:
+        assert w.close()
+
+
 if __name__ == "__main__":
     run([test_owner_query_merges_every_shard_by_due_time,
-         test_packed_books_small_group_indexes_and_their_upkeep])
+         test_packed_books_small_group_indexes_and_their_upkeep,
+         test_bad_apply_batch_stops_the_scheduler_at_start])
