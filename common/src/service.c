@@ -90,7 +90,7 @@ void tp_service_consumer_options(tp_config_t *cfg, tp_service_t svc,
     out->service = svc;
     out->endpoint = tp_service_endpoint(cfg, svc);
     out->instance = instance;
-    out->hwm = (int)tp_config_int(cfg, "bus", "hwm", 100000, 0, 10000000);
+    out->hwm = tp_service_bus_hwm(cfg);
     out->max_inflight =
         (int)tp_config_int(cfg, s, "max_inflight", 1024, 1, 1000000);
     out->reconcile_lag_ms = tp_config_ms(cfg, s, "reconcile_lag", "2s");
@@ -101,6 +101,10 @@ void tp_service_consumer_options(tp_config_t *cfg, tp_service_t svc,
     out->done_ttl_s = tp_config_ms(cfg, s, "done_ttl", "30d") / 1000;
 }
 
+int tp_service_bus_hwm(tp_config_t *cfg) {
+    return (int)tp_config_int(cfg, "bus", "hwm", 100000, 0, 10000000);
+}
+
 void tp_service_emitter_options(tp_config_t *cfg, tp_service_t svc,
                                 tp_emitter_options_t *out) {
     const char *s = tp_proto_service_name(svc);
@@ -109,7 +113,7 @@ void tp_service_emitter_options(tp_config_t *cfg, tp_service_t svc,
     out->endpoint = tp_service_endpoint(cfg, TP_SERVICE_INTAKE);
     out->resend_after_ms = tp_config_ms(cfg, s, "resend_after", "2s");
     out->sweep_interval_ms = tp_config_ms(cfg, s, "outbox_sweep", "1s");
-    out->hwm = (int)tp_config_int(cfg, "bus", "hwm", 100000, 0, 10000000);
+    out->hwm = tp_service_bus_hwm(cfg);
 }
 
 int64_t tp_service_heartbeat_interval(tp_config_t *cfg, tp_service_t svc) {

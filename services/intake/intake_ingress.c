@@ -117,7 +117,7 @@ tp_ingress_t *tp_ingress_new(tp_bus_t *bus, tp_config_t *cfg,
     tp_ingress_t *self = calloc(1, sizeof *self);
     if (!self) abort();
     self->journal = journal;
-    int hwm = (int)tp_config_int(cfg, "bus", "hwm", 100000, 0, 10000000);
+    int hwm = tp_service_bus_hwm(cfg);
     self->router = tp_bus_socket_new(bus, ZMQ_ROUTER,
                                      tp_service_endpoint(cfg, TP_SERVICE_INTAKE),
                                      1, hwm, message_cb, self);

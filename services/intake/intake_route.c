@@ -16,7 +16,7 @@ struct tp_router {
 tp_router_t *tp_router_new(tp_bus_t *bus, tp_config_t *cfg) {
     tp_router_t *self = calloc(1, sizeof *self);
     if (!self) abort();
-    int hwm = (int)tp_config_int(cfg, "bus", "hwm", 100000, 0, 10000000);
+    int hwm = tp_service_bus_hwm(cfg);
     for (int s = 0; s < TP_SERVICE_COUNT; s++) {
         if (s == TP_SERVICE_INTAKE) continue;
         const char *ep = tp_service_endpoint(cfg, (tp_service_t)s);

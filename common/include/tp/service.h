@@ -44,7 +44,10 @@ int tp_service_bus_secure(tp_bus_t *bus, tp_config_t *cfg, tp_service_t svc);
 void tp_service_consumer_options(tp_config_t *cfg, tp_service_t svc,
                                  const char *instance,
                                  tp_consumer_options_t *out);
-/* [<svc>] resend_after, outbox_sweep for the service's emitter. */
+/* [bus] hwm: every ZeroMQ socket's high-water marks (default 100000). */
+int tp_service_bus_hwm(tp_config_t *cfg);
+/* [<svc>] resend_after, outbox_sweep for the service's emitter; its
+ * queue to intake from [bus] hwm. */
 void tp_service_emitter_options(tp_config_t *cfg, tp_service_t svc,
                                 tp_emitter_options_t *out);
 
